@@ -1,0 +1,37 @@
+# The README's commands. Everything lives in ./.venv, made from python3.11.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DATA := data
+DEMO_AUDIO := $(DATA)/nsynth-demo
+TFRECORDS := $(DATA)/tfrecords
+# Every core of this machine for the Beam job.
+BEAM_LOCAL := --runner=DirectRunner --direct_num_workers=0 --direct_running_mode=multi_processing
+
+.PHONY: demo test bench clean venv
+
+$(BIN)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,demo,bench]'
+	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
+	touch $@
+
+venv: $(BIN)/.installed
+
+$(DEMO_AUDIO)/nsynth-test/examples.json: $(BIN)/.installed demo_data/*.py
+	$(BIN)/python -m demo_data.render --output_dir=$(DEMO_AUDIO)
+
+demo: $(DEMO_AUDIO)/nsynth-test/examples.json
+	$(BIN)/python -m beam_pipelines.nsynth_tfrecords \
+	    --input=$(DEMO_AUDIO)/nsynth-train,$(DEMO_AUDIO)/nsynth-valid,$(DEMO_AUDIO)/nsynth-test \
+	    --output_dir=$(TFRECORDS) --overwrite $(BEAM_LOCAL)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -n 2 --durations=15 tests
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks.beam_features
+
+clean:
+	rm -rf $(VENV) $(DATA) *.egg-info

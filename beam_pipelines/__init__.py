@@ -1,0 +1,1 @@
+"""Apache Beam jobs: NSynth as distributed -> MFCC TFRecords + manifest."""

@@ -1,0 +1,1 @@
+"""A small NSynth-layout dataset rendered from a General MIDI SoundFont."""

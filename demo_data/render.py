@@ -1,0 +1,238 @@
+"""Renders an NSynth-layout demo dataset from pretty_midi's General MIDI SoundFont.
+
+Usage:
+  python -m demo_data.render --output_dir=data/demo [--pitch_step=4]
+      [--velocities=50,100]
+
+Writes `<output_dir>/nsynth-{train,valid,test}/` each with `examples.json`
+and `audio/<note_str>.wav` (mono 16-bit PCM, 16 kHz, 4 s: note held 3 s, then
+released for 1 s), exactly NSynth's layout and JSON schema. Each General MIDI
+program is one instrument; within every family and source the last
+instrument goes to test and the one before to valid, so valid and test hold instruments that
+train never sees, as in NSynth. Rendering is deterministic.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import io
+import json
+import os
+import wave
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from demo_data import general_midi
+from nsynth_contracts import labels
+
+SAMPLE_RATE_HZ = 16000
+HOLD_SECONDS = 3.0
+RELEASE_SECONDS = 1.0
+SPLITS = ('train', 'valid', 'test')
+NSYNTH_VELOCITIES = (25, 50, 75, 100, 127)
+QUALITIES = ('bright', 'dark', 'distortion', 'fast_decay', 'long_release',
+             'multiphonic', 'nonlinear_env', 'percussive', 'reverb',
+             'tempo-synced')
+
+
+def soundfont_path() -> str:
+  """The General MIDI SoundFont that the pretty_midi wheel ships."""
+  import pretty_midi  # pylint: disable=g-import-not-at-top
+  return os.path.join(os.path.dirname(pretty_midi.__file__), 'TimGM6mb.sf2')
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoInstrument:
+  gm: general_midi.GmInstrument
+  instrument_id: int      # unique over the dataset, as NSynth's `instrument`
+  instrument_str: str     # <family>_<source>_<NNN>
+  split: str
+
+
+def assign_instruments() -> list[DemoInstrument]:
+  """Numbers instruments NSynth's way and gives each one split.
+
+  Within each (family, source) group of at least three programs the last goes
+  to test and the one before to valid, so valid and test cover the families
+  that survive the default source filter, with instruments train never sees.
+  """
+  groups = collections.defaultdict(list)
+  for gm in general_midi.instruments():
+    groups[(gm.family, gm.source)].append(gm)
+  assigned = []
+  for (family, source), members in groups.items():
+    for number, gm in enumerate(members):
+      from_end = len(members) - number
+      split = 'train'
+      if len(members) >= 3:
+        split = {1: 'test', 2: 'valid'}.get(from_end, 'train')
+      assigned.append(DemoInstrument(
+          gm=gm, instrument_id=len(assigned),
+          instrument_str=f'{family}_{source}_{number:03d}', split=split))
+  return assigned
+
+
+def note_pitches(family: str, pitch_step: int) -> range:
+  low, high = general_midi.PITCH_RANGE[family]
+  return range(low, high + 1, pitch_step)
+
+
+def _qualities(waveform: np.ndarray) -> list[int]:
+  """A few of NSynth's note qualities, measured from the envelope.
+
+  Only the three that an amplitude envelope decides are set (fast_decay,
+  long_release, percussive); the others stay 0 rather than being guessed.
+  """
+  frame = SAMPLE_RATE_HZ // 100
+  env = np.sqrt(np.mean(
+      waveform[:len(waveform) // frame * frame].reshape(-1, frame) ** 2,
+      axis=1)) + 1e-9
+  peak = env.max()
+  hold_frames = int(HOLD_SECONDS * 100)
+  peak_frame = int(env.argmax())
+  flags = dict.fromkeys(QUALITIES, 0)
+  flags['fast_decay'] = int(env[min(peak_frame + 50, hold_frames - 1)]
+                            < peak * 0.01)
+  flags['long_release'] = int(env[hold_frames + 50:].max() > peak * 0.1)
+  flags['percussive'] = int(peak_frame < 5 and env[peak_frame + 20] < peak / 4)
+  return [flags[q] for q in QUALITIES]
+
+
+class NoteRenderer:
+  """Plays notes on one SoundFont with tinysoundfont, NSynth's way."""
+
+  def __init__(self, soundfont: str | None = None):
+    import tinysoundfont  # pylint: disable=g-import-not-at-top
+    self._synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE_HZ)
+    self._soundfont_id = self._synth.sfload(soundfont or soundfont_path())
+
+  def render(self, program: int, pitch: int, velocity: int) -> np.ndarray:
+    """Note on for 3 s, off, 1 s of release: float32 [64000] in [-1, 1]."""
+    synth = self._synth
+    synth.program_select(0, self._soundfont_id, 0, program)
+    synth.noteon(0, pitch, velocity)
+    held = np.frombuffer(
+        synth.generate(int(HOLD_SECONDS * SAMPLE_RATE_HZ)), np.float32)
+    synth.noteoff(0, pitch)
+    released = np.frombuffer(
+        synth.generate(int(RELEASE_SECONDS * SAMPLE_RATE_HZ)), np.float32)
+    synth.sounds_off()  # The next note starts from silence.
+    stereo = np.concatenate([held, released]).reshape(-1, 2)
+    return np.clip(stereo.mean(axis=1), -1.0, 1.0)
+
+
+def wav_bytes(waveform: np.ndarray) -> bytes:
+  """Mono 16-bit PCM WAV at 16 kHz, as NSynth distributes its audio."""
+  pcm = np.round(waveform * 32767.0).astype('<i2')
+  buffer = io.BytesIO()
+  with wave.open(buffer, 'wb') as w:
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(SAMPLE_RATE_HZ)
+    w.writeframes(pcm.tobytes())
+  return buffer.getvalue()
+
+
+def note_entry(instrument: DemoInstrument, note_id: int, pitch: int,
+               velocity: int, qualities: Sequence[int]) -> dict:
+  """One value of examples.json, with every field NSynth has."""
+  gm = instrument.gm
+  return {
+      'note': note_id,
+      'note_str': f'{instrument.instrument_str}-{pitch:03d}-{velocity:03d}',
+      'instrument': instrument.instrument_id,
+      'instrument_str': instrument.instrument_str,
+      'pitch': pitch,
+      'velocity': velocity,
+      'sample_rate': SAMPLE_RATE_HZ,
+      'qualities': list(qualities),
+      'qualities_str': [q for q, on in zip(QUALITIES, qualities) if on],
+      'instrument_family': labels.NSYNTH_FAMILIES.index(gm.family),
+      'instrument_family_str': gm.family,
+      'instrument_source': labels.NSYNTH_SOURCES.index(gm.source),
+      'instrument_source_str': gm.source,
+  }
+
+
+def planned_notes(pitch_step: int, velocities: Sequence[int]
+                  ) -> Iterator[tuple[DemoInstrument, int, int]]:
+  for instrument in assign_instruments():
+    for pitch in note_pitches(instrument.gm.family, pitch_step):
+      for velocity in velocities:
+        yield instrument, pitch, velocity
+
+
+def render_dataset(output_dir: str, pitch_step: int = 4,
+                   velocities: Sequence[int] = (50, 100),
+                   progress: bool = False) -> dict[str, int]:
+  """Renders the three splits under output_dir; returns notes per split."""
+  if pitch_step < 1:
+    raise ValueError(f'pitch_step must be >= 1, got {pitch_step}')
+  bad = sorted(set(velocities) - set(NSYNTH_VELOCITIES))
+  if bad or not velocities:
+    raise ValueError(f'velocities must be some of {NSYNTH_VELOCITIES}, '
+                     f'got {list(velocities)}')
+  renderer = NoteRenderer()
+  examples = {split: {} for split in SPLITS}
+  for split in SPLITS:
+    os.makedirs(os.path.join(output_dir, f'nsynth-{split}', 'audio'),
+                exist_ok=True)
+  plan = list(planned_notes(pitch_step, velocities))
+  if progress:
+    import tqdm  # pylint: disable=g-import-not-at-top
+    plan = tqdm.tqdm(plan, desc='Rendering notes', unit='note')
+  for note_id, (instrument, pitch, velocity) in enumerate(plan):
+    waveform = renderer.render(instrument.gm.program, pitch, velocity)
+    entry = note_entry(instrument, note_id, pitch, velocity,
+                       _qualities(waveform))
+    split_dir = os.path.join(output_dir, f'nsynth-{instrument.split}')
+    with open(os.path.join(split_dir, 'audio', entry['note_str'] + '.wav'),
+              'wb') as f:
+      f.write(wav_bytes(waveform))
+    examples[instrument.split][entry['note_str']] = entry
+  for split, entries in examples.items():
+    with open(os.path.join(output_dir, f'nsynth-{split}', 'examples.json'),
+              'w') as f:
+      json.dump(entries, f, indent=1)
+  return {split: len(entries) for split, entries in examples.items()}
+
+
+def main(argv):
+  del argv
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  counts = render_dataset(flags.FLAGS.output_dir, flags.FLAGS.pitch_step,
+                          [int(v) for v in flags.FLAGS.velocities],
+                          progress=True)
+  for split, count in counts.items():
+    print(f'{split:>6}: {count:5d} notes in '
+          f'{os.path.join(flags.FLAGS.output_dir, "nsynth-" + split)}')
+
+
+def _define_flags():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('output_dir', None,
+                      'Where nsynth-{train,valid,test}/ are written.',
+                      required=True)
+  flags.DEFINE_integer('pitch_step', 4,
+                       'Render every Nth MIDI pitch of each family\'s range.',
+                       lower_bound=1)
+  flags.DEFINE_list('velocities', ['50', '100'],
+                    f'MIDI velocities to render, some of {NSYNTH_VELOCITIES}.')
+  flags.register_validator(
+      'velocities',
+      lambda v: bool(v) and all(s.isdigit() and int(s) in NSYNTH_VELOCITIES
+                                for s in v),
+      message=f'--velocities must be a non-empty list of {NSYNTH_VELOCITIES}')
+
+
+def run():
+  """Console entry point."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  _define_flags()
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()
