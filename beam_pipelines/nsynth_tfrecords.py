@@ -59,6 +59,7 @@ class JobConfig:
   num_shards: int = 0                        # 0: the runner decides
   compression_level: int = 1
   batch_size: int = 64
+  jit_compile: bool = True
   statistics_split: str = 'train'
   overwrite: bool = False
   params: features.FeatureParams = features.DEFAULT_PARAMS
@@ -121,7 +122,11 @@ def _arg_parser() -> argparse.ArgumentParser:
   parser.add_argument('--compression_level', type=int, default=1,
                       help='GZIP level 0-9 of the TFRecords.')
   parser.add_argument('--batch_size', type=int, default=64,
-                      help='Most notes per feature computation.')
+                      help='Notes per feature computation.')
+  parser.add_argument('--jit_compile', default=True,
+                      action=argparse.BooleanOptionalAction,
+                      help='Compile the feature function with XLA in the '
+                           'workers (--no-jit_compile to turn off).')
   return parser
 
 
@@ -170,6 +175,7 @@ def parse_args(argv: Sequence[str] | None = None
       num_shards=args.num_shards,
       compression_level=args.compression_level,
       batch_size=args.batch_size,
+      jit_compile=args.jit_compile,
       overwrite=args.overwrite)
   try:
     config.vocabulary  # pylint: disable=pointless-statement
@@ -278,7 +284,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
     kept_notes = capped[transforms.NOTES]
     filtered.append(capped[transforms.FILTERED])
   featurized = kept_notes | 'Featurize' >> transforms.FeaturizeNotes(
-      config.params, config.keep_audio, config.batch_size)
+      config.params, config.keep_audio, config.batch_size, config.jit_compile)
   examples = featurized[transforms.NOTES]
 
   # The records, one set of shards per split.

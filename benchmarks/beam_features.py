@@ -1,0 +1,171 @@
+r"""Benchmark: the blog's librosa loop vs our feature function vs the Beam job.
+
+Usage:
+  python -m benchmarks.beam_features [--work_dir=/tmp/nsynth-bench]
+      [--pitch_step=2] [--velocities=50,100] [--librosa_notes=0]
+
+On one set of rendered demo notes, in one run, it times
+  (a) the blog's way: a Python loop of librosa.load(path) (resampling to
+      22,050 Hz, librosa's default) + librosa.feature.mfcc per file;
+  (b) the bare feature function (nsynth_contracts.features) in batches of 64
+      over audio already decoded into memory;
+  (c) the whole Beam job as a user runs it (a new process, DirectRunner on
+      every core), reading the WAVs and writing TFRecords + manifest;
+and prints notes per second for each, the ratios c/a and c/b, and where one
+note's time goes inside the job (read, decode, features, serialize, write).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zlib
+
+from absl import app
+from absl import flags
+
+_WORK_DIR = flags.DEFINE_string('work_dir', '/tmp/nsynth-bench',
+                                'Scratch directory for audio and TFRecords.')
+_PITCH_STEP = flags.DEFINE_integer('pitch_step', 2, 'Demo pitch step.')
+_VELOCITIES = flags.DEFINE_list('velocities', ['50', '100'],
+                                'Demo velocities.')
+_LIBROSA_NOTES = flags.DEFINE_integer(
+    'librosa_notes', 0, 'Time (a) on the first N notes only (0: all); its '
+    'rate is per note, so a subset shortens the run without changing it.')
+_BEAM_ARGS = flags.DEFINE_string(
+    'beam_args', '--direct_num_workers=0 '
+    '--direct_running_mode=multi_processing', 'Beam options for (c).')
+
+
+def _audio_paths(split_dirs):
+  paths = []
+  for split_dir in split_dirs:
+    with open(os.path.join(split_dir, 'examples.json')) as f:
+      paths += [os.path.join(split_dir, 'audio', k + '.wav')
+                for k in json.load(f)]
+  return sorted(paths)
+
+
+def time_librosa_loop(paths):
+  import librosa  # pylint: disable=g-import-not-at-top
+  librosa.feature.mfcc(y=librosa.load(paths[0])[0], sr=22050)  # warm caches
+  start = time.perf_counter()
+  for path in paths:
+    y, sr = librosa.load(path)
+    librosa.feature.mfcc(y=y, sr=sr)
+  return len(paths) / (time.perf_counter() - start)
+
+
+def decode_all(paths):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from beam_pipelines import wav  # pylint: disable=g-import-not-at-top
+  return np.stack([wav.to_clip(wav.decode_wav(open(p, 'rb').read()))
+                   for p in paths])
+
+
+def time_feature_function(clips, batch_size=64):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
+  fn = tf.function(features.waveform_to_mfcc, input_signature=[
+      tf.TensorSpec([None, clips.shape[1]], tf.float32)])
+  fn(clips[:batch_size]).numpy()  # trace
+  start = time.perf_counter()
+  for i in range(0, len(clips), batch_size):
+    fn(clips[i:i + batch_size]).numpy()
+  return len(clips) / (time.perf_counter() - start)
+
+
+def time_beam_job(split_dirs, output_dir, beam_args):
+  shutil.rmtree(output_dir, ignore_errors=True)
+  command = [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
+             '--input=' + ','.join(split_dirs), '--output_dir=' + output_dir,
+             # Keep every note, so all three measure the same set.
+             '--sources=acoustic,electronic,synthetic', '--drop_families=',
+             ] + beam_args.split()
+  start = time.perf_counter()
+  subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+  seconds = time.perf_counter() - start
+  with open(os.path.join(output_dir, 'manifest.json')) as f:
+    written = sum(json.load(f)['accounting']['written'].values())
+  return written, seconds
+
+
+def per_note_breakdown(paths, clips, sample=512):
+  """Microseconds per note for each step the job does, single process."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from beam_pipelines import tfrecord_sink  # pylint: disable=g-import-not-at-top
+  from beam_pipelines import wav  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import schema  # pylint: disable=g-import-not-at-top
+  paths = paths[:sample]
+  steps = {}
+
+  def timed(name, fn, items):
+    start = time.perf_counter()
+    out = [fn(x) for x in items]
+    steps[name] = (time.perf_counter() - start) / len(items) * 1e6
+    return out
+
+  data = timed('read file', lambda p: open(p, 'rb').read(), paths)
+  decoded = timed('decode + validate WAV', wav.decode_wav, data)
+  timed('pad/trim to clip', wav.to_clip, decoded)
+  fn = tf.function(features.waveform_to_mfcc, input_signature=[
+      tf.TensorSpec([None, clips.shape[1]], tf.float32)])
+  fn(clips[:64]).numpy()
+  batches = [clips[i:i + 64] for i in range(0, sample, 64)]
+  start = time.perf_counter()
+  mfccs = np.concatenate([fn(b).numpy() for b in batches])
+  steps['MFCC (batch 64, TF threads)'] = (time.perf_counter() - start) / sample * 1e6
+  records = timed('serialize tf.train.Example', lambda m: schema.serialize_note(
+      schema.NoteExample(m, 3, 'guitar', 'acoustic', 'guitar_acoustic_001',
+                         60, 100, 'guitar_acoustic_001-060-100')), mfccs)
+  framed = timed('TFRecord framing (crc32c)', tfrecord_sink.tfrecord_frame,
+                 records)
+  for level in (1, 6):
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    timed(f'gzip level {level}', compressor.compress, framed)
+  return steps
+
+
+def main(argv):
+  del argv
+  from demo_data import render  # pylint: disable=g-import-not-at-top
+  work = _WORK_DIR.value
+  audio_dir = os.path.join(work, 'audio')
+  if not glob.glob(os.path.join(audio_dir, 'nsynth-*', 'examples.json')):
+    print(f'Rendering demo notes into {audio_dir} ...', flush=True)
+    render.render_dataset(audio_dir, _PITCH_STEP.value,
+                          [int(v) for v in _VELOCITIES.value])
+  split_dirs = sorted(glob.glob(os.path.join(audio_dir, 'nsynth-*')))
+  paths = _audio_paths(split_dirs)
+  print(f'{len(paths)} notes of 4 s in {len(split_dirs)} split directories',
+        flush=True)
+
+  librosa_paths = paths[:_LIBROSA_NOTES.value or len(paths)]
+  rate_a = time_librosa_loop(librosa_paths)
+  print(f'(a) librosa loop: {rate_a:8.1f} notes/s '
+        f'({len(librosa_paths)} notes)', flush=True)
+  clips = decode_all(paths)
+  rate_b = time_feature_function(clips)
+  print(f'(b) feature fn:   {rate_b:8.1f} notes/s', flush=True)
+  written, seconds = time_beam_job(split_dirs, os.path.join(work, 'tfrecords'),
+                                   _BEAM_ARGS.value)
+  rate_c = written / seconds
+  print(f'(c) Beam job:     {rate_c:8.1f} notes/s '
+        f'({written} notes in {seconds:.1f} s wall, {_BEAM_ARGS.value})')
+  print(f'c/a = {rate_c / rate_a:.2f}  (target >= 8)')
+  print(f'c/b = {rate_c / rate_b:.2f}  (target >= 0.6)')
+  print('\nWhere one note\'s time goes (single process, microseconds):')
+  for name, micros in per_note_breakdown(paths, clips).items():
+    print(f'  {name:<30} {micros:8.1f}')
+
+
+if __name__ == '__main__':
+  app.run(main)
