@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny rendered NSynth-layout dataset, WAV writers."""
+
+import io
+import os
+import shutil
+import wave
+
+import numpy as np
+import pytest
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+# A few notes per instrument: renders in about a second.
+TINY_PITCH_STEP = 24
+TINY_VELOCITIES = (100,)
+
+
+@pytest.fixture(scope='session')
+def tiny_demo(tmp_path_factory):
+  """A rendered demo dataset: <dir>/nsynth-{train,valid,test}/."""
+  from demo_data import render
+  root = tmp_path_factory.mktemp('tiny_demo')
+  render.render_dataset(str(root), TINY_PITCH_STEP, TINY_VELOCITIES)
+  return root
+
+
+@pytest.fixture
+def split_copy(tiny_demo, tmp_path):
+  """A writable copy of one split directory, for tests that damage it."""
+  def copy(split='valid'):
+    destination = tmp_path / f'nsynth-{split}'
+    shutil.copytree(tiny_demo / f'nsynth-{split}', destination)
+    return destination
+  return copy
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int = 16000,
+              sample_width: int = 2) -> bytes:
+  """PCM WAV bytes via the standard library (an independent writer).
+
+  Args:
+    samples: float [frames] or [frames, channels] in [-1, 1].
+    sample_rate: Hz.
+    sample_width: bytes per sample: 1 (unsigned 8-bit), 2, 3 or 4.
+  """
+  samples = np.asarray(samples, dtype=np.float64)
+  if samples.ndim == 1:
+    samples = samples[:, np.newaxis]
+  scale = float(1 << (8 * sample_width - 1))
+  ints = np.clip(np.round(samples * scale), -scale, scale - 1).astype(np.int64)
+  if sample_width == 1:
+    raw = (ints + 128).astype(np.uint8).tobytes()
+  elif sample_width == 3:
+    little = ints.astype('<i4').view(np.uint8).reshape(-1, 4)[:, :3]
+    raw = little.tobytes()
+  else:
+    raw = ints.astype(f'<i{sample_width}').tobytes()
+  buffer = io.BytesIO()
+  with wave.open(buffer, 'wb') as w:
+    w.setnchannels(samples.shape[1])
+    w.setsampwidth(sample_width)
+    w.setframerate(sample_rate)
+    w.writeframes(raw)
+  return buffer.getvalue()
+
+
+def float_wav_bytes(samples: np.ndarray, sample_rate: int = 16000) -> bytes:
+  """IEEE-float 32-bit WAV, written with soundfile (libsndfile)."""
+  import soundfile
+  buffer = io.BytesIO()
+  soundfile.write(buffer, np.asarray(samples, np.float32), sample_rate,
+                  subtype='FLOAT', format='WAV')
+  return buffer.getvalue()
+
+
+def read_demo_wav(path) -> np.ndarray:
+  with wave.open(str(path), 'rb') as w:
+    return np.frombuffer(w.readframes(w.getnframes()), '<i2') / 32768.0
