@@ -370,7 +370,11 @@ class JobResult:
 def _counters(result) -> dict[str, int]:
   query = result.metrics().query(
       MetricsFilter().with_namespace(transforms.METRICS_NAMESPACE))
-  return {c.key.metric.name: c.committed for c in query['counters']}
+  totals = {}
+  for counter in query['counters']:  # One result per step that counts it.
+    name = counter.key.metric.name
+    totals[name] = totals.get(name, 0) + counter.committed
+  return totals
 
 
 def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:

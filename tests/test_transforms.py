@@ -1,0 +1,221 @@
+"""Beam stages with TestPipeline and assert_that."""
+
+import json
+import math
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that
+from apache_beam.testing.util import equal_to
+
+from beam_pipelines import examples_json
+from beam_pipelines import splits
+from beam_pipelines import transforms
+from nsynth_contracts import features
+from nsynth_contracts import labels
+from tests.conftest import wav_bytes
+
+VOCABULARY = labels.LabelVocabulary.from_filters()
+
+
+def pipeline():
+  # The DirectRunner's in-process engine, without its Prism download attempt.
+  return TestPipeline(runner=fn_runner.FnApiRunner())
+
+
+def note(name='guitar_acoustic_000-060-100', family='guitar',
+         source='acoustic', split='train', audio_path='/nonexistent.wav'):
+  instrument = name.split('-')[0]
+  return examples_json.Note(
+      note_str=name, instrument=0, instrument_str=instrument, pitch=60,
+      velocity=100, family=family, source=source, audio_path=audio_path,
+      split=split)
+
+
+def test_read_split_validates_entries_and_dead_letters_the_bad(split_copy):
+  directory = split_copy('valid')
+  entries = json.loads((directory / 'examples.json').read_text())
+  good = sorted(entries)
+  entries['broken-001'] = {'note_str': 'broken-001'}
+  mistyped = dict(entries[good[0]], note_str='mistyped-001', pitch='60')
+  entries['mistyped-001'] = mistyped
+  entries['kazoo-001'] = dict(entries[good[0]], note_str='kazoo-001',
+                              instrument_family_str='kazoo')
+  (directory / 'examples.json').write_text(json.dumps(entries))
+  with pipeline() as p:
+    read = p | transforms.ReadNSynthSplit(str(directory), 'valid')
+    assert_that(read[transforms.NOTES] | beam.Map(lambda n: n.note_str),
+                equal_to(good), label='GoodNotes')
+    assert_that(
+        read[transforms.DEAD_LETTERS] | beam.Map(lambda d: (d.note_str,
+                                                            d.kind)),
+        equal_to([('broken-001', 'invalid_metadata'),
+                  ('mistyped-001', 'invalid_metadata'),
+                  ('kazoo-001', 'invalid_metadata')]), label='DeadLetters')
+
+
+@pytest.mark.parametrize('entry_change,message', [
+    ({'pitch': '60'}, "field 'pitch' should be int"),
+    ({'pitch': True}, "field 'pitch' should be int"),
+    ({'instrument_family_str': 'kazoo'}, "unknown instrument_family_str 'kazoo'"),
+    ({'instrument_source_str': 'wooden'}, 'unknown instrument_source_str'),
+    ({'velocity': 400}, 'not a MIDI velocity'),
+    ({'note_str': 'other'}, 'keyed'),
+])
+def test_entry_errors_name_the_field(entry_change, message):
+  entry = {'note_str': 'k', 'instrument': 1, 'instrument_str': 'x',
+           'pitch': 60, 'velocity': 100, 'instrument_family_str': 'bass',
+           'instrument_source_str': 'acoustic'}
+  entry.update(entry_change)
+  with pytest.raises(examples_json.EntryError, match=message):
+    examples_json.note_from_entry('k', entry, '/d', 'train')
+
+
+def test_missing_field_is_named():
+  with pytest.raises(examples_json.EntryError, match="missing field 'pitch'"):
+    examples_json.note_from_entry('k', {'note_str': 'k', 'instrument': 1,
+                                        'instrument_str': 'x'}, '/d', 'train')
+
+
+def test_filter_tags_each_note_with_the_first_filter_it_fails():
+  notes = [note('a', 'guitar', 'acoustic'), note('b', 'vocal', 'acoustic'),
+           note('c', 'synth_lead', 'synthetic'), note('d', 'vocal',
+                                                      'synthetic')]
+  with pipeline() as p:
+    result = (p | beam.Create(notes) | beam.FlatMap(
+        transforms.filter_note, ['acoustic', 'electronic'],
+        VOCABULARY).with_outputs(transforms.FILTERED, main=transforms.NOTES))
+    assert_that(result[transforms.NOTES] | 'Kept' >> beam.Map(
+        lambda n: n.note_str), equal_to(['a']), label='Kept')
+    assert_that(result[transforms.FILTERED] | beam.Map(
+        lambda f: (f.note.note_str, f.filter_name)),
+                equal_to([('b', 'family'), ('c', 'source'), ('d', 'source')]),
+                label='Filtered')
+
+
+def test_cap_keeps_the_same_notes_per_split_and_family_every_time():
+  notes = [note(f'guitar_acoustic_000-{i:03d}-100', 'guitar', split=split)
+           for i in range(10) for split in ('train', 'valid')]
+  notes += [note(f'bass_acoustic_000-{i:03d}-100', 'bass') for i in range(2)]
+  def kept_by_hash(split):
+    names = [n.note_str for n in notes
+             if n.family == 'guitar' and n.split == split]
+    return sorted(names, key=splits.unit_interval_hash)[:3]
+  with pipeline() as p:
+    capped = p | beam.Create(notes) | transforms.CapPerFamily(3)
+    assert_that(capped[transforms.NOTES] | beam.Map(
+        lambda n: (n.split, n.note_str)),
+                equal_to([('train', s) for s in kept_by_hash('train')] +
+                         [('valid', s) for s in kept_by_hash('valid')] +
+                         [('train', n.note_str) for n in notes
+                          if n.family == 'bass']), label='Kept')
+    assert_that(capped[transforms.FILTERED] | beam.combiners.Count.Globally(),
+                equal_to([14]), label='CountCapped')
+
+
+def test_featurize_dead_letters_bad_audio_and_keeps_the_good(tmp_path):
+  t = np.arange(64000) / 16000.0
+  tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+  (tmp_path / 'good.wav').write_bytes(wav_bytes(tone))
+  (tmp_path / 'empty.wav').write_bytes(b'')
+  (tmp_path / 'junk.wav').write_bytes(b'not a wav at all, just text')
+  notes = [note('good', audio_path=str(tmp_path / 'good.wav')),
+           note('empty', audio_path=str(tmp_path / 'empty.wav')),
+           note('junk', audio_path=str(tmp_path / 'junk.wav')),
+           note('missing', audio_path=str(tmp_path / 'missing.wav'))]
+  stored = np.round(tone * 32768.0).clip(-32768, 32767) / 32768.0  # 16-bit
+  expected_mfcc = features.waveform_to_mfcc(
+      stored[np.newaxis].astype(np.float32))[0].numpy()
+
+  def check_features(featurized):
+    assert [f.note.note_str for f in featurized] == ['good']
+    np.testing.assert_allclose(featurized[0].mfcc, expected_mfcc, atol=1e-3)
+    assert featurized[0].clip is None
+
+  with pipeline() as p:
+    result = p | beam.Create(notes) | transforms.FeaturizeNotes(
+        max_batch_size=4)
+    assert_that(result[transforms.NOTES], check_features, label='Features')
+    assert_that(result[transforms.DEAD_LETTERS] | beam.Map(
+        lambda d: (d.note_str, d.kind)),
+                equal_to([('empty', 'empty_file'), ('junk', 'not_wav'),
+                          ('missing', 'missing_audio')]), label='Dead')
+
+
+def test_statistics_combiner_equals_numpy_over_all_frames():
+  rng = np.random.default_rng(3)
+  mfccs = [rng.normal(-300, 50, (126, 20)).astype(np.float32)
+           for _ in range(7)]
+  everything = np.concatenate(mfccs).astype(np.float64)
+
+  def check(outputs):
+    (stats,) = outputs
+    assert stats['num_frames'] == 7 * 126
+    np.testing.assert_allclose(stats['mean'], everything.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(stats['std'], everything.std(0), rtol=1e-7)
+
+  with pipeline() as p:
+    result = (p | beam.Create(mfccs, reshuffle=True)
+              | beam.CombineGlobally(transforms.MfccStatisticsFn()))
+    assert_that(result, check)
+
+
+def test_statistics_of_nothing_is_none():
+  with pipeline() as p:
+    result = (p | beam.Create([]) |
+              beam.CombineGlobally(transforms.MfccStatisticsFn()))
+    assert_that(result, equal_to([None]))
+
+
+def test_instrument_split_never_puts_an_instrument_in_two_splits():
+  notes = [note(f'{family}_acoustic_{i:03d}-{pitch:03d}-100', family)
+           for family in ('guitar', 'bass', 'reed') for i in range(40)
+           for pitch in range(30, 90, 7)]
+  assigned = [transforms.reassign_split(n, splits.SplitMethod.INSTRUMENT,
+                                        (0.8, 0.1, 0.1)) for n in notes]
+  splits_of = {}
+  for n in assigned:
+    splits_of.setdefault(n.instrument_str, set()).add(n.split)
+  assert all(len(s) == 1 for s in splits_of.values())
+  counts = {s: sum(1 for n in assigned if n.split == s)
+            for s in splits.SPLIT_NAMES}
+  assert counts['train'] > counts['valid'] > 0 and counts['test'] > 0
+
+
+def test_note_split_spreads_each_instrument_over_splits():
+  notes = [note(f'guitar_acoustic_000-{pitch:03d}-{v:03d}')
+           for pitch in range(21, 109) for v in (25, 50, 75, 100, 127)]
+  assigned = {transforms.reassign_split(n, splits.SplitMethod.NOTE,
+                                        (0.8, 0.1, 0.1)).split for n in notes}
+  assert assigned == {'train', 'valid', 'test'}
+
+
+def test_split_hash_is_a_fixed_function_of_the_key():
+  # Pinned values: Python's salted hash() would differ between processes,
+  # and a changed hash would silently move instruments between splits.
+  assert math.isclose(splits.unit_interval_hash('x'), 0.177507, abs_tol=1e-6)
+  assert splits.assign_split('x', (0.8, 0.1, 0.1)) == 'train'
+  assert splits.assign_split('x', (0.1, 0.1, 0.8)) == 'valid'
+  assert splits.assign_split('x', (0.1, 0.05, 0.85)) == 'test'
+
+
+@pytest.mark.parametrize('directory,name', [
+    ('/data/nsynth-valid', 'valid'), ('gs://bucket/nsynth-train/', 'train'),
+    ('/data/NSynth-Test', 'test'), ('/data/holdout_2', 'holdout_2')])
+def test_split_name_comes_from_the_directory(directory, name):
+  assert splits.split_name_from_dir(directory) == name
+
+
+def test_outcome_keys_name_every_outcome():
+  n = note()
+  assert transforms.outcome_key(
+      transforms.FeaturizedNote(n, np.zeros((126, 20)), None)) == 'written/train'
+  assert transforms.outcome_key(
+      transforms.Filtered(n, 'cap')) == 'filtered/cap'
+  assert transforms.outcome_key(transforms.DeadLetter(
+      'x', 'f', 'train', 'non_finite', 'r')) == 'dead_letter/non_finite'
+  with pytest.raises(TypeError):
+    transforms.outcome_key(n)
