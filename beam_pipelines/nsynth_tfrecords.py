@@ -311,9 +311,9 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
            file_name_suffix='.jsonl'))
 
   # The manifest, from combiners over what was actually written.
-  accounting = ([examples, dead_letters] + filtered
-                | 'AllOutcomes' >> beam.Flatten()
-                | 'Account' >> transforms.CountOutcomes())
+  outcomes = {'written': examples, 'dead_lettered': dead_letters}
+  outcomes.update({f'filtered{i}': f for i, f in enumerate(filtered)})
+  accounting = outcomes | 'Account' >> transforms.CountOutcomes()
   family_counts = (
       examples
       | 'SplitFamily' >> beam.Map(lambda f: (f.note.split, f.note.family))

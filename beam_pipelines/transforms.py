@@ -216,8 +216,8 @@ def read_clip(note: examples_json.Note,
 class _ComputeMfccFn(beam.DoFn):
   """Runs the shared feature function on a batch of clips.
 
-  The traced tf.function is built once per worker in setup(); TensorFlow is
-  imported there too, so launching the pipeline never waits for it.
+  The traced (and by default XLA-compiled) tf.function is built once per
+  worker in setup(), not per bundle.
   """
 
   def __init__(self, params: features.FeatureParams, keep_audio: bool,
@@ -348,11 +348,19 @@ class MfccStatisticsFn(beam.CombineFn):
 
 
 class CountOutcomes(beam.PTransform):
-  """Outcomes -> one dict {outcome_key: count}; each also a Beam counter."""
+  """{name: PCollection of outcomes} -> one dict {outcome_key: count}.
 
-  def expand(self, outcomes):
-    return (outcomes
-            | 'Key' >> beam.Map(_counted_outcome_key)
+  Each outcome is reduced to its key inside its own stage, before the
+  Flatten: flattening the written notes themselves would ship every MFCC
+  array between workers just to be counted. Each key is also a Beam counter.
+  """
+
+  def expand(self, outcomes_by_name):
+    # A dict, because Beam flattens a list piped into a composite itself.
+    keys = [pcoll | f'Key[{name}]' >> beam.Map(_counted_outcome_key)
+            for name, pcoll in sorted(outcomes_by_name.items())]
+    return (keys
+            | 'Flatten' >> beam.Flatten()
             | 'Count' >> beam.combiners.Count.PerElement()
             | 'ToDict' >> beam.combiners.ToDict())
 

@@ -37,9 +37,10 @@ _VELOCITIES = flags.DEFINE_list('velocities', ['50', '100'],
 _LIBROSA_NOTES = flags.DEFINE_integer(
     'librosa_notes', 0, 'Time (a) on the first N notes only (0: all); its '
     'rate is per note, so a subset shortens the run without changing it.')
-_BEAM_ARGS = flags.DEFINE_string(
-    'beam_args', '--direct_num_workers=0 '
-    '--direct_running_mode=multi_processing', 'Beam options for (c).')
+_BEAM_ARGS = flags.DEFINE_list(
+    'beam_args', ['--direct_num_workers=0 --direct_running_mode=multi_processing',
+                  '--direct_running_mode=in_memory'],
+    'Beam options for (c), one run per comma-separated entry.')
 
 
 def _audio_paths(split_dirs):
@@ -148,23 +149,39 @@ def main(argv):
   print(f'{len(paths)} notes of 4 s in {len(split_dirs)} split directories',
         flush=True)
 
+  print('\nWhere one note\'s time goes (single process, microseconds):')
+  clips = decode_all(paths[:512])
+  for name, micros in per_note_breakdown(paths, clips).items():
+    print(f'  {name:<30} {micros:8.1f}')
+  print(flush=True)
+
   librosa_paths = paths[:_LIBROSA_NOTES.value or len(paths)]
   rate_a = time_librosa_loop(librosa_paths)
   print(f'(a) librosa loop: {rate_a:8.1f} notes/s '
         f'({len(librosa_paths)} notes)', flush=True)
   clips = decode_all(paths)
   rate_b = time_feature_function(clips)
-  print(f'(b) feature fn:   {rate_b:8.1f} notes/s', flush=True)
-  written, seconds = time_beam_job(split_dirs, os.path.join(work, 'tfrecords'),
-                                   _BEAM_ARGS.value)
-  rate_c = written / seconds
-  print(f'(c) Beam job:     {rate_c:8.1f} notes/s '
-        f'({written} notes in {seconds:.1f} s wall, {_BEAM_ARGS.value})')
-  print(f'c/a = {rate_c / rate_a:.2f}  (target >= 8)')
-  print(f'c/b = {rate_c / rate_b:.2f}  (target >= 0.6)')
-  print('\nWhere one note\'s time goes (single process, microseconds):')
-  for name, micros in per_note_breakdown(paths, clips).items():
-    print(f'  {name:<30} {micros:8.1f}')
+  del clips
+  print(f'(b) feature fn:   {rate_b:8.1f} notes/s ({len(paths)} notes)',
+        flush=True)
+  small_dir = min(split_dirs, key=lambda d: len(_audio_paths([d])))
+  for beam_args in _BEAM_ARGS.value:
+    written, seconds = time_beam_job(
+        split_dirs, os.path.join(work, 'tfrecords'), beam_args)
+    rate_c = written / seconds
+    print(f'(c) Beam job:     {rate_c:8.1f} notes/s ({written} notes in '
+          f'{seconds:.1f} s wall, {beam_args})', flush=True)
+    # The same job on the smallest split alone separates the fixed cost
+    # (imports, worker start-up, tracing) from the cost per note.
+    small_written, small_seconds = time_beam_job(
+        [small_dir], os.path.join(work, 'tfrecords-small'), beam_args)
+    marginal = (written - small_written) / max(seconds - small_seconds, 1e-9)
+    fixed = small_seconds - small_written / marginal
+    print(f'    c/a = {rate_c / rate_a:.2f} (target >= 8), '
+          f'c/b = {rate_c / rate_b:.2f} (target >= 0.6)')
+    print(f'    fixed start-up ~{fixed:.1f} s; past it {marginal:.1f} notes/s, '
+          f'{marginal / rate_a:.2f}x (a), {marginal / rate_b:.2f}x (b)',
+          flush=True)
 
 
 if __name__ == '__main__':

@@ -308,3 +308,15 @@ def test_bad_flags_fail_before_any_work_naming_the_flag(flag, message, capsys):
     nsynth_tfrecords.parse_args(['--input=/a/nsynth-train,/a/nsynth-test',
                                  '--output_dir=/tmp/x', flag])
   assert message in capsys.readouterr().err
+
+
+def test_multi_processing_direct_runner_uses_worker_processes(tiny_demo,
+                                                              tmp_path):
+  out = tmp_path / 'out'
+  job = run(f'--input={tiny_demo / "nsynth-valid"}', f'--output_dir={out}',
+            '--runner=DirectRunner', '--direct_num_workers=2',
+            '--direct_running_mode=multi_processing')
+  records = read_split(out, 'valid')
+  assert len(records[schema.LABEL]) == job.manifest.splits['valid'].num_examples
+  assert job.counters['written_valid'] == job.manifest.splits[
+      'valid'].num_examples
