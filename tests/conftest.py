@@ -76,3 +76,23 @@ def float_wav_bytes(samples: np.ndarray, sample_rate: int = 16000) -> bytes:
 def read_demo_wav(path) -> np.ndarray:
   with wave.open(str(path), 'rb') as w:
     return np.frombuffer(w.readframes(w.getnframes()), '<i2') / 32768.0
+
+
+@pytest.fixture(scope='session')
+def tiny_tfrecords(tiny_demo, tmp_path_factory):
+  """The Beam job's output on the tiny demo data: a --data_dir for training."""
+  from beam_pipelines import nsynth_tfrecords
+  out = tmp_path_factory.mktemp('tiny_tfrecords')
+  inputs = ','.join(str(tiny_demo / f'nsynth-{s}')
+                    for s in ('train', 'valid', 'test'))
+  nsynth_tfrecords.run([f'--input={inputs}', f'--output_dir={out}',
+                        '--num_shards=2', '--overwrite'])
+  return out
+
+
+@pytest.fixture
+def tfrecords_copy(tiny_tfrecords, tmp_path):
+  """A writable copy of the tiny TFRecords, for tests that damage it."""
+  destination = tmp_path / 'tfrecords'
+  shutil.copytree(tiny_tfrecords, destination)
+  return destination

@@ -1,0 +1,1 @@
+"""Keras trainer: tf.data over the Beam job's TFRecords, models, evaluation."""

@@ -1,0 +1,233 @@
+r"""Evaluation report: metrics, per-family scores, confusion matrix, curves.
+
+Usage:
+  python -m trainer.evaluate --job_dir=jobs/demo --split=test [--split=valid]
+
+Writes into `<job_dir>/eval/`: `<split>_metrics.json` (accuracy, loss,
+per-family precision/recall/F1, the confusion matrix, and the split method,
+stated honestly), `<split>_confusion.png`, and `curves.png` from the training
+history.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+from nsynth_contracts import manifest as manifest_lib
+
+EVAL_DIR = 'eval'
+HISTORY_CSV = 'history.csv'
+
+
+def classification_report(true_ids: np.ndarray, probabilities: np.ndarray,
+                          families: Sequence[str]) -> dict:
+  """Accuracy, loss and per-family scores from predictions.
+
+  Args:
+    true_ids: int [N] label ids.
+    probabilities: float [N, classes].
+    families: class names in label id order.
+  """
+  num_classes = len(families)
+  predicted = probabilities.argmax(axis=1)
+  confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+  np.add.at(confusion, (true_ids, predicted), 1)
+  per_family = {}
+  for i, family in enumerate(families):
+    tp = confusion[i, i]
+    predicted_as = confusion[:, i].sum()
+    support = confusion[i, :].sum()
+    precision = tp / predicted_as if predicted_as else 0.0
+    recall = tp / support if support else 0.0
+    f1 = (2 * precision * recall / (precision + recall)
+          if precision + recall else 0.0)
+    per_family[family] = {'precision': float(precision),
+                          'recall': float(recall), 'f1': float(f1),
+                          'support': int(support)}
+  picked = probabilities[np.arange(len(true_ids)), true_ids]
+  loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
+  supported = [s for s in per_family.values() if s['support']]
+  return {
+      'num_examples': int(len(true_ids)),
+      'accuracy': float((predicted == true_ids).mean()),
+      'loss': loss,
+      'macro_f1': float(np.mean([s['f1'] for s in supported])),
+      'per_family': per_family,
+      'confusion_matrix': {'labels': list(families),
+                           'rows_true_columns_predicted': confusion.tolist()},
+  }
+
+
+def honest_split_statement(manifest: manifest_lib.Manifest, split: str,
+                           train_split: str) -> str:
+  method = manifest.split_method
+  if split == train_split:
+    return 'the training split: these notes were learned from'
+  if method.get('instrument_disjoint'):
+    return ('instrument-disjoint: no instrument of this split was seen in '
+            'training, so this measures generalization to new instruments')
+  return (f'NOT instrument-disjoint ({method.get("instruments_in_several_splits")}'
+          f' instruments appear in several splits, split method '
+          f'{method.get("name")!r}): the same instruments were seen in '
+          f'training, so this overstates accuracy on new instruments')
+
+
+def plot_confusion(report: dict, title: str, path: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  names = report['confusion_matrix']['labels']
+  counts = np.array(report['confusion_matrix']['rows_true_columns_predicted'])
+  fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+  fig, ax = plt.subplots(figsize=(7.5, 6.5))
+  image = ax.imshow(fractions, cmap='Blues', vmin=0, vmax=1)
+  ax.set_xticks(range(len(names)), names, rotation=45, ha='right')
+  ax.set_yticks(range(len(names)), names)
+  for i in range(len(names)):
+    for j in range(len(names)):
+      if counts[i, j]:
+        ax.text(j, i, str(counts[i, j]), ha='center', va='center', fontsize=8,
+                color='white' if fractions[i, j] > 0.5 else 'black')
+  ax.set_xlabel('predicted family')
+  ax.set_ylabel('true family')
+  ax.set_title(title, fontsize=10)
+  fig.colorbar(image, ax=ax, label='fraction of the true family')
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def read_history(job_dir: str) -> list[dict]:
+  """history.csv, one row per epoch (a resumed run's repeat kept last)."""
+  path = os.path.join(job_dir, HISTORY_CSV)
+  if not os.path.exists(path):
+    return []
+  by_epoch = {}
+  with open(path, newline='') as f:
+    for row in csv.DictReader(f):
+      if row.get('epoch', 'epoch') == 'epoch':
+        continue  # A header repeated by CSVLogger after a resume.
+      by_epoch[int(row['epoch'])] = {k: float(v) for k, v in row.items()
+                                     if v not in ('', None)}
+  return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def plot_curves(history: list[dict], title: str, path: str) -> None:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  epochs = [int(h['epoch']) + 1 for h in history]
+  fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+  for key, style in (('loss', '-'), ('val_loss', '--')):
+    if key in history[0]:
+      loss_ax.plot(epochs, [h[key] for h in history], style, label=key)
+  for key, style in (('accuracy', '-'), ('val_accuracy', '--')):
+    if key in history[0]:
+      acc_ax.plot(epochs, [h[key] for h in history], style, label=key)
+  loss_ax.set(xlabel='epoch', ylabel='loss', title='loss')
+  acc_ax.set(xlabel='epoch', ylabel='accuracy', title='accuracy', ylim=(0, 1))
+  for ax in (loss_ax, acc_ax):
+    ax.legend()
+    ax.grid(alpha=0.3)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def write_report(job_dir: str, split: str, true_ids: np.ndarray,
+                 probabilities: np.ndarray, manifest: manifest_lib.Manifest,
+                 model_name: str, train_split: str) -> dict:
+  """Writes `<split>_metrics.json` and `<split>_confusion.png`; returns it."""
+  out_dir = os.path.join(job_dir, EVAL_DIR)
+  os.makedirs(out_dir, exist_ok=True)
+  report = classification_report(true_ids, probabilities,
+                                  manifest.vocabulary.families)
+  report.update({
+      'split': split,
+      'model': model_name,
+      'split_method': manifest.split_method.get('name'),
+      'split_statement': honest_split_statement(manifest, split, train_split),
+  })
+  with open(os.path.join(out_dir, f'{split}_metrics.json'), 'w') as f:
+    json.dump(report, f, indent=2)
+  plot_confusion(report, f'{model_name} on {split}: accuracy '
+                 f'{report["accuracy"]:.3f} ({report["num_examples"]} notes)\n'
+                 f'{manifest.split_method.get("name")} split, '
+                 f'instrument-disjoint: '
+                 f'{bool(manifest.split_method.get("instrument_disjoint"))}',
+                 os.path.join(out_dir, f'{split}_confusion.png'))
+  history = read_history(job_dir)
+  if history:
+    plot_curves(history, f'{model_name} training curves',
+                os.path.join(out_dir, 'curves.png'))
+  return report
+
+
+def evaluate_split(model, data_dir: str, manifest: manifest_lib.Manifest,
+                   split: str, batch_size: int = 256
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """(true label ids [N], probabilities [N, classes]) of one split."""
+  from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
+  files = input_pipeline.split_files(data_dir, manifest, split)
+  dataset = input_pipeline.make_dataset(files, manifest, batch_size)
+  true_ids, probabilities = [], []
+  for mfcc, one_hot in dataset:
+    probabilities.append(model(mfcc, training=False).numpy())
+    true_ids.append(one_hot.numpy().argmax(axis=1))
+  return np.concatenate(true_ids), np.concatenate(probabilities)
+
+
+def evaluate_job(job_dir: str, splits: Sequence[str],
+                 data_dir: str | None = None) -> dict[str, dict]:
+  """Loads a job's best model and writes the report for each split."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from trainer import train  # pylint: disable=g-import-not-at-top
+  config = train.read_job_config(job_dir)
+  data_dir = data_dir or config['data_dir']
+  manifest = manifest_lib.read(data_dir)
+  model = keras.models.load_model(train.best_model_path(job_dir))
+  reports = {}
+  for split in splits:
+    true_ids, probabilities = evaluate_split(model, data_dir, manifest, split)
+    reports[split] = write_report(job_dir, split, true_ids, probabilities,
+                                  manifest, config['model'],
+                                  config['train_split'])
+  return reports
+
+
+def print_headline(reports: dict[str, dict], job_dir: str) -> None:
+  for split, report in reports.items():
+    print(f'{split:>6}: accuracy {report["accuracy"]:.3f}  loss '
+          f'{report["loss"]:.3f}  macro-F1 {report["macro_f1"]:.3f}  '
+          f'({report["num_examples"]} notes; {report["split_statement"]})')
+  print(f'Report, confusion matrices and curves: '
+        f'{os.path.join(job_dir, EVAL_DIR)}/')
+
+
+def main(argv):
+  del argv
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  reports = evaluate_job(flags.FLAGS.job_dir, flags.FLAGS.split,
+                         flags.FLAGS.data_dir)
+  print_headline(reports, flags.FLAGS.job_dir)
+
+
+def run():
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('job_dir', None, 'A trainer.task --job_dir.',
+                      required=True)
+  flags.DEFINE_multi_string('split', ['test'], 'Splits to evaluate.')
+  flags.DEFINE_string('data_dir', None,
+                      'TFRecords to evaluate on (default: the job\'s own).')
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()
