@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 DATA := data
 DEMO_AUDIO := $(DATA)/nsynth-demo
 TFRECORDS := $(DATA)/tfrecords
+JOB_DIR := jobs/demo-timbre_tcn
 # in_memory: TensorFlow already uses every core for the features, and at demo size
 # it starts 7 s sooner than multi_processing (BUILD_NOTES.md, benchmark).
 BEAM_LOCAL := --runner=DirectRunner --direct_running_mode=in_memory
@@ -14,7 +15,7 @@ BEAM_LOCAL := --runner=DirectRunner --direct_running_mode=in_memory
 $(BIN)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,demo,bench]'
+	$(BIN)/pip install --quiet -e '.[test,demo,bench]' --config-settings editable_mode=compat
 	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
 	touch $@
 
@@ -27,12 +28,16 @@ demo: $(DEMO_AUDIO)/nsynth-test/examples.json
 	$(BIN)/python -m beam_pipelines.nsynth_tfrecords \
 	    --input=$(DEMO_AUDIO)/nsynth-train,$(DEMO_AUDIO)/nsynth-valid,$(DEMO_AUDIO)/nsynth-test \
 	    --output_dir=$(TFRECORDS) --overwrite $(BEAM_LOCAL)
+	rm -rf $(JOB_DIR)
+	$(BIN)/python -m trainer.task --data_dir=$(TFRECORDS) --job_dir=$(JOB_DIR) \
+	    --model=timbre_tcn --epochs=15
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.beam_features
+	$(BIN)/python -m benchmarks.trainer_throughput
 
 clean:
-	rm -rf $(VENV) $(DATA) *.egg-info
+	rm -rf $(VENV) $(DATA) jobs *.egg-info
