@@ -292,3 +292,34 @@ def test_evaluate_command_writes_the_report(trained_job):
   assert result.returncode == 0, result.stderr[-2000:]
   assert f'accuracy {reports["test"]["accuracy"]:.3f}' in result.stdout
   assert 'instrument-disjoint' in result.stdout
+
+
+def test_mirrored_strategy_trains_and_reports(tiny_tfrecords, tmp_path):
+  reports = train.train(quick_config(
+      tiny_tfrecords, tmp_path / 'job', model='timbre_tcn', epochs=1,
+      distribution='mirrored', eval_splits=('valid',)))
+  assert set(reports) == {'train', 'valid'}
+
+
+def test_multi_worker_without_tf_config_is_refused(monkeypatch):
+  monkeypatch.delenv('TF_CONFIG', raising=False)
+  with pytest.raises(ValueError, match='TF_CONFIG'):
+    train.distribution_strategy('multi_worker')
+
+
+def test_multi_worker_reads_tf_config(tiny_tfrecords, tmp_path):
+  import socket
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  tf_config = {'cluster': {'worker': [f'127.0.0.1:{port}']},
+               'task': {'type': 'worker', 'index': 0}}
+  result = subprocess.run(
+      [sys.executable, '-m', 'trainer.task', f'--data_dir={tiny_tfrecords}',
+       f'--job_dir={tmp_path / "job"}', '--model=timbre_tcn', '--epochs=1',
+       '--eval_splits=valid', '--distribution=multi_worker'],
+      cwd=REPO, capture_output=True, text=True, timeout=300,
+      env={**os.environ, 'TF_CONFIG': json.dumps(tf_config)})
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'MultiWorkerMirroredStrategy' in result.stderr
+  assert (tmp_path / 'job' / 'eval' / 'valid_metrics.json').exists()

@@ -117,12 +117,13 @@ def load_data(config: TrainConfig):
 def train(config: TrainConfig) -> dict[str, dict]:
   """Trains, keeps the best model, evaluates; returns the reports per split."""
   keras.utils.set_random_seed(config.seed)
+  # Before any TF op: multi-worker collectives can only be set up at start.
+  strategy = distribution_strategy(config.distribution)
   manifest, files = load_data(config)
   os.makedirs(config.job_dir, exist_ok=True)
   with open(os.path.join(config.job_dir, JOB_CONFIG), 'w') as f:
     json.dump(dataclasses.asdict(config), f, indent=2)
 
-  strategy = distribution_strategy(config.distribution)
   global_batch = config.batch_size * strategy.num_replicas_in_sync
   train_data = input_pipeline.make_dataset(
       files[config.train_split], manifest, global_batch, shuffle=True,
