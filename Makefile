@@ -6,6 +6,7 @@ DATA := data
 DEMO_AUDIO := $(DATA)/nsynth-demo
 TFRECORDS := $(DATA)/tfrecords
 JOB_DIR := jobs/demo-timbre_tcn
+EXPORT_BASE := exports
 # in_memory: TensorFlow already uses every core for the features, and at demo size
 # it starts 7 s sooner than multi_processing (BUILD_NOTES.md, benchmark).
 BEAM_LOCAL := --runner=DirectRunner --direct_running_mode=in_memory
@@ -30,7 +31,10 @@ demo: $(DEMO_AUDIO)/nsynth-test/examples.json
 	    --output_dir=$(TFRECORDS) --overwrite $(BEAM_LOCAL)
 	rm -rf $(JOB_DIR)
 	$(BIN)/python -m trainer.task --data_dir=$(TFRECORDS) --job_dir=$(JOB_DIR) \
-	    --model=timbre_tcn --epochs=15
+	    --model=timbre_tcn --epochs=15 --export_base=$(EXPORT_BASE)
+	$(BIN)/python -m serving.predict --model=$(EXPORT_BASE)/nsynth_instrument \
+	    $(DEMO_AUDIO)/nsynth-test/audio/guitar_electronic_005-064-100.wav \
+	    $(DEMO_AUDIO)/nsynth-test/audio/reed_acoustic_012-064-100.wav
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -n 2 --durations=15 tests

@@ -58,9 +58,11 @@ def make_serving_functions(model, manifest: manifest_lib.Manifest):
   def decode_one(wav_bytes):
     # decode_wav's own header error quotes the raw bytes, which are not
     # UTF-8 for junk input and reach clients as an unreadable message.
+    # Padded so that substr stays in range for files shorter than a header.
+    head = tf.strings.join([wav_bytes, b'\0' * 12])
     is_wav = tf.logical_and(
-        tf.equal(tf.strings.substr(wav_bytes, 0, 4), 'RIFF'),
-        tf.equal(tf.strings.substr(wav_bytes, 8, 4), 'WAVE'))
+        tf.equal(tf.strings.substr(head, 0, 4), 'RIFF'),
+        tf.equal(tf.strings.substr(head, 8, 4), 'WAVE'))
     header_check = tf.debugging.assert_equal(
         is_wav, True, message='not a WAV file (no RIFF/WAVE header)')
     with tf.control_dependencies([header_check]):

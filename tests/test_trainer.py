@@ -100,19 +100,20 @@ def test_the_model_normalizes_with_the_manifests_statistics(tiny_tfrecords):
 @pytest.fixture(scope='module')
 def trained_job(tiny_tfrecords, tmp_path_factory):
   job_dir = tmp_path_factory.mktemp('job')
-  reports = train.train(quick_config(tiny_tfrecords, job_dir, epochs=8))
-  return job_dir, reports
+  reports, export_dir = train.train(quick_config(tiny_tfrecords, job_dir,
+                                                 epochs=8))
+  return job_dir, reports, export_dir
 
 
 def test_short_training_beats_chance_clearly(trained_job):
-  _, reports = trained_job
+  _, reports, _ = trained_job
   chance = 1 / 9
   assert reports['train']['accuracy'] > 3 * chance
   assert reports['valid']['accuracy'] > chance
 
 
 def test_report_files_agree_with_a_recomputation(trained_job, tiny_tfrecords):
-  job_dir, reports = trained_job
+  job_dir, reports, _ = trained_job
   manifest = manifest_lib.read(str(tiny_tfrecords))
   model = keras.models.load_model(train.best_model_path(str(job_dir)))
   files = input_pipeline.split_files(str(tiny_tfrecords), manifest, 'valid')
@@ -144,8 +145,10 @@ def test_report_files_agree_with_a_recomputation(trained_job, tiny_tfrecords):
     assert (job_dir / 'eval' / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
-def test_job_dir_holds_checkpoint_logs_and_history(trained_job):
-  job_dir, _ = trained_job
+def test_job_dir_holds_checkpoint_logs_history_and_export(trained_job):
+  job_dir, _, export_dir = trained_job
+  assert export_dir == str(job_dir / 'export' / 'nsynth_instrument' / '1')
+  assert os.path.exists(os.path.join(export_dir, 'saved_model.pb'))
   assert (job_dir / 'checkpoints' / 'best.keras').exists()
   assert list((job_dir / 'logs').rglob('events.out.tfevents.*'))
   history = evaluate.read_history(str(job_dir))
@@ -285,7 +288,7 @@ def test_unknown_split_is_named(tiny_tfrecords, tmp_path):
 
 
 def test_evaluate_command_writes_the_report(trained_job):
-  job_dir, reports = trained_job
+  job_dir, reports, _ = trained_job
   result = subprocess.run(
       [sys.executable, '-m', 'trainer.evaluate', f'--job_dir={job_dir}',
        '--split=test'], cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -295,7 +298,7 @@ def test_evaluate_command_writes_the_report(trained_job):
 
 
 def test_mirrored_strategy_trains_and_reports(tiny_tfrecords, tmp_path):
-  reports = train.train(quick_config(
+  reports, _ = train.train(quick_config(
       tiny_tfrecords, tmp_path / 'job', model='timbre_tcn', epochs=1,
       distribution='mirrored', eval_splits=('valid',)))
   assert set(reports) == {'train', 'valid'}

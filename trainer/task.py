@@ -10,7 +10,8 @@ Usage:
 Writes into --job_dir: checkpoints/best.keras (best by validation accuracy),
 history.csv, TensorBoard logs (logs/), backup/ (a killed run started again
 with the same command continues from its last finished epoch), and eval/
-(metrics JSON, confusion matrices and curves as PNG).
+(metrics JSON, confusion matrices and curves as PNG). The best model is then
+exported for TF Serving to <export_base>/<model_name>/<version>/.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ _CACHE = flags.DEFINE_boolean('cache', True, 'Cache the records in memory '
 _SHUFFLE_BUFFER = flags.DEFINE_integer('shuffle_buffer', 10_000,
                                        'Examples in the shuffle buffer.',
                                        lower_bound=1)
+_EXPORT_BASE = flags.DEFINE_string(
+    'export_base', None, 'The best model is exported for TF Serving to '
+    '<export_base>/<model_name>/<version>/ (default: <job_dir>/export).')
+_MODEL_NAME = flags.DEFINE_string('model_name', 'nsynth_instrument',
+                                  'TF Serving model name of the export.')
 _VALIDATE_DATA = flags.DEFINE_boolean(
     'validate_data', True, 'Read every record once before training to check '
     'it against the manifest.')
@@ -80,12 +86,14 @@ def main(argv):
       train_split=_TRAIN_SPLIT.value, eval_splits=tuple(_EVAL_SPLITS.value),
       distribution=_DISTRIBUTION.value, cache=_CACHE.value,
       shuffle_buffer=_SHUFFLE_BUFFER.value,
-      validate_data=_VALIDATE_DATA.value)
+      validate_data=_VALIDATE_DATA.value, export_base=_EXPORT_BASE.value,
+      model_name=_MODEL_NAME.value)
   try:
-    reports = train.train(config)
+    reports, export_dir = train.train(config)
   except (FileNotFoundError, input_pipeline.DataError) as e:
     raise app.UsageError(str(e)) from e
   evaluate.print_headline(reports, config.job_dir)
+  print(f'Exported for TF Serving: {export_dir}')
 
 
 def run():

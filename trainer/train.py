@@ -39,6 +39,8 @@ class TrainConfig:
   cache: bool = True
   shuffle_buffer: int = 10_000
   validate_data: bool = True
+  export_base: str | None = None         # None: <job_dir>/export
+  model_name: str = 'nsynth_instrument'
 
 
 def best_model_path(job_dir: str) -> str:
@@ -114,8 +116,12 @@ def load_data(config: TrainConfig):
   return manifest, files
 
 
-def train(config: TrainConfig) -> dict[str, dict]:
-  """Trains, keeps the best model, evaluates; returns the reports per split."""
+def train(config: TrainConfig) -> tuple[dict[str, dict], str]:
+  """Trains, keeps the best model, evaluates it and exports it for serving.
+
+  Returns:
+    (the evaluation report per split, the export's version directory).
+  """
   keras.utils.set_random_seed(config.seed)
   # Before any TF op: multi-worker collectives can only be set up at start.
   strategy = distribution_strategy(config.distribution)
@@ -147,5 +153,11 @@ def train(config: TrainConfig) -> dict[str, dict]:
 
   if not os.path.exists(best_model_path(config.job_dir)):
     model.save(best_model_path(config.job_dir))  # no validation split
-  return evaluate.evaluate_job(
+  reports = evaluate.evaluate_job(
       config.job_dir, (config.train_split,) + tuple(config.eval_splits))
+  from serving import export  # pylint: disable=g-import-not-at-top
+  export_dir = export.export_job(
+      config.job_dir, config.export_base or os.path.join(config.job_dir,
+                                                         'export'),
+      config.model_name)
+  return reports, export_dir

@@ -1,0 +1,363 @@
+"""The export: no train/serve skew, core ops only, loadable like TF Serving."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler
+from http.server import HTTPServer
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
+
+from beam_pipelines import nsynth_tfrecords
+from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import schema
+from serving import client
+from serving import export
+from serving import signatures
+from serving import warmup
+from tests.conftest import float_wav_bytes
+from tests.conftest import wav_bytes
+from trainer import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def exported(tiny_tfrecords, tmp_path_factory):
+  """The trainer's own export: (export dir, Keras model, manifest)."""
+  job_dir = tmp_path_factory.mktemp('job')
+  _, path = train.train(train.TrainConfig(
+      data_dir=str(tiny_tfrecords), job_dir=str(job_dir), model='timbre_tcn',
+      epochs=2, batch_size=16, eval_splits=('valid',)))
+  import keras
+  model = keras.models.load_model(train.best_model_path(str(job_dir)))
+  return path, model, manifest_lib.read(str(tiny_tfrecords))
+
+
+@pytest.fixture(scope='module')
+def loaded(exported):
+  return tf.saved_model.load(exported[0])
+
+
+def test_signature_on_raw_audio_equals_the_model_on_beam_features(
+    exported, loaded, tiny_demo, tmp_path):
+  """No train/serve skew: Beam's features + Keras == the export on audio."""
+  _, model, manifest = exported
+  out = tmp_path / 'with_audio'
+  nsynth_tfrecords.run([f'--input={tiny_demo / "nsynth-valid"}',
+                        f'--output_dir={out}', '--keep_audio'])
+  files = sorted(glob.glob(str(out / 'valid-*.tfrecord.gz')))
+  records = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(64)
+  parsed = schema.parse_batch(next(iter(records)), manifest.mfcc_shape,
+                              manifest.feature_params.clip_samples)
+  from_features = model(parsed[schema.MFCC], training=False).numpy()
+  served = loaded.signatures[signatures.AUDIO_SIGNATURE](
+      audio=parsed[schema.AUDIO])
+  np.testing.assert_allclose(served[signatures.PROBABILITIES].numpy(),
+                             from_features, atol=1e-5)
+  families = [manifest.vocabulary.family(i)
+              for i in from_features.argmax(axis=1)]
+  assert [f.decode() for f in served[signatures.FAMILY].numpy()] == families
+  assert served[signatures.CLASSES].numpy()[0].tolist() == [
+      f.encode() for f in manifest.vocabulary.families]
+
+
+def test_wav_signature_decodes_like_the_beam_job(exported, loaded, tiny_demo):
+  path = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
+                              '*.wav')))[0]
+  data = open(path, 'rb').read()
+  by_wav = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant([data]))
+  from beam_pipelines import wav
+  clip = wav.to_clip(wav.decode_wav(data))
+  by_audio = loaded.signatures[signatures.AUDIO_SIGNATURE](
+      audio=tf.constant(clip[np.newaxis]))
+  np.testing.assert_allclose(by_wav[signatures.PROBABILITIES].numpy(),
+                             by_audio[signatures.PROBABILITIES].numpy(),
+                             atol=1e-6)
+
+
+@pytest.mark.parametrize('audio,message', [
+    (np.zeros((1, 0), np.float32), 'audio is empty'),
+    (np.zeros((0, 64000), np.float32), 'audio is empty'),
+    (np.array([[0.1, np.nan, 0.2]], np.float32), 'NaN or Inf'),
+    (np.array([[0.1, np.inf]], np.float32), 'NaN or Inf'),
+    (np.zeros((1, 100), np.int32), 'expected to be a float tensor'),
+    (np.zeros((100,), np.float32), 'input has only 1 dims'),
+    (np.zeros((1, 2, 100), np.float32), 'paddings'),
+])
+def test_bad_audio_requests_get_invalid_argument(loaded, audio, message):
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    loaded.signatures[signatures.AUDIO_SIGNATURE](audio=tf.constant(audio))
+
+
+@pytest.mark.parametrize('data,message', [
+    (b'\x00\x01garbage that is not a wav file at all', 'not a WAV file'),
+    (b'', 'not a WAV file'),
+    (wav_bytes(np.zeros(44100), sample_rate=44100), 'must be 16000 Hz'),
+    (float_wav_bytes(np.zeros(16000)), 'Expected 1 \\(PCM\\)'),
+    (wav_bytes(np.zeros(0)), 'holds no samples'),
+])
+def test_bad_wav_requests_get_invalid_argument(loaded, data, message):
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant([data]))
+
+
+def test_any_length_is_padded_or_trimmed_as_the_beam_job_does(loaded):
+  rng = np.random.default_rng(0)
+  long_clip = (0.2 * rng.standard_normal((1, 80000))).astype(np.float32)
+  short = loaded.signatures[signatures.AUDIO_SIGNATURE](
+      audio=tf.constant(long_clip[:, :64000]))
+  longer = loaded.signatures[signatures.AUDIO_SIGNATURE](
+      audio=tf.constant(long_clip))
+  np.testing.assert_allclose(short[signatures.PROBABILITIES].numpy(),
+                             longer[signatures.PROBABILITIES].numpy())
+
+
+def test_every_op_is_in_tensorflows_core_registry(exported):
+  """In a process that never imports tensorflow-io, as TF Serving's binary."""
+  script = f'''
+import sys
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
+model = saved_model_pb2.SavedModel()
+model.ParseFromString(open({os.path.join(exported[0], "saved_model.pb")!r}, "rb").read())
+ops = set()
+for meta_graph in model.meta_graphs:
+  ops.update(node.op for node in meta_graph.graph_def.node)
+  for function in meta_graph.graph_def.library.function:
+    ops.update(node.op for node in function.node_def)
+missing = sorted(op for op in ops if op_def_registry.get(op) is None)
+assert "tensorflow_io" not in sys.modules
+print(len(ops), "ops; missing:", missing)
+sys.exit(1 if missing else 0)
+'''
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+  assert 'missing: []' in result.stdout
+  assert int(result.stdout.split()[0]) > 20
+
+
+def test_saved_model_cli_lists_both_signatures(exported):
+  cli = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
+  result = subprocess.run([cli, 'show', '--dir', exported[0], '--all'],
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  for expected in ("signature_def['serving_default']",
+                   "signature_def['serving_wav']", "inputs['audio']",
+                   "inputs['wav']", "outputs['probabilities']",
+                   "outputs['family']", "outputs['class_id']",
+                   'tensorflow/serving/predict'):
+    assert expected in result.stdout
+
+
+def test_warmup_records_parse_and_the_signatures_accept_them(exported,
+                                                             loaded):
+  path = os.path.join(exported[0], 'assets.extra', warmup.WARMUP_FILE)
+  logs = warmup.read(path)
+  assert 0 < len(logs) <= warmup.MAX_RECORDS
+  used = set()
+  for log in logs:
+    request = log.predict_log.request
+    assert request.model_spec.name == 'nsynth_instrument'
+    inputs = {k: tf.constant(tf.make_ndarray(v))
+              for k, v in request.inputs.items()}
+    outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+    assert outputs[signatures.PROBABILITIES].shape[0] == \
+        next(iter(inputs.values())).shape[0]
+    used.add(request.model_spec.signature_name)
+  assert used == {signatures.AUDIO_SIGNATURE, signatures.WAV_SIGNATURE}
+
+
+def test_versions_only_grow_and_are_never_overwritten(exported, tmp_path):
+  _, model, manifest = exported
+  base = tmp_path / 'exports'
+  first = export.export_model(model, manifest, str(base))
+  stamp = os.path.getmtime(os.path.join(first, 'saved_model.pb'))
+  (base / 'nsynth_instrument' / 'v7').mkdir()   # ignored, as TF Serving does
+  second = export.export_model(model, manifest, str(base))
+  assert [os.path.basename(first), os.path.basename(second)] == ['1', '2']
+  assert os.path.getmtime(os.path.join(first, 'saved_model.pb')) == stamp
+  assert not glob.glob(str(base / 'nsynth_instrument' / '.staging-*'))
+  config = export.models_config('nsynth_instrument', '/models/nsynth')
+  assert 'name: "nsynth_instrument"' in config
+  assert 'base_path: "/models/nsynth"' in config
+
+
+def _compile_cpp_loader(tmp_path):
+  compiler = shutil.which('g++')
+  tf_dir = os.path.dirname(tf.__file__)
+  header = os.path.join(tf_dir, 'include', 'tensorflow', 'cc', 'saved_model',
+                        'loader.h')
+  if compiler is None:
+    pytest.skip('g++ is not installed: the C++ loader test cannot run')
+  if not os.path.exists(header):
+    pytest.skip(f'{header} is missing from the tensorflow wheel')
+  binary = tmp_path / 'run_saved_model'
+  result = subprocess.run(
+      [compiler, '-std=c++17', '-O1', '-D_GLIBCXX_USE_CXX11_ABI=1',
+       '-DEIGEN_MAX_ALIGN_BYTES=64', f'-I{os.path.join(tf_dir, "include")}',
+       os.path.join(REPO, 'serving', 'cpp', 'run_saved_model.cc'),
+       '-o', str(binary), f'-L{tf_dir}', '-l:libtensorflow_cc.so.2',
+       '-l:libtensorflow_framework.so.2', f'-Wl,-rpath,{tf_dir}'],
+      capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return binary
+
+
+def test_cpp_loadsavedmodel_runs_the_export_and_agrees_with_python(
+    exported, loaded, tiny_demo, tmp_path):
+  binary = _compile_cpp_loader(tmp_path)
+  path = sorted(glob.glob(str(tiny_demo / 'nsynth-valid' / 'audio' /
+                              '*.wav')))[0]
+  result = subprocess.run([str(binary), exported[0], path],
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = dict(line.split(' ', 1) for line in result.stdout.splitlines())
+  cpp_probabilities = np.array(lines['probabilities'].split(), np.float32)
+  from beam_pipelines import wav
+  clip = wav.to_clip(wav.decode_wav(open(path, 'rb').read()))
+  python = loaded.signatures[signatures.AUDIO_SIGNATURE](
+      audio=tf.constant(clip[np.newaxis]))
+  np.testing.assert_allclose(cpp_probabilities,
+                             python[signatures.PROBABILITIES].numpy()[0],
+                             atol=1e-5)
+  assert lines['family'] == python[signatures.FAMILY].numpy()[0].decode()
+
+
+class _SavedModelPredictionService(
+    prediction_service_pb2_grpc.PredictionServiceServicer):
+  """A PredictionService on tensorflow-serving-api's own servicer class."""
+
+  def __init__(self, loaded_model, model_name):
+    self._model = loaded_model
+    self._name = model_name
+
+  def Predict(self, request, context):
+    if request.model_spec.name != self._name:
+      context.abort(grpc.StatusCode.NOT_FOUND,
+                    f'Servable not found for request: Latest({request.model_spec.name})')
+    signature = self._model.signatures[
+        request.model_spec.signature_name or signatures.AUDIO_SIGNATURE]
+    inputs = {k: tf.constant(tf.make_ndarray(v))
+              for k, v in request.inputs.items()}
+    try:
+      outputs = signature(**inputs)
+    except tf.errors.InvalidArgumentError as e:
+      context.abort(grpc.StatusCode.INVALID_ARGUMENT, e.message)
+    response = predict_pb2.PredictResponse()
+    for key, value in outputs.items():
+      response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+    return response
+
+
+@pytest.fixture
+def grpc_server(loaded):
+  server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+  prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+      _SavedModelPredictionService(loaded, 'nsynth_instrument'), server)
+  port = server.add_insecure_port('127.0.0.1:0')
+  server.start()
+  yield port
+  server.stop(None)
+
+
+def test_grpc_client_against_a_prediction_service(grpc_server, loaded,
+                                                  tiny_demo):
+  paths = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
+                               '*.wav')))[:3]
+  contents = [open(p, 'rb').read() for p in paths]
+  outputs = client.predict_grpc('127.0.0.1', grpc_server, 'nsynth_instrument',
+                                contents)
+  direct = loaded.signatures[signatures.WAV_SIGNATURE](
+      wav=tf.constant(contents))
+  np.testing.assert_allclose(outputs[signatures.PROBABILITIES],
+                             direct[signatures.PROBABILITIES].numpy())
+  with pytest.raises(client.ServerError,
+                     match='INVALID_ARGUMENT: not a WAV file'):
+    client.predict_grpc('127.0.0.1', grpc_server, 'nsynth_instrument',
+                        [b'junk bytes'])
+  with pytest.raises(client.ServerError, match='NOT_FOUND'):
+    client.predict_grpc('127.0.0.1', grpc_server, 'no_such_model', contents)
+
+
+def test_rest_client_sends_b64_wav_the_way_tf_serving_reads_it(loaded,
+                                                               tiny_demo):
+  """Against a stand-in that parses TF Serving's columnar REST format."""
+  class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):  # pylint: disable=invalid-name
+      import base64
+      assert self.path == '/v1/models/nsynth_instrument:predict'
+      body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+      wavs = [base64.b64decode(x['b64'])
+              for x in body['inputs'][signatures.WAV_INPUT]]
+      try:
+        outputs = loaded.signatures[body['signature_name']](
+            wav=tf.constant(wavs))
+        status, reply = 200, {'outputs': {
+            k: (v.numpy().astype(str).tolist() if v.dtype == tf.string
+                else v.numpy().tolist()) for k, v in outputs.items()}}
+      except tf.errors.InvalidArgumentError as e:
+        status, reply = 400, {'error': e.message}
+      data = json.dumps(reply).encode()
+      self.send_response(status)
+      self.send_header('Content-Length', str(len(data)))
+      self.end_headers()
+      self.wfile.write(data)
+
+    def log_message(self, *args):
+      pass
+
+  server = HTTPServer(('127.0.0.1', 0), Handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    path = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
+                                '*.wav')))[0]
+    data = open(path, 'rb').read()
+    outputs = client.predict_rest('127.0.0.1', server.server_port,
+                                  'nsynth_instrument', [data])
+    direct = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant([data]))
+    np.testing.assert_allclose(outputs[signatures.PROBABILITIES],
+                               direct[signatures.PROBABILITIES].numpy(),
+                               rtol=1e-6)
+    with pytest.raises(client.ServerError,
+                       match='HTTP 400: WAV sample rate must be 16000 Hz'):
+      client.predict_rest('127.0.0.1', server.server_port, 'nsynth_instrument',
+                          [wav_bytes(np.zeros(8000), sample_rate=8000)])
+  finally:
+    server.shutdown()
+
+
+def test_predict_command_on_a_folder_reports_each_file(exported, tiny_demo,
+                                                       tmp_path):
+  folder = tmp_path / 'notes'
+  folder.mkdir()
+  for path in sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
+                                   '*.wav')))[:3]:
+    shutil.copy(path, folder)
+  (folder / 'broken.wav').write_bytes(b'definitely not audio')
+  result = subprocess.run(
+      [sys.executable, '-m', 'serving.predict',
+       f'--model={os.path.dirname(exported[0])}', '--json', '--batch_size=2',
+       str(folder)], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = json.loads(result.stdout)
+  assert len(rows) == 4
+  broken = next(r for r in rows if r['file'].endswith('broken.wav'))
+  assert broken['error'] == 'not a WAV file (no RIFF/WAVE header)'
+  good = [r for r in rows if 'error' not in r]
+  assert len(good) == 3
+  for row in good:
+    assert row['family'] == row['top'][0]['family']
+    assert len(row['top']) == 3
