@@ -42,6 +42,7 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.beam_features
 	$(BIN)/python -m benchmarks.trainer_throughput
+	$(BIN)/python -m benchmarks.serving_latency
 
 clean:
 	rm -rf $(VENV) $(DATA) jobs *.egg-info

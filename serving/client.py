@@ -27,20 +27,6 @@ from absl import flags
 from serving import results
 from serving import signatures
 
-_HOST = flags.DEFINE_string('host', 'localhost', 'TF Serving host.')
-_PROTOCOL = flags.DEFINE_enum('protocol', 'rest', ['rest', 'grpc'],
-                              'REST (port 8501) or gRPC (port 8500).')
-_PORT = flags.DEFINE_integer('port', None, 'Default: 8501 (REST), 8500 '
-                             '(gRPC).')
-_MODEL_NAME = flags.DEFINE_string('model_name', 'nsynth_instrument',
-                                  'The model name TF Serving serves.')
-_VERSION = flags.DEFINE_integer('version', None, 'A model version (default: '
-                                'the newest TF Serving has).')
-_TIMEOUT = flags.DEFINE_float('timeout', 30.0, 'Seconds per request.')
-_TOP_K = flags.DEFINE_integer('top_k', 3, 'Families to show per file.')
-_JSON = flags.DEFINE_boolean('json', False, 'Print JSON instead of a table.')
-
-
 class ServerError(RuntimeError):
   """TF Serving refused the request; the message is the server's."""
 
@@ -111,22 +97,39 @@ def main(argv):
   for path in files:
     with open(path, 'rb') as f:
       contents.append(f.read())
-  protocol = _PROTOCOL.value
-  port = _PORT.value or (8501 if protocol == 'rest' else 8500)
-  call = predict_rest if protocol == 'rest' else predict_grpc
+  options = flags.FLAGS
+  port = options.port or (8501 if options.protocol == 'rest' else 8500)
+  call = predict_rest if options.protocol == 'rest' else predict_grpc
   try:
-    outputs = call(_HOST.value, port, _MODEL_NAME.value, contents,
-                   _VERSION.value, _TIMEOUT.value)
+    outputs = call(options.host, port, options.model_name, contents,
+                   options.version, options.timeout)
   except ServerError as e:
-    sys.exit(f'error from TF Serving at {_HOST.value}:{port}: {e}')
+    sys.exit(f'error from TF Serving at {options.host}:{port}: {e}')
   predictions = results.predictions_from_outputs(
       files, outputs[signatures.PROBABILITIES], outputs[signatures.CLASSES],
-      _TOP_K.value)
-  print(results.to_json(predictions) if _JSON.value
+      options.top_k)
+  print(results.to_json(predictions) if options.json
         else results.to_table(predictions))
 
 
+def _define_flags():
+  """Flags of the command only: importing this module defines none."""
+  flags.DEFINE_string('host', 'localhost', 'TF Serving host.')
+  flags.DEFINE_enum('protocol', 'rest', ['rest', 'grpc'],
+                    'REST (port 8501) or gRPC (port 8500).')
+  flags.DEFINE_integer('port', None, 'Default: 8501 (REST), 8500 (gRPC).')
+  flags.DEFINE_string('model_name', 'nsynth_instrument',
+                      'The model name TF Serving serves.')
+  flags.DEFINE_integer('version', None, 'A model version (default: the '
+                       'newest TF Serving has).')
+  flags.DEFINE_float('timeout', 30.0, 'Seconds per request.')
+  flags.DEFINE_integer('top_k', 3, 'Families to show per file.',
+                       lower_bound=1)
+  flags.DEFINE_boolean('json', False, 'Print JSON instead of a table.')
+
+
 def run():
+  _define_flags()
   app.run(main)
 
 

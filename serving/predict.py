@@ -22,15 +22,6 @@ from absl import flags
 
 from serving import results
 
-_MODEL = flags.DEFINE_string('model', None, 'Export directory.',
-                             required=True)
-_JSON = flags.DEFINE_boolean('json', False, 'Print JSON instead of a table.')
-_TOP_K = flags.DEFINE_integer('top_k', 3, 'Families to show per file.',
-                              lower_bound=1)
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 32, 'Files per request.',
-                                   lower_bound=1)
-
-
 def resolve_export(path: str) -> str:
   """A version directory: `path` itself, or its newest integer version."""
   from serving import export  # pylint: disable=g-import-not-at-top
@@ -94,21 +85,34 @@ def main(argv):
   files = wav_files(argv[1:])
   if not files:
     raise app.UsageError('Name at least one WAV file or directory.')
-  predictor = Predictor(resolve_export(_MODEL.value), _TOP_K.value)
-  batches = [files[i:i + _BATCH_SIZE.value]
-             for i in range(0, len(files), _BATCH_SIZE.value)]
+  options = flags.FLAGS
+  predictor = Predictor(resolve_export(options.model), options.top_k)
+  batches = [files[i:i + options.batch_size]
+             for i in range(0, len(files), options.batch_size)]
   if len(batches) > 1:
     import tqdm  # pylint: disable=g-import-not-at-top
     batches = tqdm.tqdm(batches, desc='Predicting', unit='batch',
                         file=sys.stderr)
   predictions = [p for batch in batches for p in predictor.predict(batch)]
-  print(results.to_json(predictions) if _JSON.value
+  print(results.to_json(predictions) if options.json
         else results.to_table(predictions))
   if all(p.error for p in predictions):
     sys.exit(1)
 
 
+def _define_flags():
+  """Flags of the command only: importing this module defines none."""
+  flags.DEFINE_string('model', None, 'Export directory: a version, or a '
+                      'model directory of versions (the newest is used).',
+                      required=True)
+  flags.DEFINE_boolean('json', False, 'Print JSON instead of a table.')
+  flags.DEFINE_integer('top_k', 3, 'Families to show per file.',
+                       lower_bound=1)
+  flags.DEFINE_integer('batch_size', 32, 'Files per call.', lower_bound=1)
+
+
 def run():
+  _define_flags()
   app.run(main)
 
 
