@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import posixpath
 import sys
@@ -397,8 +398,7 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
     result.wait_until_finish()
     with FileSystems.open(posixpath.join(
         staging_dir, manifest_lib.MANIFEST_FILENAME)) as f:
-      manifest = manifest_lib.Manifest.from_json(
-          __import__('json').loads(f.read()))
+      manifest = manifest_lib.Manifest.from_json(json.loads(f.read()))
     _check_accounting(manifest, sum(sizes.values()))
     files = output.commit(staging_dir, config.output_dir)
   except BaseException:

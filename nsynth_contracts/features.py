@@ -67,27 +67,27 @@ class FeatureParams:
 DEFAULT_PARAMS = FeatureParams()
 
 
+# Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz at
+# 200/3 Hz per mel, logarithmic above with 27 mels per factor of 6.4.
+_SLANEY_HZ_PER_MEL = 200.0 / 3
+_SLANEY_LOG_START_HZ = 1000.0
+_SLANEY_LOG_START_MEL = _SLANEY_LOG_START_HZ / _SLANEY_HZ_PER_MEL
+_SLANEY_LOG_STEP = np.log(6.4) / 27.0
+
+
 def _hz_to_mel_slaney(hz: np.ndarray) -> np.ndarray:
-  """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
   hz = np.asarray(hz, dtype=np.float64)
-  f_sp = 200.0 / 3
-  min_log_hz = 1000.0
-  min_log_mel = min_log_hz / f_sp
-  logstep = np.log(6.4) / 27.0
-  linear = hz / f_sp
-  log = min_log_mel + np.log(np.maximum(hz, min_log_hz) / min_log_hz) / logstep
-  return np.where(hz >= min_log_hz, log, linear)
+  log = _SLANEY_LOG_START_MEL + np.log(
+      np.maximum(hz, _SLANEY_LOG_START_HZ) / _SLANEY_LOG_START_HZ
+  ) / _SLANEY_LOG_STEP
+  return np.where(hz >= _SLANEY_LOG_START_HZ, log, hz / _SLANEY_HZ_PER_MEL)
 
 
 def _mel_to_hz_slaney(mel: np.ndarray) -> np.ndarray:
   mel = np.asarray(mel, dtype=np.float64)
-  f_sp = 200.0 / 3
-  min_log_hz = 1000.0
-  min_log_mel = min_log_hz / f_sp
-  logstep = np.log(6.4) / 27.0
-  linear = f_sp * mel
-  log = min_log_hz * np.exp(logstep * (mel - min_log_mel))
-  return np.where(mel >= min_log_mel, log, linear)
+  log = _SLANEY_LOG_START_HZ * np.exp(
+      _SLANEY_LOG_STEP * (mel - _SLANEY_LOG_START_MEL))
+  return np.where(mel >= _SLANEY_LOG_START_MEL, log, mel * _SLANEY_HZ_PER_MEL)
 
 
 @functools.lru_cache(maxsize=8)
