@@ -1,5 +1,7 @@
 """WAV decoding against independent writers (wave, soundfile)."""
 
+import io
+
 import numpy as np
 import pytest
 import soundfile
@@ -17,7 +19,7 @@ NOTE = (0.5 * np.sin(np.linspace(0, 400 * np.pi, 64000))).astype(np.float32)
 def test_pcm_widths_decode_like_soundfile(width, tolerance):
   data = wav_bytes(NOTE, sample_width=width)
   decoded = wav.decode_wav(data)
-  reference, rate = soundfile.read(__import__('io').BytesIO(data),
+  reference, rate = soundfile.read(io.BytesIO(data),
                                    dtype='float32', always_2d=True)
   assert decoded.sample_rate_hz == rate == 16000
   np.testing.assert_allclose(decoded.samples, reference, atol=tolerance)
