@@ -326,3 +326,13 @@ def test_multi_worker_reads_tf_config(tiny_tfrecords, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'MultiWorkerMirroredStrategy' in result.stderr
   assert (tmp_path / 'job' / 'eval' / 'valid_metrics.json').exists()
+
+
+def test_the_same_seed_repeats_a_run_exactly(tiny_tfrecords, tmp_path):
+  histories = []
+  for run_name in ('first', 'second'):
+    job_dir = tmp_path / run_name
+    train.train(quick_config(tiny_tfrecords, job_dir, model='timbre_tcn',
+                             epochs=2, eval_splits=('valid',)))
+    histories.append((job_dir / 'history.csv').read_text())
+  assert histories[0] == histories[1]
