@@ -12,6 +12,7 @@ import logging
 import posixpath
 import uuid
 
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from nsynth_contracts import manifest as manifest_lib
@@ -30,8 +31,8 @@ def _entries(directory: str) -> list[str]:
   try:
     return [m.path for m in FileSystems.match(
         [posixpath.join(directory, '*')])[0].metadata_list]
-  except Exception:  # pylint: disable=broad-except
-    return []  # Beam raises when nothing matches on some filesystems.
+  except BeamIOError:
+    return []  # Some filesystems (GCS) raise when nothing matches.
 
 
 def check_output_dir(output_dir: str, overwrite: bool) -> None:
