@@ -1,7 +1,7 @@
 r"""Benchmark: the blog's librosa loop vs our feature function vs the Beam job.
 
 Usage:
-  python -m benchmarks.beam_features [--work_dir=/tmp/nsynth-bench]
+  python -m benchmarks.beam_features [--work_dir=SCRATCH_DIR]
       [--pitch_step=2] [--velocities=50,100] [--librosa_notes=0]
 
 On one set of rendered demo notes, in one run, it times
@@ -23,14 +23,16 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 
 from absl import app
 from absl import flags
 
-_WORK_DIR = flags.DEFINE_string('work_dir', '/tmp/nsynth-bench',
-                                'Scratch directory for audio and TFRecords.')
+_WORK_DIR = flags.DEFINE_string(
+    'work_dir', os.path.join(tempfile.gettempdir(), 'nsynth-bench'),
+    'Scratch directory for audio and TFRecords.')
 _PITCH_STEP = flags.DEFINE_integer('pitch_step', 2, 'Demo pitch step.')
 _VELOCITIES = flags.DEFINE_list('velocities', ['50', '100'],
                                 'Demo velocities.')
