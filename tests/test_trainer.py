@@ -141,7 +141,8 @@ def test_report_files_agree_with_a_recomputation(trained_job, tiny_tfrecords):
   assert saved['loss'] == pytest.approx(sklearn.metrics.log_loss(
       true_ids, probabilities, labels=range(9)), rel=1e-3)
   assert 'instrument-disjoint' in saved['split_statement']
-  for png in ('valid_confusion.png', 'test_confusion.png', 'curves.png'):
+  for png in ('valid_confusion.png', 'test_confusion.png', 'curves.png',
+              'valid_examples.png', 'test_examples.png'):
     assert (job_dir / 'eval' / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 

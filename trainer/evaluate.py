@@ -5,8 +5,9 @@ Usage:
 
 Writes into `<job_dir>/eval/`: `<split>_metrics.json` (accuracy, loss,
 per-family precision/recall/F1, the confusion matrix, and the split method,
-stated honestly), `<split>_confusion.png`, and `curves.png` from the training
-history.
+stated honestly), `<split>_confusion.png`, `<split>_examples.png` (the MFCCs
+of one note per family with what the model made of it), and `curves.png` from
+the training history.
 """
 
 from __future__ import annotations
@@ -102,6 +103,48 @@ def plot_confusion(report: dict, title: str, path: str) -> None:
   plt.close(fig)
 
 
+def plot_examples(examples: dict[int, np.ndarray], true_ids: np.ndarray,
+                  probabilities: np.ndarray, first_index: dict[int, int],
+                  families, title: str, path: str) -> None:
+  """One note per family: its MFCCs over time, true vs predicted family.
+
+  Args:
+    examples: label id -> float [frames, coefficients] of its first note.
+    true_ids, probabilities: the split's labels and predictions.
+    first_index: label id -> row of that note in true_ids/probabilities.
+    families: class names in label id order.
+    title: figure title.
+    path: PNG to write.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  ids = sorted(examples)
+  columns = 3
+  rows = -(-len(ids) // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(12, 2.6 * rows),
+                           squeeze=False)
+  for ax in axes.flat:
+    ax.axis('off')
+  for ax, label in zip(axes.flat, ids):
+    row = first_index[label]
+    predicted = int(probabilities[row].argmax())
+    mfcc = examples[label]                                # [frames, coeffs]
+    # c0 (loudness) dwarfs the rest; show c1.. so timbre is visible.
+    ax.imshow(mfcc[:, 1:].T, origin='lower', aspect='auto', cmap='magma')
+    ax.axis('on')
+    ax.set_yticks([0, mfcc.shape[1] - 2], ['c1', f'c{mfcc.shape[1] - 1}'])
+    ax.set_xlabel('frame (32 ms hop)', fontsize=8)
+    verdict = 'right' if predicted == label else 'wrong'
+    ax.set_title(f'{families[label]} -> {families[predicted]} '
+                 f'({probabilities[row, predicted]:.2f}, {verdict})',
+                 fontsize=9, color='black' if predicted == label else 'red')
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
 def read_history(job_dir: str) -> list[dict]:
   """history.csv, one row per epoch (a resumed run's repeat kept last)."""
   path = os.path.join(job_dir, HISTORY_CSV)
@@ -142,8 +185,10 @@ def plot_curves(history: list[dict], title: str, path: str) -> None:
 
 def write_report(job_dir: str, split: str, true_ids: np.ndarray,
                  probabilities: np.ndarray, manifest: manifest_lib.Manifest,
-                 model_name: str, train_split: str) -> dict:
-  """Writes `<split>_metrics.json` and `<split>_confusion.png`; returns it."""
+                 model_name: str, train_split: str,
+                 examples: dict[int, np.ndarray] | None = None) -> dict:
+  """Writes `<split>_metrics.json`, `<split>_confusion.png` and, given one
+  MFCC per family, `<split>_examples.png`; returns the metrics."""
   out_dir = os.path.join(job_dir, EVAL_DIR)
   os.makedirs(out_dir, exist_ok=True)
   report = classification_report(true_ids, probabilities,
@@ -162,6 +207,13 @@ def write_report(job_dir: str, split: str, true_ids: np.ndarray,
                  f'instrument-disjoint: '
                  f'{bool(manifest.split_method.get("instrument_disjoint"))}',
                  os.path.join(out_dir, f'{split}_confusion.png'))
+  if examples:
+    first_index = {label: int(np.flatnonzero(true_ids == label)[0])
+                   for label in examples}
+    plot_examples(examples, true_ids, probabilities, first_index,
+                  manifest.vocabulary.families,
+                  f'{model_name} on {split}: the first note of each family',
+                  os.path.join(out_dir, f'{split}_examples.png'))
   history = read_history(job_dir)
   if history:
     plot_curves(history, f'{model_name} training curves',
@@ -171,16 +223,20 @@ def write_report(job_dir: str, split: str, true_ids: np.ndarray,
 
 def evaluate_split(model, data_dir: str, manifest: manifest_lib.Manifest,
                    split: str, batch_size: int = 256
-                   ) -> tuple[np.ndarray, np.ndarray]:
-  """(true label ids [N], probabilities [N, classes]) of one split."""
+                   ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+  """One split's true label ids [N], probabilities [N, classes], and the
+  MFCCs [frames, coefficients] of the first note of each label id."""
   from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
   files = input_pipeline.split_files(data_dir, manifest, split)
   dataset = input_pipeline.make_dataset(files, manifest, batch_size)
-  true_ids, probabilities = [], []
+  true_ids, probabilities, examples = [], [], {}
   for mfcc, one_hot in dataset:
     probabilities.append(model(mfcc, training=False).numpy())
-    true_ids.append(one_hot.numpy().argmax(axis=1))
-  return np.concatenate(true_ids), np.concatenate(probabilities)
+    ids = one_hot.numpy().argmax(axis=1)
+    true_ids.append(ids)
+    for row, label in enumerate(ids):
+      examples.setdefault(int(label), mfcc[row].numpy())
+  return np.concatenate(true_ids), np.concatenate(probabilities), examples
 
 
 def evaluate_job(job_dir: str, splits: Sequence[str],
@@ -194,10 +250,11 @@ def evaluate_job(job_dir: str, splits: Sequence[str],
   model = keras.models.load_model(train.best_model_path(job_dir))
   reports = {}
   for split in splits:
-    true_ids, probabilities = evaluate_split(model, data_dir, manifest, split)
+    true_ids, probabilities, examples = evaluate_split(model, data_dir,
+                                                       manifest, split)
     reports[split] = write_report(job_dir, split, true_ids, probabilities,
                                   manifest, config['model'],
-                                  config['train_split'])
+                                  config['train_split'], examples)
   return reports
 
 
