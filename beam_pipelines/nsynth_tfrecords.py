@@ -37,7 +37,7 @@ from beam_pipelines import output
 from beam_pipelines import splits
 from beam_pipelines import tfrecord_sink
 from beam_pipelines import transforms
-from nsynth_contracts import features
+from nsynth_contracts import feature_params as features
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
 

@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_pipelines import examples_json
 from beam_pipelines import splits
 from beam_pipelines import wav
-from nsynth_contracts import features
+from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import schema
 
@@ -194,7 +194,7 @@ class CapPerFamily(beam.PTransform):
 
 
 def read_clip(note: examples_json.Note,
-              params: features.FeatureParams = features.DEFAULT_PARAMS):
+              params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS):
   """Yields (note, clip float32 [clip_samples]) or a tagged DeadLetter."""
   def dead(kind, reason):
     return beam.pvalue.TaggedOutput(DEAD_LETTERS, DeadLetter(
@@ -220,7 +220,7 @@ class _ComputeMfccFn(beam.DoFn):
   worker in setup(), not per bundle.
   """
 
-  def __init__(self, params: features.FeatureParams, keep_audio: bool,
+  def __init__(self, params: feature_params.FeatureParams, keep_audio: bool,
                jit_compile: bool):
     self._params = params
     self._keep_audio = keep_audio
@@ -229,7 +229,10 @@ class _ComputeMfccFn(beam.DoFn):
     self._notes_done = 0
 
   def setup(self):
+    # Here, not at module level: the launcher imports this module and never
+    # needs TensorFlow; each worker pays for it once.
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
     params = self._params
     self._mfcc_fn = tf.function(
         lambda clips: features.waveform_to_mfcc(clips, params),
@@ -260,7 +263,7 @@ class FeaturizeNotes(beam.PTransform):
   the shared feature function.
   """
 
-  def __init__(self, params: features.FeatureParams = features.DEFAULT_PARAMS,
+  def __init__(self, params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS,
                keep_audio: bool = False, max_batch_size: int = 64,
                jit_compile: bool = True):
     super().__init__()

@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 
-from nsynth_contracts import features
+from nsynth_contracts import feature_params as features
 
 _PCM = 1
 _IEEE_FLOAT = 3

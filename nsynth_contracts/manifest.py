@@ -11,9 +11,7 @@ import dataclasses
 import json
 import posixpath
 
-import tensorflow as tf
-
-from nsynth_contracts import features
+from nsynth_contracts import feature_params as features
 from nsynth_contracts import labels
 
 MANIFEST_FILENAME = 'manifest.json'
@@ -122,6 +120,7 @@ def read(data_dir: str) -> Manifest:
       manifest (missing, empty, or a Beam job that did not finish).
     ValueError: naming the path, when the manifest is malformed.
   """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   path = manifest_path(data_dir)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(

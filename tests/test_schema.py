@@ -1,6 +1,9 @@
 """Records written by serialize_note parse back with the shared spec."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorflow.core.example import example_pb2
 
@@ -29,14 +32,38 @@ def test_parse_batch_recovers_every_field():
   assert parsed[schema.NOTE_STR][0].numpy() == b'guitar_acoustic_001-060-100'
 
 
-def test_fast_float_list_is_the_same_message_as_protobufs_own():
-  note = _note()
-  slow = example_pb2.Example()
-  slow.features.feature[schema.MFCC].float_list.value.extend(
-      note.mfcc.ravel().tolist())
-  fast = example_pb2.Example.FromString(schema.serialize_note(note))
-  assert (fast.features.feature[schema.MFCC] ==
-          slow.features.feature[schema.MFCC])
+def _expected_message(note):
+  """The same Example built through protobuf's own API (the reference)."""
+  expected = example_pb2.Example()
+  feature = expected.features.feature
+  feature[schema.MFCC].float_list.value.extend(note.mfcc.ravel().tolist())
+  feature[schema.MFCC_SHAPE].int64_list.value.extend(note.mfcc.shape)
+  feature[schema.LABEL].int64_list.value.append(note.label)
+  for key, value in ((schema.FAMILY, note.family),
+                     (schema.SOURCE, note.source),
+                     (schema.INSTRUMENT, note.instrument),
+                     (schema.NOTE_STR, note.note_str)):
+    feature[key].bytes_list.value.append(value.encode())
+  feature[schema.PITCH].int64_list.value.append(note.pitch)
+  feature[schema.VELOCITY].int64_list.value.append(note.velocity)
+  if note.audio is not None:
+    feature[schema.AUDIO].float_list.value.extend(note.audio.tolist())
+  return expected
+
+
+def test_hand_encoded_example_is_the_message_protobuf_builds():
+  for note in (_note(), _note(np.linspace(-1, 1, 64000, dtype=np.float32))):
+    parsed = example_pb2.Example.FromString(schema.serialize_note(note))
+    assert parsed == _expected_message(note)
+
+
+def test_large_ids_and_long_strings_encode_correctly():
+  note = dataclasses.replace(_note(), label=300, pitch=127, velocity=127,
+                             note_str='x' * 1000)
+  parsed = example_pb2.Example.FromString(schema.serialize_note(note))
+  assert parsed == _expected_message(note)
+  with pytest.raises(ValueError, match='negative'):
+    schema.serialize_note(dataclasses.replace(note, label=-1))
 
 
 def test_audio_is_kept_only_when_given():
