@@ -37,7 +37,7 @@ from beam_pipelines import output
 from beam_pipelines import splits
 from beam_pipelines import tfrecord_sink
 from beam_pipelines import transforms
-from nsynth_contracts import feature_params as features
+from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
 
@@ -63,7 +63,7 @@ class JobConfig:
   jit_compile: bool = True
   statistics_split: str = 'train'
   overwrite: bool = False
-  params: features.FeatureParams = features.DEFAULT_PARAMS
+  params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS
 
   @property
   def vocabulary(self) -> labels.LabelVocabulary:

@@ -193,8 +193,9 @@ class CapPerFamily(beam.PTransform):
 # --- Audio and features --------------------------------------------------------
 
 
-def read_clip(note: examples_json.Note,
-              params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS):
+def read_clip(
+    note: examples_json.Note,
+    params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS):
   """Yields (note, clip float32 [clip_samples]) or a tagged DeadLetter."""
   def dead(kind, reason):
     return beam.pvalue.TaggedOutput(DEAD_LETTERS, DeadLetter(
@@ -263,9 +264,11 @@ class FeaturizeNotes(beam.PTransform):
   the shared feature function.
   """
 
-  def __init__(self, params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS,
-               keep_audio: bool = False, max_batch_size: int = 64,
-               jit_compile: bool = True):
+  def __init__(
+      self,
+      params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS,
+      keep_audio: bool = False, max_batch_size: int = 64,
+      jit_compile: bool = True):
     super().__init__()
     self._params = params
     self._keep_audio = keep_audio

@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 
-from nsynth_contracts import feature_params as features
+from nsynth_contracts import feature_params
 
 _PCM = 1
 _IEEE_FLOAT = 3
@@ -128,7 +128,7 @@ def resample(samples: np.ndarray, rate_in_hz: int,
 
 
 def to_clip(decoded: DecodedWav,
-            params: features.FeatureParams = features.DEFAULT_PARAMS
+            params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS
             ) -> np.ndarray:
   """The mono clip the feature function expects.
 
@@ -150,4 +150,4 @@ def to_clip(decoded: DecodedWav,
   if decoded.sample_rate_hz != params.sample_rate_hz:
     samples = resample(samples, decoded.sample_rate_hz, params.sample_rate_hz)
   mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-  return features.pad_or_trim_numpy(mono.astype(np.float32), params)
+  return feature_params.pad_or_trim_numpy(mono.astype(np.float32), params)

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import posixpath
 
-from nsynth_contracts import feature_params as features
+from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 
 MANIFEST_FILENAME = 'manifest.json'
@@ -48,7 +48,7 @@ class Normalization:
 @dataclasses.dataclass(frozen=True)
 class Manifest:
   project_version: str
-  feature_params: features.FeatureParams
+  feature_params: feature_params.FeatureParams
   vocabulary: labels.LabelVocabulary
   splits: dict[str, SplitSummary]
   normalization: Normalization | None
@@ -84,7 +84,7 @@ class Manifest:
       raise ValueError(
           f'manifest format_version {data.get("format_version")!r} is not '
           f'{FORMAT_VERSION}')
-    params = features.FeatureParams.from_json(data['feature_params'])
+    params = feature_params.FeatureParams.from_json(data['feature_params'])
     if tuple(data['mfcc_shape']) != params.mfcc_shape:
       raise ValueError(
           f'manifest mfcc_shape {data["mfcc_shape"]} disagrees with its '
