@@ -9,7 +9,9 @@ ends up, readable, in the dead-letter file.
 from __future__ import annotations
 
 import dataclasses
+import io
 import struct
+import wave
 
 import numpy as np
 
@@ -113,6 +115,23 @@ def decode_wav(data: bytes) -> DecodedWav:
   if samples.size == 0:
     raise AudioError('empty_audio', 'the WAV holds no samples')
   return DecodedWav(samples.reshape(-1, channels), rate, encoding)
+
+
+def encode_pcm16(waveform: np.ndarray, sample_rate_hz: int) -> bytes:
+  """Mono 16-bit PCM WAV bytes, NSynth's own format.
+
+  Args:
+    waveform: float [samples]; values beyond [-1, 1] are clipped.
+    sample_rate_hz: the rate written into the header.
+  """
+  pcm = np.round(np.clip(waveform, -1.0, 1.0) * 32767.0).astype('<i2')
+  buffer = io.BytesIO()
+  with wave.open(buffer, 'wb') as w:
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(sample_rate_hz)
+    w.writeframes(pcm.tobytes())
+  return buffer.getvalue()
 
 
 def resample(samples: np.ndarray, rate_in_hz: int,

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import io
 import json
 import os
-import wave
 from typing import Iterator, Sequence
 
 import numpy as np
 
+from beam_pipelines import wav
 from demo_data import general_midi
 from nsynth_contracts import labels
 
@@ -123,18 +122,6 @@ class NoteRenderer:
     return np.clip(stereo.mean(axis=1), -1.0, 1.0)
 
 
-def wav_bytes(waveform: np.ndarray) -> bytes:
-  """Mono 16-bit PCM WAV at 16 kHz, as NSynth distributes its audio."""
-  pcm = np.round(waveform * 32767.0).astype('<i2')
-  buffer = io.BytesIO()
-  with wave.open(buffer, 'wb') as w:
-    w.setnchannels(1)
-    w.setsampwidth(2)
-    w.setframerate(SAMPLE_RATE_HZ)
-    w.writeframes(pcm.tobytes())
-  return buffer.getvalue()
-
-
 def note_entry(instrument: DemoInstrument, note_id: int, pitch: int,
                velocity: int, qualities: Sequence[int]) -> dict:
   """One value of examples.json, with every field NSynth has."""
@@ -190,7 +177,7 @@ def render_dataset(output_dir: str, pitch_step: int = 4,
     split_dir = os.path.join(output_dir, f'nsynth-{instrument.split}')
     with open(os.path.join(split_dir, 'audio', entry['note_str'] + '.wav'),
               'wb') as f:
-      f.write(wav_bytes(waveform))
+      f.write(wav.encode_pcm16(waveform, SAMPLE_RATE_HZ))
     examples[instrument.split][entry['note_str']] = entry
   for split, entries in examples.items():
     with open(os.path.join(output_dir, f'nsynth-{split}', 'examples.json'),

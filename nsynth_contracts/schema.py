@@ -12,8 +12,12 @@ it when first called.
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import numpy as np
+
+if typing.TYPE_CHECKING:  # Annotations only: parsing imports it when called.
+  import tensorflow as tf
 
 MFCC = 'mfcc'                # float32 [frames * coefficients], row-major
 MFCC_SHAPE = 'mfcc_shape'    # int64 [2]: frames, coefficients

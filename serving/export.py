@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import uuid
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from beam_pipelines import wav
 from nsynth_contracts import manifest as manifest_lib
 from serving import signatures
 from serving import warmup
@@ -81,7 +81,8 @@ def verify_export(path: str, model: keras.Model,
   by_audio = loaded.signatures[signatures.AUDIO_SIGNATURE](
       audio=tf.constant(clips))
   by_wav = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant(
-      [warmup.pcm16_wav(c) for c in clips]))
+      [wav.encode_pcm16(c, manifest.feature_params.sample_rate_hz)
+       for c in clips]))
   np.testing.assert_allclose(by_audio[signatures.PROBABILITIES].numpy(),
                              expected, atol=tolerance)
   families = [f.decode() for f in by_audio[signatures.FAMILY].numpy()]
@@ -103,9 +104,10 @@ def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
     _write_saved_model(model, manifest, staging)
     extra = os.path.join(staging, 'assets.extra')
     tf.io.gfile.makedirs(extra)
+    rate = manifest.feature_params.sample_rate_hz
     warmup.write(os.path.join(extra, warmup.WARMUP_FILE),
-                 warmup.warmup_requests(model_name, warmup.warmup_clips(
-                     manifest.feature_params.sample_rate_hz)))
+                 warmup.warmup_requests(model_name, warmup.warmup_clips(rate),
+                                        rate))
     verify_export(staging, model, manifest)
     version = next_version(model_dir)
     final = os.path.join(model_dir, str(version))

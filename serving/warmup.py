@@ -6,15 +6,13 @@ first real request does not pay for graph initialisation.
 
 from __future__ import annotations
 
-import io
-import wave
-
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from beam_pipelines import wav
 from serving import signatures
 
 WARMUP_FILE = 'tf_serving_warmup_requests'
@@ -34,17 +32,8 @@ def warmup_clips(sample_rate_hz: int = 16000, seconds: float = 4.0
   return np.stack([tone, noise, np.zeros_like(t)]).astype(np.float32)
 
 
-def pcm16_wav(clip: np.ndarray, sample_rate_hz: int = 16000) -> bytes:
-  buffer = io.BytesIO()
-  with wave.open(buffer, 'wb') as w:
-    w.setnchannels(1)
-    w.setsampwidth(2)
-    w.setframerate(sample_rate_hz)
-    w.writeframes((np.clip(clip, -1, 1) * 32767).astype('<i2').tobytes())
-  return buffer.getvalue()
-
-
-def warmup_requests(model_name: str, clips: np.ndarray
+def warmup_requests(model_name: str, clips: np.ndarray,
+                    sample_rate_hz: int = 16000
                     ) -> list[prediction_log_pb2.PredictionLog]:
   """One request per signature and batch shape (1 clip, all clips)."""
   logs = []
@@ -56,7 +45,7 @@ def warmup_requests(model_name: str, clips: np.ndarray
     wav_request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
         name=model_name, signature_name=signatures.WAV_SIGNATURE))
     wav_request.inputs[signatures.WAV_INPUT].CopyFrom(tf.make_tensor_proto(
-        [pcm16_wav(c) for c in batch], dtype=tf.string))
+        [wav.encode_pcm16(c, sample_rate_hz) for c in batch], dtype=tf.string))
     for request in (audio_request, wav_request):
       logs.append(prediction_log_pb2.PredictionLog(
           predict_log=prediction_log_pb2.PredictLog(request=request)))
