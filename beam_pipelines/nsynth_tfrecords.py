@@ -17,6 +17,7 @@ are Beam pipeline options (--runner, --setup_file, --project, ...).
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import logging
@@ -58,7 +59,7 @@ class JobConfig:
   split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
   keep_audio: bool = False
   num_shards: int = 0                        # 0: the runner decides
-  compression_level: int = 1
+  compression_level: int = tfrecord_sink.DEFAULT_COMPRESSION_LEVEL
   batch_size: int = 64
   jit_compile: bool = True
   statistics_split: str = 'train'
@@ -120,8 +121,13 @@ def _arg_parser() -> argparse.ArgumentParser:
   parser.add_argument('--num_shards', type=int, default=0,
                       help='Shards per split (0: the runner decides, which '
                            'avoids shuffling the records).')
-  parser.add_argument('--compression_level', type=int, default=1,
-                      help='GZIP level 0-9 of the TFRecords.')
+  parser.add_argument(
+      '--compression_level', type=int,
+      default=tfrecord_sink.DEFAULT_COMPRESSION_LEVEL,
+      help=f'GZIP level of the TFRecords, ISA-L\'s '
+           f'{tfrecord_sink.MIN_COMPRESSION_LEVEL} (fastest) to '
+           f'{tfrecord_sink.MAX_COMPRESSION_LEVEL} (smallest, as small as '
+           f'zlib -6).')
   parser.add_argument('--batch_size', type=int, default=64,
                       help='Notes per feature computation.')
   parser.add_argument('--jit_compile', default=True,
@@ -159,7 +165,9 @@ def parse_args(argv: Sequence[str] | None = None
   for flag, value, low, high in [
       ('--max_notes_per_family', args.max_notes_per_family, 0, None),
       ('--num_shards', args.num_shards, 0, None),
-      ('--compression_level', args.compression_level, 0, 9),
+      ('--compression_level', args.compression_level,
+       tfrecord_sink.MIN_COMPRESSION_LEVEL,
+       tfrecord_sink.MAX_COMPRESSION_LEVEL),
       ('--batch_size', args.batch_size, 1, None)]:
     if value < low or (high is not None and value > high):
       parser.error(f'{flag}={value} must be >= {low}' +
@@ -205,8 +213,17 @@ def check_inputs(config: JobConfig) -> dict[str, int]:
   return sizes
 
 
-def _split_index(featurized: transforms.FeaturizedNote, _, split_names):
-  return split_names.index(featurized.note.split)
+def _split_index(batch: transforms.FeaturizedBatch, _, split_names):
+  return split_names.index(batch.split)
+
+
+def _family_counts(batch: transforms.FeaturizedBatch):
+  return collections.Counter(
+      (note.split, note.family) for note in batch.notes).items()
+
+
+def _instrument_pairs(batch: transforms.FeaturizedBatch):
+  return {(note.split, note.instrument_str) for note in batch.notes}
 
 
 def assemble_manifest(_, config: JobConfig, family_counts: dict,
@@ -286,16 +303,18 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
     filtered.append(capped[transforms.FILTERED])
   featurized = kept_notes | 'Featurize' >> transforms.FeaturizeNotes(
       config.params, config.keep_audio, config.batch_size, config.jit_compile)
-  examples = featurized[transforms.NOTES]
+  # Batches of notes from here on, each of one split.
+  batches = featurized[transforms.NOTES] | 'PerSplit' >> beam.FlatMap(
+      transforms.FeaturizedBatch.per_split)
 
   # The records, one set of shards per split.
   names = list(config.output_splits)
-  by_split = examples | 'BySplit' >> beam.Partition(_split_index, len(names),
-                                                    names)
-  for name, split_examples in zip(names, by_split):
-    _ = (split_examples
-         | f'Serialize[{name}]' >> beam.Map(transforms.to_serialized_example,
-                                            vocabulary)
+  by_split = batches | 'BySplit' >> beam.Partition(_split_index, len(names),
+                                                   names)
+  for name, split_batches in zip(names, by_split):
+    _ = (split_batches
+         | f'Serialize[{name}]' >> beam.FlatMap(
+             transforms.to_serialized_examples, vocabulary)
          | f'Write[{name}]' >> tfrecord_sink.WriteToGzipTFRecord(
              posixpath.join(staging_dir, manifest_lib.shard_prefix(name)),
              manifest_lib.SHARD_SUFFIX, config.num_shards,
@@ -312,25 +331,24 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
            file_name_suffix='.jsonl'))
 
   # The manifest, from combiners over what was actually written.
-  outcomes = {'written': examples, 'dead_lettered': dead_letters}
+  outcomes = {'written': batches, 'dead_lettered': dead_letters}
   outcomes.update({f'filtered{i}': f for i, f in enumerate(filtered)})
   accounting = outcomes | 'Account' >> transforms.CountOutcomes()
   family_counts = (
-      examples
-      | 'SplitFamily' >> beam.Map(lambda f: (f.note.split, f.note.family))
-      | 'CountFamilies' >> beam.combiners.Count.PerElement()
+      batches
+      | 'SplitFamily' >> beam.FlatMap(_family_counts)
+      | 'CountFamilies' >> beam.CombinePerKey(sum)
       | 'FamiliesToDict' >> beam.combiners.ToDict())
   instrument_pairs = (
-      examples
-      | 'SplitInstrument' >> beam.Map(
-          lambda f: (f.note.split, f.note.instrument_str))
+      batches
+      | 'SplitInstrument' >> beam.FlatMap(_instrument_pairs)
       | 'DistinctInstruments' >> beam.Distinct()
       | 'InstrumentsToList' >> beam.combiners.ToList())
   statistics = (
-      examples
+      batches
       | 'StatisticsSplit' >> beam.Filter(
-          lambda f, split: f.note.split == split, config.statistics_split)
-      | 'Mfccs' >> beam.Map(lambda f: f.mfcc)
+          lambda b, split: b.split == split, config.statistics_split)
+      | 'Mfccs' >> beam.Map(lambda b: b.mfccs)
       | 'Statistics' >> beam.CombineGlobally(transforms.MfccStatisticsFn()))
   _ = (pipeline
        | 'ManifestSeed' >> beam.Create([None])

@@ -1,24 +1,28 @@
-"""WriteToTFRecord with a chosen GZIP level.
+"""WriteToTFRecord with a fast GZIP compressor and a chosen level.
 
-Beam's own WriteToTFRecord compresses at zlib's default level 6. MFCC floats
-barely compress (about 7% at level 6) while level 6 costs ~0.3 ms per note,
-as much as the rest of the job's per-note overhead together, so the level is
-an option here. Files are standard GZIP-compressed TFRecords either way:
-tf.data reads them with compression_type='GZIP'.
+Beam's own WriteToTFRecord compresses with zlib at level 6. On MFCC floats
+zlib costs ~250 us per note at any level (1 or 6), a quarter of the feature
+computation itself. ISA-L (the `isal` package) writes the same standard GZIP
+stream 6x faster: its level 3 compresses like zlib's level 6 (to 78%) in
+~45 us per note. Files are standard GZIP-compressed TFRecords: tf.data reads
+them with compression_type='GZIP', and so does `gzip`.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 
 import apache_beam as beam
 import google_crc32c
+from isal import isal_zlib
 from apache_beam import coders
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 
-_GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib writes a gzip header and trailer.
+_GZIP_WBITS = 16 + isal_zlib.MAX_WBITS  # A gzip header and trailer.
+MIN_COMPRESSION_LEVEL = isal_zlib.ISAL_BEST_SPEED          # 0
+MAX_COMPRESSION_LEVEL = isal_zlib.ISAL_BEST_COMPRESSION    # 3
+DEFAULT_COMPRESSION_LEVEL = MAX_COMPRESSION_LEVEL
 
 
 def _masked_crc32c(data: bytes) -> int:
@@ -39,7 +43,8 @@ class _GzipWriter:
 
   def __init__(self, raw, level: int):
     self._raw = raw
-    self._compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
+    self._compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED,
+                                             _GZIP_WBITS)
 
   def write(self, data: bytes) -> None:
     self._raw.write(self._compressor.compress(data))
@@ -77,15 +82,19 @@ class WriteToGzipTFRecord(beam.PTransform):
     file_path_prefix: e.g. `<dir>/train`.
     file_name_suffix: e.g. `.tfrecord.gz`.
     num_shards: 0 lets the runner choose (no shuffle of the records).
-    compression_level: zlib level 0-9; 1 is the fast default.
+    compression_level: ISA-L level 0 (fastest) to 3 (smallest, the default;
+      as small as zlib's level 6).
   """
 
   def __init__(self, file_path_prefix: str, file_name_suffix: str = '',
-               num_shards: int = 0, compression_level: int = 1):
+               num_shards: int = 0,
+               compression_level: int = DEFAULT_COMPRESSION_LEVEL):
     super().__init__()
-    if not 0 <= compression_level <= 9:
+    if not (MIN_COMPRESSION_LEVEL <= compression_level
+            <= MAX_COMPRESSION_LEVEL):
       raise ValueError(
-          f'compression_level must be 0..9, got {compression_level}')
+          f'compression_level must be {MIN_COMPRESSION_LEVEL}..'
+          f'{MAX_COMPRESSION_LEVEL}, got {compression_level}')
     self._sink = _GzipTFRecordSink(file_path_prefix, file_name_suffix,
                                    num_shards, compression_level)
 

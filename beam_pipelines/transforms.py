@@ -2,7 +2,7 @@
 
 Every note read from an examples.json ends in exactly one outcome: written
 (to a split), filtered (by a named filter), or dead-lettered (with a reason).
-`outcome_key` names them; the job counts them with Beam metrics and in the
+`outcome_counts` names them; the job counts them with Beam metrics and in the
 manifest, and checks that they add up to the notes read.
 """
 
@@ -12,6 +12,8 @@ import dataclasses
 import json
 import logging
 import posixpath
+import sys
+import threading
 from typing import Iterable, Sequence
 
 import apache_beam as beam
@@ -50,21 +52,21 @@ class Filtered:
   filter_name: str   # 'source', 'family' or 'cap'
 
 
-@dataclasses.dataclass(frozen=True)
-class FeaturizedNote:
-  note: examples_json.Note
-  mfcc: np.ndarray           # float32 [frames, coefficients]
-  clip: np.ndarray | None    # float32 [clip_samples], with keep_audio
+def outcome_counts(outcome) -> list[tuple[str, int]]:
+  """[(key, notes)]: 'written/<split>', 'filtered/<filter>' or 'dead_letter/<kind>'.
 
-
-def outcome_key(outcome) -> str:
-  """'written/<split>', 'filtered/<filter>' or 'dead_letter/<kind>'."""
-  if isinstance(outcome, FeaturizedNote):
-    return f'written/{outcome.note.split}'
+  A FeaturizedBatch counts each of its notes as written to its split.
+  """
+  if isinstance(outcome, FeaturizedBatch):
+    splits_written = {}
+    for note in outcome.notes:
+      key = f'written/{note.split}'
+      splits_written[key] = splits_written.get(key, 0) + 1
+    return list(splits_written.items())
   if isinstance(outcome, Filtered):
-    return f'filtered/{outcome.filter_name}'
+    return [(f'filtered/{outcome.filter_name}', 1)]
   if isinstance(outcome, DeadLetter):
-    return f'dead_letter/{outcome.kind}'
+    return [(f'dead_letter/{outcome.kind}', 1)]
   raise TypeError(f'Not an outcome: {outcome!r}')
 
 
@@ -193,75 +195,156 @@ class CapPerFamily(beam.PTransform):
 # --- Audio and features --------------------------------------------------------
 
 
-def read_clip(
+def load_clip(
     note: examples_json.Note,
-    params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS):
-  """Yields (note, clip float32 [clip_samples]) or a tagged DeadLetter."""
+    params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS
+) -> np.ndarray | DeadLetter:
+  """The note's clip, float32 [clip_samples], or the DeadLetter saying why not."""
   def dead(kind, reason):
-    return beam.pvalue.TaggedOutput(DEAD_LETTERS, DeadLetter(
-        note.note_str, note.audio_path, note.split, kind, reason))
+    return DeadLetter(note.note_str, note.audio_path, note.split, kind, reason)
   try:
     with FileSystems.open(note.audio_path) as f:
       data = f.read()
   except Exception as e:  # pylint: disable=broad-except
     missing = not FileSystems.exists(note.audio_path)
-    yield dead('missing_audio' if missing else 'unreadable_audio',
-               'file does not exist' if missing else str(e))
-    return
+    return dead('missing_audio' if missing else 'unreadable_audio',
+                'file does not exist' if missing else str(e))
   try:
-    yield note, wav.to_clip(wav.decode_wav(data), params)
+    return wav.to_clip(wav.decode_wav(data), params)
   except wav.AudioError as e:
-    yield dead(e.kind, str(e))
+    return dead(e.kind, str(e))
 
 
-class _ComputeMfccFn(beam.DoFn):
-  """Runs the shared feature function on a batch of clips.
+_TF_IMPORT_LOCK = threading.Lock()
 
-  The traced (and by default XLA-compiled) tf.function is built once per
-  worker in setup(), not per bundle.
+
+def import_tensorflow_for_features():
+  """TensorFlow, imported without the Keras it loads eagerly.
+
+  TF 2.17's __init__ imports keras.src.optimizers so that Keras' optimizers
+  register for SavedModel loading, and with Keras come matplotlib, scipy and
+  sklearn where installed: 1.4 s of a worker's 3.6 s TensorFlow import here,
+  paid by every worker, for nothing the feature function uses. Marking that
+  one module unimportable while TensorFlow imports makes TF skip it (it
+  catches the ImportError); Keras still imports normally later in the same
+  process if anything asks for it.
+  """
+  with _TF_IMPORT_LOCK:
+    if 'tensorflow' not in sys.modules:
+      skipped = 'keras.src.optimizers'
+      sys.modules.setdefault(skipped, None)
+      try:
+        import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+      finally:
+        if sys.modules.get(skipped, 0) is None:
+          del sys.modules[skipped]
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf
+
+
+@dataclasses.dataclass(frozen=True)
+class FeaturizedBatch:
+  """A batch of notes with their features, one array for all of them.
+
+  The job moves notes through its expensive stages in batches: one element,
+  one feature call, one statistics update per batch instead of per note.
+  """
+  notes: tuple[examples_json.Note, ...]
+  mfccs: np.ndarray           # float32 [notes, frames, coefficients]
+  clips: np.ndarray | None    # float32 [notes, clip_samples], with keep_audio
+
+  def __len__(self) -> int:
+    return len(self.notes)
+
+  @property
+  def split(self) -> str:
+    """The split of every note in the batch (see `per_split`)."""
+    (split,) = {note.split for note in self.notes}
+    return split
+
+  def per_split(self) -> Iterable['FeaturizedBatch']:
+    """One batch per split present: each split is written to its own shards."""
+    rows = {}
+    for i, note in enumerate(self.notes):
+      rows.setdefault(note.split, []).append(i)
+    if len(rows) == 1:
+      yield self
+      return
+    for split_rows in rows.values():
+      yield FeaturizedBatch(
+          tuple(self.notes[i] for i in split_rows), self.mfccs[split_rows],
+          None if self.clips is None else self.clips[split_rows])
+
+
+class _FeaturizeBatchFn(beam.DoFn):
+  """Reads, decodes and validates a batch of notes, then computes their MFCCs.
+
+  Main output: one FeaturizedBatch per input batch (of the notes whose audio
+  was good); tagged DEAD_LETTERS: one DeadLetter per bad note.
+
+  The feature function is traced (and by default XLA-compiled) once per worker
+  in setup(), for one fixed batch shape: a short last batch runs padded
+  rather than compiling a second program.
   """
 
   def __init__(self, params: feature_params.FeatureParams, keep_audio: bool,
-               jit_compile: bool):
+               batch_size: int, jit_compile: bool):
     self._params = params
     self._keep_audio = keep_audio
+    self._batch_size = batch_size
     self._jit_compile = jit_compile
     self._mfcc_fn = None
+    self._clips = None
     self._notes_done = 0
 
   def setup(self):
     # Here, not at module level: the launcher imports this module and never
     # needs TensorFlow; each worker pays for it once.
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf = import_tensorflow_for_features()
     from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
     params = self._params
     self._mfcc_fn = tf.function(
         lambda clips: features.waveform_to_mfcc(clips, params),
-        input_signature=[tf.TensorSpec([None, params.clip_samples],
-                                       tf.float32)],
+        input_signature=[tf.TensorSpec(
+            [self._batch_size, params.clip_samples], tf.float32)],
         # XLA fuses the elementwise steps after the FFT (power, log, top_db):
         # ~15% less CPU per note here, same function, same numbers (tested).
         jit_compile=self._jit_compile)
+    # Decoded clips go straight into one reused batch array.
+    self._clips = np.zeros((self._batch_size, params.clip_samples), np.float32)
 
-  def process(self, batch):
-    notes = [note for note, _ in batch]
-    clips = np.stack([clip for _, clip in batch])
-    mfccs = self._mfcc_fn(clips).numpy()
-    for i, note in enumerate(notes):
-      yield FeaturizedNote(note, mfccs[i],
-                           clips[i] if self._keep_audio else None)
+  def process(self, notes):
+    for start in range(0, len(notes), self._batch_size):
+      yield from self._featurize(notes[start:start + self._batch_size])
+
+  def _featurize(self, notes):
+    good = []
+    for note in notes:
+      clip = load_clip(note, self._params)
+      if isinstance(clip, DeadLetter):
+        yield beam.pvalue.TaggedOutput(DEAD_LETTERS, clip)
+      else:
+        self._clips[len(good)] = clip
+        good.append(note)
+    if not good:
+      return
+    count = len(good)
+    mfccs = self._mfcc_fn(self._clips).numpy()[:count]
+    yield FeaturizedBatch(
+        tuple(good), mfccs,
+        self._clips[:count].copy() if self._keep_audio else None)
     before = self._notes_done
-    self._notes_done += len(notes)
+    self._notes_done += count
     if self._notes_done // 1000 > before // 1000:
       logging.info('This worker has computed features of %d notes.',
                    self._notes_done)
 
 
 class FeaturizeNotes(beam.PTransform):
-  """Notes -> FeaturizedNotes (main) and DeadLetters (tagged).
+  """Notes -> FeaturizedBatches (main) and DeadLetters (tagged).
 
-  Reads and validates each note's audio, then computes MFCCs in batches with
-  the shared feature function.
+  Batches the notes, then reads and validates each note's audio and computes
+  MFCCs for the whole batch with one call of the shared feature function.
   """
 
   def __init__(
@@ -276,33 +359,33 @@ class FeaturizeNotes(beam.PTransform):
     self._jit_compile = jit_compile
 
   def expand(self, notes):
-    clips = notes | 'ReadAudio' >> beam.FlatMap(
-        read_clip, self._params).with_outputs(DEAD_LETTERS, main=NOTES)
-    featurized = (
-        clips[NOTES]
+    return (
+        notes
         # Fixed-size batches: BatchElements' adaptive sizing settles on 8-18
         # notes here, where the feature function is ~1.5x faster per note at 64.
         | 'Batch' >> beam.BatchElements(
             min_batch_size=self._max_batch_size,
             max_batch_size=self._max_batch_size)
-        | 'Mfcc' >> beam.ParDo(
-            _ComputeMfccFn(self._params, self._keep_audio, self._jit_compile)))
-    return {NOTES: featurized, DEAD_LETTERS: clips[DEAD_LETTERS]}
+        | 'Featurize' >> beam.ParDo(_FeaturizeBatchFn(
+            self._params, self._keep_audio, self._max_batch_size,
+            self._jit_compile)).with_outputs(DEAD_LETTERS, main=NOTES))
 
 
-def to_serialized_example(featurized: FeaturizedNote,
-                          vocabulary: labels.LabelVocabulary) -> bytes:
-  note = featurized.note
-  return schema.serialize_note(schema.NoteExample(
-      mfcc=featurized.mfcc,
-      label=vocabulary.label_id(note.family),
-      family=note.family,
-      source=note.source,
-      instrument=note.instrument_str,
-      pitch=note.pitch,
-      velocity=note.velocity,
-      note_str=note.note_str,
-      audio=featurized.clip))
+def to_serialized_examples(batch: FeaturizedBatch,
+                           vocabulary: labels.LabelVocabulary) -> list[bytes]:
+  """One serialized tf.train.Example per note of the batch."""
+  return [
+      schema.serialize_note(schema.NoteExample(
+          mfcc=batch.mfccs[i],
+          label=vocabulary.label_id(note.family),
+          family=note.family,
+          source=note.source,
+          instrument=note.instrument_str,
+          pitch=note.pitch,
+          velocity=note.velocity,
+          note_str=note.note_str,
+          audio=None if batch.clips is None else batch.clips[i]))
+      for i, note in enumerate(batch.notes)]
 
 
 # --- Statistics and accounting -------------------------------------------------
@@ -333,8 +416,10 @@ class MfccStatisticsFn(beam.CombineFn):
     m2 = m2_a + m2_b + delta**2 * (n_a * n_b / n)
     return n, mean, m2
 
-  def add_input(self, accumulator, mfcc):
-    frames = np.asarray(mfcc, dtype=np.float64)     # [frames, coefficients]
+  def add_input(self, accumulator, mfccs):
+    # [frames, coefficients] of a note, or [notes, frames, coefficients].
+    mfccs = np.asarray(mfccs, dtype=np.float64)
+    frames = mfccs.reshape(-1, mfccs.shape[-1])
     mean = frames.mean(axis=0)
     m2 = ((frames - mean)**2).sum(axis=0)
     return self._merge(accumulator, (frames.shape[0], mean, m2))
@@ -354,24 +439,25 @@ class MfccStatisticsFn(beam.CombineFn):
 
 
 class CountOutcomes(beam.PTransform):
-  """{name: PCollection of outcomes} -> one dict {outcome_key: count}.
+  """{name: PCollection of outcomes} -> one dict {outcome key: notes}.
 
-  Each outcome is reduced to its key inside its own stage, before the
-  Flatten: flattening the written notes themselves would ship every MFCC
+  Each outcome is reduced to its counts inside its own stage, before the
+  Flatten: flattening the written batches themselves would ship every MFCC
   array between workers just to be counted. Each key is also a Beam counter.
   """
 
   def expand(self, outcomes_by_name):
     # A dict, because Beam flattens a list piped into a composite itself.
-    keys = [pcoll | f'Key[{name}]' >> beam.Map(_counted_outcome_key)
-            for name, pcoll in sorted(outcomes_by_name.items())]
-    return (keys
+    counts = [pcoll | f'Count[{name}]' >> beam.FlatMap(_counted_outcomes)
+              for name, pcoll in sorted(outcomes_by_name.items())]
+    return (counts
             | 'Flatten' >> beam.Flatten()
-            | 'Count' >> beam.combiners.Count.PerElement()
+            | 'Sum' >> beam.CombinePerKey(sum)
             | 'ToDict' >> beam.combiners.ToDict())
 
 
-def _counted_outcome_key(outcome) -> str:
-  key = outcome_key(outcome)
-  _count(key.replace('/', '_'))
-  return key
+def _counted_outcomes(outcome) -> list[tuple[str, int]]:
+  counts = outcome_counts(outcome)
+  for key, notes in counts:
+    _count(key.replace('/', '_'), notes)
+  return counts

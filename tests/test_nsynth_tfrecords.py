@@ -245,7 +245,7 @@ def test_a_failing_pipeline_leaves_no_partial_output(tiny_demo, tmp_path,
                                                      monkeypatch):
   def explode(*args, **kwargs):
     raise RuntimeError('worker lost')
-  monkeypatch.setattr(nsynth_tfrecords.transforms, 'to_serialized_example',
+  monkeypatch.setattr(nsynth_tfrecords.transforms, 'to_serialized_examples',
                       explode)
   out = tmp_path / 'out'
   with pytest.raises(Exception, match='worker lost'):

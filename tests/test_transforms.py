@@ -130,14 +130,16 @@ def test_featurize_dead_letters_bad_audio_and_keeps_the_good(tmp_path):
   expected_mfcc = features.waveform_to_mfcc(
       stored[np.newaxis].astype(np.float32))[0].numpy()
 
-  def check_features(featurized):
-    assert [f.note.note_str for f in featurized] == ['good']
-    np.testing.assert_allclose(featurized[0].mfcc, expected_mfcc, atol=1e-3)
-    assert featurized[0].clip is None
+  def check_features(batches):
+    (batch,) = batches  # The good note's batch; the bad ones left no row.
+    assert [n.note_str for n in batch.notes] == ['good']
+    assert batch.mfccs.shape == (1, 126, 20)
+    np.testing.assert_allclose(batch.mfccs[0], expected_mfcc, atol=1e-3)
+    assert batch.clips is None
 
   with pipeline() as p:
     result = p | beam.Create(notes) | transforms.FeaturizeNotes(
-        max_batch_size=4)
+        max_batch_size=8)
     assert_that(result[transforms.NOTES], check_features, label='Features')
     assert_that(result[transforms.DEAD_LETTERS] | beam.Map(
         lambda d: (d.note_str, d.kind)),
@@ -209,13 +211,30 @@ def test_split_name_comes_from_the_directory(directory, name):
   assert splits.split_name_from_dir(directory) == name
 
 
-def test_outcome_keys_name_every_outcome():
+def test_outcome_counts_name_every_outcome():
   n = note()
-  assert transforms.outcome_key(
-      transforms.FeaturizedNote(n, np.zeros((126, 20)), None)) == 'written/train'
-  assert transforms.outcome_key(
-      transforms.Filtered(n, 'cap')) == 'filtered/cap'
-  assert transforms.outcome_key(transforms.DeadLetter(
-      'x', 'f', 'train', 'non_finite', 'r')) == 'dead_letter/non_finite'
+  batch = transforms.FeaturizedBatch(
+      (n, note('guitar_acoustic_000-061-100'), note(split='valid')),
+      np.zeros((3, 126, 20), np.float32), None)
+  assert sorted(transforms.outcome_counts(batch)) == [('written/train', 2),
+                                                      ('written/valid', 1)]
+  assert transforms.outcome_counts(
+      transforms.Filtered(n, 'cap')) == [('filtered/cap', 1)]
+  assert transforms.outcome_counts(transforms.DeadLetter(
+      'x', 'f', 'train', 'non_finite', 'r')) == [('dead_letter/non_finite', 1)]
   with pytest.raises(TypeError):
-    transforms.outcome_key(n)
+    transforms.outcome_counts(n)
+
+
+def test_a_batch_of_several_splits_comes_apart_row_by_row():
+  notes = (note('a', split='train'), note('b', split='valid'),
+           note('c', split='train'))
+  mfccs = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 2, 2))
+  clips = np.arange(3, dtype=np.float32)[:, None] * np.ones((3, 4))
+  parts = {b.split: b for b in transforms.FeaturizedBatch(
+      notes, mfccs, clips).per_split()}
+  assert [n.note_str for n in parts['train'].notes] == ['a', 'c']
+  assert parts['train'].mfccs[:, 0, 0].tolist() == [0, 2]
+  assert parts['train'].clips[:, 0].tolist() == [0, 2]
+  assert [n.note_str for n in parts['valid'].notes] == ['b']
+  assert parts['valid'].mfccs[:, 0, 0].tolist() == [1]
