@@ -45,7 +45,12 @@ class NoteExample:
   audio: np.ndarray | None = None  # float32 [clip_samples]
 
 
+_ONE_BYTE_VARINTS = tuple(bytes((v,)) for v in range(0x80))
+
+
 def _varint(value: int) -> bytes:
+  if value < 0x80:  # Tags, ids, MIDI numbers: nearly every varint written.
+    return _ONE_BYTE_VARINTS[value]
   out = bytearray()
   while True:
     low = value & 0x7F
@@ -59,7 +64,7 @@ def _varint(value: int) -> bytes:
 
 def _field(number: int, payload: bytes) -> bytes:
   """A length-delimited protobuf field (wire type 2)."""
-  return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+  return b''.join((_varint(number << 3 | 2), _varint(len(payload)), payload))
 
 
 # tf.train.Feature: oneof bytes_list = 1, float_list = 2, int64_list = 3; each
@@ -80,28 +85,37 @@ def _int_feature(*values: int) -> bytes:
   return _field(3, _field(1, b''.join(_varint(v) for v in values)))
 
 
+def _map_entry_key(key: str) -> bytes:
+  return _field(1, key.encode('utf-8'))
+
+
+# Features.feature is a map<string, Feature>: each entry is { key = 1,
+# value = 2 }. The key halves never change, so they are encoded once.
+_ENTRY_KEYS = {key: _map_entry_key(key) for key in (
+    MFCC, MFCC_SHAPE, LABEL, FAMILY, SOURCE, INSTRUMENT, PITCH, VELOCITY,
+    NOTE_STR, AUDIO)}
+
+
 def serialize_note(note: NoteExample) -> bytes:
   """A serialized tf.train.Example for one note.
 
-  Example { features = 1: Features { feature = 1: map<string, Feature> } },
-  a map entry being { key = 1, value = 2 }.
+  Example { features = 1: Features { feature = 1: map<string, Feature> } }.
   """
-  feature = {
-      MFCC: _float_feature(note.mfcc),
-      MFCC_SHAPE: _int_feature(*note.mfcc.shape),
-      LABEL: _int_feature(note.label),
-      FAMILY: _bytes_feature(note.family),
-      SOURCE: _bytes_feature(note.source),
-      INSTRUMENT: _bytes_feature(note.instrument),
-      PITCH: _int_feature(note.pitch),
-      VELOCITY: _int_feature(note.velocity),
-      NOTE_STR: _bytes_feature(note.note_str),
-  }
+  feature = [
+      (MFCC, _float_feature(note.mfcc)),
+      (MFCC_SHAPE, _int_feature(*note.mfcc.shape)),
+      (LABEL, _int_feature(note.label)),
+      (FAMILY, _bytes_feature(note.family)),
+      (SOURCE, _bytes_feature(note.source)),
+      (INSTRUMENT, _bytes_feature(note.instrument)),
+      (PITCH, _int_feature(note.pitch)),
+      (VELOCITY, _int_feature(note.velocity)),
+      (NOTE_STR, _bytes_feature(note.note_str)),
+  ]
   if note.audio is not None:
-    feature[AUDIO] = _float_feature(note.audio)
+    feature.append((AUDIO, _float_feature(note.audio)))
   entries = b''.join(
-      _field(1, _field(1, key.encode('utf-8')) + _field(2, value))
-      for key, value in feature.items())
+      _field(1, _ENTRY_KEYS[key] + _field(2, value)) for key, value in feature)
   return _field(1, entries)
 
 
