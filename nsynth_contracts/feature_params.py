@@ -109,6 +109,35 @@ def slaney_mel_matrix(params: FeatureParams = DEFAULT_PARAMS) -> np.ndarray:
   return weights.T.astype(np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class MelBandGroup:
+  """Consecutive mel bands and the only FFT bins their triangles touch."""
+  first_bin: int
+  end_bin: int                  # exclusive
+  weights: np.ndarray           # float32 [end_bin - first_bin, bands]
+
+
+@functools.lru_cache(maxsize=8)
+def mel_band_groups(params: FeatureParams = DEFAULT_PARAMS,
+                    bands_per_group: int = 16) -> tuple[MelBandGroup, ...]:
+  """The mel matrix cut into groups of bands, each with its bin range.
+
+  Each bin feeds at most two adjacent bands, so the dense [bins, bands]
+  product is 98% multiplications by zero. Groups of 16 bands touch about 134
+  bins each: the grouped products do 7.7x fewer multiply-adds and give the
+  same sums (concatenated, they are `power @ slaney_mel_matrix(params)`).
+  """
+  matrix = slaney_mel_matrix(params)
+  groups = []
+  for first_band in range(0, params.num_mel_bands, bands_per_group):
+    columns = matrix[:, first_band:first_band + bands_per_group]
+    touched = np.flatnonzero(columns.any(axis=1))
+    first_bin, end_bin = int(touched[0]), int(touched[-1]) + 1
+    groups.append(MelBandGroup(first_bin, end_bin,
+                               columns[first_bin:end_bin].copy()))
+  return tuple(groups)
+
+
 @functools.lru_cache(maxsize=8)
 def dct_ii_ortho_matrix(num_inputs: int, num_outputs: int) -> np.ndarray:
   """The first `num_outputs` orthonormal DCT-II basis vectors as columns.

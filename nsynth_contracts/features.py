@@ -19,7 +19,9 @@ import tensorflow as tf
 # The NumPy half, re-exported: `features.FeatureParams` etc. stay valid.
 from nsynth_contracts.feature_params import DEFAULT_PARAMS
 from nsynth_contracts.feature_params import FeatureParams
+from nsynth_contracts.feature_params import MelBandGroup
 from nsynth_contracts.feature_params import dct_ii_ortho_matrix
+from nsynth_contracts.feature_params import mel_band_groups
 from nsynth_contracts.feature_params import pad_or_trim_numpy
 from nsynth_contracts.feature_params import slaney_mel_matrix
 
@@ -68,8 +70,10 @@ def waveform_to_mfcc(waveforms: tf.Tensor,
       pad_end=False)                                            # [B, T, F]
   power = tf.math.square(tf.math.real(stft)) + tf.math.square(
       tf.math.imag(stft))                                       # [B, T, F]
-  mel_power = tf.tensordot(
-      power, tf.constant(slaney_mel_matrix(params)), axes=1)    # [B, T, M]
+  mel_power = tf.concat([                                       # [B, T, M]
+      tf.tensordot(power[:, :, group.first_bin:group.end_bin],
+                   tf.constant(group.weights), axes=1)
+      for group in mel_band_groups(params)], axis=2)
   log_mel = 10.0 * tf.math.log(
       tf.maximum(mel_power, params.log_floor_power)) / tf.math.log(10.0)
   # top_db is relative to each clip's own loudest bin, as librosa per call.

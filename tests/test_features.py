@@ -75,6 +75,18 @@ def test_a_440_hz_sine_peaks_in_the_mel_band_holding_440_hz():
   assert np.argmax(power @ mel) == np.argmax(mel[bin_440])
 
 
+def test_grouped_mel_bands_cover_every_weight_of_the_dense_matrix():
+  dense = features.slaney_mel_matrix()
+  rebuilt = np.zeros_like(dense)
+  band = 0
+  for group in features.mel_band_groups():
+    bands = group.weights.shape[1]
+    rebuilt[group.first_bin:group.end_bin, band:band + bands] = group.weights
+    band += bands
+  assert band == PARAMS.num_mel_bands
+  np.testing.assert_array_equal(rebuilt, dense)
+
+
 def test_mel_matrix_is_librosas():
   np.testing.assert_allclose(features.slaney_mel_matrix().T,
                              librosa.filters.mel(sr=16000, n_fft=2048),
