@@ -8,7 +8,8 @@ TFRECORDS := $(DATA)/tfrecords
 JOB_DIR := jobs/demo-timbre_tcn
 EXPORT_BASE := exports
 # in_memory: TensorFlow already uses every core for the features, and at demo size
-# it starts 7 s sooner than multi_processing (BUILD_NOTES.md, benchmark).
+# its shorter start-up (5.2 s, vs 5.9 s multi_threading and 7.7 s multi_processing)
+# outweighs multi_threading's faster steady state (BUILD_NOTES.md, benchmark).
 BEAM_LOCAL := --runner=DirectRunner --direct_running_mode=in_memory
 
 .PHONY: demo test bench clean venv
