@@ -14,10 +14,10 @@ import struct
 
 import apache_beam as beam
 import google_crc32c
-from isal import isal_zlib
 from apache_beam import coders
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
+from isal import isal_zlib
 
 _GZIP_WBITS = 16 + isal_zlib.MAX_WBITS  # A gzip header and trailer.
 MIN_COMPRESSION_LEVEL = isal_zlib.ISAL_BEST_SPEED          # 0

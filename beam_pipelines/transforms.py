@@ -8,6 +8,7 @@ manifest, and checks that they add up to the notes read.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
@@ -59,11 +60,8 @@ def outcome_counts(outcome) -> list[tuple[str, int]]:
   A FeaturizedBatch counts each of its notes as written to its split.
   """
   if isinstance(outcome, FeaturizedBatch):
-    splits_written = {}
-    for note in outcome.notes:
-      key = f'written/{note.split}'
-      splits_written[key] = splits_written.get(key, 0) + 1
-    return list(splits_written.items())
+    return list(collections.Counter(
+        f'written/{note.split}' for note in outcome.notes).items())
   if isinstance(outcome, Filtered):
     return [(f'filtered/{outcome.filter_name}', 1)]
   if isinstance(outcome, DeadLetter):
@@ -282,9 +280,6 @@ class FeaturizedBatch:
   notes: tuple[examples_json.Note, ...]
   mfccs: np.ndarray           # float32 [notes, frames, coefficients]
   clips: np.ndarray | None    # float32 [notes, clip_samples], with keep_audio
-
-  def __len__(self) -> int:
-    return len(self.notes)
 
   @property
   def split(self) -> str:

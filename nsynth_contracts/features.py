@@ -19,7 +19,6 @@ import tensorflow as tf
 # The NumPy half, re-exported: `features.FeatureParams` etc. stay valid.
 from nsynth_contracts.feature_params import DEFAULT_PARAMS
 from nsynth_contracts.feature_params import FeatureParams
-from nsynth_contracts.feature_params import MelBandGroup
 from nsynth_contracts.feature_params import dct_ii_ortho_matrix
 from nsynth_contracts.feature_params import mel_band_groups
 from nsynth_contracts.feature_params import pad_or_trim_numpy

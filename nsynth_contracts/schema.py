@@ -85,13 +85,9 @@ def _int_feature(*values: int) -> bytes:
   return _field(3, _field(1, b''.join(_varint(v) for v in values)))
 
 
-def _map_entry_key(key: str) -> bytes:
-  return _field(1, key.encode('utf-8'))
-
-
 # Features.feature is a map<string, Feature>: each entry is { key = 1,
 # value = 2 }. The key halves never change, so they are encoded once.
-_ENTRY_KEYS = {key: _map_entry_key(key) for key in (
+_ENTRY_KEYS = {key: _field(1, key.encode('utf-8')) for key in (
     MFCC, MFCC_SHAPE, LABEL, FAMILY, SOURCE, INSTRUMENT, PITCH, VELOCITY,
     NOTE_STR, AUDIO)}
 
