@@ -2,19 +2,24 @@
 
 The file as a whole must parse (otherwise the job stops before it starts);
 each entry is validated on its own, so one bad entry is dead-lettered and
-never costs the good ones.
+never costs the good ones. JSON itself allows what a dataset must not hold:
+the same key twice (json.loads keeps the last one silently) and strings that
+are not Unicode (lone surrogate escapes such as "\\ud800"). Both are caught
+here, per entry.
 """
-
-from __future__ import annotations
 
 import dataclasses
 import json
 import posixpath
+from typing import Any
 
 from nsynth_contracts import labels
 
 EXAMPLES_JSON = 'examples.json'
 AUDIO_DIR = 'audio'
+# A note's file is audio/<note_str>.wav; POSIX file systems allow 255 bytes.
+MAX_FILE_NAME_BYTES = 255
+_WAV_SUFFIX = '.wav'
 
 # Field -> accepted type, for the fields the job reads.
 _REQUIRED_FIELDS = {
@@ -50,21 +55,154 @@ class Note:
   split: str                # its input directory's split, until reassigned
 
 
-def parse_examples_json(path: str, text: str | bytes) -> dict:
-  """The top-level object of examples.json, keyed by note_str.
+@dataclasses.dataclass(frozen=True)
+class RawEntry:
+  """One top-level member of examples.json, exactly as the file has it.
+
+  Objects keep their members as (name, value) pairs, so that a field
+  written twice is still visible. `copies` counts the entries with this key;
+  for a key given more than once, `duplicate` says what this copy is:
+  'repeat' (identical to the first, which is used) or 'conflict' (the copies
+  differ, so none is used: the file does not say which is right).
+  """
+  key: str
+  value: Any
+  copies: int = 1
+  duplicate: str | None = None
+
+
+class _Members(list):
+  """A JSON object as the list of its (name, value) pairs, in file order."""
+
+
+def parse_examples_json(path: str, text: str | bytes) -> list[RawEntry]:
+  """Every top-level entry of examples.json, duplicates included.
 
   Raises:
     ExamplesJsonError: naming `path`, when it is not a JSON object of objects.
   """
   try:
-    data = json.loads(text)
-  except (ValueError, UnicodeDecodeError) as e:
+    data = json.loads(text, object_pairs_hook=_Members)
+  except (ValueError, UnicodeDecodeError, RecursionError) as e:
     raise ExamplesJsonError(f'{path} is not valid JSON: {e}') from e
-  if not isinstance(data, dict):
+  if not isinstance(data, _Members):
     raise ExamplesJsonError(
         f'{path} must hold one JSON object keyed by note_str, '
-        f'found a {type(data).__name__}')
-  return data
+        f'found a {_json_type(data)}')
+  copies, first_value, conflicting = {}, {}, set()
+  for key, value in data:
+    copies[key] = copies.get(key, 0) + 1
+    if key not in first_value:
+      first_value[key] = value
+    elif value != first_value[key]:
+      conflicting.add(key)
+  entries, seen = [], set()
+  for key, value in data:
+    duplicate = None
+    if key in conflicting:
+      duplicate = 'conflict'
+    elif key in seen:
+      duplicate = 'repeat'
+    seen.add(key)
+    entries.append(RawEntry(key, value, copies[key], duplicate))
+  return entries
+
+
+def _json_type(value) -> str:
+  if isinstance(value, _Members):
+    return 'object'
+  return {list: 'array', str: 'string', bool: 'boolean', type(None): 'null'
+          }.get(type(value), type(value).__name__)
+
+
+def printable(text: str) -> str:
+  """`text` with anything UTF-8 cannot encode escaped, for messages."""
+  return text.encode('utf-8', 'backslashreplace').decode('utf-8')
+
+
+def _is_unicode(text: str) -> bool:
+  try:
+    text.encode('utf-8')
+    return True
+  except UnicodeEncodeError:
+    return False
+
+
+def _first_non_unicode(value, where: str) -> str | None:
+  """The path of the first string that is not valid Unicode, or None."""
+  if isinstance(value, str):
+    return None if _is_unicode(value) else where
+  if isinstance(value, _Members):
+    for name, member in value:
+      if not _is_unicode(name):
+        return f'{where}: a field name'
+      found = _first_non_unicode(member, f'field {name!r}')
+      if found:
+        return found
+  if isinstance(value, list):
+    for member in value:
+      found = _first_non_unicode(member, where)
+      if found:
+        return found
+  return None
+
+
+DUPLICATE_NOTE = 'duplicate_note'
+INVALID_METADATA = 'invalid_metadata'
+
+
+def entry_problem(entry: RawEntry) -> tuple[str, str] | None:
+  """(dead-letter kind, reason) if this entry must go before anything else
+  reads it, else None.
+
+  Catches what would otherwise break the pipeline itself (strings that
+  cannot be encoded) or vanish silently (a key or a field given twice).
+  """
+  if not _is_unicode(entry.key):
+    return INVALID_METADATA, ('the note_str key is not valid Unicode (a lone '
+                              'surrogate escape)')
+  found = _first_non_unicode(entry.value, 'the entry')
+  if found:
+    return INVALID_METADATA, (f'{found} holds a string that is not valid '
+                              f'Unicode (a lone surrogate escape)')
+  if entry.duplicate == 'repeat':
+    return DUPLICATE_NOTE, (f'examples.json holds {entry.copies} identical '
+                            f'entries for this note_str; the first is used')
+  if entry.duplicate == 'conflict':
+    return DUPLICATE_NOTE, (f'examples.json holds {entry.copies} different '
+                            f'entries for this note_str; none is used, since '
+                            f'the file does not say which is right')
+  if isinstance(entry.value, _Members):
+    names = [name for name, _ in entry.value]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+      return INVALID_METADATA, f'field {repeated[0]!r} is given more than once'
+  return None
+
+
+def as_plain_json(value):
+  """A parsed value with every object as a dict (after `entry_problem`)."""
+  if isinstance(value, _Members):
+    return {name: as_plain_json(member) for name, member in value}
+  if isinstance(value, list):
+    return [as_plain_json(member) for member in value]
+  return value
+
+
+def note_str_problem(note_str: str) -> str | None:
+  """Why `note_str` cannot name a file audio/<note_str>.wav, or None."""
+  if not note_str:
+    return 'note_str is empty'
+  if '\0' in note_str:
+    return 'note_str contains a NUL byte, which no file name can hold'
+  if '/' in note_str or '\\' in note_str or note_str.startswith('.'):
+    return (f'note_str {note_str!r} is not a plain file name (a path '
+            f'separator or a leading dot)')
+  size = len((note_str + _WAV_SUFFIX).encode('utf-8'))
+  if size > MAX_FILE_NAME_BYTES:
+    return (f'note_str is {size - len(_WAV_SUFFIX)} bytes long; with .wav '
+            f'it exceeds the {MAX_FILE_NAME_BYTES}-byte limit of file names')
+  return None
 
 
 def note_from_entry(key: str, entry, split_dir: str, split: str) -> Note:
@@ -74,7 +212,7 @@ def note_from_entry(key: str, entry, split_dir: str, split: str) -> Note:
     EntryError: naming the field that is missing, mistyped or unknown.
   """
   if not isinstance(entry, dict):
-    raise EntryError(f'entry is a {type(entry).__name__}, not an object')
+    raise EntryError(f'entry is a {_json_type(entry)}, not an object')
   for field, kind in _REQUIRED_FIELDS.items():
     if field not in entry:
       raise EntryError(f'missing field {field!r}')
@@ -82,7 +220,7 @@ def note_from_entry(key: str, entry, split_dir: str, split: str) -> Note:
     # bool is an int subclass in Python; a JSON true is no pitch.
     if not isinstance(value, kind) or isinstance(value, bool):
       raise EntryError(f'field {field!r} should be {kind.__name__}, '
-                       f'got {type(value).__name__} {value!r}')
+                       f'got {_json_type(value)} {value!r}')
   if entry['note_str'] != key:
     raise EntryError(f'field \'note_str\' is {entry["note_str"]!r} but the '
                      f'entry is keyed {key!r}')
@@ -97,8 +235,12 @@ def note_from_entry(key: str, entry, split_dir: str, split: str) -> Note:
   if not 0 <= entry['velocity'] <= 127:
     raise EntryError(
         f'field \'velocity\' {entry["velocity"]} is not a MIDI velocity')
-  if '/' in key or key.startswith('.'):
-    raise EntryError(f'note_str {key!r} is not a plain file name')
+  if not 0 <= entry['instrument'] < 2**63:
+    raise EntryError(f'field \'instrument\' {entry["instrument"]} is not a '
+                     f'non-negative int64')
+  problem = note_str_problem(key)
+  if problem:
+    raise EntryError(problem)
   return Note(
       note_str=key,
       instrument=entry['instrument'],
@@ -107,5 +249,5 @@ def note_from_entry(key: str, entry, split_dir: str, split: str) -> Note:
       velocity=entry['velocity'],
       family=family,
       source=source,
-      audio_path=posixpath.join(split_dir, AUDIO_DIR, key + '.wav'),
+      audio_path=posixpath.join(split_dir, AUDIO_DIR, key + _WAV_SUFFIX),
       split=split)

@@ -1,22 +1,20 @@
 r"""NSynth (examples.json + audio/*.wav) -> MFCC TFRecords and a manifest.
 
 Usage:
-  python -m beam_pipelines.nsynth_tfrecords \
+  nsynth-tfrecords \
       --input=nsynth-train,nsynth-valid,nsynth-test --output_dir=data/tfrecords \
       [--runner=DirectRunner --direct_num_workers=0 \
-       --direct_running_mode=multi_processing] [other Beam options]
+       --direct_running_mode=multi_threading] [other Beam options]
 
 One --input per NSynth split directory (`nsynth-valid` -> split `valid`), or a
 single directory split by --split_single_input. Writes
 `<output_dir>/<split>-SSSSS-of-NNNNN.tfrecord.gz`, `manifest.json` and
 `dead_letters/*.jsonl`. Every note is written, filtered or dead-lettered,
-and a summary table says how many of each. Flags this module does not know
-are Beam pipeline options (--runner, --setup_file, --project, ...).
+and a summary table says how many of each. Flags this job does not define
+are Beam pipeline options (--runner, --setup_file, --project, ...), passed
+to Beam as Beam documents.
 """
 
-from __future__ import annotations
-
-import argparse
 import collections
 import dataclasses
 import json
@@ -25,7 +23,10 @@ import posixpath
 import sys
 from typing import Sequence
 
-import apache_beam as beam
+from nsynth_contracts import cli  # First: it quiets what Beam says at import.
+
+import apache_beam as beam  # pylint: disable=g-bad-import-order
+from absl import flags
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -43,13 +44,13 @@ from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
 
 
-class JobInputError(ValueError):
+class JobInputError(cli.UserError):
   """The job cannot start: the message names the input at fault."""
 
 
 @dataclasses.dataclass(frozen=True)
 class JobConfig:
-  """Everything the job does, parsed from its flags."""
+  """Everything the job does; the flags take their defaults from here."""
   inputs: tuple[tuple[str, str], ...]        # (split directory, split name)
   output_dir: str
   kept_sources: tuple[str, ...] = labels.DEFAULT_KEPT_SOURCES
@@ -78,119 +79,118 @@ class JobConfig:
     return splits.SPLIT_NAMES
 
 
-def _csv(text: str) -> tuple[str, ...]:
-  return tuple(v.strip() for v in text.split(',') if v.strip())
+_DEFAULTS = JobConfig(inputs=(), output_dir='')
 
 
-def _arg_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog='python -m beam_pipelines.nsynth_tfrecords',
-      description=__doc__.split('\n')[0],
-      epilog='Any other flag is passed to Beam as a pipeline option.')
-  parser.add_argument(
-      '--input', required=True,
-      help='Comma-separated NSynth split directories (local or gs://), each '
-           'holding examples.json and audio/. The split name comes from the '
-           'directory: nsynth-train -> train.')
-  parser.add_argument('--output_dir', required=True,
-                      help='Where the TFRecords, manifest.json and '
-                           'dead_letters/ go.')
-  parser.add_argument('--overwrite', action='store_true',
-                      help='Replace the dataset already in --output_dir.')
-  parser.add_argument(
-      '--sources', default=','.join(labels.DEFAULT_KEPT_SOURCES),
-      help=f'Instrument sources to keep, of {",".join(labels.NSYNTH_SOURCES)}.')
-  parser.add_argument(
-      '--drop_families', default=','.join(labels.DEFAULT_DROPPED_FAMILIES),
-      help='Instrument families to drop (empty keeps all).')
-  parser.add_argument(
-      '--max_notes_per_family', type=int, default=0,
-      help='Keep at most this many notes per family in each split, chosen by '
-           'a stable hash (0: keep all).')
-  parser.add_argument(
-      '--split_single_input', default='none',
-      choices=['none', 'instrument', 'note'],
-      help='With one --input directory: split it into train/valid/test by '
-           'instrument (no instrument in two splits) or by note (the blog\'s '
-           'random split, which leaks instruments).')
-  parser.add_argument('--split_fractions', default='0.8,0.1,0.1',
-                      help='train,valid,test fractions for '
-                           '--split_single_input.')
-  parser.add_argument('--keep_audio', action='store_true',
-                      help='Also store each note\'s 4 s waveform.')
-  parser.add_argument('--num_shards', type=int, default=0,
-                      help='Shards per split (0: the runner decides, which '
-                           'avoids shuffling the records).')
-  parser.add_argument(
-      '--compression_level', type=int,
-      default=tfrecord_sink.DEFAULT_COMPRESSION_LEVEL,
-      help=f'GZIP level of the TFRecords, ISA-L\'s '
-           f'{tfrecord_sink.MIN_COMPRESSION_LEVEL} (fastest) to '
-           f'{tfrecord_sink.MAX_COMPRESSION_LEVEL} (smallest, as small as '
-           f'zlib -6).')
-  parser.add_argument('--batch_size', type=int, default=64,
-                      help='Notes per feature computation.')
-  parser.add_argument('--jit_compile', default=True,
-                      action=argparse.BooleanOptionalAction,
-                      help='Compile the feature function with XLA in the '
-                           'workers (--no-jit_compile to turn off).')
-  return parser
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """The job's own flags; every other flag is a Beam pipeline option."""
+  fv = {'flag_values': flag_values}
+  flags.DEFINE_list(
+      'input', None, 'NSynth split directories (local or gs://), each '
+      'holding examples.json and audio/. The split name comes from the '
+      'directory: nsynth-train -> train.', required=True, **fv)
+  flags.DEFINE_string('output_dir', None, 'Where the TFRecords, '
+                      'manifest.json and dead_letters/ go.', required=True,
+                      **fv)
+  flags.DEFINE_boolean(
+      'overwrite', _DEFAULTS.overwrite, 'Replace the dataset a previous run '
+      'wrote in --output_dir (the files its manifest lists, nothing else).',
+      **fv)
+  flags.DEFINE_list('sources', list(_DEFAULTS.kept_sources),
+                    f'Instrument sources to keep, of '
+                    f'{",".join(labels.NSYNTH_SOURCES)}.', **fv)
+  flags.DEFINE_list('drop_families', list(_DEFAULTS.dropped_families),
+                    'Instrument families to drop (empty keeps all).', **fv)
+  flags.DEFINE_integer(
+      'max_notes_per_family', _DEFAULTS.max_notes_per_family, 'Keep at most '
+      'this many notes per family in each split, chosen by a stable hash (0: '
+      'keep all).', lower_bound=0, **fv)
+  flags.DEFINE_enum(
+      'split_single_input', 'none', ['none', 'instrument', 'note'],
+      'With one --input directory: split it into train/valid/test by '
+      'instrument (no instrument in two splits) or by note (the blog\'s '
+      'random split, which leaks instruments).', **fv)
+  flags.DEFINE_list('split_fractions',
+                    [str(f) for f in _DEFAULTS.split_fractions],
+                    'train,valid,test fractions for --split_single_input.',
+                    **fv)
+  flags.DEFINE_boolean('keep_audio', _DEFAULTS.keep_audio,
+                       'Also store each note\'s 4 s waveform.', **fv)
+  flags.DEFINE_integer('num_shards', _DEFAULTS.num_shards, 'Shards per split '
+                       '(0: the runner decides, which avoids shuffling the '
+                       'records).', lower_bound=0, **fv)
+  flags.DEFINE_integer(
+      'compression_level', _DEFAULTS.compression_level,
+      f'GZIP level of the TFRecords, ISA-L\'s '
+      f'{tfrecord_sink.MIN_COMPRESSION_LEVEL} (fastest) to '
+      f'{tfrecord_sink.MAX_COMPRESSION_LEVEL} (smallest, as small as zlib -6).',
+      lower_bound=tfrecord_sink.MIN_COMPRESSION_LEVEL,
+      upper_bound=tfrecord_sink.MAX_COMPRESSION_LEVEL, **fv)
+  flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size,
+                       'Notes per feature computation.', lower_bound=1, **fv)
+  flags.DEFINE_boolean('jit_compile', _DEFAULTS.jit_compile, 'Compile the '
+                       'feature function with XLA in the workers '
+                       '(--nojit_compile to turn off).', **fv)
 
 
-def parse_args(argv: Sequence[str] | None = None
-               ) -> tuple[JobConfig, list[str]]:
-  """Job flags -> JobConfig; the flags it does not know are for Beam.
+def config_from_flags(values: flags.FlagValues) -> JobConfig:
+  """Parsed flags -> JobConfig.
 
-  Bad values exit (argparse's way) with a message naming the flag.
+  Raises:
+    flags.ValidationError: naming the flag whose value cannot work.
   """
-  parser = _arg_parser()
-  args, beam_args = parser.parse_known_args(argv)
-  split_dirs = _csv(args.input)
+  split_dirs = [d for d in values.input if d]
   if not split_dirs:
-    parser.error('--input names no directory')
+    raise flags.ValidationError('--input names no directory')
   method = (splits.SplitMethod.DIRECTORIES
-            if args.split_single_input == 'none'
-            else splits.SplitMethod(args.split_single_input))
+            if values.split_single_input == 'none'
+            else splits.SplitMethod(values.split_single_input))
   if method is not splits.SplitMethod.DIRECTORIES and len(split_dirs) != 1:
-    parser.error(f'--split_single_input={args.split_single_input} needs '
-                 f'exactly one --input directory, got {len(split_dirs)}')
+    raise flags.ValidationError(
+        f'--split_single_input={values.split_single_input} needs exactly one '
+        f'--input directory, got {len(split_dirs)}')
   try:
     inputs = tuple((d, splits.split_name_from_dir(d)) for d in split_dirs)
-    fractions = splits.parse_fractions(args.split_fractions)
+    fractions = splits.parse_fractions(','.join(values.split_fractions))
   except ValueError as e:
-    parser.error(str(e))
+    raise flags.ValidationError(str(e)) from None
   names = [name for _, name in inputs]
   if method is splits.SplitMethod.DIRECTORIES and len(set(names)) != len(names):
-    parser.error(f'--input directories give repeated split names {names}')
-  for flag, value, low, high in [
-      ('--max_notes_per_family', args.max_notes_per_family, 0, None),
-      ('--num_shards', args.num_shards, 0, None),
-      ('--compression_level', args.compression_level,
-       tfrecord_sink.MIN_COMPRESSION_LEVEL,
-       tfrecord_sink.MAX_COMPRESSION_LEVEL),
-      ('--batch_size', args.batch_size, 1, None)]:
-    if value < low or (high is not None and value > high):
-      parser.error(f'{flag}={value} must be >= {low}' +
-                   (f' and <= {high}' if high is not None else ''))
+    raise flags.ValidationError(
+        f'--input directories give repeated split names {names}')
   config = JobConfig(
       inputs=inputs,
-      output_dir=args.output_dir.rstrip('/'),
-      kept_sources=_csv(args.sources),
-      dropped_families=_csv(args.drop_families),
-      max_notes_per_family=args.max_notes_per_family,
+      output_dir=values.output_dir.rstrip('/') or values.output_dir,
+      kept_sources=tuple(values.sources),
+      dropped_families=tuple(values.drop_families),
+      max_notes_per_family=values.max_notes_per_family,
       split_method=method,
       split_fractions=fractions,
-      keep_audio=args.keep_audio,
-      num_shards=args.num_shards,
-      compression_level=args.compression_level,
-      batch_size=args.batch_size,
-      jit_compile=args.jit_compile,
-      overwrite=args.overwrite)
+      keep_audio=values.keep_audio,
+      num_shards=values.num_shards,
+      compression_level=values.compression_level,
+      batch_size=values.batch_size,
+      jit_compile=values.jit_compile,
+      overwrite=values.overwrite)
   try:
     config.vocabulary  # pylint: disable=pointless-statement
   except ValueError as e:
-    parser.error(f'--sources/--drop_families: {e}')
-  return config, beam_args
+    raise flags.ValidationError(f'--sources/--drop_families: {e}') from None
+  return config
+
+
+def parse_args(argv: Sequence[str]) -> tuple[JobConfig, list[str]]:
+  """Job flags -> JobConfig; the flags it does not know are for Beam.
+
+  Parses into a fresh FlagValues, so that a process may call it many times.
+
+  Raises:
+    flags.Error: a bad or missing flag, named.
+  """
+  values = flags.FlagValues()
+  define_flags(values)
+  beam_args = values(['nsynth-tfrecords'] + list(argv), known_only=True)[1:]
+  return config_from_flags(values), beam_args
 
 
 def check_inputs(config: JobConfig) -> dict[str, int]:
@@ -397,32 +397,50 @@ def _counters(result) -> dict[str, int]:
 
 
 def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
-  """Checks inputs, runs the pipeline into staging, then commits the output.
+  """Checks inputs, claims the output, runs into staging, then commits.
 
   Raises:
     JobInputError: an input directory or examples.json is unusable.
-    output.OutputDirNotEmptyError: without overwrite.
+    output.OutputDirError: the output directory cannot be used (another run
+      holds it; not empty without overwrite; a file of the user's would be
+      replaced; not writable).
   """
   sizes = check_inputs(config)
-  output.check_output_dir(config.output_dir, config.overwrite)
-  logging.info('Reading %d notes from %s', sum(sizes.values()),
-               ', '.join(d for d, _ in config.inputs))
-  staging_dir = output.new_staging_dir(config.output_dir)
-  try:
-    options = PipelineOptions(list(beam_args))
-    pipeline = beam.Pipeline(runner=local_runner_for(options), options=options)
-    build_pipeline(pipeline, config, staging_dir)
-    result = pipeline.run()
-    result.wait_until_finish()
-    with FileSystems.open(posixpath.join(
-        staging_dir, manifest_lib.MANIFEST_FILENAME)) as f:
-      manifest = manifest_lib.Manifest.from_json(json.loads(f.read()))
-    _check_accounting(manifest, sum(sizes.values()))
-    files = output.commit(staging_dir, config.output_dir)
-  except BaseException:
-    output.discard(staging_dir)
-    raise
+  with output.claimed(config.output_dir):
+    output.remove_stale_staging(config.output_dir)
+    previous = output.previous_dataset(config.output_dir, config.overwrite)
+    logging.info('Reading %d notes from %s', sum(sizes.values()),
+                 ', '.join(d for d, _ in config.inputs))
+    staging_dir = output.new_staging_dir(config.output_dir)
+    try:
+      options = PipelineOptions(list(beam_args))
+      with output.pattern_free_path(staging_dir) as pipeline_dir:
+        pipeline = beam.Pipeline(runner=local_runner_for(options),
+                                 options=options)
+        build_pipeline(pipeline, config, pipeline_dir)
+        result = pipeline.run()
+        result.wait_until_finish()
+      manifest = _complete_manifest(staging_dir)
+      _check_accounting(manifest, sum(sizes.values()))
+      files = output.commit(staging_dir, config.output_dir, previous)
+    except BaseException:
+      output.discard(staging_dir)
+      raise
   return JobResult(manifest, _counters(result), files)
+
+
+def _complete_manifest(staging_dir: str) -> manifest_lib.Manifest:
+  """The pipeline's manifest, completed with the list of the files it wrote
+  (which only exists once its sinks have finished)."""
+  path = posixpath.join(staging_dir, manifest_lib.MANIFEST_FILENAME)
+  with FileSystems.open(path) as f:
+    manifest = manifest_lib.Manifest.from_json(json.loads(f.read()))
+  manifest = dataclasses.replace(manifest, files=tuple(sorted(
+      output.final_name(name) for name in output.staged_files(staging_dir)
+      if name != manifest_lib.MANIFEST_FILENAME)))
+  with FileSystems.create(path) as f:
+    f.write(manifest.dumps().encode('utf-8'))
+  return manifest
 
 
 def _check_accounting(manifest: manifest_lib.Manifest, notes_read: int) -> None:
@@ -463,21 +481,32 @@ def summary_table(job: JobResult, output_dir: str) -> str:
   return '\n'.join(lines)
 
 
-def run(argv: Sequence[str] | None = None) -> JobResult:
-  """Parses flags and runs the job; the library entry for tests and users."""
+def run(argv: Sequence[str]) -> JobResult:
+  """Parses flags and runs the job; the library entry for tests and scripts.
+
+  Args:
+    argv: the job's flags and Beam's options, without the program name.
+  """
   config, beam_args = parse_args(argv)
   job = run_job(config, beam_args)
   print(summary_table(job, config.output_dir))
   return job
 
 
-def main() -> None:
-  """Console entry point: errors in the inputs end with a one-line message."""
-  logging.getLogger().setLevel(logging.INFO)
+def _main(argv: list[str]) -> None:
   try:
-    run(sys.argv[1:])
-  except (JobInputError, output.OutputDirNotEmptyError) as e:
-    sys.exit(f'error: {e}')
+    config = config_from_flags(flags.FLAGS)
+  except flags.ValidationError as e:
+    raise cli.UserError(str(e)) from None
+  job = run_job(config, argv[1:])
+  print(summary_table(job, config.output_dir))
+
+
+def main() -> None:
+  """Console entry point (nsynth-tfrecords)."""
+  cli.run(define_flags, _main,
+          user_errors=(JobInputError, output.OutputDirError),
+          flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
 
 
 if __name__ == '__main__':

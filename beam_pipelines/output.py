@@ -1,105 +1,268 @@
-"""Making the job's output appear complete or not at all.
+"""The job's output directory: claimed, staged, committed, never over-deleted.
 
-The pipeline writes into a hidden staging directory inside the output
-directory. Only after it has finished are the files moved into place, the
-manifest last, so a reader that finds manifest.json finds a whole dataset.
-A failed run leaves the output directory as it was.
+* One run at a time: the job holds a lock on --output_dir for its whole run
+  (`nsynth_contracts.directory_lock`); a second run refuses, naming the first.
+* Complete or nothing: the pipeline writes into a hidden staging directory
+  inside the output directory. Only after it has finished are the files moved
+  into place, the manifest last, so a reader that finds manifest.json finds a
+  whole dataset. A failed run leaves the output directory as it was, and a
+  run killed before it could clean up has its staging removed by the next.
+* Nothing of the user's is lost: --overwrite replaces exactly the files the
+  previous run's manifest lists (its `files`), and no other file. A file the
+  new dataset would land on that the previous run did not write, or a
+  manifest.json this job cannot read, makes the job refuse before it starts
+  deleting anything.
 """
 
-from __future__ import annotations
-
+import contextlib
 import logging
+import os
 import posixpath
+import re
+import shutil
+import tempfile
 import uuid
 
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
+from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 
 DEAD_LETTERS_DIR = 'dead_letters'
 DEAD_LETTERS_PREFIX = 'dead_letters'
-_STAGING_PREFIX = '.staging-'
+STAGING_PREFIX = '.staging-'
+# A file a manifest may list: a plain name, or one inside dead_letters/.
+_LISTED_NAME = re.compile(r'(?:dead_letters/)?[A-Za-z0-9_][A-Za-z0-9_.-]*')
+_PATTERN_CHARACTERS = re.compile(r'([*?[])')
 
 
-class OutputDirNotEmptyError(RuntimeError):
+class OutputDirError(RuntimeError):
+  """The output directory cannot be used; the message names it and why."""
+
+
+class OutputDirNotEmptyError(OutputDirError):
   pass
 
 
-def _entries(directory: str) -> list[str]:
-  """Paths directly inside a directory (hidden names excluded)."""
+def escape_pattern(path: str) -> str:
+  """`path` as a Beam/fnmatch pattern that matches only itself."""
+  return _PATTERN_CHARACTERS.sub(r'[\1]', path)
+
+
+def has_pattern_characters(path: str) -> bool:
+  return bool(_PATTERN_CHARACTERS.search(path))
+
+
+def _is_local(path: str) -> bool:
+  return not directory_lock.is_remote(path)
+
+
+def list_names(directory: str) -> list[str]:
+  """Names directly inside `directory` (sub-directories end with '/')."""
+  if _is_local(directory):
+    try:
+      with os.scandir(directory) as entries:
+        return sorted(e.name + ('/' if e.is_dir() else '') for e in entries)
+    except FileNotFoundError:
+      return []
   try:
-    return [m.path for m in FileSystems.match(
-        [posixpath.join(directory, '*')])[0].metadata_list]
+    matched = FileSystems.match([posixpath.join(escape_pattern(directory),
+                                                '*')])[0].metadata_list
   except BeamIOError:
     return []  # Some filesystems (GCS) raise when nothing matches.
+  return sorted(posixpath.relpath(m.path, directory) for m in matched)
 
 
-def check_output_dir(output_dir: str, overwrite: bool) -> None:
-  """Refuses a non-empty output directory unless overwrite is set."""
-  existing = _entries(output_dir)
-  if existing and not overwrite:
+def _user_names(directory: str) -> list[str]:
+  """What is in the directory apart from this job's lock and staging."""
+  return [n for n in list_names(directory)
+          if n != directory_lock.LOCK_FILE and not n.startswith(STAGING_PREFIX)]
+
+
+@contextlib.contextmanager
+def claimed(output_dir: str):
+  """Creates `output_dir` if needed and holds its lock while inside.
+
+  Raises:
+    OutputDirError: the directory cannot be created or written (one line
+      naming it), or another run holds it.
+  """
+  if _is_local(output_dir):
+    try:
+      os.makedirs(output_dir, exist_ok=True)
+      lock = directory_lock.DirectoryLock(output_dir, '--output_dir')
+      lock.__enter__()
+    except directory_lock.DirectoryLockedError as e:
+      raise OutputDirError(str(e)) from None
+    except OSError as e:
+      raise OutputDirError(f'--output_dir {output_dir} cannot be used: '
+                           f'{e.strerror or e}') from None
+  else:
+    if has_pattern_characters(output_dir):
+      raise OutputDirError(
+          f'--output_dir {output_dir}: Beam\'s file sinks read *, ? and [ as '
+          f'patterns on remote file systems; choose a path without them')
+    try:
+      if not FileSystems.exists(output_dir):
+        FileSystems.mkdirs(output_dir)
+    except (BeamIOError, OSError) as e:
+      raise OutputDirError(f'--output_dir {output_dir} cannot be created: '
+                           f'{e}') from None
+    lock = directory_lock.DirectoryLock(output_dir, '--output_dir')
+    lock.__enter__()
+  try:
+    yield
+  finally:
+    lock.__exit__(None, None, None)
+
+
+def remove_stale_staging(output_dir: str) -> list[str]:
+  """Removes staging directories left by killed runs (call it holding the
+  lock: no live run can own them then). Returns what was removed."""
+  removed = []
+  for name in list_names(output_dir):
+    if name.startswith(STAGING_PREFIX):
+      path = posixpath.join(output_dir, name.rstrip('/'))
+      logging.warning('Removing %s, the staging directory of an earlier run '
+                      'that did not finish.', path)
+      discard(path)
+      removed.append(path)
+  return removed
+
+
+def previous_dataset(output_dir: str, overwrite: bool) -> list[str]:
+  """The files of the dataset that --overwrite may replace, manifest first.
+
+  Raises:
+    OutputDirNotEmptyError: the directory holds files and overwrite is off.
+    OutputDirError: its manifest.json is not one this job can read, or lists
+      a file no run of this job writes: nothing is deleted then.
+  """
+  existing = _user_names(output_dir)
+  if not existing:
+    return []
+  if not overwrite:
     raise OutputDirNotEmptyError(
-        f'--output_dir {output_dir} is not empty ({len(existing)} entries, e.g. '
-        f'{posixpath.basename(existing[0].rstrip("/"))}); pass --overwrite to '
-        f'replace its dataset')
+        f'--output_dir {output_dir} is not empty ({len(existing)} entries, '
+        f'e.g. {existing[0].rstrip("/")}); pass --overwrite to replace the '
+        f'dataset a previous run wrote there')
+  if manifest_lib.MANIFEST_FILENAME not in existing:
+    return []  # Nothing of ours: new files go beside the user's.
+  path = manifest_lib.manifest_path(output_dir)
+  try:
+    with FileSystems.open(path) as f:
+      files = manifest_lib.listed_files(f.read())
+  except (ValueError, OSError, BeamIOError) as e:
+    raise OutputDirError(
+        f'--output_dir {output_dir} holds a manifest.json this job cannot '
+        f'read ({e}); it is left alone: move it away or choose another '
+        f'--output_dir') from None
+  for name in files:
+    if not _LISTED_NAME.fullmatch(name) or '..' in name:
+      raise OutputDirError(
+          f'{path} lists {name!r}, which no run of this job writes; nothing '
+          f'was deleted: move the directory\'s contents away or choose '
+          f'another --output_dir')
+  return [path] + [posixpath.join(output_dir, name) for name in files]
 
 
 def new_staging_dir(output_dir: str) -> str:
-  staging = posixpath.join(output_dir, _STAGING_PREFIX + uuid.uuid4().hex[:12])
+  staging = posixpath.join(output_dir, STAGING_PREFIX + uuid.uuid4().hex[:12])
   FileSystems.mkdirs(staging)
   return staging
 
 
+@contextlib.contextmanager
+def pattern_free_path(staging_dir: str):
+  """A path to `staging_dir` without *, ? or [ in it, for Beam's sinks.
+
+  Beam's file sinks turn their output prefix into a glob to find and move
+  what they wrote, so a prefix such as `data[1]/train` finds nothing and the
+  write fails. Locally, a link from a temporary directory gives the sinks an
+  equivalent path with no pattern characters.
+  """
+  if not has_pattern_characters(staging_dir):
+    yield staging_dir
+    return
+  alias_dir = tempfile.mkdtemp(prefix='nsynth-staging-')
+  alias = os.path.join(alias_dir, 'staging')
+  os.symlink(os.path.abspath(staging_dir), alias)
+  try:
+    yield alias
+  finally:
+    shutil.rmtree(alias_dir, ignore_errors=True)
+
+
+def delete(path: str) -> None:
+  """Deletes a file or a directory tree (Beam's delete would read the path
+  as a pattern)."""
+  if _is_local(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+      shutil.rmtree(path)
+    else:
+      os.remove(path)
+  else:
+    FileSystems.delete([escape_pattern(path)])
+
+
 def discard(staging_dir: str) -> None:
   if FileSystems.exists(staging_dir):
-    FileSystems.delete([staging_dir])
+    delete(staging_dir)
 
 
-def _final_path(output_dir: str, staged_path: str) -> str:
-  name = posixpath.basename(staged_path)
-  if name.startswith(DEAD_LETTERS_PREFIX):
-    return posixpath.join(output_dir, DEAD_LETTERS_DIR, name)
-  return posixpath.join(output_dir, name)
+def final_name(staged_name: str) -> str:
+  """Where a staged file goes, relative to the output directory."""
+  if staged_name.startswith(DEAD_LETTERS_PREFIX):
+    return posixpath.join(DEAD_LETTERS_DIR, staged_name)
+  return staged_name
 
 
-def _previous_dataset(output_dir: str) -> list[str]:
-  """What an earlier run of this job left in output_dir, manifest first."""
-  ours = []
-  manifest = posixpath.join(output_dir, manifest_lib.MANIFEST_FILENAME)
-  if FileSystems.exists(manifest):
-    ours.append(manifest)
-  ours += [p for p in _entries(output_dir)
-           if p.endswith(manifest_lib.SHARD_SUFFIX)]
-  dead_letters = posixpath.join(output_dir, DEAD_LETTERS_DIR)
-  if FileSystems.exists(dead_letters):
-    ours.append(dead_letters)
-  return ours
+def staged_files(staging_dir: str) -> list[str]:
+  """Names of the files the pipeline wrote into staging (Beam's own hidden
+  temporary directories excluded)."""
+  return [n for n in list_names(staging_dir)
+          if not n.endswith('/') and not n.startswith('.')]
 
 
-def commit(staging_dir: str, output_dir: str) -> list[str]:
-  """Moves the staged dataset into output_dir, replacing an earlier one.
+def commit(staging_dir: str, output_dir: str, previous: list[str]) -> list[str]:
+  """Moves the staged dataset into output_dir, replacing `previous`.
 
-  The old manifest goes first and the new one comes last, so at no moment
+  Checks first that no staged file would land on a file of the user's; then
+  the old manifest goes first and the new one comes last, so at no moment
   does a manifest describe files that are not all there.
 
   Returns:
     The final paths of the committed files.
+
+  Raises:
+    OutputDirError: a new file would replace one the previous run did not
+      write; nothing has been changed then.
   """
-  for path in _previous_dataset(output_dir):
-    logging.info('Replacing %s', path)
-    FileSystems.delete([path])
-  staged = _entries(staging_dir)
   manifest_name = manifest_lib.MANIFEST_FILENAME
-  staged.sort(key=lambda p: posixpath.basename(p) == manifest_name)
-  if not staged or posixpath.basename(staged[-1]) != manifest_name:
+  staged = sorted(staged_files(staging_dir), key=lambda n: n == manifest_name)
+  if not staged or staged[-1] != manifest_name:
     raise RuntimeError(f'The pipeline wrote no manifest into {staging_dir}')
-  finals = [_final_path(output_dir, p) for p in staged]
+  finals = [posixpath.join(output_dir, final_name(n)) for n in staged]
+  replaceable = set(previous)
+  for path in finals:
+    if path not in replaceable and FileSystems.exists(path):
+      raise OutputDirError(
+          f'{path} exists and was not written by the previous run of this '
+          f'job, so it is not replaced; move it or choose another '
+          f'--output_dir. Nothing was changed.')
+  for path in previous:
+    if FileSystems.exists(path):
+      logging.info('Replacing %s', path)
+      delete(path)
   dead_letters_dir = posixpath.join(output_dir, DEAD_LETTERS_DIR)
-  if (any(posixpath.dirname(f) == dead_letters_dir for f in finals) and
-      not FileSystems.exists(dead_letters_dir)):
-    FileSystems.mkdirs(dead_letters_dir)
-  for source, destination in zip(staged, finals):
-    FileSystems.rename([source], [destination])
+  if any(posixpath.dirname(f) == dead_letters_dir for f in finals):
+    if not FileSystems.exists(dead_letters_dir):
+      FileSystems.mkdirs(dead_letters_dir)
+  elif _is_local(output_dir):
+    with contextlib.suppress(OSError):  # Only if the user left nothing there.
+      os.rmdir(dead_letters_dir)
+  for name, destination in zip(staged, finals):
+    FileSystems.rename([posixpath.join(staging_dir, name)], [destination])
   discard(staging_dir)
   return finals

@@ -13,7 +13,9 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import posixpath
+import stat
 import sys
 import threading
 from typing import Iterable, Sequence
@@ -24,7 +26,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import examples_json
 from beam_pipelines import splits
-from beam_pipelines import wav
+from nsynth_contracts import audio
+from nsynth_contracts import cli
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import schema
@@ -76,8 +79,8 @@ def _count(name: str, value: int = 1) -> None:
 # --- Reading examples.json -------------------------------------------------
 
 
-def read_examples_json(split_dir: str) -> dict:
-  """The parsed examples.json of a split directory (local or gs://).
+def read_examples_json(split_dir: str) -> list[examples_json.RawEntry]:
+  """Every entry of a split directory's examples.json (local or gs://).
 
   Raises:
     examples_json.ExamplesJsonError: naming the file when it is missing,
@@ -93,10 +96,22 @@ def read_examples_json(split_dir: str) -> dict:
   return examples_json.parse_examples_json(path, text)
 
 
-def _entries_of(split_dir: str) -> Iterable[tuple[str, object]]:
+def _entries_of(split_dir: str, split: str):
+  """(key, entry) pairs to validate, and tagged DeadLetters for entries that
+  cannot even travel through the pipeline (strings that are not Unicode) or
+  must not be used (duplicate keys, repeated fields)."""
   entries = read_examples_json(split_dir)
   _count('notes_read', len(entries))
-  yield from entries.items()
+  json_path = posixpath.join(split_dir, examples_json.EXAMPLES_JSON)
+  for entry in entries:
+    problem = examples_json.entry_problem(entry)
+    if problem:
+      kind, reason = problem
+      yield beam.pvalue.TaggedOutput(DEAD_LETTERS, DeadLetter(
+          note_str=examples_json.printable(entry.key), file=json_path,
+          split=split, kind=kind, reason=reason))
+    else:
+      yield entry.key, examples_json.as_plain_json(entry.value)
 
 
 class _ValidateEntryFn(beam.DoFn):
@@ -110,11 +125,15 @@ class _ValidateEntryFn(beam.DoFn):
     try:
       yield examples_json.note_from_entry(key, entry, self._split_dir,
                                           self._split)
-    except examples_json.EntryError as e:
+    except Exception as e:  # pylint: disable=broad-except
+      # EntryError names the field; anything else is still one bad entry.
+      reason = (str(e) if isinstance(e, examples_json.EntryError)
+                else f'cannot read the entry ({type(e).__name__})')
       yield beam.pvalue.TaggedOutput(DEAD_LETTERS, DeadLetter(
-          note_str=str(key),
+          note_str=examples_json.printable(str(key)),
           file=posixpath.join(self._split_dir, examples_json.EXAMPLES_JSON),
-          split=self._split, kind='invalid_metadata', reason=str(e)))
+          split=self._split, kind=examples_json.INVALID_METADATA,
+          reason=reason))
 
 
 class ReadNSynthSplit(beam.PTransform):
@@ -130,13 +149,19 @@ class ReadNSynthSplit(beam.PTransform):
     self._split = split
 
   def expand(self, pbegin):
-    return (pbegin
-            | 'Directory' >> beam.Create([self._split_dir])
-            | 'ReadExamplesJson' >> beam.FlatMap(_entries_of)
-            | 'Spread' >> beam.Reshuffle()
-            | 'Validate' >> beam.ParDo(
-                _ValidateEntryFn(self._split_dir, self._split)).with_outputs(
-                    DEAD_LETTERS, main=NOTES))
+    entries = (pbegin
+               | 'Directory' >> beam.Create([self._split_dir])
+               | 'ReadExamplesJson' >> beam.FlatMap(
+                   _entries_of, self._split).with_outputs(
+                       DEAD_LETTERS, main=NOTES))
+    validated = (entries[NOTES]
+                 | 'Spread' >> beam.Reshuffle()
+                 | 'Validate' >> beam.ParDo(
+                     _ValidateEntryFn(self._split_dir, self._split)
+                 ).with_outputs(DEAD_LETTERS, main=NOTES))
+    dead_letters = ((entries[DEAD_LETTERS], validated[DEAD_LETTERS])
+                    | 'DeadLetters' >> beam.Flatten())
+    return {NOTES: validated[NOTES], DEAD_LETTERS: dead_letters}
 
 
 # --- Splits, filters, caps ---------------------------------------------------
@@ -194,24 +219,87 @@ class CapPerFamily(beam.PTransform):
 # --- Audio and features --------------------------------------------------------
 
 
+def read_note_file(path: str, audio_dir: str,
+                   max_bytes: int = audio.DEFAULT_LIMITS.max_file_bytes
+                   ) -> bytes:
+  """The bytes of one note's file, read only if it is safe to read.
+
+  A local file must be a regular file inside `audio_dir`, after following
+  links: a link that leaves the dataset is not read (it could point at any
+  file of the machine's), nor is a FIFO or a device, which could block or
+  never end. No file larger than `max_bytes` is read.
+
+  Raises:
+    audio.AudioError: with the kind and reason for the dead letter; the
+      reason never quotes the file's contents.
+  """
+  if FileSystems.get_scheme(path) is not None:  # gs:// etc.: no links there.
+    return _read_remote(path, max_bytes)
+  try:
+    os.lstat(path)
+  except FileNotFoundError:
+    raise audio.AudioError('missing_audio', 'file does not exist') from None
+  except OSError as e:
+    raise audio.AudioError('unreadable_audio', _os_reason(e)) from None
+  real = os.path.realpath(path)
+  root = os.path.realpath(audio_dir)
+  if os.path.commonpath([real, root]) != root:
+    raise audio.AudioError(
+        'outside_dataset', f'a link to a file outside {audio_dir}; links '
+        f'that leave the dataset are not followed')
+  try:
+    info = os.stat(real)
+    if not stat.S_ISREG(info.st_mode):
+      raise audio.AudioError('not_a_file', 'not a regular file (a '
+                             'directory, FIFO or device)')
+    if info.st_size > max_bytes:
+      raise audio.AudioError('too_large', f'the file is {info.st_size} '
+                             f'bytes, more than {max_bytes}')
+    with open(real, 'rb') as f:
+      return f.read(max_bytes + 1)
+  except FileNotFoundError:
+    raise audio.AudioError('missing_audio', 'a link to a file that does not '
+                           'exist') from None
+  except OSError as e:
+    raise audio.AudioError('unreadable_audio', _os_reason(e)) from None
+
+
+def _os_reason(error: OSError) -> str:
+  return error.strerror or type(error).__name__
+
+
+def _read_remote(path: str, max_bytes: int) -> bytes:
+  try:
+    with FileSystems.open(path) as f:
+      data = f.read(max_bytes + 1)
+  except Exception as e:  # pylint: disable=broad-except
+    if not FileSystems.exists(path):
+      raise audio.AudioError('missing_audio', 'file does not exist') from None
+    raise audio.AudioError('unreadable_audio',
+                           f'cannot read it ({type(e).__name__})') from None
+  if len(data) > max_bytes:
+    raise audio.AudioError('too_large', f'the file is larger than '
+                           f'{max_bytes} bytes')
+  return data
+
+
 def load_clip(
     note: examples_json.Note,
     params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS
 ) -> np.ndarray | DeadLetter:
-  """The note's clip, float32 [clip_samples], or the DeadLetter saying why not."""
-  def dead(kind, reason):
-    return DeadLetter(note.note_str, note.audio_path, note.split, kind, reason)
+  """The note's clip, float32 [clip_samples], or the DeadLetter saying why not.
+
+  Nothing raised while reading, decoding or validating one note escapes:
+  a bad file costs its own note, never the job.
+  """
   try:
-    with FileSystems.open(note.audio_path) as f:
-      data = f.read()
+    data = read_note_file(note.audio_path, posixpath.dirname(note.audio_path))
+    return audio.clip_from_wav(data, params)
+  except audio.AudioError as e:
+    kind, reason = e.kind, str(e)
   except Exception as e:  # pylint: disable=broad-except
-    missing = not FileSystems.exists(note.audio_path)
-    return dead('missing_audio' if missing else 'unreadable_audio',
-                'file does not exist' if missing else str(e))
-  try:
-    return wav.to_clip(wav.decode_wav(data), params)
-  except wav.AudioError as e:
-    return dead(e.kind, str(e))
+    kind, reason = 'undecodable', f'{type(e).__name__} while decoding'
+  return DeadLetter(note.note_str, note.audio_path, note.split, kind, reason)
 
 
 _TF_IMPORT_LOCK = threading.Lock()
@@ -334,10 +422,26 @@ class _FeaturizeBatchFn(beam.DoFn):
     self._clips = _aligned_zeros((self._batch_size, params.clip_samples))
     self._clips_tensor = tf.experimental.dlpack.from_dlpack(
         self._clips.__dlpack__())
+    with cli.native_stderr_silenced():  # XLA's compile-time log lines.
+      self._mfcc_fn(self._clips_tensor)
 
   def process(self, notes):
     for start in range(0, len(notes), self._batch_size):
       yield from self._featurize(notes[start:start + self._batch_size])
+
+  def _features_note_by_note(self, count: int) -> list[np.ndarray | None]:
+    """Each clip alone, when the batch failed: only the bad note is lost."""
+    clips = self._clips[:count].copy()
+    result = []
+    for clip in clips:
+      self._clips[:] = 0.0
+      self._clips[0] = clip
+      try:
+        result.append(self._mfcc_fn(self._clips_tensor).numpy()[0])
+      except Exception:  # pylint: disable=broad-except
+        result.append(None)
+    self._clips[:count] = clips
+    return result
 
   def _featurize(self, notes):
     good = []
@@ -351,11 +455,28 @@ class _FeaturizeBatchFn(beam.DoFn):
     if not good:
       return
     count = len(good)
-    # Synchronous: the batch array is free to refill once this returns.
-    mfccs = self._mfcc_fn(self._clips_tensor).numpy()[:count]
-    yield FeaturizedBatch(
-        tuple(good), mfccs,
-        self._clips[:count].copy() if self._keep_audio else None)
+    try:
+      # Synchronous: the batch array is free to refill once this returns.
+      mfccs = self._mfcc_fn(self._clips_tensor).numpy()[:count]
+    except Exception:  # pylint: disable=broad-except
+      mfccs = self._features_note_by_note(count)
+    clips = self._clips[:count].copy() if self._keep_audio else None
+    kept = []
+    for i, note in enumerate(good):
+      if mfccs[i] is None or not np.isfinite(mfccs[i]).all():
+        yield beam.pvalue.TaggedOutput(DEAD_LETTERS, DeadLetter(
+            note.note_str, note.audio_path, note.split, 'feature_error',
+            'the feature function failed on this note' if mfccs[i] is None
+            else 'its features are not finite'))
+      else:
+        kept.append(i)
+    if not kept:
+      return
+    if len(kept) < count:
+      good = [good[i] for i in kept]
+      clips = None if clips is None else clips[kept]
+    yield FeaturizedBatch(tuple(good), np.stack([mfccs[i] for i in kept]),
+                          clips)
     before = self._notes_done
     self._notes_done += count
     if self._notes_done // 1000 > before // 1000:

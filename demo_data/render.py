@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from beam_pipelines import wav
+from nsynth_contracts import audio
 from demo_data import general_midi
 from nsynth_contracts import labels
 
@@ -177,7 +177,7 @@ def render_dataset(output_dir: str, pitch_step: int = 4,
     split_dir = os.path.join(output_dir, f'nsynth-{instrument.split}')
     with open(os.path.join(split_dir, 'audio', entry['note_str'] + '.wav'),
               'wb') as f:
-      f.write(wav.encode_pcm16(waveform, SAMPLE_RATE_HZ))
+      f.write(audio.encode_pcm16(waveform, SAMPLE_RATE_HZ))
     examples[instrument.split][entry['note_str']] = entry
   for split, entries in examples.items():
     with open(os.path.join(output_dir, f'nsynth-{split}', 'examples.json'),

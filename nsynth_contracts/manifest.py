@@ -8,6 +8,7 @@ the label vocabulary and normalisation statistics from it and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import posixpath
 
@@ -15,7 +16,7 @@ from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 
 MANIFEST_FILENAME = 'manifest.json'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: lists the files of the dataset
 SHARD_SUFFIX = '.tfrecord.gz'
 
 
@@ -56,7 +57,15 @@ class Manifest:
   split_method: dict             # name, description, instrument_disjoint
   accounting: dict               # read / written / filtered / dead_lettered
   audio_samples: int | None = None   # set when records keep the waveform
+  # Every file of the dataset but the manifest, relative to its directory:
+  # what --overwrite may replace, and the shards a reader opens.
+  files: tuple[str, ...] = ()
   format_version: int = FORMAT_VERSION
+
+  def split_files(self, split: str) -> list[str]:
+    """The listed shards of one split, relative to the data directory."""
+    return sorted(f for f in self.files
+                  if fnmatch.fnmatchcase(f, self.splits[split].file_pattern))
 
   @property
   def mfcc_shape(self) -> tuple[int, int]:
@@ -76,14 +85,12 @@ class Manifest:
         'filters': self.filters,
         'split_method': self.split_method,
         'accounting': self.accounting,
+        'files': list(self.files),
     }
 
   @classmethod
   def from_json(cls, data: dict) -> 'Manifest':
-    if data.get('format_version') != FORMAT_VERSION:
-      raise ValueError(
-          f'manifest format_version {data.get("format_version")!r} is not '
-          f'{FORMAT_VERSION}')
+    _check_format_version(data)
     params = feature_params.FeatureParams.from_json(data['feature_params'])
     if tuple(data['mfcc_shape']) != params.mfcc_shape:
       raise ValueError(
@@ -100,11 +107,38 @@ class Manifest:
         split_method=data['split_method'],
         accounting=data['accounting'],
         audio_samples=data.get('audio_samples'),
+        files=tuple(data['files']),
         format_version=data['format_version'],
     )
 
   def dumps(self) -> str:
     return json.dumps(self.to_json(), indent=2, sort_keys=False) + '\n'
+
+
+def _check_format_version(data) -> None:
+  if not isinstance(data, dict):
+    raise ValueError('it is not a JSON object')
+  version = data.get('format_version')
+  if version != FORMAT_VERSION:
+    older = isinstance(version, int) and 0 < version < FORMAT_VERSION
+    raise ValueError(
+        f'format_version {version!r} is not {FORMAT_VERSION}' +
+        ('; it was written by an older version of the Beam job: run it again'
+         if older else ''))
+
+
+def listed_files(text: str | bytes) -> list[str]:
+  """The `files` of a manifest's JSON text, checking only what that needs.
+
+  Raises:
+    ValueError: not a manifest of this format.
+  """
+  data = json.loads(text)
+  _check_format_version(data)
+  files = data.get('files')
+  if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+    raise ValueError('its "files" is not a list of file names')
+  return files
 
 
 def manifest_path(data_dir: str) -> str:
@@ -126,9 +160,15 @@ def read(data_dir: str) -> Manifest:
     raise FileNotFoundError(
         f'{path} does not exist: is {data_dir} the --output_dir of a finished '
         f'beam_pipelines.nsynth_tfrecords run?')
-  with tf.io.gfile.GFile(path, 'r') as f:
-    text = f.read()
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      text = f.read()
+  except tf.errors.OpError as e:
+    raise ValueError(f'{path} cannot be read: {e.message}') from None
   try:
     return Manifest.from_json(json.loads(text))
-  except (ValueError, KeyError, TypeError) as e:
-    raise ValueError(f'{path} is not a valid manifest: {e}') from e
+  except KeyError as e:
+    raise ValueError(f'{path} is not a valid manifest: it has no field '
+                     f'{e}') from None
+  except (ValueError, TypeError, AttributeError) as e:
+    raise ValueError(f'{path} is not a valid manifest: {e}') from None

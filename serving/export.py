@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from beam_pipelines import wav
+from nsynth_contracts import audio
 from nsynth_contracts import manifest as manifest_lib
 from serving import signatures
 from serving import warmup
@@ -81,7 +81,7 @@ def verify_export(path: str, model: keras.Model,
   by_audio = loaded.signatures[signatures.AUDIO_SIGNATURE](
       audio=tf.constant(clips))
   by_wav = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant(
-      [wav.encode_pcm16(c, manifest.feature_params.sample_rate_hz)
+      [audio.encode_pcm16(c, manifest.feature_params.sample_rate_hz)
        for c in clips]))
   np.testing.assert_allclose(by_audio[signatures.PROBABILITIES].numpy(),
                              expected, atol=tolerance)

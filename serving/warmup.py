@@ -12,7 +12,7 @@ from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from beam_pipelines import wav
+from nsynth_contracts import audio
 from serving import signatures
 
 WARMUP_FILE = 'tf_serving_warmup_requests'
@@ -45,7 +45,7 @@ def warmup_requests(model_name: str, clips: np.ndarray,
     wav_request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
         name=model_name, signature_name=signatures.WAV_SIGNATURE))
     wav_request.inputs[signatures.WAV_INPUT].CopyFrom(tf.make_tensor_proto(
-        [wav.encode_pcm16(c, sample_rate_hz) for c in batch], dtype=tf.string))
+        [audio.encode_pcm16(c, sample_rate_hz) for c in batch], dtype=tf.string))
     for request in (audio_request, wav_request):
       logs.append(prediction_log_pb2.PredictionLog(
           predict_log=prediction_log_pb2.PredictLog(request=request)))

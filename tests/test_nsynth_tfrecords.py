@@ -1,19 +1,28 @@
 """The whole Beam job on DirectRunner, on rendered data and on damaged data."""
 
+import collections
 import glob
 import json
 import os
+import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
 from beam_pipelines import nsynth_tfrecords
 from beam_pipelines import output
+from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 from tests.conftest import float_wav_bytes
 from tests.conftest import wav_bytes
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(*args):
@@ -21,7 +30,7 @@ def run(*args):
 
 
 def read_split(output_dir, split, mfcc_shape=(126, 20)):
-  files = sorted(glob.glob(os.path.join(output_dir,
+  files = sorted(glob.glob(os.path.join(glob.escape(str(output_dir)),
                                         manifest_lib.shard_pattern(split))))
   assert files, f'no shards for {split}'
   records = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(1000)
@@ -111,12 +120,23 @@ def test_summary_table_accounts_for_every_note(demo_job):
   assert f'every note accounted for: {read} of {read}' in table
 
 
+def raw_wav(channels=1, rate=16000, block_align=2, bits=16,
+            data=bytes(64000)):
+  """A 16-bit WAV built field by field, so that the fields may contradict."""
+  fmt = struct.pack('<HHIIHH', 1, channels, rate, rate * block_align,
+                    block_align, bits)
+  body = (b'WAVE' + b'fmt ' + struct.pack('<I', 16) + fmt + b'data' +
+          struct.pack('<I', len(data)) + data)
+  return b'RIFF' + struct.pack('<I', len(body)) + body
+
+
 @pytest.fixture
-def damaged_split(split_copy):
+def damaged_split(split_copy, tmp_path):
   """A copy of the valid split with one of every kind of bad input added.
 
-  Returns the directory, the notes that must still be written, and the
-  dead-letter kind expected for each damaged note.
+  Returns the directory, the notes that must still be written, the
+  (note_str, dead-letter kind) expected for each damaged note, and the
+  secret that no message may quote.
   """
   directory = split_copy('valid')
   entries = json.loads((directory / 'examples.json').read_text())
@@ -137,6 +157,8 @@ def damaged_split(split_copy):
   nan_tone[100] = np.nan
   inf_tone = tone.copy()
   inf_tone[5] = np.inf
+  huge_tone = tone.copy()
+  huge_tone[7] = 1e19
   # Readable in another format: these must be converted and written.
   add('resampled-22k', wav_bytes(0.4 * np.sin(2 * np.pi * 330 * np.arange(
       88200) / 22050.0), sample_rate=22050))
@@ -144,53 +166,120 @@ def damaged_split(split_copy):
   add('eight-bit', wav_bytes(tone, sample_width=1))
   add('float', float_wav_bytes(tone))
   add('short', wav_bytes(tone[:1000]))
-  good = set(kept) | {'resampled-22k', 'stereo', 'eight-bit', 'float', 'short'}
+  add('link-inside')  # A link to another note of the same split is fine.
+  (audio / 'link-inside.wav').symlink_to(audio / f'{kept[0]}.wav')
+  good = set(kept) | {'resampled-22k', 'stereo', 'eight-bit', 'float', 'short',
+                      'link-inside'}
   # Unusable: each must be dead-lettered with its reason.
-  dead = {}
+  dead = collections.Counter()
+  def expect(name, kind):
+    dead[(name, kind)] += 1
   add('missing-audio')
-  dead['missing-audio'] = 'missing_audio'
+  expect('missing-audio', 'missing_audio')
   add('zero-length', b'')
-  dead['zero-length'] = 'empty_file'
+  expect('zero-length', 'empty_file')
   add('truncated', wav_bytes(tone)[:30000])
-  dead['truncated'] = 'truncated'
-  add('not-a-wav', b'\xff\xfb\x90\x64' + bytes(2000))
-  dead['not-a-wav'] = 'not_wav'
+  expect('truncated', 'truncated')
+  secret = 'password=hunter2'
+  add('not-a-wav', secret.encode() + bytes(2000))
+  expect('not-a-wav', 'not_wav')
   add('nan', float_wav_bytes(nan_tone))
-  dead['nan'] = 'non_finite'
+  expect('nan', 'non_finite')
   add('inf', float_wav_bytes(inf_tone))
-  dead['inf'] = 'non_finite'
+  expect('inf', 'non_finite')
+  add('huge', float_wav_bytes(huge_tone))
+  expect('huge', 'out_of_range')
+  add('channels-vs-block-align', raw_wav(channels=2, block_align=2))
+  expect('channels-vs-block-align', 'bad_header')
+  add('absurd-channels', raw_wav(channels=60000, block_align=2))
+  expect('absurd-channels', 'bad_header')
+  add('fifty-hertz', raw_wav(rate=50))
+  expect('fifty-hertz', 'bad_sample_rate')
+  # Links out of the dataset are not followed, whatever they point at.
+  outside = tmp_path / 'elsewhere'
+  outside.mkdir()
+  (outside / 'note.wav').write_bytes(wav_bytes(tone))
+  (outside / 'secrets.txt').write_text(secret * 100)
+  add('link-to-audio-outside')
+  (audio / 'link-to-audio-outside.wav').symlink_to(outside / 'note.wav')
+  expect('link-to-audio-outside', 'outside_dataset')
+  add('link-to-a-secret')
+  (audio / 'link-to-a-secret.wav').symlink_to(outside / 'secrets.txt')
+  expect('link-to-a-secret', 'outside_dataset')
+  add('dangling-link')
+  (audio / 'dangling-link.wav').symlink_to(audio / 'nothing-there.wav')
+  expect('dangling-link', 'missing_audio')
+  add('a-fifo')
+  os.mkfifo(audio / 'a-fifo.wav')  # Reading it would block forever.
+  expect('a-fifo', 'not_a_file')
+  add('a-directory')
+  (audio / 'a-directory.wav').mkdir()
+  expect('a-directory', 'not_a_file')
   add('no-pitch', wav_bytes(tone))
   del entries['no-pitch']['pitch']
-  dead['no-pitch'] = 'invalid_metadata'
+  expect('no-pitch', 'invalid_metadata')
   add('text-pitch', wav_bytes(tone), pitch='sixty')
-  dead['text-pitch'] = 'invalid_metadata'
+  expect('text-pitch', 'invalid_metadata')
   add('kazoo', wav_bytes(tone), instrument_family_str='kazoo')
-  dead['kazoo'] = 'invalid_metadata'
+  expect('kazoo', 'invalid_metadata')
   entries['not-an-object'] = ['a', 'list']
-  dead['not-an-object'] = 'invalid_metadata'
-  (directory / 'examples.json').write_text(json.dumps(entries))
-  return directory, good, dead
+  expect('not-an-object', 'invalid_metadata')
+  add('nul\0byte')  # No file can be named so.
+  expect('nul\0byte', 'invalid_metadata')
+  add('x' * 300)  # Nor so long.
+  expect('x' * 300, 'invalid_metadata')
+  # A lone surrogate escape in a field the job never reads.
+  add('surrogate-in-qualities', wav_bytes(tone), qualities_str=['\ud800'])
+  expect('surrogate-in-qualities', 'invalid_metadata')
+  text = json.dumps(entries)
+  # Keys given twice: identical copies keep the first, differing ones none.
+  same = json.dumps(dict(template, note_str='dup-same'))
+  other = json.dumps(dict(template, note_str='dup-different', pitch=61))
+  first = json.dumps(dict(template, note_str='dup-different'))
+  text = (text[:-1] + f', "dup-same": {same}, "dup-same": {same}, '
+          f'"dup-different": {first}, "dup-different": {other}}}')
+  for name in ('dup-same', 'dup-different'):
+    (audio / f'{name}.wav').write_bytes(wav_bytes(tone))
+  good.add('dup-same')
+  expect('dup-same', 'duplicate_note')
+  expect('dup-different', 'duplicate_note')
+  expect('dup-different', 'duplicate_note')
+  (directory / 'examples.json').write_text(text)
+  return directory, good, dead, secret
 
 
 def test_bad_input_is_dead_lettered_and_nothing_good_is_lost(damaged_split,
                                                              tmp_path):
-  directory, good, dead = damaged_split
+  directory, good, dead, secret = damaged_split
   out = tmp_path / 'out'
   job = run(f'--input={directory}', f'--output_dir={out}')
-  written = {n.decode() for n in read_split(out, 'valid')[schema.NOTE_STR]}
-  assert written == good
+  written = [n.decode() for n in read_split(out, 'valid')[schema.NOTE_STR]]
+  assert sorted(written) == sorted(good)  # Each exactly once.
   lines = [json.loads(line) for path in glob.glob(
       str(out / 'dead_letters' / '*.jsonl')) for line in open(path)]
-  assert {d['note_str']: d['kind'] for d in lines} == dead
+  printable = {name.encode('utf-8', 'backslashreplace').decode(): name
+               for name, _ in dead}
+  assert collections.Counter(
+      (printable[d['note_str']], d['kind']) for d in lines) == dead
   for letter in lines:
     assert letter['reason'] and letter['file'] and letter['split'] == 'valid'
+    assert 'hunter2' not in letter['reason']
+  reasons = {d['note_str']: d['reason'] for d in lines}
+  assert 'NUL byte' in reasons['nul\0byte']
+  assert 'outside' in reasons['link-to-a-secret']
   accounting = job.manifest.accounting
   assert accounting['written'] == {'valid': len(good)}
-  assert sum(accounting['dead_lettered'].values()) == len(dead)
-  assert accounting['read'] == (len(good) + len(dead) +
+  assert sum(accounting['dead_lettered'].values()) == sum(dead.values())
+  # Against an independent count: the entries of the file as text.
+  entries_in_file = open(directory / 'examples.json').read().count(
+      '"note_str": ')
+  assert accounting['read'] == entries_in_file + 1  # 'not-an-object' has none
+  assert accounting['read'] == (len(good) + sum(dead.values()) +
                                 sum(accounting['filtered'].values()))
-  assert job.counters['dead_letter_invalid_metadata'] == 4
+  assert accounting['dead_lettered']['duplicate_note'] == 3
   assert job.counters['dead_letter_non_finite'] == 2
+  table = nsynth_tfrecords.summary_table(job, str(out))
+  assert 'duplicate_note' in table
 
 
 @pytest.mark.parametrize('content,message', [
@@ -239,6 +328,141 @@ def test_refuses_a_non_empty_output_dir_unless_overwrite(tiny_demo, tmp_path):
   assert shards == ['test-00000-of-00001.tfrecord.gz']
   assert (out / 'precious.txt').read_text() == 'keep me'
   assert not glob.glob(str(out / '.staging-*'))
+
+
+def test_overwrite_replaces_only_the_files_the_previous_run_wrote(tiny_demo,
+                                                                  tmp_path):
+  out = tmp_path / 'out'
+  args = [f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}']
+  first = run(*args, '--num_shards=3')
+  (out / 'my_archive.tfrecord.gz').write_bytes(b'years of work')
+  (out / 'dead_letters' / 'my_notes.jsonl').write_text('mine')
+  (out / 'notes').mkdir()
+  (out / 'notes' / 'todo.txt').write_text('mine too')
+  second = run(*args, '--overwrite', '--num_shards=1')
+  assert set(first.manifest.files) - set(second.manifest.files) == {
+      f'test-0000{i}-of-00003.tfrecord.gz' for i in range(3)}
+  assert sorted(os.listdir(out)) == [
+      'dead_letters', 'manifest.json', 'my_archive.tfrecord.gz', 'notes',
+      'test-00000-of-00001.tfrecord.gz']
+  assert (out / 'my_archive.tfrecord.gz').read_bytes() == b'years of work'
+  assert sorted(os.listdir(out / 'dead_letters')) == [
+      'dead_letters-00000-of-00001.jsonl', 'my_notes.jsonl']
+  assert (out / 'notes' / 'todo.txt').read_text() == 'mine too'
+
+
+def test_overwrite_never_replaces_a_manifest_it_did_not_write(tiny_demo,
+                                                              tmp_path):
+  out = tmp_path / 'out'
+  out.mkdir()
+  (out / 'manifest.json').write_text('{"my": "hand-written manifest"}')
+  with pytest.raises(output.OutputDirError,
+                     match='holds a manifest.json this job cannot read'):
+    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+        '--overwrite')
+  assert os.listdir(out) == ['manifest.json']
+  assert json.loads((out / 'manifest.json').read_text()) == {
+      'my': 'hand-written manifest'}
+
+
+def test_a_manifest_listing_foreign_files_deletes_nothing(tiny_demo,
+                                                          tmp_path):
+  out = tmp_path / 'out'
+  run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
+  data = json.loads((out / 'manifest.json').read_text())
+  data['files'].append('../../precious.txt')
+  (out / 'manifest.json').write_text(json.dumps(data))
+  (tmp_path / 'precious.txt').write_text('keep me')
+  before = sorted(os.listdir(out))
+  with pytest.raises(output.OutputDirError, match="lists '../../precious.txt'"):
+    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+        '--overwrite')
+  assert sorted(os.listdir(out)) == before
+  assert (tmp_path / 'precious.txt').read_text() == 'keep me'
+
+
+def test_a_new_shard_never_lands_on_a_users_file(tiny_demo, tmp_path):
+  out = tmp_path / 'out'
+  out.mkdir()
+  users = out / 'test-00000-of-00001.tfrecord.gz'
+  users.write_bytes(b'not from this job')
+  with pytest.raises(output.OutputDirError,
+                     match='was not written by the previous run'):
+    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+        '--overwrite', '--num_shards=1')
+  assert users.read_bytes() == b'not from this job'
+  assert os.listdir(out) == ['test-00000-of-00001.tfrecord.gz']
+
+
+def test_a_second_run_on_the_same_output_dir_refuses_naming_the_first(
+    tiny_demo, tmp_path):
+  out = tmp_path / 'out'
+  out.mkdir()
+  with directory_lock.DirectoryLock(str(out)):  # The first run, still going.
+    with pytest.raises(output.OutputDirError) as error:
+      run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+          '--overwrite')
+  message = str(error.value)
+  assert str(out) in message and 'in use by another run' in message
+  assert f'pid {os.getpid()}' in message
+  assert os.listdir(out) == []  # The lock goes with its run.
+
+
+def test_two_jobs_started_together_do_not_both_write(tiny_demo, tmp_path):
+  out = tmp_path / 'out'
+  command = [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
+             f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+             '--overwrite']
+  jobs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+          for _ in range(2)]
+  results = [(job.wait(timeout=300), job.stderr.read()) for job in jobs]
+  codes = sorted(code for code, _ in results)
+  if codes == [0, 0]:
+    pytest.skip('the runs did not overlap on this machine')  # One per turn.
+  assert codes == [0, 1]
+  refused = next(err for code, err in results if code == 1)
+  assert 'is in use by another run' in refused
+  assert len(glob.glob(str(out / 'test-*.tfrecord.gz'))) >= 1
+
+
+def test_staging_left_by_a_killed_run_is_removed(tiny_demo, tmp_path):
+  out = tmp_path / 'out'
+  stale = out / '.staging-0123456789ab'
+  stale.mkdir(parents=True)
+  (stale / 'test-00000-of-00001.tfrecord.gz').write_bytes(b'half written')
+  run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
+  assert not stale.exists()
+
+
+@pytest.mark.parametrize('name', ['data[1]', 'data*', 'da?ta'])
+def test_output_paths_with_pattern_characters_are_just_paths(tiny_demo,
+                                                             tmp_path, name):
+  out = tmp_path / name
+  (tmp_path / 'data1').mkdir()  # What data[1] would match as a pattern.
+  job = run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+            '--num_shards=2')
+  records = read_split(out, 'test')
+  assert len(records[schema.LABEL]) == job.manifest.splits['test'].num_examples
+  with pytest.raises(output.OutputDirNotEmptyError):
+    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
+  run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+      '--overwrite')
+  assert os.listdir(tmp_path / 'data1') == []
+  assert not glob.glob(glob.escape(str(out)) + '/.staging-*')
+
+
+def test_an_impossible_output_path_is_one_line_naming_it(tiny_demo, tmp_path):
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('')
+  result = subprocess.run(
+      [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
+       f'--input={tiny_demo / "nsynth-test"}',
+       f'--output_dir={a_file / "out"}'],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f'error: --output_dir {a_file / "out"} cannot be used: Not a directory']
 
 
 def test_a_failing_pipeline_leaves_no_partial_output(tiny_demo, tmp_path,
@@ -297,17 +521,32 @@ def test_filters_and_cap_are_options(tiny_demo, tmp_path):
 
 
 @pytest.mark.parametrize('flag,message', [
-    ('--compression_level=12', '--compression_level=12 must be'),
+    ('--compression_level=12', r'--compression_level=12: 12 is not an integer '
+     r'in the range \[0, 3\]'),
     ('--split_single_input=instrument', 'needs exactly one --input'),
     ('--sources=wooden', 'Unknown NSynth sources'),
-    ('--batch_size=0', '--batch_size=0 must be >= 1'),
+    ('--batch_size=0', '--batch_size=0: 0 is not a positive integer'),
     ('--split_fractions=0.5,0.5', 'three non-negative numbers'),
 ])
-def test_bad_flags_fail_before_any_work_naming_the_flag(flag, message, capsys):
-  with pytest.raises(SystemExit):
-    nsynth_tfrecords.parse_args(['--input=/a/nsynth-train,/a/nsynth-test',
-                                 '--output_dir=never-created', flag])
-  assert message in capsys.readouterr().err
+def test_bad_flags_fail_before_any_work_naming_the_flag(flag, message,
+                                                        tmp_path):
+  with pytest.raises(flags.Error, match=message):
+    nsynth_tfrecords.parse_args([
+        '--input=/a/nsynth-train,/a/nsynth-test',
+        f'--output_dir={tmp_path / "never-created"}', flag])
+  assert not (tmp_path / 'never-created').exists()
+
+
+def test_the_command_ends_bad_input_with_one_line_naming_it(tmp_path):
+  out = tmp_path / 'out'
+  result = subprocess.run(
+      [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
+       f'--input={tmp_path / "nsynth-nowhere"}', f'--output_dir={out}'],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f'error: Input directory {tmp_path / "nsynth-nowhere"} does not exist']
+  assert result.stdout == ''
 
 
 def test_multi_processing_direct_runner_uses_worker_processes(tiny_demo,

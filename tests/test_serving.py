@@ -77,8 +77,8 @@ def test_wav_signature_decodes_like_the_beam_job(exported, loaded, tiny_demo):
                               '*.wav')))[0]
   data = open(path, 'rb').read()
   by_wav = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant([data]))
-  from beam_pipelines import wav
-  clip = wav.to_clip(wav.decode_wav(data))
+  from nsynth_contracts import audio
+  clip = audio.to_clip(audio.decode_wav(data))
   by_audio = loaded.signatures[signatures.AUDIO_SIGNATURE](
       audio=tf.constant(clip[np.newaxis]))
   np.testing.assert_allclose(by_wav[signatures.PROBABILITIES].numpy(),
@@ -225,8 +225,8 @@ def test_cpp_loadsavedmodel_runs_the_export_and_agrees_with_python(
   assert result.returncode == 0, result.stderr[-3000:]
   lines = dict(line.split(' ', 1) for line in result.stdout.splitlines())
   cpp_probabilities = np.array(lines['probabilities'].split(), np.float32)
-  from beam_pipelines import wav
-  clip = wav.to_clip(wav.decode_wav(open(path, 'rb').read()))
+  from nsynth_contracts import audio
+  clip = audio.to_clip(audio.decode_wav(open(path, 'rb').read()))
   python = loaded.signatures[signatures.AUDIO_SIGNATURE](
       audio=tf.constant(clip[np.newaxis]))
   np.testing.assert_allclose(cpp_probabilities,

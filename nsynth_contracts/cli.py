@@ -1,0 +1,142 @@
+"""What every command of the project does the same way.
+
+* **Quiet by default.** TensorFlow's C++ start-up lines ("Unable to register
+  cuFFT factory", "Could not find cuda drivers", TensorRT) read like errors on
+  a CPU machine and say nothing a user can act on. Commands hide them, and
+  Python's INFO logs, unless the user asks: absl's `--verbosity` (or `-v`)
+  brings both back, and a `TF_CPP_MIN_LOG_LEVEL` the user set is respected.
+* **One-line errors.** A bad flag, input or directory ends the command with
+  `error: <what, naming the file or flag>` and exit status 1, not a traceback
+  or a page of usage text. Bugs still show their traceback.
+
+Every command's entry point is `cli.run(define_flags, main, user_errors)`.
+"""
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from typing import Callable, Sequence
+
+# Said at import by libraries, about parts of them this project never uses.
+_IMPORT_NOISE = (
+    'apitools not found, and bigquery client libraries',  # apache_beam
+)
+
+
+def _not_import_noise(record: logging.LogRecord) -> bool:
+  return not any(noise in str(record.msg) for noise in _IMPORT_NOISE)
+
+
+# Commands import this module before Beam, so the filter is in place in time.
+logging.getLogger().addFilter(_not_import_noise)
+
+# TensorFlow's C++ log threshold while quiet: 3 hides INFO, WARNING and the
+# start-up ERROR lines; real failures still reach Python as exceptions.
+_QUIET_TF_CPP_LEVEL = '3'
+
+
+class UserError(Exception):
+  """Anything a user can fix; the message says what and where."""
+
+
+def asked_for_verbosity(argv: Sequence[str]) -> bool:
+  """Whether the command line sets absl's --verbosity/-v."""
+  return any(arg in ('-v', '--verbosity') or
+             arg.startswith(('--verbosity=', '-v=')) for arg in argv[1:])
+
+
+def quiet_native_logs(argv: Sequence[str]) -> None:
+  """Hides TensorFlow's C++ start-up noise; call before importing it."""
+  if not asked_for_verbosity(argv):
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', _QUIET_TF_CPP_LEVEL)
+
+
+def native_logs_quiet() -> bool:
+  """Whether TensorFlow's C++ logs are to be hidden (TF_CPP_MIN_LOG_LEVEL
+  of 2 or more, which `quiet_native_logs` sets unless told otherwise)."""
+  return os.environ.get('TF_CPP_MIN_LOG_LEVEL', '0').strip() in ('2', '3')
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+  """While inside, C++ writes to stderr go nowhere, if logs are quiet.
+
+  XLA logs its start-up ("XLA service ... initialized", "Compiled cluster
+  using XLA!") through absl's C++ logging, which TF_CPP_MIN_LOG_LEVEL does
+  not reach. Wrap only a short warm-up in this: it silences Python's stderr
+  too, for every thread.
+  """
+  if not native_logs_quiet():
+    yield
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  os.close(devnull)
+  try:
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
+def quiet_python_logs(argv: Sequence[str]) -> None:
+  """WARNING and above from Python's logging, unless --verbosity was given."""
+  if asked_for_verbosity(argv):
+    return
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  logging.getLogger().setLevel(logging.WARNING)
+  # Library advice aimed at their own developers, not at our users.
+  warnings.filterwarnings('ignore', category=DeprecationWarning)
+  warnings.filterwarnings('ignore', category=FutureWarning)
+  warnings.filterwarnings('ignore', module='keras')
+
+
+def fail(message: str) -> None:
+  """Ends the command with a one-line error."""
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(1)
+
+
+def run(define_flags: Callable[[], None], main: Callable[[list[str]], None],
+        user_errors: tuple[type[BaseException], ...] = (),
+        argv: Sequence[str] | None = None,
+        flags_parser: Callable[[list[str]], list[str]] | None = None) -> None:
+  """Runs an absl command: quiet logs, flags, one-line errors.
+
+  Args:
+    define_flags: defines the command's flags (only when it runs, so that
+      importing a command as a library defines none).
+    main: absl main, given the remaining argv.
+    user_errors: exception types that mean bad input, shown in one line.
+    argv: the command line (default sys.argv).
+    flags_parser: absl's flags_parser hook (the Beam job passes unknown flags
+      on to Beam).
+  """
+  argv = list(sys.argv if argv is None else argv)
+  quiet_native_logs(argv)
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  define_flags()
+  errors = (UserError,) + tuple(user_errors)
+  parse = flags_parser or flags.FLAGS
+
+  def parse_or_fail(args):
+    try:
+      return parse(args)
+    except flags.Error as e:
+      fail(f'{e} (--helpfull lists every flag)')
+
+  def main_with_errors(remaining):
+    quiet_python_logs(argv)
+    try:
+      main(remaining)
+    except errors as e:
+      fail(str(e))
+
+  app.run(main_with_errors, argv=argv, flags_parser=parse_or_fail)

@@ -1,0 +1,121 @@
+"""One run at a time per output directory: a lock held for the whole run.
+
+Both the Beam job (its --output_dir) and the trainer (its --job_dir) take it,
+so two runs started on one directory cannot interleave or silently replace
+each other's results; the second one refuses, naming the first.
+
+The lock is `fcntl.flock` on a hidden file in the directory. The kernel drops
+it when its process dies, so a run killed with SIGKILL never leaves a lock
+that blocks the next one. Remote directories (gs:// and the like) have no
+such primitive; there the lock is skipped with a warning (see README).
+"""
+
+import dataclasses
+import datetime
+import errno
+import fcntl
+import json
+import logging
+import os
+import shlex
+import socket
+import sys
+
+LOCK_FILE = '.nsynth-run.lock'
+
+
+class DirectoryLockedError(RuntimeError):
+  """Another run holds the directory; the message names it."""
+
+
+def is_remote(path: str) -> bool:
+  return '://' in path
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+  """Who holds a lock: enough for a person to find the other run."""
+  pid: int
+  host: str
+  started: str
+  command: str
+
+  @classmethod
+  def of_this_process(cls) -> 'RunInfo':
+    return cls(pid=os.getpid(), host=socket.gethostname(),
+               started=datetime.datetime.now(datetime.timezone.utc)
+               .isoformat(timespec='seconds'),
+               command=shlex.join([os.path.basename(sys.argv[0])] +
+                                  sys.argv[1:])[:300])
+
+  def describe(self) -> str:
+    return (f'pid {self.pid} on {self.host}, started {self.started}: '
+            f'{self.command}')
+
+
+class DirectoryLock:
+  """Context manager: holds `<directory>/.nsynth-run.lock` while inside.
+
+  Raises (on entry):
+    DirectoryLockedError: another live run holds the directory.
+    OSError: the directory cannot hold a lock file (read-only, say).
+  """
+
+  def __init__(self, directory: str, what: str = 'directory'):
+    self._directory = directory
+    self._what = what
+    self._path = os.path.join(directory, LOCK_FILE)
+    self._fd = None
+
+  def __enter__(self) -> 'DirectoryLock':
+    if is_remote(self._directory):
+      logging.warning('%s %s is remote: it cannot be locked, so make sure '
+                      'no other run writes there.', self._what,
+                      self._directory)
+      return self
+    while True:
+      fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except OSError as e:
+        holder = _read_holder(fd)
+        os.close(fd)
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+          raise
+        raise DirectoryLockedError(
+            f'{self._what} {self._directory} is in use by another run ('
+            f'{holder}); wait for it to finish or choose another '
+            f'{self._what}') from None
+      # The run before us may have removed the file between our open and
+      # our lock: then we locked a file nobody else will ever see. Retry.
+      try:
+        same_file = os.stat(self._path).st_ino == os.fstat(fd).st_ino
+      except FileNotFoundError:
+        same_file = False
+      if same_file:
+        break
+      os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps(dataclasses.asdict(
+        RunInfo.of_this_process())).encode('utf-8'))
+    self._fd = fd
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    if self._fd is None:
+      return
+    try:
+      os.unlink(self._path)  # While still holding it: see the retry above.
+    except OSError:
+      pass
+    os.close(self._fd)
+    self._fd = None
+
+
+def _read_holder(fd: int) -> str:
+  try:
+    os.lseek(fd, 0, os.SEEK_SET)
+    info = RunInfo(**json.loads(os.read(fd, 4096).decode('utf-8')))
+    return info.describe()
+  except (OSError, ValueError, TypeError):
+    return 'a run that has not yet said who it is'
