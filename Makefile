@@ -17,7 +17,7 @@ BEAM_LOCAL := --runner=DirectRunner --direct_running_mode=in_memory
 $(BIN)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,demo,bench]' --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet -e '.[all,test,bench]' --config-settings editable_mode=compat
 	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
 	touch $@
 

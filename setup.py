@@ -14,27 +14,38 @@ with open('nsynth_contracts/__init__.py', encoding='utf-8') as f:
 # One pinned, mutually compatible stack (see BUILD_NOTES.md, "Stack"):
 # tensorflow-io 0.37.1 is the last release and its kernels load only with
 # TensorFlow <= 2.17; tensorflow-serving-api must match TensorFlow's minor.
+#
+# install_requires is what the Beam job's workers need and nothing more:
+# Dataflow, Flink and Spark workers install exactly this. The trainer, the
+# serving tools and the demo renderer add their extras.
 INSTALL_REQUIRES = [
     'tensorflow==2.17.1',
     'tensorflow-io==0.37.1',
-    'tensorflow-serving-api==2.17.1',
     'apache-beam==2.77.0',
     'absl-py>=2.1,<3',
     'numpy>=1.26,<2',
     'google-crc32c>=1.5,<2',   # C crc32c for TFRecord framing.
     'isal>=1.6,<2',            # ISA-L GZIP: 6x zlib's speed, same format.
-    'matplotlib>=3.8,<4',
-    'tqdm>=4.66,<5',
+    'soundfile>=0.12,<0.14',   # libsndfile: the WAV decoder (wheels bundle it).
 ]
 
+_TRAIN = ['matplotlib>=3.8,<4']
+_SERVE = ['tensorflow-serving-api==2.17.1', 'tqdm>=4.66,<5']
+_DEMO = ['pretty_midi>=0.2.10,<0.3', 'tqdm>=4.66,<5']
 EXTRAS_REQUIRE = {
+    'train': _TRAIN,
+    'serve': _SERVE,
     # Renders the demo data. tinysoundfont itself must be installed with
     # `pip install --no-deps tinysoundfont` (its pyaudio dependency is for
     # live playback and needs portaudio headers); the Makefile does that.
-    'demo': ['pretty_midi>=0.2.10,<0.3'],
+    'demo': _DEMO,
+    'all': sorted(set(_TRAIN + _SERVE + _DEMO)),
     # librosa is the independent reference the feature tests compare against.
     'test': ['pytest>=8,<10', 'pytest-xdist>=3.5,<4', 'librosa==0.10.2.post1',
-             'pretty_midi>=0.2.10,<0.3'],
+             'ruff==0.17.5', 'scikit-learn>=1.3,<2',
+             'tensorflow-datasets==4.9.10',
+             # Its newer releases need protobuf >= 5.26, which TF 2.17 refuses.
+             'tensorflow-metadata==1.17.3'],
     'bench': ['librosa==0.10.2.post1'],
 }
 
@@ -50,8 +61,13 @@ setuptools.setup(
     extras_require=EXTRAS_REQUIRE,
     entry_points={
         'console_scripts': [
+            'nsynth-render-demo=demo_data.render:main',
             'nsynth-tfrecords=beam_pipelines.nsynth_tfrecords:main',
-            'nsynth-render-demo=demo_data.render:run',
+            'nsynth-train=trainer.task:main',
+            'nsynth-evaluate=trainer.evaluate:main',
+            'nsynth-export=serving.export:main',
+            'nsynth-predict=serving.predict:main',
+            'nsynth-client=serving.client:main',
         ],
     },
 )

@@ -23,6 +23,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from nsynth_contracts import audio
+from nsynth_contracts import cli
 from demo_data import general_midi
 from nsynth_contracts import labels
 
@@ -186,9 +187,10 @@ def render_dataset(output_dir: str, pitch_step: int = 4,
   return {split: len(entries) for split, entries in examples.items()}
 
 
-def main(argv):
-  del argv
+def _main(argv: list[str]) -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise cli.UserError(f'unexpected arguments {argv[1:]}')
   counts = render_dataset(flags.FLAGS.output_dir, flags.FLAGS.pitch_step,
                           [int(v) for v in flags.FLAGS.velocities],
                           progress=True)
@@ -214,12 +216,10 @@ def _define_flags():
       message=f'--velocities must be a non-empty list of {NSYNTH_VELOCITIES}')
 
 
-def run():
-  """Console entry point."""
-  from absl import app  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  app.run(main)
+def main() -> None:
+  """Console entry point (nsynth-render-demo)."""
+  cli.run(_define_flags, _main)
 
 
 if __name__ == '__main__':
-  run()
+  main()

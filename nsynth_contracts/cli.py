@@ -84,6 +84,10 @@ def native_stderr_silenced():
     os.close(saved)
 
 
+# Commands import this module before anything imports TensorFlow.
+quiet_native_logs(sys.argv)
+
+
 def quiet_python_logs(argv: Sequence[str]) -> None:
   """WARNING and above from Python's logging, unless --verbosity was given."""
   if asked_for_verbosity(argv):

@@ -17,16 +17,24 @@ from nsynth_contracts import labels
 
 MANIFEST_FILENAME = 'manifest.json'
 FORMAT_VERSION = 2   # 2: lists the files of the dataset
-SHARD_SUFFIX = '.tfrecord.gz'
+GZIP = 'GZIP'
+NO_COMPRESSION = 'NONE'
+# TFRecord compression -> shard file suffix.
+SHARD_SUFFIXES = {GZIP: '.tfrecord.gz', NO_COMPRESSION: '.tfrecord'}
+SHARD_SUFFIX = SHARD_SUFFIXES[GZIP]
+
+
+class ManifestError(ValueError):
+  """A manifest is missing or unusable; the message names its path."""
 
 
 def shard_prefix(split: str) -> str:
-  """Shards are `<split>-SSSSS-of-NNNNN.tfrecord.gz`."""
+  """Shards are `<split>-SSSSS-of-NNNNN.tfrecord[.gz]`."""
   return split
 
 
-def shard_pattern(split: str) -> str:
-  return f'{shard_prefix(split)}-?????-of-?????{SHARD_SUFFIX}'
+def shard_pattern(split: str, compression: str = GZIP) -> str:
+  return f'{shard_prefix(split)}-?????-of-?????{SHARD_SUFFIXES[compression]}'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +68,13 @@ class Manifest:
   # Every file of the dataset but the manifest, relative to its directory:
   # what --overwrite may replace, and the shards a reader opens.
   files: tuple[str, ...] = ()
+  compression: str = GZIP        # of the shards: GZIP or NONE
   format_version: int = FORMAT_VERSION
+
+  @property
+  def tf_compression_type(self) -> str:
+    """For tf.data.TFRecordDataset's compression_type."""
+    return '' if self.compression == NO_COMPRESSION else self.compression
 
   def split_files(self, split: str) -> list[str]:
     """The listed shards of one split, relative to the data directory."""
@@ -86,6 +100,7 @@ class Manifest:
         'split_method': self.split_method,
         'accounting': self.accounting,
         'files': list(self.files),
+        'compression': self.compression,
     }
 
   @classmethod
@@ -108,6 +123,7 @@ class Manifest:
         accounting=data['accounting'],
         audio_samples=data.get('audio_samples'),
         files=tuple(data['files']),
+        compression=_known_compression(data['compression']),
         format_version=data['format_version'],
     )
 
@@ -125,6 +141,13 @@ def _check_format_version(data) -> None:
         f'format_version {version!r} is not {FORMAT_VERSION}' +
         ('; it was written by an older version of the Beam job: run it again'
          if older else ''))
+
+
+def _known_compression(value) -> str:
+  if value not in SHARD_SUFFIXES:
+    raise ValueError(f'compression {value!r} is not one of '
+                     f'{sorted(SHARD_SUFFIXES)}')
+  return value
 
 
 def listed_files(text: str | bytes) -> list[str]:
@@ -150,25 +173,25 @@ def read(data_dir: str) -> Manifest:
   """Reads `<data_dir>/manifest.json` (local or gs://).
 
   Raises:
-    FileNotFoundError: naming the path, when the data directory has no
-      manifest (missing, empty, or a Beam job that did not finish).
-    ValueError: naming the path, when the manifest is malformed.
+    ManifestError: naming the path, when the data directory has no
+      manifest (missing, empty, or a Beam job that did not finish), or the
+      manifest is malformed.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   path = manifest_path(data_dir)
   if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(
+    raise ManifestError(
         f'{path} does not exist: is {data_dir} the --output_dir of a finished '
         f'beam_pipelines.nsynth_tfrecords run?')
   try:
     with tf.io.gfile.GFile(path, 'rb') as f:
       text = f.read()
   except tf.errors.OpError as e:
-    raise ValueError(f'{path} cannot be read: {e.message}') from None
+    raise ManifestError(f'{path} cannot be read: {e.message}') from None
   try:
     return Manifest.from_json(json.loads(text))
   except KeyError as e:
-    raise ValueError(f'{path} is not a valid manifest: it has no field '
-                     f'{e}') from None
+    raise ManifestError(f'{path} is not a valid manifest: it has no field '
+                        f'{e}') from None
   except (ValueError, TypeError, AttributeError) as e:
-    raise ValueError(f'{path} is not a valid manifest: {e}') from None
+    raise ManifestError(f'{path} is not a valid manifest: {e}') from None

@@ -1,7 +1,7 @@
 r"""Asks a running TF Serving for the instrument family of WAV files.
 
 Usage:
-  python -m serving.client --host=localhost [--protocol=rest|grpc]
+  nsynth-client --host=localhost [--protocol=rest|grpc]
       [--port=8501|8500] [--model_name=nsynth_instrument] [--version=N]
       [--json] FILE.wav [FILE.wav ...]
 
@@ -11,56 +11,114 @@ PredictRequest to tensorflow-serving-api's PredictionService. Server errors
 are printed as the server's own words, not a stack trace.
 """
 
-from __future__ import annotations
+# First: as a command, this quiets TensorFlow before anything imports it.
+from nsynth_contracts import cli  # pylint: disable=g-bad-import-order
 
 import base64
 import json
+import socket
 import sys
 import urllib.error
 import urllib.request
 from typing import Sequence
 
 import numpy as np
-from absl import app
 from absl import flags
 
 from serving import results
 from serving import signatures
 
-class ServerError(RuntimeError):
-  """TF Serving refused the request; the message is the server's."""
+
+class ServerError(cli.UserError):
+  """TF Serving refused the request or answered nonsense; the message says
+  which, in one line."""
+
+
+def checked_outputs(outputs, num_files: int, where: str
+                    ) -> dict[str, np.ndarray]:
+  """The reply's outputs, if they answer `num_files` files.
+
+  Raises:
+    ServerError: outputs missing, or not one row per file.
+  """
+  if not isinstance(outputs, dict):
+    raise ServerError(f'the reply from {where} holds no outputs object')
+  missing = [k for k in (signatures.PROBABILITIES, signatures.CLASSES)
+             if k not in outputs]
+  if missing:
+    raise ServerError(f'the reply from {where} lacks the outputs {missing} '
+                      f'(it has {sorted(outputs)[:8]})')
+  arrays = {key: np.asarray(value) for key, value in outputs.items()}
+  for key in (signatures.PROBABILITIES, signatures.CLASSES):
+    rows = arrays[key].shape[0] if arrays[key].ndim else 0
+    if rows != num_files:
+      raise ServerError(f'the reply from {where} has {rows} rows of {key!r} '
+                        f'for {num_files} file(s)')
+  probabilities = arrays[signatures.PROBABILITIES]
+  if probabilities.dtype.kind not in 'fi' or not np.all(
+      np.isfinite(probabilities)):
+    raise ServerError(f'the reply from {where} holds probabilities that are '
+                      f'not finite numbers')
+  return arrays
+
+
+def _error_detail(body: bytes) -> str:
+  """TF Serving's REST error body is {"error": "..."}; anything else is
+  shown as it came, briefly."""
+  text = body.decode('utf-8', 'replace')
+  try:
+    parsed = json.loads(text)
+  except ValueError:
+    parsed = text
+  if isinstance(parsed, dict) and isinstance(parsed.get('error'), str):
+    return results.readable_error(parsed['error'])
+  detail = parsed if isinstance(parsed, str) else json.dumps(parsed)
+  detail = ' '.join(detail.split())
+  return detail[:200] + ('...' if len(detail) > 200 else '')
 
 
 def predict_rest(host: str, port: int, model_name: str,
                  wav_contents: Sequence[bytes], version: int | None = None,
                  timeout: float = 30.0) -> dict[str, np.ndarray]:
-  """POST /v1/models/<name>[/versions/<v>]:predict with b64 WAV bytes."""
+  """POST /v1/models/<name>[/versions/<v>]:predict with b64 WAV bytes.
+
+  Raises:
+    ServerError: the server is unreachable, slow, refuses the request, or
+      replies with something other than one row per file.
+  """
   path = f'/v1/models/{model_name}'
   if version is not None:
     path += f'/versions/{version}'
+  where = f'http://{host}:{port}'
   body = json.dumps({
       'signature_name': signatures.WAV_SIGNATURE,
       'inputs': {signatures.WAV_INPUT: [
           {'b64': base64.b64encode(c).decode('ascii')} for c in wav_contents]},
   }).encode('utf-8')
   request = urllib.request.Request(
-      f'http://{host}:{port}{path}:predict', data=body,
+      f'{where}{path}:predict', data=body,
       headers={'Content-Type': 'application/json'})
   try:
     with urllib.request.urlopen(request, timeout=timeout) as response:
-      outputs = json.loads(response.read())['outputs']
+      reply = response.read()
   except urllib.error.HTTPError as e:
-    detail = e.read().decode('utf-8', 'replace')
-    try:
-      detail = json.loads(detail).get('error', detail)
-    except ValueError:
-      pass
-    raise ServerError(f'HTTP {e.code}: {results.readable_error(detail)}'
-                      ) from None
+    raise ServerError(f'HTTP {e.code}: {_error_detail(e.read())}') from None
   except urllib.error.URLError as e:
-    raise ServerError(f'cannot reach http://{host}:{port}: {e.reason}'
-                      ) from None
-  return {key: np.asarray(value) for key, value in outputs.items()}
+    if isinstance(e.reason, (TimeoutError, socket.timeout)):
+      raise ServerError(f'no reply from {where} within {timeout:g} s'
+                        ) from None
+    raise ServerError(f'cannot reach {where}: {e.reason}') from None
+  except (TimeoutError, socket.timeout):
+    raise ServerError(f'no reply from {where} within {timeout:g} s') from None
+  except OSError as e:
+    raise ServerError(f'the connection to {where} failed: '
+                      f'{e.strerror or type(e).__name__}') from None
+  try:
+    parsed = json.loads(reply)
+  except ValueError:
+    raise ServerError(f'the reply from {where} is not JSON') from None
+  outputs = parsed.get('outputs') if isinstance(parsed, dict) else None
+  return checked_outputs(outputs, len(wav_contents), where)
 
 
 def predict_grpc(host: str, port: int, model_name: str,
@@ -86,17 +144,23 @@ def predict_grpc(host: str, port: int, model_name: str,
       raise ServerError(f'{e.code().name}: '
                         f'{results.readable_error(e.details() or "")}'
                         ) from None
-  return {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
+  return checked_outputs(
+      {key: tf.make_ndarray(value) for key, value in response.outputs.items()},
+      len(wav_contents), f'{host}:{port}')
 
 
-def main(argv):
+def _main(argv: list[str]) -> None:
   files = argv[1:]
   if not files:
-    raise app.UsageError('Name at least one WAV file.')
+    raise cli.UserError('name at least one WAV file')
   contents = []
   for path in files:
-    with open(path, 'rb') as f:
-      contents.append(f.read())
+    try:
+      with open(path, 'rb') as f:
+        contents.append(f.read())
+    except OSError as e:
+      raise cli.UserError(f'{path}: {e.strerror or type(e).__name__}'
+                          ) from None
   options = flags.FLAGS
   port = options.port or (8501 if options.protocol == 'rest' else 8500)
   call = predict_rest if options.protocol == 'rest' else predict_grpc
@@ -104,7 +168,7 @@ def main(argv):
     outputs = call(options.host, port, options.model_name, contents,
                    options.version, options.timeout)
   except ServerError as e:
-    sys.exit(f'error from TF Serving at {options.host}:{port}: {e}')
+    raise ServerError(f'TF Serving at {options.host}:{port}: {e}') from None
   predictions = results.predictions_from_outputs(
       files, outputs[signatures.PROBABILITIES], outputs[signatures.CLASSES],
       options.top_k)
@@ -122,16 +186,16 @@ def _define_flags():
                       'The model name TF Serving serves.')
   flags.DEFINE_integer('version', None, 'A model version (default: the '
                        'newest TF Serving has).')
-  flags.DEFINE_float('timeout', 30.0, 'Seconds per request.')
+  flags.DEFINE_float('timeout', 30.0, 'Seconds per request.', lower_bound=0.0)
   flags.DEFINE_integer('top_k', 3, 'Families to show per file.',
                        lower_bound=1)
   flags.DEFINE_boolean('json', False, 'Print JSON instead of a table.')
 
 
-def run():
-  _define_flags()
-  app.run(main)
+def main() -> None:
+  """Console entry point (nsynth-client)."""
+  cli.run(_define_flags, _main)
 
 
 if __name__ == '__main__':
-  run()
+  main()

@@ -1,7 +1,7 @@
 r"""Exports a trained model as a SavedModel for TF Serving.
 
 Usage:
-  python -m serving.export --job_dir=jobs/demo --export_base=exports \
+  nsynth-export --job_dir=jobs/demo --export_base=exports \
       [--model_name=nsynth_instrument] [--checkpoint=PATH.keras] \
       [--models_config=exports/models.config]
 
@@ -11,7 +11,8 @@ existing version is never touched. The export is reloaded and checked before
 it is moved into place.
 """
 
-from __future__ import annotations
+# First: as a command, this quiets TensorFlow before anything imports it.
+from nsynth_contracts import cli  # pylint: disable=g-bad-import-order
 
 import logging
 import os
@@ -21,13 +22,38 @@ import uuid
 import keras
 import numpy as np
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
 from nsynth_contracts import audio
 from nsynth_contracts import manifest as manifest_lib
 from serving import signatures
 from serving import warmup
+from trainer import job_layout
 
 DEFAULT_MODEL_NAME = 'nsynth_instrument'
+# TF Serving finds a model at <base>/<name>/<version>/: the name must be one
+# directory, never '.', '..' or a path.
+_MODEL_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]*')
+
+
+class ExportError(cli.UserError):
+  """The export cannot be made as asked; the message says why."""
+
+
+def check_model_name(name: str) -> str:
+  """Returns `name` if TF Serving can serve a model under it.
+
+  Raises:
+    ExportError: a name that is empty, starts with a dot, or holds a path
+      separator or other characters TF Serving's model names do not use.
+  """
+  if not _MODEL_NAME.fullmatch(name or ''):
+    raise ExportError(
+        f'model name {name!r} is not a plain name: use letters, digits, _ . '
+        f'and -, not starting with a dot (TF Serving serves '
+        f'<export_base>/<model_name>/<version>/)')
+  return name
 
 
 def existing_versions(model_dir: str) -> list[int]:
@@ -44,14 +70,14 @@ def next_version(model_dir: str) -> int:
 
 
 def models_config(model_name: str, base_path: str) -> str:
-  """A TF Serving --model_config_file for this model (text protobuf)."""
-  return ('model_config_list {\n'
-          '  config {\n'
-          f'    name: "{model_name}"\n'
-          f'    base_path: "{base_path}"\n'
-          '    model_platform: "tensorflow"\n'
-          '  }\n'
-          '}\n')
+  """A TF Serving --model_config_file for this model: its own
+  ModelServerConfig proto, in text format."""
+  config = model_server_config_pb2.ModelServerConfig()
+  model = config.model_config_list.config.add()
+  model.name = check_model_name(model_name)
+  model.base_path = base_path
+  model.model_platform = 'tensorflow'
+  return text_format.MessageToString(config)
 
 
 def _write_saved_model(model: keras.Model, manifest: manifest_lib.Manifest,
@@ -97,7 +123,7 @@ def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
                  export_base: str, model_name: str = DEFAULT_MODEL_NAME
                  ) -> str:
   """Writes, checks and publishes the next version; returns its path."""
-  model_dir = os.path.join(export_base, model_name)
+  model_dir = os.path.join(export_base, check_model_name(model_name))
   tf.io.gfile.makedirs(model_dir)
   staging = os.path.join(model_dir, f'.staging-{uuid.uuid4().hex[:12]}')
   try:
@@ -124,32 +150,21 @@ def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
 def export_job(job_dir: str, export_base: str,
                model_name: str = DEFAULT_MODEL_NAME,
                checkpoint: str | None = None) -> str:
-  from trainer import train  # pylint: disable=g-import-not-at-top
-  config = train.read_job_config(job_dir)
+  """Exports a trainer job's best model (or `checkpoint`); returns the
+  version directory."""
+  check_model_name(model_name)
+  config = job_layout.read_job_config(job_dir)
   manifest = manifest_lib.read(config['data_dir'])
-  model = keras.models.load_model(checkpoint or train.best_model_path(job_dir))
+  checkpoint = checkpoint or job_layout.best_model_path(job_dir)
+  if not tf.io.gfile.exists(checkpoint):
+    raise ExportError(f'{checkpoint} does not exist')
+  model = keras.models.load_model(checkpoint)
   return export_model(model, manifest, export_base, model_name)
 
 
-def main(argv):
-  del argv
+def _define_flags() -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
-  flags_ = flags.FLAGS
-  path = export_job(flags_.job_dir, flags_.export_base, flags_.model_name,
-                    flags_.checkpoint)
-  print(f'Exported {path}')
-  if flags_.models_config:
-    base = os.path.abspath(os.path.join(flags_.export_base, flags_.model_name))
-    with open(flags_.models_config, 'w') as f:
-      f.write(models_config(flags_.model_name, base))
-    print(f'TF Serving model config: {flags_.models_config}')
-
-
-def run():
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('job_dir', None, 'A trainer.task --job_dir.',
-                      required=True)
+  flags.DEFINE_string('job_dir', None, 'A trainer --job_dir.', required=True)
   flags.DEFINE_string('export_base', None, 'Exports go to '
                       '<export_base>/<model_name>/<version>/.', required=True)
   flags.DEFINE_string('model_name', DEFAULT_MODEL_NAME,
@@ -159,10 +174,32 @@ def run():
   flags.DEFINE_string('models_config', None, 'Also write a TF Serving '
                       '--model_config_file here.')
   flags.register_validator(
-      'model_name', lambda v: bool(re.fullmatch(r'[A-Za-z0-9_.-]+', v)),
-      message='--model_name must be a plain name (letters, digits, _ . -)')
-  app.run(main)
+      'model_name', lambda v: bool(_MODEL_NAME.fullmatch(v or '')),
+      message='--model_name must be a plain name: letters, digits, _ . -, '
+              'not starting with a dot')
+
+
+def _main(argv: list[str]) -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise cli.UserError(f'unexpected arguments {argv[1:]}')
+  values = flags.FLAGS
+  path = export_job(values.job_dir, values.export_base, values.model_name,
+                    values.checkpoint)
+  print(f'Exported {path}')
+  if values.models_config:
+    base = os.path.abspath(os.path.join(values.export_base,
+                                        values.model_name))
+    with tf.io.gfile.GFile(values.models_config, 'w') as f:
+      f.write(models_config(values.model_name, base))
+    print(f'TF Serving model config: {values.models_config}')
+
+
+def main() -> None:
+  """Console entry point (nsynth-export)."""
+  cli.run(_define_flags, _main, user_errors=(
+      job_layout.JobDirError, manifest_lib.ManifestError))
 
 
 if __name__ == '__main__':
-  run()
+  main()

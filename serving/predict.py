@@ -1,7 +1,7 @@
 r"""Predicts the instrument family of WAV files with an exported model.
 
 Usage:
-  python -m serving.predict --model=exports/nsynth_instrument FILE.wav [DIR ...]
+  nsynth-predict --model=exports/nsynth_instrument FILE.wav [DIR ...]
       [--json] [--top_k=3] [--batch_size=32]
 
 --model is a version directory (holding saved_model.pb) or a model directory
@@ -11,41 +11,69 @@ TF Serving client sends; a file the model refuses (not a WAV, another sample
 rate) is reported with the server's message and the others still predicted.
 """
 
-from __future__ import annotations
+# First: as a command, this quiets TensorFlow before anything imports it.
+from nsynth_contracts import cli  # pylint: disable=g-bad-import-order
 
 import os
 import sys
 from typing import Iterable, Sequence
 
-from absl import app
 from absl import flags
 
 from serving import results
 
+
+class ModelNotFoundError(cli.UserError):
+  """--model names no usable export; the message says what is there."""
+
+
 def resolve_export(path: str) -> str:
-  """A version directory: `path` itself, or its newest integer version."""
+  """A version directory: `path` itself, or its newest integer version.
+
+  Raises:
+    ModelNotFoundError: `path` is missing, or holds no export.
+  """
   from serving import export  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(path):
+    raise ModelNotFoundError(f'--model {path} does not exist')
   if os.path.exists(os.path.join(path, 'saved_model.pb')):
     return path
+  if not os.path.isdir(path):
+    raise ModelNotFoundError(f'--model {path} is a file, not an export '
+                             f'directory')
   versions = export.existing_versions(path)
   if not versions:
-    raise FileNotFoundError(f'{path} holds neither saved_model.pb nor integer '
-                            f'version directories')
+    raise ModelNotFoundError(f'--model {path} holds neither saved_model.pb '
+                             f'nor integer version directories')
   return os.path.join(path, str(versions[-1]))
 
 
 def wav_files(paths: Iterable[str]) -> list[str]:
+  """The files to predict: each named file, and the *.wav files under each
+  named directory (broken links included: they get their own error)."""
   found = []
   for path in paths:
     if os.path.isdir(path):
       for root, _, names in sorted(os.walk(path)):
         found += [os.path.join(root, n) for n in sorted(names)
                   if n.lower().endswith('.wav')]
-    elif os.path.exists(path):
-      found.append(path)
     else:
-      raise FileNotFoundError(f'{path} does not exist')
+      found.append(path)  # Missing or unreadable: reported in its own row.
   return found
+
+
+def read_file(path: str) -> bytes | str:
+  """The file's bytes, or the reason it cannot be read (never a traceback)."""
+  try:
+    with open(path, 'rb') as f:
+      return f.read()
+  except FileNotFoundError:
+    return ('a link to a file that does not exist' if os.path.islink(path)
+            else 'file does not exist')
+  except IsADirectoryError:
+    return 'a directory, not a file'
+  except OSError as e:
+    return f'cannot read it: {e.strerror or type(e).__name__}'
 
 
 class Predictor:
@@ -60,31 +88,41 @@ class Predictor:
         signatures.WAV_SIGNATURE]
     self._top_k = top_k
 
-  def _run(self, files: Sequence[str]) -> list[results.Prediction]:
-    contents = []
-    for f in files:
-      with open(f, 'rb') as handle:
-        contents.append(handle.read())
-    outputs = self._serve(wav=self._tf.constant(contents))
+  def _run(self, files: Sequence[str],
+           contents: Sequence[bytes]) -> list[results.Prediction]:
+    outputs = self._serve(wav=self._tf.constant(list(contents)))
     return results.predictions_from_outputs(
         files, outputs[self._signatures.PROBABILITIES].numpy(),
         outputs[self._signatures.CLASSES].numpy(), self._top_k)
 
-  def predict(self, files: Sequence[str]) -> list[results.Prediction]:
+  def _predict_readable(self, files, contents) -> list[results.Prediction]:
     try:
-      return self._run(files)
+      return self._run(files, contents)
     except self._tf.errors.InvalidArgumentError as e:
       if len(files) == 1:
         return [results.Prediction(files[0],
                                    error=results.readable_error(e.message))]
       # One bad file fails the batch: find it, keep the rest.
-      return [p for f in files for p in self.predict([f])]
+      return [p for f, c in zip(files, contents)
+              for p in self._predict_readable([f], [c])]
+
+  def predict(self, files: Sequence[str]) -> list[results.Prediction]:
+    """One Prediction per file, in order; unreadable files get an error."""
+    read = {f: read_file(f) for f in files}
+    readable = [f for f in files if isinstance(read[f], bytes)]
+    predicted = {}
+    if readable:
+      for prediction in self._predict_readable(
+          readable, [read[f] for f in readable]):
+        predicted[prediction.file] = prediction
+    return [predicted.get(f) or results.Prediction(f, error=read[f])
+            for f in files]
 
 
-def main(argv):
+def _main(argv: list[str]) -> None:
   files = wav_files(argv[1:])
   if not files:
-    raise app.UsageError('Name at least one WAV file or directory.')
+    raise cli.UserError('name at least one WAV file or directory')
   options = flags.FLAGS
   predictor = Predictor(resolve_export(options.model), options.top_k)
   batches = [files[i:i + options.batch_size]
@@ -96,7 +134,10 @@ def main(argv):
   predictions = [p for batch in batches for p in predictor.predict(batch)]
   print(results.to_json(predictions) if options.json
         else results.to_table(predictions))
-  if all(p.error for p in predictions):
+  failed = sum(1 for p in predictions if p.error)
+  if failed:
+    print(f'{failed} of {len(predictions)} files could not be predicted',
+          file=sys.stderr)
     sys.exit(1)
 
 
@@ -111,10 +152,10 @@ def _define_flags():
   flags.DEFINE_integer('batch_size', 32, 'Files per call.', lower_bound=1)
 
 
-def run():
-  _define_flags()
-  app.run(main)
+def main() -> None:
+  """Console entry point (nsynth-predict)."""
+  cli.run(_define_flags, _main)
 
 
 if __name__ == '__main__':
-  run()
+  main()

@@ -1,7 +1,5 @@
 """Turning a signature's outputs into what people and scripts read."""
 
-from __future__ import annotations
-
 import dataclasses
 import json
 import re
@@ -24,9 +22,13 @@ def readable_error(message: str) -> str:
   'Graph execution error: ... assertion failed: [not a WAV file ...] ...'
   becomes 'not a WAV file ...'; other errors keep their first real line.
   """
-  found = re.search(r'assertion failed: \[([^\]]*)\]', message)
+  # The signatures' own checks (CheckNumerics): "<ours> : Tensor had NaN".
+  found = re.search(r'^\s*(.+?) : Tensor had (?:NaN|Inf)', message, re.M)
   if found:
-    return found.group(1)
+    return found.group(1).strip()
+  found = re.search(r'assertion failed: ((?:\[[^\]]*\] ?)+)', message)
+  if found:  # The message, then the values it shows: '[says] [1e+19]'.
+    return ' '.join(re.findall(r'\[([^\]]*)\]', found.group(1)))
   lines = [l.strip() for l in message.splitlines()
            if l.strip() and not l.strip().startswith('[[')
            and 'Graph execution error' not in l

@@ -5,10 +5,9 @@ kernels). The features come from nsynth_contracts.features, the very function
 the Beam job ran, and normalisation is the model's own first layer.
 """
 
-from __future__ import annotations
-
 import tensorflow as tf
 
+from nsynth_contracts import audio as audio_lib
 from nsynth_contracts import features
 from nsynth_contracts import manifest as manifest_lib
 
@@ -21,6 +20,75 @@ CLASS_ID = 'class_id'
 FAMILY = 'family'
 CLASSES = 'classes'        # string [B, classes]: the names the columns of
                            # probabilities stand for, as TF's classify API
+
+
+def require(value: tf.Tensor, condition: tf.Tensor, message: str) -> tf.Tensor:
+  """`value`, passed on only if `condition` holds; else INVALID_ARGUMENT.
+
+  The check is a data dependency: CheckNumerics on a flag that is 0 when the
+  condition holds and NaN when it does not, folded into `value`. Checks
+  hung on control dependencies were reordered by graph optimisation, so that
+  a later op failed first, in TensorFlow's words ("paddings must be the rank
+  of inputs") instead of ours.
+
+  Args:
+    value: float or string tensor to pass on.
+    condition: bool scalar.
+    message: what the client reads (no square brackets).
+  """
+  flag = tf.debugging.check_numerics(
+      tf.where(condition, 0.0, float('nan')), message)
+  if value.dtype == tf.string:
+    keep = tf.strings.length(value) + tf.cast(flag, tf.int32)
+    return tf.strings.substr(value, tf.zeros_like(keep), keep)
+  return value + tf.cast(flag, value.dtype)
+
+
+def checked_audio(audio: tf.Tensor) -> tf.Tensor:
+  """float32 [batch, samples] as the feature contract wants it, or
+  INVALID_ARGUMENT saying what is wrong with the request."""
+  max_abs = audio_lib.DEFAULT_LIMITS.max_abs_sample
+  audio = require(audio, tf.equal(tf.rank(audio), 2),
+                  'audio must be float32 (batch, samples): this request has '
+                  'another rank')
+  audio.set_shape([None, None])
+  audio = require(audio, tf.size(audio) > 0,
+                  'audio is empty: each waveform needs at least one sample')
+  audio = tf.debugging.assert_all_finite(audio, 'audio holds NaN or Inf')
+  return require(
+      audio, tf.reduce_max(tf.abs(audio)) <= max_abs,
+      f'audio samples must lie within -1..1 (magnitudes up to {max_abs:g} '
+      f'are accepted)')
+
+
+def checked_wav_batch(wav: tf.Tensor) -> tf.Tensor:
+  """string [batch] of WAV bytes, or INVALID_ARGUMENT."""
+  wav = require(wav, tf.equal(tf.rank(wav), 1),
+                'wav must be a string vector (batch) of WAV file bytes: this '
+                'request has another rank')
+  wav.set_shape([None])
+  return require(wav, tf.size(wav) > 0, 'the request holds no WAV files')
+
+
+def decode_wav(wav_bytes: tf.Tensor, sample_rate_hz: int) -> tf.Tensor:
+  """One WAV file's bytes -> float32 [samples], mono, or INVALID_ARGUMENT.
+
+  Core op: 16-bit PCM only (a float WAV fails with "Expected 1 (PCM)").
+  """
+  # decode_wav's own header error quotes the raw bytes, which are not UTF-8
+  # for junk input and reach clients as an unreadable message. Padded so
+  # that substr stays in range for files shorter than a header.
+  head = tf.strings.join([wav_bytes, b'\0' * 12])
+  is_wav = tf.logical_and(
+      tf.equal(tf.strings.substr(head, 0, 4), 'RIFF'),
+      tf.equal(tf.strings.substr(head, 8, 4), 'WAVE'))
+  wav_bytes = require(wav_bytes, is_wav,
+                      'not a WAV file (no RIFF/WAVE header)')
+  audio, sample_rate = tf.audio.decode_wav(wav_bytes)       # [S, channels]
+  audio = require(audio, tf.equal(sample_rate, sample_rate_hz),
+                  f'WAV sample rate must be {sample_rate_hz} Hz')
+  audio = require(audio, tf.shape(audio)[0] > 0, 'the WAV holds no samples')
+  return tf.reduce_mean(audio, axis=1)                      # [S]
 
 
 def make_serving_functions(model, manifest: manifest_lib.Manifest):
@@ -36,54 +104,32 @@ def make_serving_functions(model, manifest: manifest_lib.Manifest):
   def classify(clips):
     mfcc = features.waveform_to_mfcc(clips, params)           # [B, T, C]
     probabilities = model(mfcc, training=False)               # [B, classes]
+    # The last guard: an answer is finite, or the request is refused.
+    probabilities = tf.debugging.assert_all_finite(
+        probabilities, 'the model\'s output for this audio is not finite')
     class_id = tf.argmax(probabilities, axis=-1)              # [B]
     return {PROBABILITIES: probabilities, CLASS_ID: class_id,
             FAMILY: tf.gather(families, class_id),
             CLASSES: tf.tile(families[tf.newaxis], [tf.shape(class_id)[0], 1])}
 
+  # The inputs are declared of unknown rank and checked at run time: TF
+  # Serving feeds a tensor without checking it against the signature, and
+  # with a declared rank the checks would be folded away as always true.
   @tf.function(input_signature=[
-      tf.TensorSpec([None, None], tf.float32, name=AUDIO_INPUT)])
+      tf.TensorSpec(None, tf.float32, name=AUDIO_INPUT)])
   def serve_audio(audio):
-    # A wrong dtype or rank is refused (InvalidArgument) before this runs:
-    # by the signature's dtype and by shape inference on the fed tensor.
-    checks = [
-        tf.debugging.assert_greater(
-            tf.size(audio), 0,
-            message='audio is empty: each waveform needs at least one sample'),
-        tf.debugging.assert_all_finite(audio, 'audio holds NaN or Inf'),
-    ]
-    with tf.control_dependencies(checks):
-      return classify(tf.identity(audio))
+    return classify(checked_audio(audio))
 
   def decode_one(wav_bytes):
-    # decode_wav's own header error quotes the raw bytes, which are not
-    # UTF-8 for junk input and reach clients as an unreadable message.
-    # Padded so that substr stays in range for files shorter than a header.
-    head = tf.strings.join([wav_bytes, b'\0' * 12])
-    is_wav = tf.logical_and(
-        tf.equal(tf.strings.substr(head, 0, 4), 'RIFF'),
-        tf.equal(tf.strings.substr(head, 8, 4), 'WAVE'))
-    header_check = tf.debugging.assert_equal(
-        is_wav, True, message='not a WAV file (no RIFF/WAVE header)')
-    with tf.control_dependencies([header_check]):
-      # Core op: PCM WAV only (a float WAV fails with "Expected 1 (PCM)").
-      audio, sample_rate = tf.audio.decode_wav(wav_bytes)     # [S, channels]
-    checks = [
-        tf.debugging.assert_equal(
-            sample_rate, params.sample_rate_hz,
-            message=f'WAV sample rate must be {params.sample_rate_hz} Hz'),
-        tf.debugging.assert_greater(
-            tf.shape(audio)[0], 0, message='the WAV holds no samples'),
-    ]
-    with tf.control_dependencies(checks):
-      mono = tf.reduce_mean(audio, axis=1)                    # [S]
+    mono = decode_wav(wav_bytes, params.sample_rate_hz)       # [S]
     return features.pad_or_trim(mono[tf.newaxis], params)[0]  # [clip]
 
   @tf.function(input_signature=[
-      tf.TensorSpec([None], tf.string, name=WAV_INPUT)])
+      tf.TensorSpec(None, tf.string, name=WAV_INPUT)])
   def serve_wav(wav):
-    clips = tf.map_fn(decode_one, wav, fn_output_signature=tf.TensorSpec(
-        [params.clip_samples], tf.float32))                   # [B, clip]
+    clips = tf.map_fn(decode_one, checked_wav_batch(wav),
+                      fn_output_signature=tf.TensorSpec(
+                          [params.clip_samples], tf.float32))  # [B, clip]
     return classify(clips)
 
   return serve_audio, serve_wav

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler
 from http.server import HTTPServer
@@ -15,6 +16,8 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 
@@ -36,9 +39,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def exported(tiny_tfrecords, tmp_path_factory):
   """The trainer's own export: (export dir, Keras model, manifest)."""
   job_dir = tmp_path_factory.mktemp('job')
-  _, path = train.train(train.TrainConfig(
+  train.train(train.TrainConfig(
       data_dir=str(tiny_tfrecords), job_dir=str(job_dir), model='timbre_tcn',
       epochs=2, batch_size=16, eval_splits=('valid',)))
+  path = export.export_job(str(job_dir), str(tmp_path_factory.mktemp('export')))
   import keras
   model = keras.models.load_model(train.best_model_path(str(job_dir)))
   return path, model, manifest_lib.read(str(tiny_tfrecords))
@@ -92,12 +96,59 @@ def test_wav_signature_decodes_like_the_beam_job(exported, loaded, tiny_demo):
     (np.array([[0.1, np.nan, 0.2]], np.float32), 'NaN or Inf'),
     (np.array([[0.1, np.inf]], np.float32), 'NaN or Inf'),
     (np.zeros((1, 100), np.int32), 'expected to be a float tensor'),
-    (np.zeros((100,), np.float32), 'input has only 1 dims'),
-    (np.zeros((1, 2, 100), np.float32), 'paddings'),
+    (np.zeros((100,), np.float32),
+     r'audio must be float32 \(batch, samples\): this request has another'),
+    (np.zeros((1, 2, 100), np.float32), 'this request has another rank'),
+    (np.full((1, 64000), 1e19, np.float32), 'must lie within -1..1'),
+    (np.full((2, 100), -5.0, np.float32), 'must lie within -1..1'),
 ])
 def test_bad_audio_requests_get_invalid_argument(loaded, audio, message):
   with pytest.raises(tf.errors.InvalidArgumentError, match=message):
     loaded.signatures[signatures.AUDIO_SIGNATURE](audio=tf.constant(audio))
+
+
+def _check_answers(outputs, batch, families):
+  """Every output of a signature is finite and means something."""
+  probabilities = outputs[signatures.PROBABILITIES].numpy()
+  assert probabilities.shape == (batch, len(families))
+  assert np.all(np.isfinite(probabilities))
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+  class_id = outputs[signatures.CLASS_ID].numpy()
+  np.testing.assert_array_equal(class_id, probabilities.argmax(axis=1))
+  assert [f.decode() for f in outputs[signatures.FAMILY].numpy()] == [
+      families[i] for i in class_id]
+  assert outputs[signatures.CLASSES].numpy().tolist() == [
+      [f.encode() for f in families]] * batch
+
+
+def test_extreme_but_valid_input_gets_finite_meaningful_answers(exported,
+                                                                loaded):
+  _, _, manifest = exported
+  families = list(manifest.vocabulary.families)
+  t = np.arange(64000) / 16000.0
+  extreme = np.stack([
+      np.full(64000, 4.0),                                 # the accepted limit
+      np.sign(np.sin(2 * np.pi * 50 * t)) * 4.0,           # square at the limit
+      np.full(64000, 1e-38),                               # denormal-small
+      np.zeros(64000),                                     # silence
+      np.where(np.arange(64000) % 2, 1.0, -1.0),           # Nyquist full scale
+  ]).astype(np.float32)
+  _check_answers(loaded.signatures[signatures.AUDIO_SIGNATURE](
+      audio=tf.constant(extreme)), len(extreme), families)
+  loudest = [wav_bytes(np.clip(c, -1, 1)) for c in extreme]
+  _check_answers(loaded.signatures[signatures.WAV_SIGNATURE](
+      wav=tf.constant(loudest)), len(extreme), families)
+
+
+@pytest.mark.parametrize('wav,message', [
+    (np.array([], dtype=object), 'the request holds no WAV files'),
+    (np.array([[b'RIFF']], dtype=object), 'this request has another rank'),
+])
+def test_empty_and_misshapen_wav_batches_are_refused_in_our_words(
+    loaded, wav, message):
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    loaded.signatures[signatures.WAV_SIGNATURE](
+        wav=tf.constant(wav, dtype=tf.string))
 
 
 @pytest.mark.parametrize('data,message', [
@@ -190,8 +241,33 @@ def test_versions_only_grow_and_are_never_overwritten(exported, tmp_path):
   assert os.path.getmtime(os.path.join(first, 'saved_model.pb')) == stamp
   assert not glob.glob(str(base / 'nsynth_instrument' / '.staging-*'))
   config = export.models_config('nsynth_instrument', '/models/nsynth')
-  assert 'name: "nsynth_instrument"' in config
-  assert 'base_path: "/models/nsynth"' in config
+  parsed = text_format.Parse(config, model_server_config_pb2.ModelServerConfig())
+  (model,) = parsed.model_config_list.config
+  assert (model.name, model.base_path, model.model_platform) == (
+      'nsynth_instrument', '/models/nsynth', 'tensorflow')
+
+
+@pytest.mark.parametrize('name', ['..', '.', '../escape', 'a/b', '/abs', '',
+                                  '.hidden', 'with space', 'back\\slash'])
+def test_model_names_tf_serving_cannot_serve_are_refused(exported, tmp_path,
+                                                         name):
+  _, model, manifest = exported
+  base = tmp_path / 'exports'
+  with pytest.raises(export.ExportError, match='is not a plain name'):
+    export.export_model(model, manifest, str(base), name)
+  assert not tmp_path.joinpath('escape').exists()
+  assert not base.exists() or not any(base.rglob('saved_model.pb'))
+
+
+def test_export_command_refuses_dot_dot_in_one_line(exported, tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'serving.export', f'--job_dir={tmp_path}',
+       f'--export_base={tmp_path / "exports"}', '--model_name=..'],
+      cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  (line,) = result.stderr.strip().splitlines()
+  assert line.startswith('error: flag --model_name=..: --model_name must be')
+  assert not (tmp_path / 'exports').exists()
 
 
 def _compile_cpp_loader(tmp_path):
@@ -215,15 +291,26 @@ def _compile_cpp_loader(tmp_path):
   return binary
 
 
+@pytest.fixture(scope='module')
+def cpp_loader(tmp_path_factory):
+  return _compile_cpp_loader(tmp_path_factory.mktemp('cpp'))
+
+
+def run_cpp(binary, *args):
+  """Runs the C++ loader; returns (exit status, {output key: values})."""
+  result = subprocess.run([str(binary), *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+  lines = dict(line.split(' ', 1) if ' ' in line else (line, '')
+               for line in result.stdout.splitlines())
+  return result.returncode, lines, result.stderr
+
+
 def test_cpp_loadsavedmodel_runs_the_export_and_agrees_with_python(
-    exported, loaded, tiny_demo, tmp_path):
-  binary = _compile_cpp_loader(tmp_path)
+    exported, loaded, tiny_demo, cpp_loader):
   path = sorted(glob.glob(str(tiny_demo / 'nsynth-valid' / 'audio' /
                               '*.wav')))[0]
-  result = subprocess.run([str(binary), exported[0], path],
-                          capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  lines = dict(line.split(' ', 1) for line in result.stdout.splitlines())
+  code, lines, stderr = run_cpp(cpp_loader, exported[0], path)
+  assert code == 0, stderr[-3000:]
   cpp_probabilities = np.array(lines['probabilities'].split(), np.float32)
   from nsynth_contracts import audio
   clip = audio.to_clip(audio.decode_wav(open(path, 'rb').read()))
@@ -233,6 +320,24 @@ def test_cpp_loadsavedmodel_runs_the_export_and_agrees_with_python(
                              python[signatures.PROBABILITIES].numpy()[0],
                              atol=1e-5)
   assert lines['family'] == python[signatures.FAMILY].numpy()[0].decode()
+  assert lines['probabilities.shape'] == '1 9'
+
+
+@pytest.mark.parametrize('shape,message', [
+    ('64000', 'audio must be float32 (batch, samples): this request has '
+     'another rank'),
+    ('1,2,64000', 'this request has another rank'),
+    ('0,64000', 'audio is empty'),
+    ('2,0', 'audio is empty'),
+])
+def test_bad_shapes_fed_as_tf_serving_feeds_them_are_refused_in_our_words(
+    exported, cpp_loader, shape, message):
+  """TF Serving runs the signature through Session::Run, which does not check
+  a fed tensor against the signature: the graph itself must."""
+  code, lines, stderr = run_cpp(cpp_loader, exported[0], f'--zeros={shape}')
+  assert code == 3, stderr[-2000:]
+  assert lines['status'].startswith('INVALID_ARGUMENT')
+  assert message in lines['status']
 
 
 class _SavedModelPredictionService(
@@ -339,6 +444,11 @@ def test_rest_client_sends_b64_wav_the_way_tf_serving_reads_it(loaded,
     server.shutdown()
 
 
+def run_predict(*args):
+  return subprocess.run([sys.executable, '-m', 'serving.predict', *map(str, args)],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
 def test_predict_command_on_a_folder_reports_each_file(exported, tiny_demo,
                                                        tmp_path):
   folder = tmp_path / 'notes'
@@ -347,17 +457,106 @@ def test_predict_command_on_a_folder_reports_each_file(exported, tiny_demo,
                                    '*.wav')))[:3]:
     shutil.copy(path, folder)
   (folder / 'broken.wav').write_bytes(b'definitely not audio')
-  result = subprocess.run(
-      [sys.executable, '-m', 'serving.predict',
-       f'--model={os.path.dirname(exported[0])}', '--json', '--batch_size=2',
-       str(folder)], cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-2000:]
-  rows = json.loads(result.stdout)
-  assert len(rows) == 4
-  broken = next(r for r in rows if r['file'].endswith('broken.wav'))
-  assert broken['error'] == 'not a WAV file (no RIFF/WAVE header)'
-  good = [r for r in rows if 'error' not in r]
+  (folder / 'dangling.wav').symlink_to(folder / 'gone.wav')
+  (folder / 'a_dir.wav').mkdir()
+  result = run_predict(f'--model={os.path.dirname(exported[0])}', '--json',
+                       '--batch_size=2', folder, tmp_path / 'missing.wav')
+  assert result.returncode == 1  # Some files could not be predicted.
+  rows = {os.path.basename(r['file']): r for r in json.loads(result.stdout)}
+  assert len(rows) == 6
+  assert rows['broken.wav']['error'] == 'not a WAV file (no RIFF/WAVE header)'
+  assert rows['dangling.wav']['error'] == (
+      'a link to a file that does not exist')
+  assert rows['missing.wav']['error'] == 'file does not exist'
+  assert 'a_dir.wav' not in rows  # os.walk lists it as a directory
+  good = [r for r in rows.values() if 'error' not in r]
   assert len(good) == 3
   for row in good:
     assert row['family'] == row['top'][0]['family']
     assert len(row['top']) == 3
+  assert '3 of 6 files could not be predicted' in result.stderr
+
+
+@pytest.mark.parametrize('make_model_path,message', [
+    (lambda tmp: tmp / 'nowhere', 'does not exist'),
+    (lambda tmp: tmp, 'holds neither saved_model.pb nor integer version'),
+])
+def test_predict_on_a_model_path_without_an_export_is_one_line(
+    tmp_path, tiny_demo, make_model_path, message):
+  note = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' / '*.wav')))[0]
+  model_path = make_model_path(tmp_path)
+  result = run_predict(f'--model={model_path}', note)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f'error: --model {model_path} {message}' + (
+          ' directories' if 'version' in message else '')]
+
+
+class _FakeServer:
+  """An HTTP server answering every POST with (status, body), or not at all."""
+
+  def __init__(self, status=200, body=b'{}', delay=0.0):
+    reply = (status, body, delay)
+
+    class Handler(BaseHTTPRequestHandler):
+      def do_POST(self):  # pylint: disable=invalid-name
+        self.rfile.read(int(self.headers['Content-Length']))
+        code, data, wait = reply
+        time.sleep(wait)
+        self.send_response(code)
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+      def log_message(self, *args):
+        pass
+
+    self.server = HTTPServer(('127.0.0.1', 0), Handler)
+    self.port = self.server.server_port
+    threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+  def close(self):
+    self.server.shutdown()
+    self.server.server_close()
+
+
+@pytest.mark.parametrize('status,body,delay,message', [
+    (200, b'<html>proxy error</html>', 0, 'is not JSON'),
+    (200, b'{"predictions": []}', 0, 'holds no outputs object'),
+    (200, b'{"outputs": {"probabilities": [[0.5, 0.5]]}}', 0,
+     r"lacks the outputs \['classes'\]"),
+    (200, json.dumps({'outputs': {
+        'probabilities': [[1.0, 0.0]] * 3,
+        'classes': [['a', 'b']] * 3}}).encode(), 0,
+     "3 rows of 'probabilities' for 1 file"),
+    (200, json.dumps({'outputs': {
+        'probabilities': [['NaN', 0.0]], 'classes': [['a', 'b']]}}).encode(),
+     0, 'not finite numbers'),
+    (400, b'["a", "list", "as", "error"]', 0, 'HTTP 400: \\["a", "list"'),
+    (503, b'', 0, 'HTTP 503'),
+    (200, b'{}', 3.0, 'no reply from .* within 0.5 s'),
+])
+def test_rest_client_turns_every_bad_reply_into_one_readable_error(
+    status, body, delay, message):
+  server = _FakeServer(status, body, delay)
+  try:
+    with pytest.raises(client.ServerError, match=message) as error:
+      client.predict_rest('127.0.0.1', server.port, 'nsynth_instrument',
+                          [b'RIFF....WAVE'], timeout=0.5)
+    assert '\n' not in str(error.value)
+  finally:
+    server.close()
+
+
+def test_rest_client_names_an_unreachable_server():
+  (port,) = [p for p in [_unused_port()]]
+  with pytest.raises(client.ServerError, match=f'cannot reach '
+                     f'http://127.0.0.1:{port}'):
+    client.predict_rest('127.0.0.1', port, 'm', [b'x'], timeout=2)
+
+
+def _unused_port():
+  import socket
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]

@@ -1,8 +1,11 @@
 """The trainer: input pipeline, models, training, resume, report, errors."""
 
+import dataclasses
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,11 +16,14 @@ import pytest
 import sklearn.metrics
 import tensorflow as tf
 
+from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 from trainer import evaluate
 from trainer import input_pipeline
+from trainer import job_layout
 from trainer import models
+from trainer import task
 from trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,20 +106,19 @@ def test_the_model_normalizes_with_the_manifests_statistics(tiny_tfrecords):
 @pytest.fixture(scope='module')
 def trained_job(tiny_tfrecords, tmp_path_factory):
   job_dir = tmp_path_factory.mktemp('job')
-  reports, export_dir = train.train(quick_config(tiny_tfrecords, job_dir,
-                                                 epochs=8))
-  return job_dir, reports, export_dir
+  reports = train.train(quick_config(tiny_tfrecords, job_dir, epochs=8))
+  return job_dir, reports
 
 
 def test_short_training_beats_chance_clearly(trained_job):
-  _, reports, _ = trained_job
+  _, reports = trained_job
   chance = 1 / 9
   assert reports['train']['accuracy'] > 3 * chance
   assert reports['valid']['accuracy'] > chance
 
 
 def test_report_files_agree_with_a_recomputation(trained_job, tiny_tfrecords):
-  job_dir, reports, _ = trained_job
+  job_dir, reports = trained_job
   manifest = manifest_lib.read(str(tiny_tfrecords))
   model = keras.models.load_model(train.best_model_path(str(job_dir)))
   files = input_pipeline.split_files(str(tiny_tfrecords), manifest, 'valid')
@@ -140,16 +145,53 @@ def test_report_files_agree_with_a_recomputation(trained_job, tiny_tfrecords):
     assert scores['support'] == support[i]
   assert saved['loss'] == pytest.approx(sklearn.metrics.log_loss(
       true_ids, probabilities, labels=range(9)), rel=1e-3)
+  assert saved['macro_f1'] == pytest.approx(sklearn.metrics.f1_score(
+      true_ids, predicted, average='macro', zero_division=0))
   assert 'instrument-disjoint' in saved['split_statement']
   for png in ('valid_confusion.png', 'test_confusion.png', 'curves.png',
               'valid_examples.png', 'test_examples.png'):
     assert (job_dir / 'eval' / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
-def test_job_dir_holds_checkpoint_logs_history_and_export(trained_job):
-  job_dir, _, export_dir = trained_job
-  assert export_dir == str(job_dir / 'export' / 'nsynth_instrument' / '1')
-  assert os.path.exists(os.path.join(export_dir, 'saved_model.pb'))
+@pytest.mark.parametrize('true_ids,predicted', [
+    ([0, 0, 1, 1, 2], [0, 1, 1, 1, 2]),
+    ([0, 0, 1, 1], [0, 5, 1, 7]),        # families predicted but never true
+    ([3, 3, 3], [3, 3, 3]),              # one family only
+    ([0, 1, 2, 8], [8, 2, 1, 0]),        # all wrong
+])
+def test_every_metric_of_the_report_is_scikit_learns(true_ids, predicted):
+  true_ids = np.array(true_ids)
+  probabilities = np.full((len(true_ids), 9), 0.01)
+  probabilities[np.arange(len(true_ids)), predicted] = 0.92
+  families = [f'family{i}' for i in range(9)]
+  report = evaluate.classification_report(true_ids, probabilities, families)
+  assert report['accuracy'] == pytest.approx(
+      sklearn.metrics.accuracy_score(true_ids, predicted))
+  assert report['macro_f1'] == pytest.approx(sklearn.metrics.f1_score(
+      true_ids, predicted, average='macro', zero_division=0))
+  assert report['loss'] == pytest.approx(sklearn.metrics.log_loss(
+      true_ids, probabilities, labels=range(9)), rel=1e-6)
+  precision, recall, f1, support = (
+      sklearn.metrics.precision_recall_fscore_support(
+          true_ids, predicted, labels=range(9), zero_division=0))
+  for i, family in enumerate(families):
+    assert report['per_family'][family] == pytest.approx({
+        'precision': precision[i], 'recall': recall[i], 'f1': f1[i],
+        'support': support[i]})
+  np.testing.assert_array_equal(
+      report['confusion_matrix']['rows_true_columns_predicted'],
+      sklearn.metrics.confusion_matrix(true_ids, predicted, labels=range(9)))
+
+
+def test_the_command_knows_every_model_without_importing_keras():
+  assert task.MODEL_NAMES == tuple(sorted(models.MODELS))
+
+
+def test_job_dir_holds_checkpoint_logs_history_and_report(trained_job):
+  job_dir, _ = trained_job
+  assert sorted(os.listdir(job_dir)) == [
+      'checkpoints', 'eval', 'finished.json', 'history.csv', 'job_config.json',
+      'logs']
   assert (job_dir / 'checkpoints' / 'best.keras').exists()
   assert list((job_dir / 'logs').rglob('events.out.tfevents.*'))
   history = evaluate.read_history(str(job_dir))
@@ -212,30 +254,133 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tiny_tfrecords,
 
 
 @pytest.mark.parametrize('flag,message', [
-    ('--epochs=0', 'epochs'),
-    ('--learning_rate=-1', 'learning_rate'),
-    ('--model=transformer', 'model'),
-    ('--distribution=tpu', 'distribution'),
-    ('--eval_splits=valid,valid', 'eval_splits'),
+    ('--epochs=0', 'flag --epochs=0: 0 is not a positive integer'),
+    ('--learning_rate=-1', 'flag --learning_rate=-1: -1.0 is not'),
+    ('--model=transformer', 'flag --model=transformer: value should be one'),
+    ('--distribution=tpu', 'flag --distribution=tpu: value should be one'),
+    ('--eval_splits=valid,valid', '--eval_splits must not repeat a split'),
 ])
-def test_bad_flags_fail_before_any_work_naming_the_flag(flag, message,
-                                                        tmp_path):
-  from absl import flags
-  from trainer import task  # pylint: disable=unused-import
-  argv = ['task', f'--data_dir={tmp_path}', f'--job_dir={tmp_path / "job"}',
-          flag]
-  with pytest.raises(flags.Error, match=message):
-    flags.FLAGS(argv)
-  flags.FLAGS.unparse_flags()
+def test_bad_flags_end_the_command_in_one_line_naming_the_flag(
+    flag, message, tiny_tfrecords, tmp_path):
+  result = run_task(f'--data_dir={tiny_tfrecords}',
+                    f'--job_dir={tmp_path / "job"}', flag)
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith('error: ')
+  assert message in lines[0]
   assert not (tmp_path / 'job').exists()
 
 
 def test_the_command_reports_a_missing_data_dir_naming_it(tmp_path):
   result = run_task(f'--data_dir={tmp_path / "nowhere"}',
                     f'--job_dir={tmp_path / "job"}')
-  assert result.returncode != 0
-  assert f'{tmp_path / "nowhere"}/manifest.json does not exist' in result.stderr
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f'error: {tmp_path / "nowhere"}/manifest.json does not exist: is '
+      f'{tmp_path / "nowhere"} the --output_dir of a finished '
+      f'beam_pipelines.nsynth_tfrecords run?']
   assert not (tmp_path / 'job').exists()
+
+
+def test_a_job_dir_that_is_a_file_is_one_line(tiny_tfrecords, tmp_path):
+  a_file = tmp_path / 'job'
+  a_file.write_text('not a directory')
+  result = run_task(f'--data_dir={tiny_tfrecords}', f'--job_dir={a_file}')
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f'error: --job_dir {a_file} is a file, not a directory']
+
+
+def test_a_malformed_manifest_is_one_line_naming_it(tfrecords_copy, tmp_path):
+  (tfrecords_copy / 'manifest.json').write_text('{"format_version": 2, ')
+  result = run_task(f'--data_dir={tfrecords_copy}',
+                    f'--job_dir={tmp_path / "job"}')
+  assert result.returncode == 1
+  (line,) = result.stderr.strip().splitlines()
+  assert line.startswith(f'error: {tfrecords_copy}/manifest.json is not a '
+                         f'valid manifest')
+
+
+def test_a_truncated_shard_is_named(tfrecords_copy, tmp_path):
+  shard = sorted(tfrecords_copy.glob('valid-*'))[0]
+  shard.write_bytes(shard.read_bytes()[:-300])
+  for validate in (True, False):
+    with pytest.raises(input_pipeline.DataError,
+                       match=f'truncated or corrupted record in .*{shard.name}'):
+      train.train(quick_config(tfrecords_copy, tmp_path / f'job{validate}',
+                               epochs=1, validate_data=validate))
+
+
+def test_a_second_trainer_on_the_same_job_dir_refuses(tiny_tfrecords,
+                                                      tmp_path):
+  job_dir = tmp_path / 'job'
+  job_dir.mkdir()
+  with directory_lock.DirectoryLock(str(job_dir)):  # The first trainer.
+    with pytest.raises(job_layout.JobDirError,
+                       match=f'{job_dir} is in use by another run.*pid '
+                             f'{os.getpid()}'):
+      train.train(quick_config(tiny_tfrecords, job_dir, epochs=1))
+  assert os.listdir(job_dir) == []
+
+
+def test_a_finished_job_is_not_silently_trained_again(tiny_tfrecords,
+                                                      tmp_path):
+  job_dir = tmp_path / 'job'
+  config = quick_config(tiny_tfrecords, job_dir, model='timbre_tcn', epochs=2,
+                        eval_splits=('valid',))
+  train.train(config)
+  (job_dir / 'my_notes.txt').write_text('mine')
+  history = (job_dir / 'history.csv').read_text()
+  with pytest.raises(job_layout.JobDirError,
+                     match='holds a finished run.*pass --overwrite'):
+    train.train(config)
+  assert (job_dir / 'history.csv').read_text() == history
+  train.train(dataclasses.replace(config, overwrite=True))
+  epochs = [int(h['epoch']) for h in evaluate.read_history(str(job_dir))]
+  assert epochs == [0, 1]  # From scratch: no duplicate epoch 0.
+  assert (job_dir / 'history.csv').read_text().count('epoch') == 1
+  assert (job_dir / 'my_notes.txt').read_text() == 'mine'
+
+
+def test_resuming_with_other_settings_refuses_before_touching_anything(
+    tiny_tfrecords, tmp_path):
+  job_dir = tmp_path / 'job'
+  config = quick_config(tiny_tfrecords, job_dir, model='timbre_tcn', epochs=1,
+                        eval_splits=('valid',))
+  train.train(config)
+  (job_dir / 'finished.json').unlink()  # As if it had been interrupted.
+  before = {p.name: p.read_bytes() for p in job_dir.iterdir() if p.is_file()}
+  with pytest.raises(job_layout.JobDirError) as error:
+    train.train(dataclasses.replace(config, model='seed_cnn',
+                                    learning_rate=0.01))
+  message = str(error.value)
+  assert "--model: 'timbre_tcn' in the run being resumed, 'seed_cnn' now" in \
+      message
+  assert '--learning_rate: 0.001' in message
+  assert {p.name: p.read_bytes() for p in job_dir.iterdir()
+          if p.is_file()} == before
+
+
+def test_a_label_outside_the_vocabulary_stops_evaluation_naming_the_file(
+    tfrecords_copy, tmp_path):
+  bad_shard = tfrecords_copy / 'valid-00009-of-00009.tfrecord.gz'
+  with tf.io.TFRecordWriter(str(bad_shard), 'GZIP') as writer:
+    writer.write(schema.serialize_note(schema.NoteExample(
+        np.zeros((126, 20), np.float32), 42, 'bass', 'acoustic', 'b', 40, 100,
+        'b-040-100')))
+  def one_more(data):
+    data['splits']['valid']['num_examples'] += 1
+    data['files'].append(bad_shard.name)
+  _rewrite_manifest(tfrecords_copy, one_more)
+  manifest = manifest_lib.read(str(tfrecords_copy))
+  model = models.build('timbre_tcn', manifest)
+  with pytest.raises(input_pipeline.DataError,
+                     match=r'outside the vocabulary.*valid-00009-of-00009'):
+    evaluate.evaluate_split(model, str(tfrecords_copy), manifest, 'valid')
+  with pytest.raises(input_pipeline.DataError,
+                     match=r'outside the vocabulary.*valid-00009-of-00009'):
+    train.train(quick_config(tfrecords_copy, tmp_path / 'job', epochs=1,
+                             validate_data=False))
 
 
 def _rewrite_manifest(data_dir, change):
@@ -276,6 +421,7 @@ def test_a_label_outside_the_vocabulary_stops_naming_the_file(tfrecords_copy,
         'b-040-100')))
   def one_more(data):
     data['splits']['valid']['num_examples'] += 1
+    data['files'].append(bad_shard.name)
   _rewrite_manifest(tfrecords_copy, one_more)
   with pytest.raises(input_pipeline.DataError,
                      match=r'valid-00009-of-00009.*label id 42 is outside'):
@@ -289,7 +435,7 @@ def test_unknown_split_is_named(tiny_tfrecords, tmp_path):
 
 
 def test_evaluate_command_writes_the_report(trained_job):
-  job_dir, reports, _ = trained_job
+  job_dir, reports = trained_job
   result = subprocess.run(
       [sys.executable, '-m', 'trainer.evaluate', f'--job_dir={job_dir}',
        '--split=test'], cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -299,7 +445,7 @@ def test_evaluate_command_writes_the_report(trained_job):
 
 
 def test_mirrored_strategy_trains_and_reports(tiny_tfrecords, tmp_path):
-  reports, _ = train.train(quick_config(
+  reports = train.train(quick_config(
       tiny_tfrecords, tmp_path / 'job', model='timbre_tcn', epochs=1,
       distribution='mirrored', eval_splits=('valid',)))
   assert set(reports) == {'train', 'valid'}
@@ -311,22 +457,60 @@ def test_multi_worker_without_tf_config_is_refused(monkeypatch):
     train.distribution_strategy('multi_worker')
 
 
-def test_multi_worker_reads_tf_config(tiny_tfrecords, tmp_path):
-  import socket
-  with socket.socket() as s:
+def _free_ports(count):
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
     s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-  tf_config = {'cluster': {'worker': [f'127.0.0.1:{port}']},
-               'task': {'type': 'worker', 'index': 0}}
-  result = subprocess.run(
-      [sys.executable, '-m', 'trainer.task', f'--data_dir={tiny_tfrecords}',
-       f'--job_dir={tmp_path / "job"}', '--model=timbre_tcn', '--epochs=1',
-       '--eval_splits=valid', '--distribution=multi_worker'],
-      cwd=REPO, capture_output=True, text=True, timeout=300,
-      env={**os.environ, 'TF_CONFIG': json.dumps(tf_config)})
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert 'MultiWorkerMirroredStrategy' in result.stderr
-  assert (tmp_path / 'job' / 'eval' / 'valid_metrics.json').exists()
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def test_two_workers_train_together_and_only_the_chief_writes(tiny_tfrecords,
+                                                              tmp_path):
+  """Two real worker processes on localhost, as a cluster runs them."""
+  job_dir = tmp_path / 'job'
+  scratch = tmp_path / 'tmp'
+  scratch.mkdir()
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
+  workers = []
+  for index in range(2):
+    tf_config = {'cluster': cluster, 'task': {'type': 'worker',
+                                              'index': index}}
+    workers.append(subprocess.Popen(
+        [sys.executable, '-m', 'trainer.task', f'--data_dir={tiny_tfrecords}',
+         f'--job_dir={job_dir}', '--model=timbre_tcn', '--epochs=1',
+         '--batch_size=16', '--eval_splits=valid',
+         '--distribution=multi_worker', '--verbosity=0'],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, 'TF_CONFIG': json.dumps(tf_config),
+             'TMPDIR': str(scratch)}))
+  logs = []
+  for worker in workers:
+    _, stderr = worker.communicate(timeout=400)
+    assert worker.returncode == 0, stderr[-3000:]
+    logs.append(stderr)
+  # Both took part, each in step with the other.
+  fingerprints = {}
+  for log in logs:
+    assert 'Input sharding: DATA over 2 workers' in log
+    (index, fingerprint), = re.findall(
+        r'Worker (\d) of 2(?: \(chief\))? finished; weights fingerprint '
+        r'(\w+)', log)
+    fingerprints[int(index)] = fingerprint
+  assert set(fingerprints) == {0, 1}
+  assert fingerprints[0] == fingerprints[1]
+  # Exactly one set of outputs, written by the chief; no scratch left over.
+  assert sorted(os.listdir(job_dir)) == [
+      'checkpoints', 'eval', 'finished.json', 'history.csv', 'job_config.json',
+      'logs']
+  assert [int(h['epoch']) for h in evaluate.read_history(str(job_dir))] == [0]
+  assert (job_dir / 'history.csv').read_text().count('epoch') == 1
+  assert not [p for p in os.listdir(scratch) if p.startswith('nsynth-worker')]
+  # The model the chief saved is the model both workers ended with.
+  saved = keras.models.load_model(train.best_model_path(str(job_dir)))
+  assert train.weights_fingerprint(saved) == fingerprints[0]
 
 
 def test_the_same_seed_repeats_a_run_exactly(tiny_tfrecords, tmp_path):

@@ -1,7 +1,7 @@
 r"""Evaluation report: metrics, per-family scores, confusion matrix, curves.
 
 Usage:
-  python -m trainer.evaluate --job_dir=jobs/demo --split=test [--split=valid]
+  nsynth-evaluate --job_dir=jobs/demo --split=test [--split=valid]
 
 Writes into `<job_dir>/eval/`: `<split>_metrics.json` (accuracy, loss,
 per-family precision/recall/F1, the confusion matrix, and the split method,
@@ -10,19 +10,21 @@ of one note per family with what the model made of it), and `curves.png` from
 the training history.
 """
 
-from __future__ import annotations
+# First: as a command, this quiets TensorFlow before anything imports it.
+from nsynth_contracts import cli  # pylint: disable=g-bad-import-order
 
 import csv
-import json
-import os
+import io
 from typing import Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from nsynth_contracts import manifest as manifest_lib
+from trainer import job_layout
 
-EVAL_DIR = 'eval'
-HISTORY_CSV = 'history.csv'
+EVAL_DIR = job_layout.EVAL_DIR
+HISTORY_CSV = job_layout.HISTORY_CSV
 
 
 def classification_report(true_ids: np.ndarray, probabilities: np.ndarray,
@@ -52,12 +54,15 @@ def classification_report(true_ids: np.ndarray, probabilities: np.ndarray,
                           'support': int(support)}
   picked = probabilities[np.arange(len(true_ids)), true_ids]
   loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
-  supported = [s for s in per_family.values() if s['support']]
+  # scikit-learn's macro average: over the classes that occur as truth or
+  # as prediction (a family predicted but never true counts, with F1 0).
+  occurring = [per_family[f]['f1'] for i, f in enumerate(families)
+               if confusion[i, :].sum() or confusion[:, i].sum()]
   return {
       'num_examples': int(len(true_ids)),
       'accuracy': float((predicted == true_ids).mean()),
       'loss': loss,
-      'macro_f1': float(np.mean([s['f1'] for s in supported])),
+      'macro_f1': float(np.mean(occurring)) if occurring else 0.0,
       'per_family': per_family,
       'confusion_matrix': {'labels': list(families),
                            'rows_true_columns_predicted': confusion.tolist()},
@@ -76,6 +81,16 @@ def honest_split_statement(manifest: manifest_lib.Manifest, split: str,
           f' instruments appear in several splits, split method '
           f'{method.get("name")!r}): the same instruments were seen in '
           f'training, so this overstates accuracy on new instruments')
+
+
+def save_figure(fig, path: str, dpi: int) -> None:
+  """A matplotlib figure as PNG at `path` (local or gs://), then closed."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  fig.savefig(buffer, format='png', dpi=dpi)
+  plt.close(fig)
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(buffer.getvalue())
 
 
 def plot_confusion(report: dict, title: str, path: str) -> None:
@@ -99,8 +114,7 @@ def plot_confusion(report: dict, title: str, path: str) -> None:
   ax.set_title(title, fontsize=10)
   fig.colorbar(image, ax=ax, label='fraction of the true family')
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path, dpi=110)
 
 
 def plot_examples(examples: dict[int, np.ndarray], true_ids: np.ndarray,
@@ -141,18 +155,17 @@ def plot_examples(examples: dict[int, np.ndarray], true_ids: np.ndarray,
                  fontsize=9, color='black' if predicted == label else 'red')
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  save_figure(fig, path, dpi=100)
 
 
 def read_history(job_dir: str) -> list[dict]:
   """history.csv, one row per epoch (a resumed run's repeat kept last)."""
-  path = os.path.join(job_dir, HISTORY_CSV)
-  if not os.path.exists(path):
+  path = job_layout.path(job_dir, HISTORY_CSV)
+  if not tf.io.gfile.exists(path):
     return []
   by_epoch = {}
-  with open(path, newline='') as f:
-    for row in csv.DictReader(f):
+  with tf.io.gfile.GFile(path, 'r') as f:
+    for row in csv.DictReader(io.StringIO(f.read())):
       if row.get('epoch', 'epoch') == 'epoch':
         continue  # A header repeated by CSVLogger after a resume.
       by_epoch[int(row['epoch'])] = {k: float(v) for k, v in row.items()
@@ -179,8 +192,7 @@ def plot_curves(history: list[dict], title: str, path: str) -> None:
     ax.grid(alpha=0.3)
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  save_figure(fig, path, dpi=110)
 
 
 def write_report(job_dir: str, split: str, true_ids: np.ndarray,
@@ -189,8 +201,8 @@ def write_report(job_dir: str, split: str, true_ids: np.ndarray,
                  examples: dict[int, np.ndarray] | None = None) -> dict:
   """Writes `<split>_metrics.json`, `<split>_confusion.png` and, given one
   MFCC per family, `<split>_examples.png`; returns the metrics."""
-  out_dir = os.path.join(job_dir, EVAL_DIR)
-  os.makedirs(out_dir, exist_ok=True)
+  out_dir = job_layout.path(job_dir, EVAL_DIR)
+  tf.io.gfile.makedirs(out_dir)
   report = classification_report(true_ids, probabilities,
                                   manifest.vocabulary.families)
   report.update({
@@ -199,25 +211,25 @@ def write_report(job_dir: str, split: str, true_ids: np.ndarray,
       'split_method': manifest.split_method.get('name'),
       'split_statement': honest_split_statement(manifest, split, train_split),
   })
-  with open(os.path.join(out_dir, f'{split}_metrics.json'), 'w') as f:
-    json.dump(report, f, indent=2)
+  job_layout.write_json(job_layout.path(out_dir, f'{split}_metrics.json'),
+                        report)
   plot_confusion(report, f'{model_name} on {split}: accuracy '
                  f'{report["accuracy"]:.3f} ({report["num_examples"]} notes)\n'
                  f'{manifest.split_method.get("name")} split, '
                  f'instrument-disjoint: '
                  f'{bool(manifest.split_method.get("instrument_disjoint"))}',
-                 os.path.join(out_dir, f'{split}_confusion.png'))
+                 job_layout.path(out_dir, f'{split}_confusion.png'))
   if examples:
     first_index = {label: int(np.flatnonzero(true_ids == label)[0])
                    for label in examples}
     plot_examples(examples, true_ids, probabilities, first_index,
                   manifest.vocabulary.families,
                   f'{model_name} on {split}: the first note of each family',
-                  os.path.join(out_dir, f'{split}_examples.png'))
+                  job_layout.path(out_dir, f'{split}_examples.png'))
   history = read_history(job_dir)
   if history:
     plot_curves(history, f'{model_name} training curves',
-                os.path.join(out_dir, 'curves.png'))
+                job_layout.path(out_dir, 'curves.png'))
   return report
 
 
@@ -225,17 +237,25 @@ def evaluate_split(model, data_dir: str, manifest: manifest_lib.Manifest,
                    split: str, batch_size: int = 256
                    ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
   """One split's true label ids [N], probabilities [N, classes], and the
-  MFCCs [frames, coefficients] of the first note of each label id."""
+  MFCCs [frames, coefficients] of the first note of each label id.
+
+  Raises:
+    input_pipeline.DataError: a record is damaged or its label is outside
+      the vocabulary, naming the file.
+  """
   from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
   files = input_pipeline.split_files(data_dir, manifest, split)
   dataset = input_pipeline.make_dataset(files, manifest, batch_size)
   true_ids, probabilities, examples = [], [], {}
-  for mfcc, one_hot in dataset:
-    probabilities.append(model(mfcc, training=False).numpy())
-    ids = one_hot.numpy().argmax(axis=1)
-    true_ids.append(ids)
-    for row, label in enumerate(ids):
-      examples.setdefault(int(label), mfcc[row].numpy())
+  try:
+    for mfcc, one_hot in dataset:
+      probabilities.append(model(mfcc, training=False).numpy())
+      ids = one_hot.numpy().argmax(axis=1)
+      true_ids.append(ids)
+      for row, label in enumerate(ids):
+        examples.setdefault(int(label), mfcc[row].numpy())
+  except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+    raise input_pipeline.data_error(e, files, manifest) from None
   return np.concatenate(true_ids), np.concatenate(probabilities), examples
 
 
@@ -243,11 +263,14 @@ def evaluate_job(job_dir: str, splits: Sequence[str],
                  data_dir: str | None = None) -> dict[str, dict]:
   """Loads a job's best model and writes the report for each split."""
   import keras  # pylint: disable=g-import-not-at-top
-  from trainer import train  # pylint: disable=g-import-not-at-top
-  config = train.read_job_config(job_dir)
+  config = job_layout.read_job_config(job_dir)
   data_dir = data_dir or config['data_dir']
   manifest = manifest_lib.read(data_dir)
-  model = keras.models.load_model(train.best_model_path(job_dir))
+  best = job_layout.best_model_path(job_dir)
+  if not tf.io.gfile.exists(best):
+    raise job_layout.JobDirError(f'{best} does not exist: the run in '
+                                 f'{job_dir} has not finished an epoch')
+  model = keras.models.load_model(best)
   reports = {}
   for split in splits:
     true_ids, probabilities, examples = evaluate_split(model, data_dir,
@@ -264,27 +287,33 @@ def print_headline(reports: dict[str, dict], job_dir: str) -> None:
           f'{report["loss"]:.3f}  macro-F1 {report["macro_f1"]:.3f}  '
           f'({report["num_examples"]} notes; {report["split_statement"]})')
   print(f'Report, confusion matrices and curves: '
-        f'{os.path.join(job_dir, EVAL_DIR)}/')
+        f'{job_layout.path(job_dir, EVAL_DIR)}/')
 
 
-def main(argv):
-  del argv
+def _define_flags() -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('job_dir', None, 'A trainer --job_dir.', required=True)
+  flags.DEFINE_multi_string('split', ['test'], 'Splits to evaluate.')
+  flags.DEFINE_string('data_dir', None,
+                      'TFRecords to evaluate on (default: the job\'s own).')
+
+
+def _main(argv: list[str]) -> None:
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise cli.UserError(f'unexpected arguments {argv[1:]}')
   reports = evaluate_job(flags.FLAGS.job_dir, flags.FLAGS.split,
                          flags.FLAGS.data_dir)
   print_headline(reports, flags.FLAGS.job_dir)
 
 
-def run():
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('job_dir', None, 'A trainer.task --job_dir.',
-                      required=True)
-  flags.DEFINE_multi_string('split', ['test'], 'Splits to evaluate.')
-  flags.DEFINE_string('data_dir', None,
-                      'TFRecords to evaluate on (default: the job\'s own).')
-  app.run(main)
+def main() -> None:
+  """Console entry point (nsynth-evaluate)."""
+  from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
+  cli.run(_define_flags, _main, user_errors=(
+      job_layout.JobDirError, manifest_lib.ManifestError,
+      input_pipeline.DataError))
 
 
 if __name__ == '__main__':
-  run()
+  main()

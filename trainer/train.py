@@ -1,30 +1,49 @@
 """Training: input pipelines, a model, callbacks, fit, then the report.
 
 `train(TrainConfig)` is the library entry; trainer.task is its command.
+
+A job directory holds one run (trainer.job_layout). Before anything is
+written the run decides what the directory allows: a fresh start, resuming
+an interrupted run with the same settings, or nothing (a finished run, or
+other settings), unless `overwrite` asks to start again. The directory is
+locked for the whole run.
+
+With --distribution=multi_worker every worker trains, but only the chief
+writes the job directory, as tf.distribute prescribes: the other workers
+write their checkpoints and logs to scratch directories of their own, which
+they delete at the end.
 """
 
-from __future__ import annotations
-
+import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from trainer import evaluate
 from trainer import input_pipeline
+from trainer import job_layout
+from trainer import keras_multi_worker
 from trainer import models
 
-JOB_CONFIG = 'job_config.json'
-BEST_MODEL = os.path.join('checkpoints', 'best.keras')
 MONITOR = 'val_accuracy'
+# Settings that do not change what a run computes: a resumed run may differ
+# from the interrupted one in these, and only in these.
+_FREE_ON_RESUME = ('job_dir', 'overwrite', 'validate_data', 'cache')
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+  """One training run; the trainer's flags take their defaults from here."""
   data_dir: str
   job_dir: str
   model: str = 'timbre_tcn'
@@ -39,21 +58,22 @@ class TrainConfig:
   cache: bool = True
   shuffle_buffer: int = 10_000
   validate_data: bool = True
-  export_base: str | None = None         # None: <job_dir>/export
-  model_name: str = 'nsynth_instrument'
+  overwrite: bool = False                # start a finished run again
+
+
+DISTRIBUTIONS = ('default', 'mirrored', 'multi_worker')
+
+
+class ConfigError(ValueError):
+  """The run's settings cannot work here; the message names the setting."""
 
 
 def best_model_path(job_dir: str) -> str:
-  return os.path.join(job_dir, BEST_MODEL)
+  return job_layout.best_model_path(job_dir)
 
 
 def read_job_config(job_dir: str) -> dict:
-  path = os.path.join(job_dir, JOB_CONFIG)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path} does not exist: is {job_dir} the '
-                            f'--job_dir of a trainer.task run?')
-  with open(path) as f:
-    return json.load(f)
+  return job_layout.read_job_config(job_dir)
 
 
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
@@ -67,10 +87,95 @@ def distribution_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy()
   if name == 'multi_worker':
     if 'TF_CONFIG' not in os.environ:
-      raise ValueError('--distribution=multi_worker needs TF_CONFIG to '
-                       'describe the cluster')
+      raise ConfigError('--distribution=multi_worker needs TF_CONFIG to '
+                        'describe the cluster')
     return tf.distribute.MultiWorkerMirroredStrategy()
-  raise ValueError(f'Unknown --distribution {name!r}')
+  raise ConfigError(f'Unknown --distribution {name!r}')
+
+
+@dataclasses.dataclass(frozen=True)
+class Worker:
+  """This process's place in the cluster."""
+  index: int = 0
+  count: int = 1
+  is_chief: bool = True
+
+
+def worker_of(strategy: tf.distribute.Strategy) -> Worker:
+  """Chief: the 'chief' task, or worker 0 of a cluster without one."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return Worker()
+  jobs = resolver.cluster_spec().as_dict()
+  count = sum(len(jobs.get(job, [])) for job in ('chief', 'worker'))
+  task_type, task_id = resolver.task_type, resolver.task_id or 0
+  is_chief = task_type == 'chief' or (task_type == 'worker' and task_id == 0
+                                      and 'chief' not in jobs)
+  index = task_id + (1 if 'chief' in jobs and task_type == 'worker' else 0)
+  return Worker(index=index, count=count, is_chief=is_chief)
+
+
+def _settings(config: TrainConfig) -> dict:
+  """The config as JSON would hold it (tuples become lists)."""
+  return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _finished_message(job_dir: str, finished: dict) -> str:
+  best = finished.get('best_' + MONITOR)
+  what = (f'{finished.get("epochs_trained")} epochs' +
+          (f', best {MONITOR} {best:.3f}' if isinstance(best, float) else ''))
+  return (f'--job_dir {job_dir} holds a finished run ({what}); pass '
+          f'--overwrite to train it again from scratch, or choose another '
+          f'--job_dir')
+
+
+def check_job_dir(config: TrainConfig) -> str:
+  """What the job directory allows this run: 'fresh', 'resume' or
+  'overwrite'. Reads only: nothing is written here.
+
+  Raises:
+    job_layout.JobDirError: the directory is a file, holds a finished run,
+      or a run with other settings (each difference named).
+  """
+  job_dir = config.job_dir
+  if tf.io.gfile.exists(job_dir) and not tf.io.gfile.isdir(job_dir):
+    raise job_layout.JobDirError(f'--job_dir {job_dir} is a file, not a '
+                                 f'directory')
+  present = [name for name in job_layout.TRAINER_OUTPUTS
+             if tf.io.gfile.exists(job_layout.path(job_dir, name))]
+  if not present:
+    return 'fresh'
+  if config.overwrite:
+    return 'overwrite'
+  finished = job_layout.read_finished(job_dir)
+  if finished is not None:
+    raise job_layout.JobDirError(_finished_message(job_dir, finished))
+  if job_layout.JOB_CONFIG not in present:
+    raise job_layout.JobDirError(
+        f'--job_dir {job_dir} holds {present[0]} of a trainer run but no '
+        f'{job_layout.JOB_CONFIG} to resume it with; pass --overwrite to '
+        f'start again, or choose another --job_dir')
+  before = job_layout.read_job_config(job_dir)
+  now = _settings(config)
+  differences = [f'--{key}: {before.get(key)!r} in the run being resumed, '
+                 f'{now[key]!r} now' for key in now
+                 if key not in _FREE_ON_RESUME and before.get(key) != now[key]]
+  if differences:
+    raise job_layout.JobDirError(
+        f'--job_dir {job_dir} holds an unfinished run with other settings ('
+        + '; '.join(differences) + '). Resume it with its own settings, pass '
+        '--overwrite to start again with these, or choose another --job_dir')
+  return 'resume'
+
+
+def _remove_trainer_outputs(job_dir: str) -> None:
+  """What an earlier run of the trainer wrote, and nothing else."""
+  for name in job_layout.TRAINER_OUTPUTS:
+    target = job_layout.path(job_dir, name)
+    if tf.io.gfile.isdir(target):
+      tf.io.gfile.rmtree(target)
+    elif tf.io.gfile.exists(target):
+      tf.io.gfile.remove(target)
 
 
 def _best_so_far(job_dir: str) -> float | None:
@@ -80,20 +185,32 @@ def _best_so_far(job_dir: str) -> float | None:
   return max(values) if values else None
 
 
-def callbacks(config: TrainConfig) -> list[keras.callbacks.Callback]:
-  job_dir = config.job_dir
-  os.makedirs(os.path.join(job_dir, 'checkpoints'), exist_ok=True)
+def _copy_tree(source: str, destination: str) -> None:
+  for directory, _, names in tf.io.gfile.walk(source):
+    target = job_layout.path(destination, os.path.relpath(directory, source))
+    tf.io.gfile.makedirs(target)
+    for name in names:
+      tf.io.gfile.copy(job_layout.path(directory, name),
+                       job_layout.path(target, name), overwrite=True)
+
+
+def callbacks(config: TrainConfig,
+              write_dir: str) -> list[keras.callbacks.Callback]:
+  """Keras callbacks writing under `write_dir` (the job dir for the chief)."""
+  tf.io.gfile.makedirs(job_layout.path(write_dir, job_layout.CHECKPOINTS_DIR))
   result = [
       # First, so an epoch is backed up before anything else records it.
-      keras.callbacks.BackupAndRestore(os.path.join(job_dir, 'backup')),
+      keras.callbacks.BackupAndRestore(
+          job_layout.path(write_dir, job_layout.BACKUP_DIR)),
       keras.callbacks.ModelCheckpoint(
-          best_model_path(job_dir), monitor=MONITOR, mode='max',
+          job_layout.best_model_path(write_dir), monitor=MONITOR, mode='max',
           save_best_only=True,
           # A resumed run must not replace the best model with a worse one.
-          initial_value_threshold=_best_so_far(job_dir)),
-      keras.callbacks.CSVLogger(os.path.join(job_dir, evaluate.HISTORY_CSV),
-                                append=True),
-      keras.callbacks.TensorBoard(os.path.join(job_dir, 'logs')),
+          initial_value_threshold=_best_so_far(config.job_dir)),
+      keras.callbacks.CSVLogger(
+          job_layout.path(write_dir, job_layout.HISTORY_CSV), append=True),
+      keras.callbacks.TensorBoard(job_layout.path(write_dir,
+                                                  job_layout.LOGS_DIR)),
   ]
   if config.early_stopping_patience:
     result.append(keras.callbacks.EarlyStopping(
@@ -116,48 +233,149 @@ def load_data(config: TrainConfig):
   return manifest, files
 
 
-def train(config: TrainConfig) -> tuple[dict[str, dict], str]:
-  """Trains, keeps the best model, evaluates it and exports it for serving.
+def _input_options(worker: Worker) -> tf.data.Options:
+  """Sharding chosen on purpose: every worker reads every shard and keeps
+  its share of each global batch (DATA). It works for any number of shards,
+  and every worker gets the same number of steps; FILE sharding needs at
+  least one shard per worker and gives uneven steps when shards differ."""
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = (
+      tf.data.experimental.AutoShardPolicy.DATA)
+  if worker.count > 1:
+    logging.info('Input sharding: DATA over %d workers (each reads every '
+                 'shard and keeps its share of each batch)', worker.count)
+  return options
 
-  Returns:
-    (the evaluation report per split, the export's version directory).
-  """
-  keras.utils.set_random_seed(config.seed)
-  # Before any TF op: multi-worker collectives can only be set up at start.
-  strategy = distribution_strategy(config.distribution)
-  manifest, files = load_data(config)
-  os.makedirs(config.job_dir, exist_ok=True)
-  with open(os.path.join(config.job_dir, JOB_CONFIG), 'w') as f:
-    json.dump(dataclasses.asdict(config), f, indent=2)
 
+def weights_fingerprint(model: keras.Model) -> str:
+  """A short digest of every weight: equal models, equal fingerprints."""
+  digest = hashlib.sha256()
+  for weight in model.weights:
+    digest.update(np.asarray(weight.numpy()).tobytes())
+  return digest.hexdigest()[:16]
+
+
+def _fit(config: TrainConfig, strategy, worker: Worker, manifest, files,
+         write_dir: str) -> keras.Model:
   global_batch = config.batch_size * strategy.num_replicas_in_sync
+  options = _input_options(worker)
   train_data = input_pipeline.make_dataset(
       files[config.train_split], manifest, global_batch, shuffle=True,
       seed=config.seed, shuffle_buffer=config.shuffle_buffer,
       cache=config.cache,
-      num_examples=manifest.splits[config.train_split].num_examples)
+      num_examples=manifest.splits[config.train_split].num_examples
+  ).with_options(options)
   validation_data = None
   if config.eval_splits:
     validation_data = input_pipeline.make_dataset(
         files[config.eval_splits[0]], manifest, global_batch,
         cache=config.cache,
-        num_examples=manifest.splits[config.eval_splits[0]].num_examples)
+        num_examples=manifest.splits[config.eval_splits[0]].num_examples
+    ).with_options(options)
   with strategy.scope():
     model = models.build(config.model, manifest)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=['accuracy'])
-  model.fit(train_data, validation_data=validation_data,
-            epochs=config.epochs, callbacks=callbacks(config), verbose=2)
+  keras_multi_worker.enable(model, strategy)
+  try:
+    model.fit(train_data, validation_data=validation_data,
+              epochs=config.epochs, callbacks=callbacks(config, write_dir),
+              verbose=2 if worker.is_chief else 0)
+  except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+    all_files = [f for split_files in files.values() for f in split_files]
+    raise input_pipeline.data_error(e, all_files, manifest) from None
+  return model
 
-  if not os.path.exists(best_model_path(config.job_dir)):
+
+def train(config: TrainConfig) -> dict[str, dict]:
+  """Trains, keeps the best model and evaluates it.
+
+  Returns:
+    The evaluation report per split (empty on workers other than the chief).
+
+  Raises:
+    job_layout.JobDirError, input_pipeline.DataError,
+    manifest_lib.ManifestError: before any training, naming the path.
+  """
+  keras.utils.set_random_seed(config.seed)
+  # Before any TF op: multi-worker collectives can only be set up at start.
+  strategy = distribution_strategy(config.distribution)
+  worker = worker_of(strategy)
+  if not worker.is_chief:
+    return _train_as_worker(config, strategy, worker)
+  check_job_dir(config)  # Refuse early; checked again under the lock.
+  manifest, files = load_data(config)
+  with _locked(config.job_dir):
+    return _train_as_chief(config, strategy, worker, manifest, files)
+
+
+@contextlib.contextmanager
+def _locked(job_dir: str):
+  """Creates the job directory if needed and holds its lock while inside."""
+  if directory_lock.is_remote(job_dir):
+    tf.io.gfile.makedirs(job_dir)
+    with directory_lock.DirectoryLock(job_dir, '--job_dir'):  # a warning
+      yield
+    return
+  try:
+    os.makedirs(job_dir, exist_ok=True)
+    lock = directory_lock.DirectoryLock(job_dir, '--job_dir')
+    lock.__enter__()
+  except directory_lock.DirectoryLockedError as e:
+    raise job_layout.JobDirError(str(e)) from None
+  except OSError as e:
+    raise job_layout.JobDirError(f'--job_dir {job_dir} cannot be used: '
+                                 f'{e.strerror or e}') from None
+  try:
+    yield
+  finally:
+    lock.__exit__(None, None, None)
+
+
+def _train_as_chief(config: TrainConfig, strategy, worker: Worker, manifest,
+                    files) -> dict[str, dict]:
+  state = check_job_dir(config)
+  if state == 'overwrite':
+    logging.warning('Replacing the earlier run in %s', config.job_dir)
+    _remove_trainer_outputs(config.job_dir)
+  tf.io.gfile.makedirs(config.job_dir)
+  job_layout.write_json(job_layout.path(config.job_dir, job_layout.JOB_CONFIG),
+                        _settings(config))
+  model = _fit(config, strategy, worker, manifest, files, config.job_dir)
+  if not tf.io.gfile.exists(best_model_path(config.job_dir)):
     model.save(best_model_path(config.job_dir))  # no validation split
-  reports = evaluate.evaluate_job(
-      config.job_dir, (config.train_split,) + tuple(config.eval_splits))
-  from serving import export  # pylint: disable=g-import-not-at-top
-  export_dir = export.export_job(
-      config.job_dir, config.export_base or os.path.join(config.job_dir,
-                                                         'export'),
-      config.model_name)
-  return reports, export_dir
+  history = evaluate.read_history(config.job_dir)
+  scores = [row[MONITOR] for row in history if MONITOR in row]
+  job_layout.write_json(job_layout.path(config.job_dir, job_layout.FINISHED), {
+      'epochs_trained': len(history),
+      f'best_{MONITOR}': max(scores) if scores else None,
+  })
+  if worker.count > 1:
+    logging.info('Worker %d of %d (chief) finished; weights fingerprint %s',
+                 worker.index, worker.count, weights_fingerprint(model))
+  try:
+    return evaluate.evaluate_job(
+        config.job_dir, (config.train_split,) + tuple(config.eval_splits))
+  except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+    all_files = [f for split_files in files.values() for f in split_files]
+    raise input_pipeline.data_error(e, all_files, manifest) from None
+
+
+def _train_as_worker(config: TrainConfig, strategy,
+                     worker: Worker) -> dict[str, dict]:
+  """Trains in step with the chief; writes only to its own scratch dir."""
+  check_job_dir(config)
+  manifest, files = load_data(config)
+  scratch = tempfile.mkdtemp(prefix=f'nsynth-worker{worker.index}-')
+  try:
+    backup = job_layout.path(config.job_dir, job_layout.BACKUP_DIR)
+    if tf.io.gfile.isdir(backup):  # Resume from the epoch the chief resumes.
+      _copy_tree(backup, job_layout.path(scratch, job_layout.BACKUP_DIR))
+    model = _fit(config, strategy, worker, manifest, files, scratch)
+    logging.info('Worker %d of %d finished; weights fingerprint %s',
+                 worker.index, worker.count, weights_fingerprint(model))
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+  return {}

@@ -2,8 +2,13 @@
 // "serve") and runs its serving_default signature on one 16-bit PCM WAV file,
 // with no Python involved.
 //
-// Usage: run_saved_model EXPORT_DIR FILE.wav
-// Prints: "family <name>" and "probabilities <p0> <p1> ..." on two lines.
+// Usage: run_saved_model EXPORT_DIR FILE.wav [SIGNATURE]
+//          runs SIGNATURE (default serving_default) on the WAV's samples,
+//          fed as float32 [1, samples], and prints every output as
+//          "<key>.shape d0 d1 ..." and "<key> v0 v1 ...".
+//        run_saved_model EXPORT_DIR --zeros=D0,D1,...
+//          feeds zeros of that shape instead (any rank, as a client may),
+//          and prints "status <error>" with exit status 3 if refused.
 
 #include <cstdint>
 #include <cstring>
@@ -58,17 +63,78 @@ std::vector<float> ReadPcm16Wav(const std::string& path) {
   return {};
 }
 
+// Parses "1,2,64000" into a shape; false if it is not a list of sizes.
+bool ParseShape(const std::string& text, tensorflow::TensorShape* shape) {
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string part = text.substr(start, end - start);
+    if (part.empty() || part.find_first_not_of("0123456789") !=
+                            std::string::npos) {
+      return false;
+    }
+    shape->AddDim(std::stoll(part));
+    start = end + 1;
+  }
+  return shape->dims() > 0;
+}
+
+// Prints every output: "<key>.shape d0 d1 ..." then "<key> v0 v1 ...".
+void PrintOutputs(const std::vector<std::string>& keys,
+                  const std::vector<tensorflow::Tensor>& outputs) {
+  std::cout.precision(9);
+  for (size_t k = 0; k < keys.size(); ++k) {
+    const tensorflow::Tensor& t = outputs[k];
+    std::cout << keys[k] << ".shape";
+    for (int d = 0; d < t.dims(); ++d) std::cout << " " << t.dim_size(d);
+    std::cout << "\n" << keys[k];
+    for (int64_t i = 0; i < t.NumElements(); ++i) {
+      switch (t.dtype()) {
+        case tensorflow::DT_FLOAT: std::cout << " " << t.flat<float>()(i); break;
+        case tensorflow::DT_INT64: std::cout << " " << t.flat<int64_t>()(i); break;
+        case tensorflow::DT_INT32: std::cout << " " << t.flat<int32_t>()(i); break;
+        case tensorflow::DT_STRING:
+          std::cout << " " << t.flat<tensorflow::tstring>()(i); break;
+        default: std::cout << " ?";
+      }
+    }
+    std::cout << "\n";
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::cerr << "usage: " << argv[0] << " EXPORT_DIR FILE.wav\n";
+  if (argc < 3 || argc > 4) {
+    std::cerr << "usage: " << argv[0] << " EXPORT_DIR FILE.wav [SIGNATURE]\n"
+              << "       " << argv[0] << " EXPORT_DIR --zeros=D0,D1,...\n";
     return 2;
   }
-  std::vector<float> audio = ReadPcm16Wav(argv[2]);
-  if (audio.empty()) {
-    std::cerr << argv[2] << ": not a 16-bit PCM WAV file\n";
-    return 2;
+  const std::string what = argv[2];
+  const std::string signature_name = argc == 4 ? argv[3] : "serving_default";
+  tensorflow::Tensor input;
+  const std::string zeros_flag = "--zeros=";
+  if (what.rfind(zeros_flag, 0) == 0) {
+    // Any shape, as a TF Serving client may send it: the signature must
+    // refuse a wrong one in its own words.
+    tensorflow::TensorShape shape;
+    if (!ParseShape(what.substr(zeros_flag.size()), &shape)) {
+      std::cerr << "bad shape " << what << "\n";
+      return 2;
+    }
+    input = tensorflow::Tensor(tensorflow::DT_FLOAT, shape);
+    input.flat<float>().setZero();
+  } else {
+    std::vector<float> audio = ReadPcm16Wav(what);
+    if (audio.empty()) {
+      std::cerr << what << ": not a 16-bit PCM WAV file\n";
+      return 2;
+    }
+    input = tensorflow::Tensor(tensorflow::DT_FLOAT,
+                               tensorflow::TensorShape(
+                                   {1, static_cast<int64_t>(audio.size())}));
+    std::copy(audio.begin(), audio.end(), input.flat<float>().data());
   }
   tensorflow::SavedModelBundle bundle;
   tensorflow::Status status = tensorflow::LoadSavedModel(
@@ -80,33 +146,30 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto& signatures = bundle.meta_graph_def.signature_def();
-  auto found = signatures.find("serving_default");
+  auto found = signatures.find(signature_name);
   if (found == signatures.end()) {
-    std::cerr << "no serving_default signature\n";
+    std::cerr << "no " << signature_name << " signature\n";
     return 1;
   }
   const tensorflow::SignatureDef& signature = found->second;
-  tensorflow::Tensor input(tensorflow::DT_FLOAT,
-                           tensorflow::TensorShape(
-                               {1, static_cast<int64_t>(audio.size())}));
-  std::copy(audio.begin(), audio.end(), input.flat<float>().data());
-  std::vector<tensorflow::Tensor> outputs;
-  status = bundle.session->Run(
-      {{signature.inputs().at("audio").name(), input}},
-      {signature.outputs().at("probabilities").name(),
-       signature.outputs().at("family").name()},
-      {}, &outputs);
-  if (!status.ok()) {
-    std::cerr << "Run failed: " << status.ToString() << "\n";
+  if (signature.inputs().size() != 1) {
+    std::cerr << signature_name << " takes " << signature.inputs().size()
+              << " inputs; this program feeds one\n";
     return 1;
   }
-  std::cout << "family " << outputs[1].flat<tensorflow::tstring>()(0) << "\n";
-  std::cout << "probabilities";
-  auto probabilities = outputs[0].flat<float>();
-  std::cout.precision(9);
-  for (int i = 0; i < probabilities.size(); ++i) {
-    std::cout << " " << probabilities(i);
+  std::vector<std::string> keys, names;
+  for (const auto& output : signature.outputs()) {
+    keys.push_back(output.first);
+    names.push_back(output.second.name());
   }
-  std::cout << "\n";
+  std::vector<tensorflow::Tensor> outputs;
+  status = bundle.session->Run(
+      {{signature.inputs().begin()->second.name(), input}}, names, {},
+      &outputs);
+  if (!status.ok()) {
+    std::cout << "status " << status.ToString() << "\n";
+    return 3;
+  }
+  PrintOutputs(keys, outputs);
   return 0;
 }

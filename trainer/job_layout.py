@@ -1,0 +1,77 @@
+"""What a trainer job directory holds, and where: the one place it is written.
+
+The trainer writes it; the evaluation report and the serving export read it.
+Every access goes through tf.io.gfile, so a job directory may be local or on
+cloud storage (gs://), as a multi-worker cluster needs.
+"""
+
+import json
+import posixpath
+
+import tensorflow as tf
+
+JOB_CONFIG = 'job_config.json'          # the run's settings
+FINISHED = 'finished.json'              # written when training has ended
+HISTORY_CSV = 'history.csv'             # one row per epoch (CSVLogger)
+CHECKPOINTS_DIR = 'checkpoints'
+BEST_MODEL = posixpath.join(CHECKPOINTS_DIR, 'best.keras')
+BACKUP_DIR = 'backup'                   # BackupAndRestore state
+LOGS_DIR = 'logs'                       # TensorBoard
+EVAL_DIR = 'eval'                       # the report
+
+# Everything above: what --overwrite may delete, and nothing else.
+TRAINER_OUTPUTS = (JOB_CONFIG, FINISHED, HISTORY_CSV, CHECKPOINTS_DIR,
+                   BACKUP_DIR, LOGS_DIR, EVAL_DIR)
+
+
+class JobDirError(ValueError):
+  """A job directory cannot be used as asked; the message says why."""
+
+
+def path(job_dir: str, *parts: str) -> str:
+  return posixpath.join(job_dir, *parts)
+
+
+def best_model_path(job_dir: str) -> str:
+  return path(job_dir, BEST_MODEL)
+
+
+def read_json(file_path: str) -> dict:
+  with tf.io.gfile.GFile(file_path, 'r') as f:
+    return json.load(f)
+
+
+def write_json(file_path: str, data: dict) -> None:
+  """Written whole: to a temporary name first, then renamed over."""
+  temporary = file_path + '.tmp'
+  with tf.io.gfile.GFile(temporary, 'w') as f:
+    f.write(json.dumps(data, indent=2) + '\n')
+  tf.io.gfile.rename(temporary, file_path, overwrite=True)
+
+
+def read_job_config(job_dir: str) -> dict:
+  """The settings of the run in `job_dir`.
+
+  Raises:
+    JobDirError: naming the path, when there is no run or its config is
+      unreadable.
+  """
+  config_path = path(job_dir, JOB_CONFIG)
+  if not tf.io.gfile.exists(config_path):
+    raise JobDirError(f'{config_path} does not exist: is {job_dir} the '
+                      f'--job_dir of a trainer run?')
+  try:
+    return read_json(config_path)
+  except (ValueError, tf.errors.OpError) as e:
+    raise JobDirError(f'{config_path} is not readable JSON: {e}') from None
+
+
+def read_finished(job_dir: str) -> dict | None:
+  """What `finished.json` says of a run that has ended, or None."""
+  finished_path = path(job_dir, FINISHED)
+  if not tf.io.gfile.exists(finished_path):
+    return None
+  try:
+    return read_json(finished_path)
+  except (ValueError, tf.errors.OpError):
+    return {}
