@@ -38,6 +38,7 @@ demo: $(DEMO_AUDIO)/nsynth-test/examples.json
 	    $(DEMO_AUDIO)/nsynth-test/audio/reed_acoustic_012-064-100.wav
 
 test: $(BIN)/.installed
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
 bench: $(BIN)/.installed

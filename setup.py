@@ -1,4 +1,4 @@
-"""NSynth instrument-family classifier: Beam features, Keras trainer, TF Serving export.
+"""NSynth instrument families: Beam features, Keras trainer, TF Serving export.
 
 Beam workers (Dataflow, Flink, Spark) install the project from this file:
 pass --setup_file=./setup.py to the Beam job.

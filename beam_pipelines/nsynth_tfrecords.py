@@ -2,7 +2,8 @@ r"""NSynth (examples.json + audio/*.wav) -> MFCC TFRecords and a manifest.
 
 Usage:
   nsynth-tfrecords \
-      --input=nsynth-train,nsynth-valid,nsynth-test --output_dir=data/tfrecords \
+      --input=nsynth-train,nsynth-valid,nsynth-test \
+      --output_dir=data/tfrecords \
       [--runner=DirectRunner --direct_num_workers=0 \
        --direct_running_mode=multi_threading] [other Beam options]
 
@@ -20,12 +21,15 @@ import dataclasses
 import json
 import logging
 import posixpath
-import sys
-from typing import Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 
-from nsynth_contracts import cli  # First: it quiets what Beam says at import.
+# First: it quiets what Beam says at import.
+from nsynth_contracts import cli
 
-import apache_beam as beam  # pylint: disable=g-bad-import-order
+# isort: split
+
+import apache_beam as beam
 from absl import flags
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
@@ -173,7 +177,7 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
       jit_compile=values.jit_compile,
       overwrite=values.overwrite)
   try:
-    config.vocabulary  # pylint: disable=pointless-statement
+    _ = config.vocabulary
   except ValueError as e:
     raise flags.ValidationError(f'--sources/--drop_families: {e}') from None
   return config
@@ -213,16 +217,19 @@ def check_inputs(config: JobConfig) -> dict[str, int]:
   return sizes
 
 
-def _split_index(batch: transforms.FeaturizedBatch, _, split_names):
+def _split_index(batch: transforms.FeaturizedBatch, _: int,
+                 split_names: Sequence[str]) -> int:
   return split_names.index(batch.split)
 
 
-def _family_counts(batch: transforms.FeaturizedBatch):
+def _family_counts(batch: transforms.FeaturizedBatch
+                   ) -> Iterable[tuple[tuple[str, str], int]]:
   return collections.Counter(
       (note.split, note.family) for note in batch.notes).items()
 
 
-def _instrument_pairs(batch: transforms.FeaturizedBatch):
+def _instrument_pairs(batch: transforms.FeaturizedBatch
+                      ) -> Iterable[tuple[str, str]]:
   return {(note.split, note.instrument_str) for note in batch.notes}
 
 
@@ -456,7 +463,8 @@ def summary_table(job: JobResult, output_dir: str) -> str:
   accounting = job.manifest.accounting
   rows = [('read', 'examples.json', accounting['read'])]
   rows += [('written', k, v) for k, v in accounting['written'].items()]
-  rows += [('filtered', f'by {k}', v) for k, v in accounting['filtered'].items()]
+  rows += [('filtered', f'by {k}', v)
+           for k, v in accounting['filtered'].items()]
   rows += [('dead-lettered', k, v)
            for k, v in accounting['dead_lettered'].items()]
   lines = [f'NSynth -> TFRecords: {output_dir}',

@@ -3,13 +3,11 @@
 hashlib, never Python's salted `hash()`, so every worker and every run agree.
 """
 
-from __future__ import annotations
-
 import enum
 import hashlib
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 SPLIT_NAMES = ('train', 'valid', 'test')
 
@@ -75,7 +73,8 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     values = tuple(float(v) for v in text.split(','))
   except ValueError:
     raise ValueError(f'split fractions {text!r} are not numbers') from None
-  if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
+  if (len(values) != 3 or any(v < 0 for v in values)
+      or abs(sum(values) - 1) > 1e-6):
     raise ValueError(f'split fractions {text!r} must be three non-negative '
                      f'numbers (train,valid,test) that sum to 1')
   return values

@@ -8,8 +8,6 @@ stream 6x faster: its level 3 compresses like zlib's level 6 (to 78%) in
 them with compression_type='GZIP', and so does `gzip`.
 """
 
-from __future__ import annotations
-
 import struct
 
 import apache_beam as beam

@@ -6,8 +6,6 @@ Every note read from an examples.json ends in exactly one outcome: written
 manifest, and checks that they add up to the notes read.
 """
 
-from __future__ import annotations
-
 import collections
 import dataclasses
 import functools
@@ -18,7 +16,10 @@ import posixpath
 import stat
 import sys
 import threading
-from typing import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -57,8 +58,8 @@ class Filtered:
   filter_name: str   # 'source', 'family' or 'cap'
 
 
-def outcome_counts(outcome) -> list[tuple[str, int]]:
-  """[(key, notes)]: 'written/<split>', 'filtered/<filter>' or 'dead_letter/<kind>'.
+def outcome_counts(outcome: Any) -> list[tuple[str, int]]:
+  """[(key, notes)]: 'written/<split>', 'filtered/<filter>', 'dead_letter/<k>'.
 
   A FeaturizedBatch counts each of its notes as written to its split.
   """
@@ -96,7 +97,7 @@ def read_examples_json(split_dir: str) -> list[examples_json.RawEntry]:
   return examples_json.parse_examples_json(path, text)
 
 
-def _entries_of(split_dir: str, split: str):
+def _entries_of(split_dir: str, split: str) -> Iterator[tuple[str, Any]]:
   """(key, entry) pairs to validate, and tagged DeadLetters for entries that
   cannot even travel through the pipeline (strings that are not Unicode) or
   must not be used (duplicate keys, repeated fields)."""
@@ -120,7 +121,8 @@ class _ValidateEntryFn(beam.DoFn):
     self._split_dir = split_dir
     self._split = split
 
-  def process(self, item):
+  def process(self, item: tuple[str, Any]
+              ) -> Iterator[examples_json.Note]:
     key, entry = item
     try:
       yield examples_json.note_from_entry(key, entry, self._split_dir,
@@ -178,7 +180,8 @@ def reassign_split(note: examples_json.Note, method: splits.SplitMethod,
 
 
 def filter_note(note: examples_json.Note, kept_sources: Sequence[str],
-                vocabulary: labels.LabelVocabulary):
+                vocabulary: labels.LabelVocabulary
+                ) -> Iterator[examples_json.Note]:
   """Yields the note, or a tagged Filtered naming the first filter it fails."""
   if note.source not in kept_sources:
     yield beam.pvalue.TaggedOutput(FILTERED, Filtered(note, 'source'))
@@ -188,7 +191,9 @@ def filter_note(note: examples_json.Note, kept_sources: Sequence[str],
     yield note
 
 
-def _keep_first_by_hash(group, max_notes: int):
+def _keep_first_by_hash(
+    group: tuple[tuple[str, str], Iterable[examples_json.Note]],
+    max_notes: int) -> Iterator[examples_json.Note]:
   _, notes = group
   ordered = sorted(notes,
                    key=lambda n: splits.unit_interval_hash(n.note_str))
@@ -216,7 +221,7 @@ class CapPerFamily(beam.PTransform):
                     FILTERED, main=NOTES))
 
 
-# --- Audio and features --------------------------------------------------------
+# --- Audio and features -----------------------------------------------------
 
 
 def read_note_file(path: str, audio_dir: str,
@@ -321,7 +326,7 @@ def import_tensorflow_for_features():
       skipped = 'keras.src.optimizers'
       sys.modules.setdefault(skipped, None)
       try:
-        import tensorflow  # pylint: disable=g-import-not-at-top,unused-import
+        import tensorflow  # noqa: F401  (imported for its side effect)
       finally:
         if sys.modules.get(skipped, 0) is None:
           del sys.modules[skipped]
@@ -329,7 +334,7 @@ def import_tensorflow_for_features():
     return tf
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled_feature_function(params: feature_params.FeatureParams,
                                batch_size: int, jit_compile: bool):
   """The feature function traced for one batch shape, once per process.
@@ -425,7 +430,8 @@ class _FeaturizeBatchFn(beam.DoFn):
     with cli.native_stderr_silenced():  # XLA's compile-time log lines.
       self._mfcc_fn(self._clips_tensor)
 
-  def process(self, notes):
+  def process(self, notes: list[examples_json.Note]
+              ) -> Iterator[FeaturizedBatch]:
     for start in range(0, len(notes), self._batch_size):
       yield from self._featurize(notes[start:start + self._batch_size])
 
@@ -532,7 +538,7 @@ def to_serialized_examples(batch: FeaturizedBatch,
       for i, note in enumerate(batch.notes)]
 
 
-# --- Statistics and accounting -------------------------------------------------
+# --- Statistics and accounting ----------------------------------------------
 
 
 class MfccStatisticsFn(beam.CombineFn):
@@ -600,7 +606,7 @@ class CountOutcomes(beam.PTransform):
             | 'ToDict' >> beam.combiners.ToDict())
 
 
-def _counted_outcomes(outcome) -> list[tuple[str, int]]:
+def _counted_outcomes(outcome: Any) -> list[tuple[str, int]]:
   counts = outcome_counts(outcome)
   for key, notes in counts:
     _count(key.replace('/', '_'), notes)

@@ -16,8 +16,6 @@ and prints notes per second for each, the ratios c/a and c/b, and where one
 note's time goes inside the job (read, decode, features, serialize, write).
 """
 
-from __future__ import annotations
-
 import glob
 import json
 import os
@@ -41,8 +39,9 @@ _LIBROSA_NOTES = flags.DEFINE_integer(
     'librosa_notes', 0, 'Time (a) on the first N notes only (0: all); its '
     'rate is per note, so a subset shortens the run without changing it.')
 _BEAM_ARGS = flags.DEFINE_list(
-    'beam_args', ['--direct_num_workers=0 --direct_running_mode=multi_processing',
-                  '--direct_num_workers=0 --direct_running_mode=multi_threading',
+    'beam_args',
+    ['--direct_num_workers=0 --direct_running_mode=multi_processing',
+     '--direct_num_workers=0 --direct_running_mode=multi_threading',
                   '--direct_running_mode=in_memory'],
     'Beam options for (c), one run per comma-separated entry.')
 
@@ -68,6 +67,7 @@ def time_librosa_loop(paths):
 
 def decode_all(paths):
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from beam_pipelines import wav  # pylint: disable=g-import-not-at-top
   return np.stack([wav.to_clip(wav.decode_wav(open(p, 'rb').read()))
                    for p in paths])
@@ -75,6 +75,7 @@ def decode_all(paths):
 
 def time_feature_function(clips, jit_compile, batch_size=64):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
   fn = tf.function(features.waveform_to_mfcc, jit_compile=jit_compile,
                    input_signature=[tf.TensorSpec([None, clips.shape[1]],
@@ -107,6 +108,7 @@ def per_note_breakdown(paths, clips, sample=512):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from isal import isal_zlib  # pylint: disable=g-import-not-at-top
+
   from beam_pipelines import tfrecord_sink  # pylint: disable=g-import-not-at-top
   from beam_pipelines import wav  # pylint: disable=g-import-not-at-top
   from nsynth_contracts import features  # pylint: disable=g-import-not-at-top

@@ -2,7 +2,8 @@ r"""Benchmark: the blog's predict(filename) vs the exported signature.
 
 Usage:
   python -m benchmarks.serving_latency --export=exports/nsynth_instrument \
-      --job_dir=jobs/demo-timbre_tcn --wav_dir=data/nsynth-demo/nsynth-test/audio
+      --job_dir=jobs/demo-timbre_tcn \
+      --wav_dir=data/nsynth-demo/nsynth-test/audio
 
 In one run:
   (a) the blog's way to predict one file: librosa.load(path) (22,050 Hz) +
@@ -13,8 +14,6 @@ In one run:
   (c) the signature's throughput at batch 64, beside the bare feature
       function's rate at batch 64 (the ceiling: features are inside).
 """
-
-from __future__ import annotations
 
 import glob
 import os
@@ -44,6 +43,7 @@ def main(argv):
   import keras  # pylint: disable=g-import-not-at-top
   import librosa  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from beam_pipelines import wav  # pylint: disable=g-import-not-at-top
   from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
   from serving import predict  # pylint: disable=g-import-not-at-top

@@ -16,8 +16,6 @@ seed_cnn's examples per second per core beside the blog's 9,460 examples per
 minute on an 8-core desktop.
 """
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -68,6 +66,7 @@ def input_pipeline_rate(files, manifest, batch_size, seconds, cache=False):
 
 def training_rate(model_name, data_dir, manifest, batch_size, seconds):
   import keras  # pylint: disable=g-import-not-at-top
+
   from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
   from trainer import models  # pylint: disable=g-import-not-at-top
   files = input_pipeline.split_files(data_dir, manifest, 'train')
@@ -94,6 +93,7 @@ def main(argv):
   batch, seconds = _BATCH_SIZE.value, _SECONDS.value
   cores = os.cpu_count()
   import tempfile  # pylint: disable=g-import-not-at-top
+
   from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
   files = input_pipeline.split_files(data_dir, manifest, 'train')
   rates = {

@@ -6,8 +6,6 @@ pitch range typical of the family. Programs with no NSynth counterpart
 (pads, sound effects, percussion) are left out.
 """
 
-from __future__ import annotations
-
 import dataclasses
 
 

@@ -1,4 +1,4 @@
-"""Renders an NSynth-layout demo dataset from pretty_midi's General MIDI SoundFont.
+"""Renders an NSynth-layout demo dataset from General MIDI SoundFonts.
 
 Usage:
   python -m demo_data.render --output_dir=data/demo [--pitch_step=4]
@@ -8,23 +8,22 @@ Writes `<output_dir>/nsynth-{train,valid,test}/` each with `examples.json`
 and `audio/<note_str>.wav` (mono 16-bit PCM, 16 kHz, 4 s: note held 3 s, then
 released for 1 s), exactly NSynth's layout and JSON schema. Each General MIDI
 program is one instrument; within every family and source the last
-instrument goes to test and the one before to valid, so valid and test hold instruments that
-train never sees, as in NSynth. Rendering is deterministic.
+instrument goes to test and the one before to valid, so valid and test hold
+instruments that train never sees, as in NSynth. Rendering is deterministic.
 """
-
-from __future__ import annotations
 
 import collections
 import dataclasses
 import json
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator
+from collections.abc import Sequence
 
 import numpy as np
 
+from demo_data import general_midi
 from nsynth_contracts import audio
 from nsynth_contracts import cli
-from demo_data import general_midi
 from nsynth_contracts import labels
 
 SAMPLE_RATE_HZ = 16000

@@ -17,7 +17,8 @@ import logging
 import os
 import sys
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 
 # Said at import by libraries, about parts of them this project never uses.
 _IMPORT_NOISE = (

@@ -5,8 +5,6 @@ audio (the Beam launcher, the WAV decoder) never pay for importing it;
 nsynth_contracts.features, the TensorFlow half, builds on these.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import functools
 
@@ -93,7 +91,7 @@ def slaney_mel_matrix(params: FeatureParams = DEFAULT_PARAMS) -> np.ndarray:
   peak 1).
 
   Returns:
-    float32 [num_fft_bins, num_mel_bands], so that `power @ matrix` is mel power.
+    float32 [num_fft_bins, num_mel_bands]: `power @ matrix` is mel power.
   """
   max_hz = params.mel_max_hz or params.sample_rate_hz / 2.0
   fft_hz = np.linspace(0, params.sample_rate_hz / 2.0, params.num_fft_bins)

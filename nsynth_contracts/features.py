@@ -10,8 +10,6 @@ tensorflow-io kernels). The defaults reproduce
 `librosa.feature.mfcc(y, sr=16000, n_mfcc=20)` with librosa >= 0.10 defaults.
 """
 
-from __future__ import annotations
-
 import functools
 
 import tensorflow as tf
@@ -21,8 +19,8 @@ from nsynth_contracts.feature_params import DEFAULT_PARAMS
 from nsynth_contracts.feature_params import FeatureParams
 from nsynth_contracts.feature_params import dct_ii_ortho_matrix
 from nsynth_contracts.feature_params import mel_band_groups
-from nsynth_contracts.feature_params import pad_or_trim_numpy
-from nsynth_contracts.feature_params import slaney_mel_matrix
+from nsynth_contracts.feature_params import pad_or_trim_numpy  # noqa: F401
+from nsynth_contracts.feature_params import slaney_mel_matrix  # noqa: F401
 
 
 def pad_or_trim(waveforms: tf.Tensor,

@@ -6,10 +6,9 @@ dropped families), never from which families happen to occur in a run, so two
 runs with the same filters always agree on label ids.
 """
 
-from __future__ import annotations
-
 import dataclasses
-from typing import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 
 # NSynth's ids are the positions in these tuples.
 NSYNTH_FAMILIES: tuple[str, ...] = (
@@ -83,7 +82,8 @@ class LabelVocabulary:
   def family(self, label_id: int) -> str:
     if not 0 <= label_id < self.num_classes:
       raise KeyError(
-          f'Label id {label_id} is outside the vocabulary [0, {self.num_classes})')
+          f'Label id {label_id} is outside the vocabulary '
+          f'[0, {self.num_classes})')
     return self.families[label_id]
 
   def to_json(self) -> list[dict]:

@@ -5,8 +5,6 @@ means the data directory is complete. The trainer and the export read shapes,
 the label vocabulary and normalisation statistics from it and nowhere else.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import fnmatch
 import json

@@ -9,8 +9,6 @@ example_pb2), so the Beam launcher never imports TensorFlow. Parsing imports
 it when first called.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import typing
 
@@ -24,7 +22,7 @@ MFCC_SHAPE = 'mfcc_shape'    # int64 [2]: frames, coefficients
 LABEL = 'label'              # int64 []: id in the manifest's label vocabulary
 FAMILY = 'family'            # bytes []: NSynth family name
 SOURCE = 'source'            # bytes []: acoustic / electronic / synthetic
-INSTRUMENT = 'instrument'    # bytes []: instrument_str, e.g. guitar_acoustic_010
+INSTRUMENT = 'instrument'    # bytes []: instrument_str (guitar_acoustic_010)
 PITCH = 'pitch'              # int64 []: MIDI pitch
 VELOCITY = 'velocity'        # int64 []: MIDI velocity
 NOTE_STR = 'note_str'        # bytes []: NSynth's unique note name
@@ -141,8 +139,8 @@ def feature_spec(mfcc_shape: tuple[int, int],
   return spec
 
 
-def parse_batch(serialized: tf.Tensor, mfcc_shape: tuple[int, int],
-                audio_samples: int | None = None) -> dict[str, tf.Tensor]:
+def parse_batch(serialized: 'tf.Tensor', mfcc_shape: tuple[int, int],
+                audio_samples: int | None = None) -> dict[str, 'tf.Tensor']:
   """Parses a batch of records with one parse_example call.
 
   Args:

@@ -12,15 +12,16 @@ are printed as the server's own words, not a stack trace.
 """
 
 # First: as a command, this quiets TensorFlow before anything imports it.
-from nsynth_contracts import cli  # pylint: disable=g-bad-import-order
+from nsynth_contracts import cli
+
+# isort: split
 
 import base64
 import json
 import socket
-import sys
 import urllib.error
 import urllib.request
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from absl import flags
@@ -108,7 +109,7 @@ def predict_rest(host: str, port: int, model_name: str,
       raise ServerError(f'no reply from {where} within {timeout:g} s'
                         ) from None
     raise ServerError(f'cannot reach {where}: {e.reason}') from None
-  except (TimeoutError, socket.timeout):
+  except TimeoutError:
     raise ServerError(f'no reply from {where} within {timeout:g} s') from None
   except OSError as e:
     raise ServerError(f'the connection to {where} failed: '

@@ -12,7 +12,9 @@ it is moved into place.
 """
 
 # First: as a command, this quiets TensorFlow before anything imports it.
-from nsynth_contracts import cli  # pylint: disable=g-bad-import-order
+from nsynth_contracts import cli
+
+# isort: split
 
 import logging
 import os

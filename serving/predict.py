@@ -12,11 +12,14 @@ rate) is reported with the server's message and the others still predicted.
 """
 
 # First: as a command, this quiets TensorFlow before anything imports it.
-from nsynth_contracts import cli  # pylint: disable=g-bad-import-order
+from nsynth_contracts import cli
+
+# isort: split
 
 import os
 import sys
-from typing import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 
 from absl import flags
 
@@ -81,6 +84,7 @@ class Predictor:
 
   def __init__(self, export_dir: str, top_k: int = 3):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     from serving import signatures  # pylint: disable=g-import-not-at-top
     self._tf = tf
     self._signatures = signatures

@@ -3,7 +3,7 @@
 import dataclasses
 import json
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,10 +29,10 @@ def readable_error(message: str) -> str:
   found = re.search(r'assertion failed: ((?:\[[^\]]*\] ?)+)', message)
   if found:  # The message, then the values it shows: '[says] [1e+19]'.
     return ' '.join(re.findall(r'\[([^\]]*)\]', found.group(1)))
-  lines = [l.strip() for l in message.splitlines()
-           if l.strip() and not l.strip().startswith('[[')
-           and 'Graph execution error' not in l
-           and not l.startswith(('Detected at node', '<stack traces'))]
+  lines = [line.strip() for line in message.splitlines()
+           if line.strip() and not line.strip().startswith('[[')
+           and 'Graph execution error' not in line
+           and not line.startswith(('Detected at node', '<stack traces'))]
   return lines[0] if lines else message.strip()
 
 

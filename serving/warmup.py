@@ -4,8 +4,6 @@ TF Serving replays them at load time (with --enable_model_warmup), so the
 first real request does not pay for graph initialisation.
 """
 
-from __future__ import annotations
-
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2
@@ -45,7 +43,8 @@ def warmup_requests(model_name: str, clips: np.ndarray,
     wav_request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
         name=model_name, signature_name=signatures.WAV_SIGNATURE))
     wav_request.inputs[signatures.WAV_INPUT].CopyFrom(tf.make_tensor_proto(
-        [audio.encode_pcm16(c, sample_rate_hz) for c in batch], dtype=tf.string))
+        [audio.encode_pcm16(c, sample_rate_hz) for c in batch],
+        dtype=tf.string))
     for request in (audio_request, wav_request):
       logs.append(prediction_log_pb2.PredictionLog(
           predict_log=prediction_log_pb2.PredictLog(request=request)))

@@ -71,6 +71,7 @@ def test_rendering_is_deterministic(tmp_path):
 
 def test_notes_are_held_then_released(tiny_demo):
   import numpy as np
+
   from tests.conftest import read_demo_wav
   entries = load(tiny_demo, 'train')
   organ = next(k for k, e in entries.items()

@@ -21,7 +21,6 @@ from nsynth_contracts import schema
 from tests.conftest import float_wav_bytes
 from tests.conftest import wav_bytes
 
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -113,11 +112,27 @@ def test_beam_metrics_count_each_outcome(demo_job):
     assert counters[f'filtered_{name}'] == count
 
 
-def test_summary_table_accounts_for_every_note(demo_job):
+def test_summary_table_accounts_for_every_note(demo_job, tiny_demo):
+  """The table's rows against counts made without the job: the entries of
+  each examples.json, and the records actually in the shards."""
   job, out = demo_job
   table = nsynth_tfrecords.summary_table(job, str(out))
-  read = job.manifest.accounting['read']
-  assert f'every note accounted for: {read} of {read}' in table
+  entries = sum(len(json.loads((tiny_demo / f'nsynth-{s}' /
+                                'examples.json').read_text()))
+                for s in ('train', 'valid', 'test'))
+  rows = {}
+  for line in table.splitlines():
+    fields = line.split()
+    if len(fields) >= 3 and fields[-1].isdigit() and fields[0] in (
+        'read', 'written', 'filtered', 'dead-lettered'):
+      rows[(fields[0], ' '.join(fields[1:-1]))] = int(fields[-1])
+  assert rows[('read', 'examples.json')] == entries
+  assert sum(n for (outcome, _), n in rows.items() if outcome != 'read') == \
+      entries
+  for split in ('train', 'valid', 'test'):
+    assert rows[('written', split)] == len(read_split(out, split)[
+        schema.LABEL])
+  assert f'every note accounted for: {entries} of {entries}' in table
 
 
 def raw_wav(channels=1, rate=16000, block_align=2, bits=16,
@@ -547,6 +562,23 @@ def test_the_command_ends_bad_input_with_one_line_naming_it(tmp_path):
   assert result.stderr.strip().splitlines() == [
       f'error: Input directory {tmp_path / "nsynth-nowhere"} does not exist']
   assert result.stdout == ''
+
+
+def test_workers_import_tensorflow_without_keras_yet_keras_still_works():
+  """The start-up saving of import_tensorflow_for_features, guarded."""
+  code = (
+      'import sys, time\n'
+      'from beam_pipelines import transforms\n'
+      'tf = transforms.import_tensorflow_for_features()\n'
+      'assert "keras.src.optimizers" not in sys.modules, "keras came along"\n'
+      'assert float(tf.reduce_sum(tf.ones(3))) == 3.0\n'
+      'import keras\n'
+      'layer = keras.layers.Dense(2)\n'
+      'print(tuple(layer(tf.ones((1, 3))).shape))\n')
+  result = subprocess.run([sys.executable, '-c', code], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip() == '(1, 2)'
 
 
 def test_multi_processing_direct_runner_uses_worker_processes(tiny_demo,

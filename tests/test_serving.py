@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
-from tensorflow_serving.config import model_server_config_pb2
-from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.config import model_server_config_pb2
 
 from beam_pipelines import nsynth_tfrecords
 from nsynth_contracts import manifest as manifest_lib

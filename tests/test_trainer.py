@@ -81,8 +81,9 @@ def test_seed_cnn_is_the_blogs_network(tiny_tfrecords):
       ('MaxPooling2D', None), ('Dropout', 0.25), ('Flatten', None),
       ('Dense', 100), ('Dropout', 0.25), ('Dense', 64), ('Dropout', 0.25),
       ('Dense', 9)]
-  conv = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
-  assert all(l.kernel_size == (2, 2) for l in conv)
+  conv = [layer for layer in model.layers
+          if isinstance(layer, keras.layers.Conv2D)]
+  assert all(layer.kernel_size == (2, 2) for layer in conv)
   assert model.layers[-3].kernel_regularizer.get_config()['l2'] == \
       pytest.approx(0.001)
   # By hand: convs (2*2*1+1)*52 + (2*2*52+1)*64 + (2*2*64+1)*132, flatten of
@@ -244,8 +245,8 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tiny_tfrecords,
                            timeout=300)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   # The second run trained only the epochs the first did not finish.
-  epoch_lines = [l for l in resumed.stdout.splitlines() + resumed.stderr
-                 .splitlines() if l.startswith('Epoch ')]
+  output = resumed.stdout.splitlines() + resumed.stderr.splitlines()
+  epoch_lines = [line for line in output if line.startswith('Epoch ')]
   assert epoch_lines, resumed.stdout[-2000:]
   first_resumed = int(epoch_lines[0].split()[1].split('/')[0])
   assert first_resumed > done_before_kill - 1

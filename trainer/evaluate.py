@@ -11,11 +11,13 @@ the training history.
 """
 
 # First: as a command, this quiets TensorFlow before anything imports it.
-from nsynth_contracts import cli  # pylint: disable=g-bad-import-order
+from nsynth_contracts import cli
+
+# isort: split
 
 import csv
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -77,7 +79,8 @@ def honest_split_statement(manifest: manifest_lib.Manifest, split: str,
   if method.get('instrument_disjoint'):
     return ('instrument-disjoint: no instrument of this split was seen in '
             'training, so this measures generalization to new instruments')
-  return (f'NOT instrument-disjoint ({method.get("instruments_in_several_splits")}'
+  shared = method.get('instruments_in_several_splits')
+  return (f'NOT instrument-disjoint ({shared}'
           f' instruments appear in several splits, split method '
           f'{method.get("name")!r}): the same instruments were seen in '
           f'training, so this overstates accuracy on new instruments')

@@ -5,9 +5,8 @@ Normalization layer holding the manifest's per-coefficient statistics, so a
 saved or exported model normalises exactly as in training.
 """
 
-from __future__ import annotations
-
-from typing import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 
 import keras
 import numpy as np

@@ -16,7 +16,9 @@ for TF Serving with nsynth-export.
 """
 
 # First: it quiets TensorFlow before anything imports it.
-from nsynth_contracts import cli  # pylint: disable=g-bad-import-order
+from nsynth_contracts import cli
+
+# isort: split
 
 import dataclasses
 
