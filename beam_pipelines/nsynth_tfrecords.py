@@ -41,6 +41,7 @@ import nsynth_contracts
 from beam_pipelines import examples_json
 from beam_pipelines import output
 from beam_pipelines import splits
+from beam_pipelines import tfds_metadata
 from beam_pipelines import tfrecord_sink
 from beam_pipelines import transforms
 from nsynth_contracts import feature_params
@@ -64,6 +65,7 @@ class JobConfig:
   split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
   keep_audio: bool = False
   num_shards: int = 0                        # 0: the runner decides
+  compression: str = manifest_lib.GZIP      # or NONE: TFDS-loadable
   compression_level: int = tfrecord_sink.DEFAULT_COMPRESSION_LEVEL
   batch_size: int = 64
   jit_compile: bool = True
@@ -75,6 +77,10 @@ class JobConfig:
   def vocabulary(self) -> labels.LabelVocabulary:
     return labels.LabelVocabulary.from_filters(self.kept_sources,
                                                self.dropped_families)
+
+  @property
+  def shard_suffix(self) -> str:
+    return manifest_lib.SHARD_SUFFIXES[self.compression]
 
   @property
   def output_splits(self) -> tuple[str, ...]:
@@ -123,6 +129,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_integer('num_shards', _DEFAULTS.num_shards, 'Shards per split '
                        '(0: the runner decides, which avoids shuffling the '
                        'records).', lower_bound=0, **fv)
+  flags.DEFINE_enum(
+      'compression', _DEFAULTS.compression.lower(), ['gzip', 'none'],
+      'gzip: <split>-*.tfrecord.gz (smaller). none: plain <split>-*.tfrecord '
+      'plus the dataset_info.json and features.json that TensorFlow Datasets '
+      'reads, so that tfds.builder_from_directory(--output_dir) loads the '
+      'output (TFDS cannot read GZIP TFRecords).', **fv)
   flags.DEFINE_integer(
       'compression_level', _DEFAULTS.compression_level,
       f'GZIP level of the TFRecords, ISA-L\'s '
@@ -172,6 +184,7 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
       split_fractions=fractions,
       keep_audio=values.keep_audio,
       num_shards=values.num_shards,
+      compression=values.compression.upper(),
       compression_level=values.compression_level,
       batch_size=values.batch_size,
       jit_compile=values.jit_compile,
@@ -245,7 +258,7 @@ def assemble_manifest(_, config: JobConfig, family_counts: dict,
         num_examples=sum(families.values()),
         families=families,
         num_instruments=sum(1 for s, _ in instrument_pairs if s == split),
-        file_pattern=manifest_lib.shard_pattern(split))
+        file_pattern=manifest_lib.shard_pattern(split, config.compression))
   splits_of = {}
   for split, instrument in instrument_pairs:
     splits_of.setdefault(instrument, set()).add(split)
@@ -283,7 +296,8 @@ def assemble_manifest(_, config: JobConfig, family_counts: dict,
           'filtered': filtered,
           'dead_lettered': dead,
       },
-      audio_samples=config.params.clip_samples if config.keep_audio else None)
+      audio_samples=config.params.clip_samples if config.keep_audio else None,
+      compression=config.compression)
   return manifest.dumps()
 
 
@@ -322,10 +336,11 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
     _ = (split_batches
          | f'Serialize[{name}]' >> beam.FlatMap(
              transforms.to_serialized_examples, vocabulary)
-         | f'Write[{name}]' >> tfrecord_sink.WriteToGzipTFRecord(
+         | f'Write[{name}]' >> tfrecord_sink.WriteToTFRecord(
              posixpath.join(staging_dir, manifest_lib.shard_prefix(name)),
-             manifest_lib.SHARD_SUFFIX, config.num_shards,
-             config.compression_level))
+             config.shard_suffix, config.num_shards,
+             config.compression_level
+             if config.compression == manifest_lib.GZIP else None))
 
   # Dead letters.
   dead_letters = ([r[transforms.DEAD_LETTERS] for r in read] +
@@ -438,10 +453,21 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
 
 def _complete_manifest(staging_dir: str) -> manifest_lib.Manifest:
   """The pipeline's manifest, completed with the list of the files it wrote
-  (which only exists once its sinks have finished)."""
+  (which only exists once its sinks have finished), and TFDS's metadata for
+  uncompressed output."""
   path = posixpath.join(staging_dir, manifest_lib.MANIFEST_FILENAME)
   with FileSystems.open(path) as f:
     manifest = manifest_lib.Manifest.from_json(json.loads(f.read()))
+  if manifest.compression == manifest_lib.NO_COMPRESSION:
+    # The shards are known by now; split_files() finds them in `files`.
+    manifest = dataclasses.replace(manifest, files=tuple(
+        output.staged_files(staging_dir)))
+    shards = {split: [tfrecord_sink.count_records(posixpath.join(
+        staging_dir, name)) for name in manifest.split_files(split)]
+              for split in manifest.splits}
+    tfds_metadata.write(staging_dir, manifest.project_version,
+                        manifest.vocabulary.families, manifest.mfcc_shape,
+                        manifest.audio_samples, shards)
   manifest = dataclasses.replace(manifest, files=tuple(sorted(
       output.final_name(name) for name in output.staged_files(staging_dir)
       if name != manifest_lib.MANIFEST_FILENAME)))

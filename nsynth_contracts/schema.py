@@ -28,6 +28,13 @@ VELOCITY = 'velocity'        # int64 []: MIDI velocity
 NOTE_STR = 'note_str'        # bytes []: NSynth's unique note name
 AUDIO = 'audio'              # float32 [clip_samples], only with --keep_audio
 
+# Every record's scalar features and their dtypes: the parse spec and the
+# TFDS feature description are both made from this.
+SCALAR_FEATURES: dict[str, str] = {
+    LABEL: 'int64', FAMILY: 'string', SOURCE: 'string', INSTRUMENT: 'string',
+    PITCH: 'int64', VELOCITY: 'int64', NOTE_STR: 'string',
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class NoteExample:
@@ -126,14 +133,9 @@ def feature_spec(mfcc_shape: tuple[int, int],
   spec = {
       MFCC: tf.io.FixedLenFeature([frames, coefficients], tf.float32),
       MFCC_SHAPE: tf.io.FixedLenFeature([2], tf.int64),
-      LABEL: tf.io.FixedLenFeature([], tf.int64),
-      FAMILY: tf.io.FixedLenFeature([], tf.string),
-      SOURCE: tf.io.FixedLenFeature([], tf.string),
-      INSTRUMENT: tf.io.FixedLenFeature([], tf.string),
-      PITCH: tf.io.FixedLenFeature([], tf.int64),
-      VELOCITY: tf.io.FixedLenFeature([], tf.int64),
-      NOTE_STR: tf.io.FixedLenFeature([], tf.string),
   }
+  spec.update({key: tf.io.FixedLenFeature([], tf.as_dtype(dtype))
+               for key, dtype in SCALAR_FEATURES.items()})
   if audio_samples:
     spec[AUDIO] = tf.io.FixedLenFeature([audio_samples], tf.float32)
   return spec

@@ -28,11 +28,15 @@ def run(*args):
   return nsynth_tfrecords.run([str(a) for a in args])
 
 
-def read_split(output_dir, split, mfcc_shape=(126, 20)):
-  files = sorted(glob.glob(os.path.join(glob.escape(str(output_dir)),
-                                        manifest_lib.shard_pattern(split))))
+def read_split(output_dir, split, mfcc_shape=(126, 20),
+               compression=manifest_lib.GZIP):
+  files = sorted(glob.glob(os.path.join(
+      glob.escape(str(output_dir)),
+      manifest_lib.shard_pattern(split, compression))))
   assert files, f'no shards for {split}'
-  records = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(1000)
+  records = tf.data.TFRecordDataset(
+      files, compression_type='GZIP' if compression == manifest_lib.GZIP
+      else '').batch(1000)
   parsed = [schema.parse_batch(batch, mfcc_shape) for batch in records]
   return {key: np.concatenate([p[key].numpy() for p in parsed])
           for key in parsed[0]}
@@ -562,6 +566,38 @@ def test_the_command_ends_bad_input_with_one_line_naming_it(tmp_path):
   assert result.stderr.strip().splitlines() == [
       f'error: Input directory {tmp_path / "nsynth-nowhere"} does not exist']
   assert result.stdout == ''
+
+
+def test_tensorflow_datasets_loads_the_uncompressed_output(tiny_demo,
+                                                           tmp_path):
+  import tensorflow_datasets as tfds
+
+  from trainer import input_pipeline
+  out = tmp_path / 'out'
+  inputs = ','.join(str(tiny_demo / f'nsynth-{s}')
+                    for s in ('train', 'valid', 'test'))
+  job = run(f'--input={inputs}', f'--output_dir={out}', '--compression=none',
+            '--num_shards=2')
+  builder = tfds.builder_from_directory(str(out))
+  assert builder.info.features['label'].names == list(
+      job.manifest.vocabulary.families)
+  for split in ('train', 'valid', 'test'):
+    ours = read_split(out, split, compression=manifest_lib.NO_COMPRESSION)
+    by_tfds = {x['note_str'].decode(): x
+               for x in tfds.as_numpy(builder.as_dataset(split=split))}
+    assert len(by_tfds) == job.manifest.splits[split].num_examples
+    for i, note in enumerate(ours[schema.NOTE_STR]):
+      record = by_tfds[note.decode()]
+      assert record['label'] == ours[schema.LABEL][i]
+      np.testing.assert_array_equal(record['mfcc'], ours[schema.MFCC][i])
+  # The files TFDS needs are the job's own: --overwrite replaces them.
+  assert {'dataset_info.json', 'features.json', 'label.labels.txt'} <= set(
+      job.manifest.files)
+  # And the trainer reads the same uncompressed output.
+  manifest = manifest_lib.read(str(out))
+  files = input_pipeline.split_files(str(out), manifest, 'train')
+  assert input_pipeline.validate_split(files, manifest, 'train') == \
+      manifest.splits['train'].num_examples
 
 
 def test_workers_import_tensorflow_without_keras_yet_keras_still_works():

@@ -22,6 +22,7 @@ from nsynth_contracts import schema
 from trainer import evaluate
 from trainer import input_pipeline
 from trainer import job_layout
+from trainer import metrics
 from trainer import models
 from trainer import task
 from trainer import train
@@ -149,9 +150,35 @@ def test_report_files_agree_with_a_recomputation(trained_job, tiny_tfrecords):
   assert saved['macro_f1'] == pytest.approx(sklearn.metrics.f1_score(
       true_ids, predicted, average='macro', zero_division=0))
   assert 'instrument-disjoint' in saved['split_statement']
+  # Sliced accuracy, recomputed from the records' own source and pitch.
+  sources = parsed[schema.SOURCE].numpy().astype(str)
+  for source in set(sources):
+    rows = sources == source
+    assert saved['slices']['source'][source] == {
+        'accuracy': pytest.approx((predicted[rows] == true_ids[rows]).mean()),
+        'num_examples': int(rows.sum())}
+  pitches = parsed[schema.PITCH].numpy()
+  low = (pitches >= 60) & (pitches <= 71)
+  if low.any():
+    assert saved['slices']['pitch_range']['C4-B4 (60-71)'] == {
+        'accuracy': pytest.approx((predicted[low] == true_ids[low]).mean()),
+        'num_examples': int(low.sum())}
+  assert sum(s['num_examples'] for s in saved['slices'][
+      'pitch_range'].values()) == len(true_ids)
   for png in ('valid_confusion.png', 'test_confusion.png', 'curves.png',
-              'valid_examples.png', 'test_examples.png'):
+              'valid_examples.png', 'test_examples.png', 'valid_slices.png',
+              'test_slices.png'):
     assert (job_dir / 'eval' / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_the_report_reaches_tensorboard(trained_job):
+  job_dir, reports = trained_job
+  tags = set()
+  for events in (job_dir / 'logs' / 'report').glob('events.out.tfevents.*'):
+    for event in tf.compat.v1.train.summary_iterator(str(events)):
+      tags |= {value.tag for value in event.summary.value}
+  assert {'confusion/valid', 'confusion/test', 'report/valid_accuracy',
+          '_hparams_/session_start_info'} <= tags
 
 
 @pytest.mark.parametrize('true_ids,predicted', [
@@ -165,7 +192,7 @@ def test_every_metric_of_the_report_is_scikit_learns(true_ids, predicted):
   probabilities = np.full((len(true_ids), 9), 0.01)
   probabilities[np.arange(len(true_ids)), predicted] = 0.92
   families = [f'family{i}' for i in range(9)]
-  report = evaluate.classification_report(true_ids, probabilities, families)
+  report = metrics.classification_report(true_ids, probabilities, families)
   assert report['accuracy'] == pytest.approx(
       sklearn.metrics.accuracy_score(true_ids, predicted))
   assert report['macro_f1'] == pytest.approx(sklearn.metrics.f1_score(
@@ -207,7 +234,7 @@ def test_the_report_states_a_leaky_split_honestly(trained_job, tiny_tfrecords):
       **manifest.__dict__,
       'split_method': {'name': 'note', 'instrument_disjoint': False,
                        'instruments_in_several_splits': 12}})
-  statement = evaluate.honest_split_statement(leaky, 'valid', 'train')
+  statement = metrics.honest_split_statement(leaky, 'valid', 'train')
   assert statement.startswith('NOT instrument-disjoint')
   assert 'overstates' in statement
 

@@ -4,10 +4,13 @@ Usage:
   nsynth-evaluate --job_dir=jobs/demo --split=test [--split=valid]
 
 Writes into `<job_dir>/eval/`: `<split>_metrics.json` (accuracy, loss,
-per-family precision/recall/F1, the confusion matrix, and the split method,
-stated honestly), `<split>_confusion.png`, `<split>_examples.png` (the MFCCs
-of one note per family with what the model made of it), and `curves.png` from
-the training history.
+macro-F1 and per-family precision/recall/F1 as scikit-learn defines them, the
+confusion matrix, accuracy sliced by source and by pitch range, and the split
+method, stated honestly), `<split>_confusion.png`, `<split>_slices.png`,
+`<split>_examples.png` (the MFCCs of one note per family with what the model
+made of it), and `curves.png` from the training history. The confusion
+matrices, headline figures and hyperparameters also go to TensorBoard
+(`<job_dir>/logs/report`).
 """
 
 # First: as a command, this quiets TensorFlow before anything imports it.
@@ -16,6 +19,7 @@ from nsynth_contracts import cli
 # isort: split
 
 import csv
+import dataclasses
 import io
 from collections.abc import Sequence
 
@@ -23,142 +27,13 @@ import numpy as np
 import tensorflow as tf
 
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import schema
 from trainer import job_layout
+from trainer import metrics
+from trainer import report_plots
 
 EVAL_DIR = job_layout.EVAL_DIR
 HISTORY_CSV = job_layout.HISTORY_CSV
-
-
-def classification_report(true_ids: np.ndarray, probabilities: np.ndarray,
-                          families: Sequence[str]) -> dict:
-  """Accuracy, loss and per-family scores from predictions.
-
-  Args:
-    true_ids: int [N] label ids.
-    probabilities: float [N, classes].
-    families: class names in label id order.
-  """
-  num_classes = len(families)
-  predicted = probabilities.argmax(axis=1)
-  confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-  np.add.at(confusion, (true_ids, predicted), 1)
-  per_family = {}
-  for i, family in enumerate(families):
-    tp = confusion[i, i]
-    predicted_as = confusion[:, i].sum()
-    support = confusion[i, :].sum()
-    precision = tp / predicted_as if predicted_as else 0.0
-    recall = tp / support if support else 0.0
-    f1 = (2 * precision * recall / (precision + recall)
-          if precision + recall else 0.0)
-    per_family[family] = {'precision': float(precision),
-                          'recall': float(recall), 'f1': float(f1),
-                          'support': int(support)}
-  picked = probabilities[np.arange(len(true_ids)), true_ids]
-  loss = float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))
-  # scikit-learn's macro average: over the classes that occur as truth or
-  # as prediction (a family predicted but never true counts, with F1 0).
-  occurring = [per_family[f]['f1'] for i, f in enumerate(families)
-               if confusion[i, :].sum() or confusion[:, i].sum()]
-  return {
-      'num_examples': int(len(true_ids)),
-      'accuracy': float((predicted == true_ids).mean()),
-      'loss': loss,
-      'macro_f1': float(np.mean(occurring)) if occurring else 0.0,
-      'per_family': per_family,
-      'confusion_matrix': {'labels': list(families),
-                           'rows_true_columns_predicted': confusion.tolist()},
-  }
-
-
-def honest_split_statement(manifest: manifest_lib.Manifest, split: str,
-                           train_split: str) -> str:
-  method = manifest.split_method
-  if split == train_split:
-    return 'the training split: these notes were learned from'
-  if method.get('instrument_disjoint'):
-    return ('instrument-disjoint: no instrument of this split was seen in '
-            'training, so this measures generalization to new instruments')
-  shared = method.get('instruments_in_several_splits')
-  return (f'NOT instrument-disjoint ({shared}'
-          f' instruments appear in several splits, split method '
-          f'{method.get("name")!r}): the same instruments were seen in '
-          f'training, so this overstates accuracy on new instruments')
-
-
-def save_figure(fig, path: str, dpi: int) -> None:
-  """A matplotlib figure as PNG at `path` (local or gs://), then closed."""
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  buffer = io.BytesIO()
-  fig.savefig(buffer, format='png', dpi=dpi)
-  plt.close(fig)
-  with tf.io.gfile.GFile(path, 'wb') as f:
-    f.write(buffer.getvalue())
-
-
-def plot_confusion(report: dict, title: str, path: str) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  names = report['confusion_matrix']['labels']
-  counts = np.array(report['confusion_matrix']['rows_true_columns_predicted'])
-  fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-  fig, ax = plt.subplots(figsize=(7.5, 6.5))
-  image = ax.imshow(fractions, cmap='Blues', vmin=0, vmax=1)
-  ax.set_xticks(range(len(names)), names, rotation=45, ha='right')
-  ax.set_yticks(range(len(names)), names)
-  for i in range(len(names)):
-    for j in range(len(names)):
-      if counts[i, j]:
-        ax.text(j, i, str(counts[i, j]), ha='center', va='center', fontsize=8,
-                color='white' if fractions[i, j] > 0.5 else 'black')
-  ax.set_xlabel('predicted family')
-  ax.set_ylabel('true family')
-  ax.set_title(title, fontsize=10)
-  fig.colorbar(image, ax=ax, label='fraction of the true family')
-  fig.tight_layout()
-  save_figure(fig, path, dpi=110)
-
-
-def plot_examples(examples: dict[int, np.ndarray], true_ids: np.ndarray,
-                  probabilities: np.ndarray, first_index: dict[int, int],
-                  families, title: str, path: str) -> None:
-  """One note per family: its MFCCs over time, true vs predicted family.
-
-  Args:
-    examples: label id -> float [frames, coefficients] of its first note.
-    true_ids, probabilities: the split's labels and predictions.
-    first_index: label id -> row of that note in true_ids/probabilities.
-    families: class names in label id order.
-    title: figure title.
-    path: PNG to write.
-  """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  ids = sorted(examples)
-  columns = 3
-  rows = -(-len(ids) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(12, 2.6 * rows),
-                           squeeze=False)
-  for ax in axes.flat:
-    ax.axis('off')
-  for ax, label in zip(axes.flat, ids):
-    row = first_index[label]
-    predicted = int(probabilities[row].argmax())
-    mfcc = examples[label]                                # [frames, coeffs]
-    # c0 (loudness) dwarfs the rest; show c1.. so timbre is visible.
-    ax.imshow(mfcc[:, 1:].T, origin='lower', aspect='auto', cmap='magma')
-    ax.axis('on')
-    ax.set_yticks([0, mfcc.shape[1] - 2], ['c1', f'c{mfcc.shape[1] - 1}'])
-    ax.set_xlabel('frame (32 ms hop)', fontsize=8)
-    verdict = 'right' if predicted == label else 'wrong'
-    ax.set_title(f'{families[label]} -> {families[predicted]} '
-                 f'({probabilities[row, predicted]:.2f}, {verdict})',
-                 fontsize=9, color='black' if predicted == label else 'red')
-  fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  save_figure(fig, path, dpi=100)
 
 
 def read_history(job_dir: str) -> list[dict]:
@@ -176,71 +51,73 @@ def read_history(job_dir: str) -> list[dict]:
   return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def plot_curves(history: list[dict], title: str, path: str) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  epochs = [int(h['epoch']) + 1 for h in history]
-  fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
-  for key, style in (('loss', '-'), ('val_loss', '--')):
-    if key in history[0]:
-      loss_ax.plot(epochs, [h[key] for h in history], style, label=key)
-  for key, style in (('accuracy', '-'), ('val_accuracy', '--')):
-    if key in history[0]:
-      acc_ax.plot(epochs, [h[key] for h in history], style, label=key)
-  loss_ax.set(xlabel='epoch', ylabel='loss', title='loss')
-  acc_ax.set(xlabel='epoch', ylabel='accuracy', title='accuracy', ylim=(0, 1))
-  for ax in (loss_ax, acc_ax):
-    ax.legend()
-    ax.grid(alpha=0.3)
-  fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  save_figure(fig, path, dpi=110)
+@dataclasses.dataclass(frozen=True)
+class SplitPredictions:
+  """What a model said about every note of one split."""
+  true_ids: np.ndarray                # int [N]
+  probabilities: np.ndarray           # float [N, classes]
+  sources: np.ndarray                 # str [N]
+  pitches: np.ndarray                 # int [N]
+  examples: dict[int, np.ndarray]     # label id -> MFCC of its first note
 
 
-def write_report(job_dir: str, split: str, true_ids: np.ndarray,
-                 probabilities: np.ndarray, manifest: manifest_lib.Manifest,
-                 model_name: str, train_split: str,
-                 examples: dict[int, np.ndarray] | None = None) -> dict:
-  """Writes `<split>_metrics.json`, `<split>_confusion.png` and, given one
-  MFCC per family, `<split>_examples.png`; returns the metrics."""
+def write_report(job_dir: str, split: str, predictions: SplitPredictions,
+                 manifest: manifest_lib.Manifest, model_name: str,
+                 train_split: str) -> dict:
+  """Writes `<split>_metrics.json` and the split's pictures; returns the
+  metrics.
+
+  Pictures: `<split>_confusion.png`, `<split>_slices.png` (accuracy by
+  source and by pitch range) and `<split>_examples.png` (one note per
+  family), and `curves.png` from the training history.
+  """
   out_dir = job_layout.path(job_dir, EVAL_DIR)
   tf.io.gfile.makedirs(out_dir)
-  report = classification_report(true_ids, probabilities,
-                                  manifest.vocabulary.families)
+  families = manifest.vocabulary.families
+  p = predictions
+  report = metrics.classification_report(p.true_ids, p.probabilities,
+                                         families)
+  predicted = p.probabilities.argmax(axis=1)
   report.update({
       'split': split,
       'model': model_name,
       'split_method': manifest.split_method.get('name'),
-      'split_statement': honest_split_statement(manifest, split, train_split),
+      'split_statement': metrics.honest_split_statement(manifest, split,
+                                                        train_split),
+      'slices': {
+          'source': metrics.sliced_accuracy(p.true_ids, predicted, p.sources),
+          'pitch_range': metrics.sliced_accuracy(
+              p.true_ids, predicted, metrics.pitch_ranges(p.pitches)),
+      },
   })
   job_layout.write_json(job_layout.path(out_dir, f'{split}_metrics.json'),
                         report)
-  plot_confusion(report, f'{model_name} on {split}: accuracy '
-                 f'{report["accuracy"]:.3f} ({report["num_examples"]} notes)\n'
-                 f'{manifest.split_method.get("name")} split, '
-                 f'instrument-disjoint: '
-                 f'{bool(manifest.split_method.get("instrument_disjoint"))}',
-                 job_layout.path(out_dir, f'{split}_confusion.png'))
-  if examples:
-    first_index = {label: int(np.flatnonzero(true_ids == label)[0])
-                   for label in examples}
-    plot_examples(examples, true_ids, probabilities, first_index,
-                  manifest.vocabulary.families,
-                  f'{model_name} on {split}: the first note of each family',
-                  job_layout.path(out_dir, f'{split}_examples.png'))
+  disjoint = bool(manifest.split_method.get('instrument_disjoint'))
+  report_plots.plot_confusion(
+      report, f'{model_name} on {split}: accuracy {report["accuracy"]:.3f} '
+      f'({report["num_examples"]} notes)\n{report["split_method"]} split, '
+      f'instrument-disjoint: {disjoint}',
+      job_layout.path(out_dir, f'{split}_confusion.png'))
+  report_plots.plot_slices(
+      report['slices'], f'{model_name} on {split}: where it fails',
+      job_layout.path(out_dir, f'{split}_slices.png'))
+  if p.examples:
+    first_index = {label: int(np.flatnonzero(p.true_ids == label)[0])
+                   for label in p.examples}
+    report_plots.plot_examples(
+        p.examples, p.true_ids, p.probabilities, first_index, families,
+        f'{model_name} on {split}: the first note of each family',
+        job_layout.path(out_dir, f'{split}_examples.png'))
   history = read_history(job_dir)
   if history:
-    plot_curves(history, f'{model_name} training curves',
-                job_layout.path(out_dir, 'curves.png'))
+    report_plots.plot_curves(history, f'{model_name} training curves',
+                             job_layout.path(out_dir, 'curves.png'))
   return report
 
 
 def evaluate_split(model, data_dir: str, manifest: manifest_lib.Manifest,
-                   split: str, batch_size: int = 256
-                   ) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
-  """One split's true label ids [N], probabilities [N, classes], and the
-  MFCCs [frames, coefficients] of the first note of each label id.
+                   split: str, batch_size: int = 256) -> SplitPredictions:
+  """The model's predictions for every note of one split.
 
   Raises:
     input_pipeline.DataError: a record is damaged or its label is outside
@@ -248,18 +125,47 @@ def evaluate_split(model, data_dir: str, manifest: manifest_lib.Manifest,
   """
   from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
   files = input_pipeline.split_files(data_dir, manifest, split)
-  dataset = input_pipeline.make_dataset(files, manifest, batch_size)
-  true_ids, probabilities, examples = [], [], {}
+  dataset = input_pipeline.make_dataset(files, manifest, batch_size,
+                                        with_metadata=True)
+  true_ids, probabilities, sources, pitches, examples = [], [], [], [], {}
   try:
-    for mfcc, one_hot in dataset:
+    for mfcc, one_hot, metadata in dataset:
       probabilities.append(model(mfcc, training=False).numpy())
       ids = one_hot.numpy().argmax(axis=1)
       true_ids.append(ids)
+      sources.append(metadata[schema.SOURCE].numpy().astype(str))
+      pitches.append(metadata[schema.PITCH].numpy())
       for row, label in enumerate(ids):
         examples.setdefault(int(label), mfcc[row].numpy())
   except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
     raise input_pipeline.data_error(e, files, manifest) from None
-  return np.concatenate(true_ids), np.concatenate(probabilities), examples
+  return SplitPredictions(np.concatenate(true_ids),
+                          np.concatenate(probabilities),
+                          np.concatenate(sources), np.concatenate(pitches),
+                          examples)
+
+
+def write_tensorboard(job_dir: str, config: dict,
+                      reports: dict[str, dict]) -> None:
+  """The report beside the training curves: each split's confusion matrix
+  as an image, its headline figures, and the run's hyperparameters (the
+  HPARAMS tab) under `logs/report`."""
+  from tensorboard.plugins.hparams import api as hparams_api  # pylint: disable=g-import-not-at-top
+  writer = tf.summary.create_file_writer(
+      job_layout.path(job_dir, job_layout.LOGS_DIR, 'report'))
+  hyperparameters = {k: (v if isinstance(v, (bool, int, float, str))
+                         else str(v)) for k, v in config.items()}
+  with writer.as_default():
+    hparams_api.hparams(hyperparameters)
+    for split, report in reports.items():
+      for key in ('accuracy', 'macro_f1', 'loss'):
+        tf.summary.scalar(f'report/{split}_{key}', report[key], step=0)
+      png = job_layout.path(job_dir, EVAL_DIR, f'{split}_confusion.png')
+      with tf.io.gfile.GFile(png, 'rb') as f:
+        image = tf.io.decode_png(f.read(), channels=3)
+      tf.summary.image(f'confusion/{split}', image[tf.newaxis], step=0)
+      tf.summary.text(f'split/{split}', report['split_statement'], step=0)
+  writer.close()
 
 
 def evaluate_job(job_dir: str, splits: Sequence[str],
@@ -276,11 +182,10 @@ def evaluate_job(job_dir: str, splits: Sequence[str],
   model = keras.models.load_model(best)
   reports = {}
   for split in splits:
-    true_ids, probabilities, examples = evaluate_split(model, data_dir,
-                                                       manifest, split)
-    reports[split] = write_report(job_dir, split, true_ids, probabilities,
-                                  manifest, config['model'],
-                                  config['train_split'], examples)
+    predictions = evaluate_split(model, data_dir, manifest, split)
+    reports[split] = write_report(job_dir, split, predictions, manifest,
+                                  config['model'], config['train_split'])
+  write_tensorboard(job_dir, config, reports)
   return reports
 
 
