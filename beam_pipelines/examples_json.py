@@ -53,6 +53,7 @@ class Note:
   source: str
   audio_path: str
   split: str                # its input directory's split, until reassigned
+  library: str = ''         # the demo's sample library; NSynth has none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +242,10 @@ def note_from_entry(key: str, entry, split_dir: str, split: str) -> Note:
   problem = note_str_problem(key)
   if problem:
     raise EntryError(problem)
+  library = entry.get('library', '')
+  if not isinstance(library, str):
+    raise EntryError(f'field \'library\' should be str, got '
+                     f'{_json_type(library)}')
   return Note(
       note_str=key,
       instrument=entry['instrument'],
@@ -250,4 +255,5 @@ def note_from_entry(key: str, entry, split_dir: str, split: str) -> Note:
       family=family,
       source=source,
       audio_path=posixpath.join(split_dir, AUDIO_DIR, key + _WAV_SUFFIX),
-      split=split)
+      split=split,
+      library=library)

@@ -38,6 +38,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 import nsynth_contracts
+from beam_pipelines import augmentation
 from beam_pipelines import examples_json
 from beam_pipelines import output
 from beam_pipelines import splits
@@ -70,6 +71,8 @@ class JobConfig:
   batch_size: int = 64
   jit_compile: bool = True
   statistics_split: str = 'train'
+  holdout_library: str = ''                  # leave-one-library-out
+  augment: augmentation.AugmentationConfig = augmentation.AugmentationConfig()
   overwrite: bool = False
   params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS
 
@@ -120,6 +123,21 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
       'With one --input directory: split it into train/valid/test by '
       'instrument (no instrument in two splits) or by note (the blog\'s '
       'random split, which leaks instruments).', **fv)
+  flags.DEFINE_string(
+      'holdout_library', _DEFAULTS.holdout_library, 'Leave one sample library '
+      'out (the demo data\'s `library` field): test is its valid and test '
+      'instruments, train and valid are the other libraries\' train and '
+      'valid directories. Holding out programs too matters: the General MIDI '
+      'libraries share many of their samples.', **fv)
+  flags.DEFINE_integer(
+      'augment_copies', _DEFAULTS.augment.copies, 'Extra versions of each '
+      'training note, each played through a random recording chain (gain, '
+      'EQ and tilt, speed, room reverb, band limits, noise; see '
+      'beam_pipelines/augmentation.py). Train split only.', lower_bound=0,
+      **fv)
+  flags.DEFINE_integer('augment_seed', _DEFAULTS.augment.seed, 'Seeds the '
+                       'augmentation: the same seed writes the same records.',
+                       **fv)
   flags.DEFINE_list('split_fractions',
                     [str(f) for f in _DEFAULTS.split_fractions],
                     'train,valid,test fractions for --split_single_input.',
@@ -161,7 +179,13 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
   method = (splits.SplitMethod.DIRECTORIES
             if values.split_single_input == 'none'
             else splits.SplitMethod(values.split_single_input))
-  if method is not splits.SplitMethod.DIRECTORIES and len(split_dirs) != 1:
+  if values.holdout_library:
+    if method is not splits.SplitMethod.DIRECTORIES:
+      raise flags.ValidationError(
+          '--holdout_library splits by library; it cannot be combined with '
+          '--split_single_input')
+    method = splits.SplitMethod.LIBRARY
+  elif method is not splits.SplitMethod.DIRECTORIES and len(split_dirs) != 1:
     raise flags.ValidationError(
         f'--split_single_input={values.split_single_input} needs exactly one '
         f'--input directory, got {len(split_dirs)}')
@@ -171,7 +195,13 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
   except ValueError as e:
     raise flags.ValidationError(str(e)) from None
   names = [name for _, name in inputs]
-  if method is splits.SplitMethod.DIRECTORIES and len(set(names)) != len(names):
+  if method is splits.SplitMethod.LIBRARY and not {'train', 'valid'} <= set(
+      names):
+    raise flags.ValidationError(
+        '--holdout_library needs train and valid input directories (and '
+        f'test); the inputs give splits {names}')
+  if method is not splits.SplitMethod.NOTE and method is not (
+      splits.SplitMethod.INSTRUMENT) and len(set(names)) != len(names):
     raise flags.ValidationError(
         f'--input directories give repeated split names {names}')
   config = JobConfig(
@@ -188,6 +218,9 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
       compression_level=values.compression_level,
       batch_size=values.batch_size,
       jit_compile=values.jit_compile,
+      holdout_library=values.holdout_library,
+      augment=augmentation.AugmentationConfig(copies=values.augment_copies,
+                                              seed=values.augment_seed),
       overwrite=values.overwrite)
   try:
     _ = config.vocabulary
@@ -216,7 +249,7 @@ def check_inputs(config: JobConfig) -> dict[str, int]:
   Returns:
     Entries per input directory's examples.json.
   """
-  sizes = {}
+  sizes, libraries = {}, set()
   for split_dir, _ in config.inputs:
     if not FileSystems.exists(posixpath.join(split_dir,
                                              examples_json.EXAMPLES_JSON)):
@@ -224,10 +257,23 @@ def check_inputs(config: JobConfig) -> dict[str, int]:
               else f'has no {examples_json.EXAMPLES_JSON}')
       raise JobInputError(f'Input directory {split_dir} {what}')
     try:
-      sizes[split_dir] = len(transforms.read_examples_json(split_dir))
+      entries = transforms.read_examples_json(split_dir)
     except examples_json.ExamplesJsonError as e:
       raise JobInputError(str(e)) from e
+    sizes[split_dir] = len(entries)
+    libraries |= {_library_of(entry.value) for entry in entries}
+  if config.holdout_library and config.holdout_library not in libraries:
+    named = sorted(libraries - {''}) or 'none'
+    raise JobInputError(
+        f'--holdout_library={config.holdout_library} is not a library of the '
+        f'inputs; their examples.json name {named}')
   return sizes
+
+
+def _library_of(entry) -> str:
+  value = examples_json.as_plain_json(entry)
+  library = value.get('library', '') if isinstance(value, dict) else ''
+  return library if isinstance(library, str) else ''
 
 
 def _split_index(batch: transforms.FeaturizedBatch, _: int,
@@ -237,8 +283,13 @@ def _split_index(batch: transforms.FeaturizedBatch, _: int,
 
 def _family_counts(batch: transforms.FeaturizedBatch
                    ) -> Iterable[tuple[tuple[str, str], int]]:
-  return collections.Counter(
-      (note.split, note.family) for note in batch.notes).items()
+  """(split, family) -> records; (split, 'library:<name>') -> notes read."""
+  counts = collections.Counter(
+      (note.split, note.family) for note in batch.notes)
+  counts.update((note.split, f'library:{note.library}')
+                for i, note in enumerate(batch.notes)
+                if note.library and not batch.copy_of(i))
+  return counts.items()
 
 
 def _instrument_pairs(batch: transforms.FeaturizedBatch
@@ -258,7 +309,11 @@ def assemble_manifest(_, config: JobConfig, family_counts: dict,
         num_examples=sum(families.values()),
         families=families,
         num_instruments=sum(1 for s, _ in instrument_pairs if s == split),
-        file_pattern=manifest_lib.shard_pattern(split, config.compression))
+        file_pattern=manifest_lib.shard_pattern(split, config.compression),
+        num_augmented=accounting.get(f'augmented/{split}', 0),
+        libraries={key.split(':', 1)[1]: n for (s, key), n in sorted(
+            family_counts.items()) if s == split and key.startswith(
+                'library:')})
   splits_of = {}
   for split, instrument in instrument_pairs:
     splits_of.setdefault(instrument, set()).add(split)
@@ -270,6 +325,8 @@ def assemble_manifest(_, config: JobConfig, family_counts: dict,
           if k.startswith('dead_letter/')}
   written = {k.split('/', 1)[1]: v for k, v in sorted(accounting.items())
              if k.startswith('written/')}
+  augmented = {k.split('/', 1)[1]: v for k, v in sorted(accounting.items())
+               if k.startswith('augmented/')}
   manifest = manifest_lib.Manifest(
       project_version=nsynth_contracts.__version__,
       feature_params=config.params,
@@ -289,15 +346,21 @@ def assemble_manifest(_, config: JobConfig, family_counts: dict,
           'inputs': [d for d, _ in config.inputs],
           'instruments_in_several_splits': len(shared),
           'instrument_disjoint': not shared,
+          'holdout_library': config.holdout_library or None,
       },
       accounting={
-          'read': sum(accounting.values()),
+          'read': sum(written.values()) + sum(filtered.values()) +
+                  sum(dead.values()),
           'written': written,
           'filtered': filtered,
           'dead_lettered': dead,
+          'augmented': augmented,   # records beyond the notes read
       },
       audio_samples=config.params.clip_samples if config.keep_audio else None,
-      compression=config.compression)
+      compression=config.compression,
+      augmentation=({'split': config.statistics_split,
+                     **config.augment.to_json()}
+                    if config.augment.copies else None))
   return manifest.dumps()
 
 
@@ -311,7 +374,8 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
            | 'AllNotes' >> beam.Flatten()
            | 'AssignSplit' >> beam.Map(transforms.reassign_split,
                                        config.split_method,
-                                       config.split_fractions))
+                                       config.split_fractions,
+                                       config.holdout_library))
   kept = notes | 'Filter' >> beam.FlatMap(
       transforms.filter_note, config.kept_sources,
       vocabulary).with_outputs(transforms.FILTERED, main=transforms.NOTES)
@@ -323,7 +387,8 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
     kept_notes = capped[transforms.NOTES]
     filtered.append(capped[transforms.FILTERED])
   featurized = kept_notes | 'Featurize' >> transforms.FeaturizeNotes(
-      config.params, config.keep_audio, config.batch_size, config.jit_compile)
+      config.params, config.keep_audio, config.batch_size, config.jit_compile,
+      config.augment, config.statistics_split)
   # Batches of notes from here on, each of one split.
   batches = featurized[transforms.NOTES] | 'PerSplit' >> beam.FlatMap(
       transforms.FeaturizedBatch.per_split)
@@ -501,14 +566,22 @@ def summary_table(job: JobResult, output_dir: str) -> str:
            sum(accounting['filtered'].values()) +
            sum(accounting['dead_lettered'].values()))
   lines.append(f'  every note accounted for: {total} of {accounting["read"]}')
+  for split, copies in accounting.get('augmented', {}).items():
+    lines.append(f'  plus {copies} augmented copies of {split} notes '
+                 f'({job.manifest.augmentation["copies"]} per note)')
   vocabulary = job.manifest.vocabulary
   for split, summary in job.manifest.splits.items():
     lines.append(f'  {split}: {summary.num_examples} examples from '
                  f'{summary.num_instruments} instruments; ' + ', '.join(
                      f'{f} {summary.families[f]}' for f in vocabulary.families))
-  lines.append(f'  split method: {job.manifest.split_method["name"]}; '
-               f'instrument-disjoint: '
-               f'{job.manifest.split_method["instrument_disjoint"]}')
+    if summary.libraries:
+      lines.append('    libraries: ' + ', '.join(
+          f'{name} {notes} notes' for name, notes in summary.libraries.items()))
+  method = job.manifest.split_method
+  lines.append(f'  split method: {method["name"]}' + (
+      f' (held out: {method["holdout_library"]})'
+      if method.get('holdout_library') else '') +
+               f'; instrument-disjoint: {method["instrument_disjoint"]}')
   if accounting['dead_lettered']:
     lines.append(f'  dead letters: '
                  f'{posixpath.join(output_dir, output.DEAD_LETTERS_DIR)}/')

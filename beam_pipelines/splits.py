@@ -17,6 +17,7 @@ class SplitMethod(enum.Enum):
   DIRECTORIES = 'directories'   # one input directory per split, as given
   INSTRUMENT = 'instrument'     # one directory split by instrument hash
   NOTE = 'note'                 # one directory split by note hash (the blog's)
+  LIBRARY = 'library'           # leave one sample library out
 
   @property
   def description(self) -> str:
@@ -31,6 +32,11 @@ class SplitMethod(enum.Enum):
             'One directory split by a hash of note_str, as the blog did: the '
             'same instruments appear in every split, which overstates '
             'accuracy on new instruments.',
+        SplitMethod.LIBRARY:
+            'Leave one library out: test is the held-out sample library\'s '
+            'valid and test instruments; train and valid are the other '
+            'libraries\' train and valid directories, so test holds '
+            'programs never trained on from a library never heard.',
     }[self]
 
 
@@ -78,3 +84,21 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     raise ValueError(f'split fractions {text!r} must be three non-negative '
                      f'numbers (train,valid,test) that sum to 1')
   return values
+
+
+
+def split_leaving_out(library: str, directory_split: str,
+                      holdout_library: str) -> str | None:
+  """The split of a note when one library is held out, or None to leave it
+  out of every split.
+
+  Test is the held-out library's notes from its valid and test directories;
+  train and valid are the other libraries' train and valid directories. So
+  test holds instruments from a library never heard *and* programs never
+  trained on in any library: the General MIDI libraries share many of their
+  samples (the same program is often the very same recording), so holding
+  out the library alone would test on sounds heard in training.
+  """
+  if library == holdout_library:
+    return 'test' if directory_split in ('valid', 'test') else None
+  return directory_split if directory_split in ('train', 'valid') else None

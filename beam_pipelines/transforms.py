@@ -25,6 +25,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from beam_pipelines import augmentation
 from beam_pipelines import examples_json
 from beam_pipelines import splits
 from nsynth_contracts import audio
@@ -37,6 +38,8 @@ METRICS_NAMESPACE = 'nsynth'
 DEAD_LETTERS = 'dead_letters'
 FILTERED = 'filtered'
 NOTES = 'notes'
+# The split of a note that a --holdout_library run leaves out of every split.
+HELD_OUT = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,13 +62,16 @@ class Filtered:
 
 
 def outcome_counts(outcome: Any) -> list[tuple[str, int]]:
-  """[(key, notes)]: 'written/<split>', 'filtered/<filter>', 'dead_letter/<k>'.
+  """[(key, notes)]: 'written/<split>', 'filtered/<filter>', 'dead_letter/<k>'
+  for each note read, and 'augmented/<split>' for each augmented copy
+  written (outside the accounting of the notes read).
 
   A FeaturizedBatch counts each of its notes as written to its split.
   """
   if isinstance(outcome, FeaturizedBatch):
     return list(collections.Counter(
-        f'written/{note.split}' for note in outcome.notes).items())
+        f'{"augmented" if outcome.copy_of(i) else "written"}/{note.split}'
+        for i, note in enumerate(outcome.notes)).items())
   if isinstance(outcome, Filtered):
     return [(f'filtered/{outcome.filter_name}', 1)]
   if isinstance(outcome, DeadLetter):
@@ -170,10 +176,14 @@ class ReadNSynthSplit(beam.PTransform):
 
 
 def reassign_split(note: examples_json.Note, method: splits.SplitMethod,
-                   fractions: Sequence[float]) -> examples_json.Note:
+                   fractions: Sequence[float],
+                   holdout_library: str = '') -> examples_json.Note:
   """The note with its split chosen by `method` (DIRECTORIES keeps it)."""
   if method is splits.SplitMethod.DIRECTORIES:
     return note
+  if method is splits.SplitMethod.LIBRARY:
+    split = splits.split_leaving_out(note.library, note.split, holdout_library)
+    return dataclasses.replace(note, split=split or HELD_OUT)
   key = (note.instrument_str if method is splits.SplitMethod.INSTRUMENT
          else note.note_str)
   return dataclasses.replace(note, split=splits.assign_split(key, fractions))
@@ -183,7 +193,9 @@ def filter_note(note: examples_json.Note, kept_sources: Sequence[str],
                 vocabulary: labels.LabelVocabulary
                 ) -> Iterator[examples_json.Note]:
   """Yields the note, or a tagged Filtered naming the first filter it fails."""
-  if note.source not in kept_sources:
+  if note.split == HELD_OUT:
+    yield beam.pvalue.TaggedOutput(FILTERED, Filtered(note, 'holdout'))
+  elif note.source not in kept_sources:
     yield beam.pvalue.TaggedOutput(FILTERED, Filtered(note, 'source'))
   elif note.family not in vocabulary.families:
     yield beam.pvalue.TaggedOutput(FILTERED, Filtered(note, 'family'))
@@ -365,20 +377,25 @@ def _aligned_zeros(shape: tuple[int, ...], alignment: int = 64) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class FeaturizedBatch:
-  """A batch of notes with their features, one array for all of them.
+  """A batch of records with their features, one array for all of them.
 
   The job moves notes through its expensive stages in batches: one element,
-  one feature call, one statistics update per batch instead of per note.
+  one feature call, one statistics update per batch instead of per note. A
+  row is a note as read (copy 0) or one of its augmented copies (1..K).
   """
   notes: tuple[examples_json.Note, ...]
-  mfccs: np.ndarray           # float32 [notes, frames, coefficients]
-  clips: np.ndarray | None    # float32 [notes, clip_samples], with keep_audio
+  mfccs: np.ndarray           # float32 [rows, frames, coefficients]
+  clips: np.ndarray | None    # float32 [rows, clip_samples], with keep_audio
+  copies: tuple[int, ...] = ()   # per row; empty: every row is copy 0
 
   @property
   def split(self) -> str:
     """The split of every note in the batch (see `per_split`)."""
     (split,) = {note.split for note in self.notes}
     return split
+
+  def copy_of(self, row: int) -> int:
+    return self.copies[row] if self.copies else 0
 
   def per_split(self) -> Iterable['FeaturizedBatch']:
     """One batch per split present: each split is written to its own shards."""
@@ -389,16 +406,22 @@ class FeaturizedBatch:
       yield self
       return
     for split_rows in rows.values():
-      yield FeaturizedBatch(
-          tuple(self.notes[i] for i in split_rows), self.mfccs[split_rows],
-          None if self.clips is None else self.clips[split_rows])
+      yield self.rows(split_rows)
+
+  def rows(self, indices: Sequence[int]) -> 'FeaturizedBatch':
+    """The batch of only these rows."""
+    return FeaturizedBatch(
+        tuple(self.notes[i] for i in indices), self.mfccs[list(indices)],
+        None if self.clips is None else self.clips[list(indices)],
+        tuple(self.copies[i] for i in indices) if self.copies else ())
 
 
 class _FeaturizeBatchFn(beam.DoFn):
   """Reads, decodes and validates a batch of notes, then computes their MFCCs.
 
-  Main output: one FeaturizedBatch per input batch (of the notes whose audio
-  was good); tagged DEAD_LETTERS: one DeadLetter per bad note.
+  Main output: FeaturizedBatches of the notes whose audio was good, and of
+  their augmented copies (train split only); tagged DEAD_LETTERS: one
+  DeadLetter per bad note.
 
   The feature function is traced (and by default XLA-compiled) once per worker
   in setup(), for one fixed batch shape: a short last batch runs padded
@@ -406,11 +429,15 @@ class _FeaturizeBatchFn(beam.DoFn):
   """
 
   def __init__(self, params: feature_params.FeatureParams, keep_audio: bool,
-               batch_size: int, jit_compile: bool):
+               batch_size: int, jit_compile: bool,
+               augment: augmentation.AugmentationConfig,
+               augment_split: str):
     self._params = params
     self._keep_audio = keep_audio
     self._batch_size = batch_size
     self._jit_compile = jit_compile
+    self._augment = augment
+    self._augment_split = augment_split
     self._mfcc_fn = None
     self._clips = None
     self._clips_tensor = None
@@ -432,11 +459,37 @@ class _FeaturizeBatchFn(beam.DoFn):
 
   def process(self, notes: list[examples_json.Note]
               ) -> Iterator[FeaturizedBatch]:
-    for start in range(0, len(notes), self._batch_size):
-      yield from self._featurize(notes[start:start + self._batch_size])
+    rows = []   # (note, copy, clip)
+    for note in notes:
+      clip = load_clip(note, self._params)
+      if isinstance(clip, DeadLetter):
+        yield beam.pvalue.TaggedOutput(DEAD_LETTERS, clip)
+        continue
+      rows.append((note, 0, clip))
+      rows += self._copies(note, clip)
+    for start in range(0, len(rows), self._batch_size):
+      yield from self._featurize(rows[start:start + self._batch_size])
+    before = self._notes_done
+    self._notes_done += len(notes)
+    if self._notes_done // 1000 > before // 1000:
+      logging.info('This worker has computed features of %d notes.',
+                   self._notes_done)
 
-  def _features_note_by_note(self, count: int) -> list[np.ndarray | None]:
-    """Each clip alone, when the batch failed: only the bad note is lost."""
+  def _copies(self, note, clip) -> list[tuple[examples_json.Note, int,
+                                              np.ndarray]]:
+    if not self._augment.copies or note.split != self._augment_split:
+      return []
+    try:
+      copies = augmentation.augmented_copies(clip, note.note_str,
+                                             self._augment, self._params)
+    except Exception:  # pylint: disable=broad-except
+      # The note itself is still written; only its extra copies are lost.
+      _count('augmentation_failed')
+      return []
+    return [(note, k, c) for k, c in enumerate(copies, start=1)]
+
+  def _features_row_by_row(self, count: int) -> list[np.ndarray | None]:
+    """Each clip alone, when the batch failed: only the bad row is lost."""
     clips = self._clips[:count].copy()
     result = []
     for clip in clips:
@@ -449,64 +502,57 @@ class _FeaturizeBatchFn(beam.DoFn):
     self._clips[:count] = clips
     return result
 
-  def _featurize(self, notes):
-    good = []
-    for note in notes:
-      clip = load_clip(note, self._params)
-      if isinstance(clip, DeadLetter):
-        yield beam.pvalue.TaggedOutput(DEAD_LETTERS, clip)
-      else:
-        self._clips[len(good)] = clip
-        good.append(note)
-    if not good:
-      return
-    count = len(good)
+  def _featurize(self, rows):
+    count = len(rows)
+    for i, (_, _, clip) in enumerate(rows):
+      self._clips[i] = clip
     try:
       # Synchronous: the batch array is free to refill once this returns.
       mfccs = self._mfcc_fn(self._clips_tensor).numpy()[:count]
     except Exception:  # pylint: disable=broad-except
-      mfccs = self._features_note_by_note(count)
-    clips = self._clips[:count].copy() if self._keep_audio else None
+      mfccs = self._features_row_by_row(count)
     kept = []
-    for i, note in enumerate(good):
-      if mfccs[i] is None or not np.isfinite(mfccs[i]).all():
+    for i, (note, copy, _) in enumerate(rows):
+      if mfccs[i] is not None and np.isfinite(mfccs[i]).all():
+        kept.append(i)
+      elif copy:
+        _count('augmentation_failed')
+      else:
         yield beam.pvalue.TaggedOutput(DEAD_LETTERS, DeadLetter(
             note.note_str, note.audio_path, note.split, 'feature_error',
             'the feature function failed on this note' if mfccs[i] is None
             else 'its features are not finite'))
-      else:
-        kept.append(i)
     if not kept:
       return
-    if len(kept) < count:
-      good = [good[i] for i in kept]
-      clips = None if clips is None else clips[kept]
-    yield FeaturizedBatch(tuple(good), np.stack([mfccs[i] for i in kept]),
-                          clips)
-    before = self._notes_done
-    self._notes_done += count
-    if self._notes_done // 1000 > before // 1000:
-      logging.info('This worker has computed features of %d notes.',
-                   self._notes_done)
+    copies = tuple(rows[i][1] for i in kept)
+    yield FeaturizedBatch(
+        tuple(rows[i][0] for i in kept), np.stack([mfccs[i] for i in kept]),
+        self._clips[kept].copy() if self._keep_audio else None,
+        copies if any(copies) else ())
 
 
 class FeaturizeNotes(beam.PTransform):
   """Notes -> FeaturizedBatches (main) and DeadLetters (tagged).
 
-  Batches the notes, then reads and validates each note's audio and computes
-  MFCCs for the whole batch with one call of the shared feature function.
+  Batches the notes, then reads and validates each note's audio, adds the
+  augmented copies of training notes, and computes MFCCs for a whole batch
+  with one call of the shared feature function.
   """
 
   def __init__(
       self,
       params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS,
       keep_audio: bool = False, max_batch_size: int = 64,
-      jit_compile: bool = True):
+      jit_compile: bool = True,
+      augment: augmentation.AugmentationConfig = augmentation.NO_AUGMENTATION,
+      augment_split: str = 'train'):
     super().__init__()
     self._params = params
     self._keep_audio = keep_audio
     self._max_batch_size = max_batch_size
     self._jit_compile = jit_compile
+    self._augment = augment
+    self._augment_split = augment_split
 
   def expand(self, notes):
     return (
@@ -518,7 +564,8 @@ class FeaturizeNotes(beam.PTransform):
             max_batch_size=self._max_batch_size)
         | 'Featurize' >> beam.ParDo(_FeaturizeBatchFn(
             self._params, self._keep_audio, self._max_batch_size,
-            self._jit_compile)).with_outputs(DEAD_LETTERS, main=NOTES))
+            self._jit_compile, self._augment,
+            self._augment_split)).with_outputs(DEAD_LETTERS, main=NOTES))
 
 
 def to_serialized_examples(batch: FeaturizedBatch,
@@ -534,6 +581,7 @@ def to_serialized_examples(batch: FeaturizedBatch,
           pitch=note.pitch,
           velocity=note.velocity,
           note_str=note.note_str,
+          augmentation=batch.copy_of(i),
           audio=None if batch.clips is None else batch.clips[i]))
       for i, note in enumerate(batch.notes)]
 

@@ -1,15 +1,19 @@
 """Renders an NSynth-layout demo dataset from General MIDI SoundFonts.
 
 Usage:
-  python -m demo_data.render --output_dir=data/demo [--pitch_step=4]
-      [--velocities=50,100]
+  nsynth-render-demo --output_dir=data/demo [--pitch_step=4]
+      [--velocities=50,100] [--libraries=timgm6mb,merlin,...]
 
 Writes `<output_dir>/nsynth-{train,valid,test}/` each with `examples.json`
 and `audio/<note_str>.wav` (mono 16-bit PCM, 16 kHz, 4 s: note held 3 s, then
-released for 1 s), exactly NSynth's layout and JSON schema. Each General MIDI
-program is one instrument; within every family and source the last
-instrument goes to test and the one before to valid, so valid and test hold
-instruments that train never sees, as in NSynth. Rendering is deterministic.
+released for 1 s), exactly NSynth's layout and JSON schema, plus one field of
+ours, `library`. Each (sample library, General MIDI program) is one
+instrument, named `<family>_<source>_<library>_<NNN>`; within every library,
+family and source the last instrument goes to test and the one before to
+valid, so valid and test hold instruments that train never sees, as in
+NSynth, from every library. By default every library of
+demo_data.libraries found on the machine is used. Rendering is
+deterministic.
 """
 
 import collections
@@ -22,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from demo_data import general_midi
+from demo_data import libraries
 from nsynth_contracts import audio
 from nsynth_contracts import cli
 from nsynth_contracts import labels
@@ -36,40 +41,44 @@ QUALITIES = ('bright', 'dark', 'distortion', 'fast_decay', 'long_release',
              'tempo-synced')
 
 
-def soundfont_path() -> str:
-  """The General MIDI SoundFont that the pretty_midi wheel ships."""
-  import pretty_midi  # pylint: disable=g-import-not-at-top
-  return os.path.join(os.path.dirname(pretty_midi.__file__), 'TimGM6mb.sf2')
-
-
 @dataclasses.dataclass(frozen=True)
 class DemoInstrument:
   gm: general_midi.GmInstrument
+  library: str
   instrument_id: int      # unique over the dataset, as NSynth's `instrument`
-  instrument_str: str     # <family>_<source>_<NNN>
+  instrument_str: str     # <family>_<source>_<library>_<NNN>
   split: str
 
 
-def assign_instruments() -> list[DemoInstrument]:
+def assign_instruments(library_names: Sequence[str] = ('timgm6mb',)
+                       ) -> list[DemoInstrument]:
   """Numbers instruments NSynth's way and gives each one split.
 
-  Within each (family, source) group of at least three programs the last goes
-  to test and the one before to valid, so valid and test cover the families
-  that survive the default source filter, with instruments train never sees.
+  Within each (library, family, source) group of at least three programs the
+  last goes to test and the one before to valid, so valid and test cover the
+  families that survive the default source filter, with instruments train
+  never sees, from every library.
   """
   groups = collections.defaultdict(list)
-  for gm in general_midi.instruments():
-    groups[(gm.family, gm.source)].append(gm)
-  assigned = []
-  for (family, source), members in groups.items():
-    for number, gm in enumerate(members):
-      from_end = len(members) - number
+  for name in library_names:
+    only_source = libraries.BY_NAME[name].only_source
+    for gm in general_midi.instruments():
+      if only_source:
+        gm = dataclasses.replace(gm, source=only_source)
+      groups[(name, gm.family, gm.source)].append(gm)
+  assigned, numbers = [], collections.Counter()
+  for (name, family, source), members in groups.items():
+    for position, gm in enumerate(members):
+      from_end = len(members) - position
       split = 'train'
       if len(members) >= 3:
         split = {1: 'test', 2: 'valid'}.get(from_end, 'train')
+      number = numbers[(family, source)]
+      numbers[(family, source)] += 1
       assigned.append(DemoInstrument(
-          gm=gm, instrument_id=len(assigned),
-          instrument_str=f'{family}_{source}_{number:03d}', split=split))
+          gm=gm, library=name, instrument_id=len(assigned),
+          instrument_str=f'{family}_{source}_{name}_{number:03d}',
+          split=split))
   return assigned
 
 
@@ -102,10 +111,10 @@ def _qualities(waveform: np.ndarray) -> list[int]:
 class NoteRenderer:
   """Plays notes on one SoundFont with tinysoundfont, NSynth's way."""
 
-  def __init__(self, soundfont: str | None = None):
+  def __init__(self, soundfont: str):
     import tinysoundfont  # pylint: disable=g-import-not-at-top
     self._synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE_HZ)
-    self._soundfont_id = self._synth.sfload(soundfont or soundfont_path())
+    self._soundfont_id = self._synth.sfload(soundfont)
 
   def render(self, program: int, pitch: int, velocity: int) -> np.ndarray:
     """Note on for 3 s, off, 1 s of release: float32 [64000] in [-1, 1]."""
@@ -140,12 +149,14 @@ def note_entry(instrument: DemoInstrument, note_id: int, pitch: int,
       'instrument_family_str': gm.family,
       'instrument_source': labels.NSYNTH_SOURCES.index(gm.source),
       'instrument_source_str': gm.source,
+      'library': instrument.library,   # ours; NSynth's own notes have none
   }
 
 
-def planned_notes(pitch_step: int, velocities: Sequence[int]
+def planned_notes(pitch_step: int, velocities: Sequence[int],
+                  library_names: Sequence[str] = ('timgm6mb',)
                   ) -> Iterator[tuple[DemoInstrument, int, int]]:
-  for instrument in assign_instruments():
+  for instrument in assign_instruments(library_names):
     for pitch in note_pitches(instrument.gm.family, pitch_step):
       for velocity in velocities:
         yield instrument, pitch, velocity
@@ -153,25 +164,36 @@ def planned_notes(pitch_step: int, velocities: Sequence[int]
 
 def render_dataset(output_dir: str, pitch_step: int = 4,
                    velocities: Sequence[int] = (50, 100),
+                   library_names: Sequence[str] | None = None,
                    progress: bool = False) -> dict[str, int]:
-  """Renders the three splits under output_dir; returns notes per split."""
+  """Renders the three splits under output_dir; returns notes per split.
+
+  Args:
+    library_names: demo_data.libraries names; None: every one present.
+
+  Raises:
+    libraries.LibraryMissingError: a named library is not installed.
+  """
   if pitch_step < 1:
     raise ValueError(f'pitch_step must be >= 1, got {pitch_step}')
   bad = sorted(set(velocities) - set(NSYNTH_VELOCITIES))
   if bad or not velocities:
     raise ValueError(f'velocities must be some of {NSYNTH_VELOCITIES}, '
                      f'got {list(velocities)}')
-  renderer = NoteRenderer()
+  chosen = libraries.resolve(list(library_names or []))
+  renderers = {library.name: NoteRenderer(library.path())
+               for library in chosen}
   examples = {split: {} for split in SPLITS}
   for split in SPLITS:
     os.makedirs(os.path.join(output_dir, f'nsynth-{split}', 'audio'),
                 exist_ok=True)
-  plan = list(planned_notes(pitch_step, velocities))
+  plan = list(planned_notes(pitch_step, velocities, list(renderers)))
   if progress:
     import tqdm  # pylint: disable=g-import-not-at-top
     plan = tqdm.tqdm(plan, desc='Rendering notes', unit='note')
   for note_id, (instrument, pitch, velocity) in enumerate(plan):
-    waveform = renderer.render(instrument.gm.program, pitch, velocity)
+    waveform = renderers[instrument.library].render(instrument.gm.program,
+                                                    pitch, velocity)
     entry = note_entry(instrument, note_id, pitch, velocity,
                        _qualities(waveform))
     split_dir = os.path.join(output_dir, f'nsynth-{instrument.split}')
@@ -192,7 +214,7 @@ def _main(argv: list[str]) -> None:
     raise cli.UserError(f'unexpected arguments {argv[1:]}')
   counts = render_dataset(flags.FLAGS.output_dir, flags.FLAGS.pitch_step,
                           [int(v) for v in flags.FLAGS.velocities],
-                          progress=True)
+                          flags.FLAGS.libraries, progress=True)
   for split, count in counts.items():
     print(f'{split:>6}: {count:5d} notes in '
           f'{os.path.join(flags.FLAGS.output_dir, "nsynth-" + split)}')
@@ -213,11 +235,14 @@ def _define_flags():
       lambda v: bool(v) and all(s.isdigit() and int(s) in NSYNTH_VELOCITIES
                                 for s in v),
       message=f'--velocities must be a non-empty list of {NSYNTH_VELOCITIES}')
+  flags.DEFINE_list('libraries', [], 'Sample libraries to render, of '
+                    f'{",".join(libraries.BY_NAME)} (default: every one '
+                    'installed).')
 
 
 def main() -> None:
   """Console entry point (nsynth-render-demo)."""
-  cli.run(_define_flags, _main)
+  cli.run(_define_flags, _main, user_errors=(libraries.LibraryMissingError,))
 
 
 if __name__ == '__main__':

@@ -37,10 +37,13 @@ def shard_pattern(split: str, compression: str = GZIP) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class SplitSummary:
-  num_examples: int
-  families: dict[str, int]       # family -> examples
+  num_examples: int              # records: notes and augmented copies
+  families: dict[str, int]       # family -> records
   num_instruments: int
   file_pattern: str
+  num_augmented: int = 0         # records that are augmented copies
+  # sample library -> notes (the demo's field; NSynth's notes have none)
+  libraries: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Manifest:
   # what --overwrite may replace, and the shards a reader opens.
   files: tuple[str, ...] = ()
   compression: str = GZIP        # of the shards: GZIP or NONE
+  augmentation: dict | None = None   # copies, seed, split, the ranges
   format_version: int = FORMAT_VERSION
 
   @property
@@ -99,6 +103,7 @@ class Manifest:
         'accounting': self.accounting,
         'files': list(self.files),
         'compression': self.compression,
+        'augmentation': self.augmentation,
     }
 
   @classmethod
@@ -122,6 +127,7 @@ class Manifest:
         audio_samples=data.get('audio_samples'),
         files=tuple(data['files']),
         compression=_known_compression(data['compression']),
+        augmentation=data.get('augmentation'),
         format_version=data['format_version'],
     )
 

@@ -26,6 +26,8 @@ INSTRUMENT = 'instrument'    # bytes []: instrument_str (guitar_acoustic_010)
 PITCH = 'pitch'              # int64 []: MIDI pitch
 VELOCITY = 'velocity'        # int64 []: MIDI velocity
 NOTE_STR = 'note_str'        # bytes []: NSynth's unique note name
+AUGMENTATION = 'augmentation'  # int64 []: 0 the note as read; k its k-th
+                               # augmented copy (train split only)
 AUDIO = 'audio'              # float32 [clip_samples], only with --keep_audio
 
 # Every record's scalar features and their dtypes: the parse spec and the
@@ -33,6 +35,7 @@ AUDIO = 'audio'              # float32 [clip_samples], only with --keep_audio
 SCALAR_FEATURES: dict[str, str] = {
     LABEL: 'int64', FAMILY: 'string', SOURCE: 'string', INSTRUMENT: 'string',
     PITCH: 'int64', VELOCITY: 'int64', NOTE_STR: 'string',
+    AUGMENTATION: 'int64',
 }
 
 
@@ -47,6 +50,7 @@ class NoteExample:
   pitch: int
   velocity: int
   note_str: str
+  augmentation: int = 0
   audio: np.ndarray | None = None  # float32 [clip_samples]
 
 
@@ -94,7 +98,7 @@ def _int_feature(*values: int) -> bytes:
 # value = 2 }. The key halves never change, so they are encoded once.
 _ENTRY_KEYS = {key: _field(1, key.encode('utf-8')) for key in (
     MFCC, MFCC_SHAPE, LABEL, FAMILY, SOURCE, INSTRUMENT, PITCH, VELOCITY,
-    NOTE_STR, AUDIO)}
+    NOTE_STR, AUGMENTATION, AUDIO)}
 
 
 def serialize_note(note: NoteExample) -> bytes:
@@ -112,6 +116,7 @@ def serialize_note(note: NoteExample) -> bytes:
       (PITCH, _int_feature(note.pitch)),
       (VELOCITY, _int_feature(note.velocity)),
       (NOTE_STR, _bytes_feature(note.note_str)),
+      (AUGMENTATION, _int_feature(note.augmentation)),
   ]
   if note.audio is not None:
     feature.append((AUDIO, _float_feature(note.audio)))

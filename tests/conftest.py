@@ -13,6 +13,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # As the commands do.
 # A few notes per instrument: renders in about a second.
 TINY_PITCH_STEP = 24
 TINY_VELOCITIES = (100,)
+# The pip-installable libraries: the same on every machine.
+TINY_LIBRARIES = ('timgm6mb', 'merlin')
 
 
 @pytest.fixture(scope='session')
@@ -20,7 +22,8 @@ def tiny_demo(tmp_path_factory):
   """A rendered demo dataset: <dir>/nsynth-{train,valid,test}/."""
   from demo_data import render
   root = tmp_path_factory.mktemp('tiny_demo')
-  render.render_dataset(str(root), TINY_PITCH_STEP, TINY_VELOCITIES)
+  render.render_dataset(str(root), TINY_PITCH_STEP, TINY_VELOCITIES,
+                        TINY_LIBRARIES)
   return root
 
 

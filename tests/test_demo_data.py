@@ -6,8 +6,10 @@ import wave
 
 import pytest
 
+from demo_data import libraries
 from demo_data import render
 from nsynth_contracts import labels
+from tests.conftest import TINY_LIBRARIES
 
 FIELDS = {'note': int, 'note_str': str, 'instrument': int,
           'instrument_str': str, 'pitch': int, 'velocity': int,
@@ -64,8 +66,8 @@ def test_rendering_is_deterministic(tmp_path):
       if path.is_file():
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
-  render.render_dataset(str(tmp_path / 'a'), 36, [127])
-  render.render_dataset(str(tmp_path / 'b'), 36, [127])
+  render.render_dataset(str(tmp_path / 'a'), 36, [127], TINY_LIBRARIES)
+  render.render_dataset(str(tmp_path / 'b'), 36, [127], TINY_LIBRARIES)
   assert digest(tmp_path / 'a') == digest(tmp_path / 'b')
 
 
@@ -87,3 +89,42 @@ def test_notes_are_held_then_released(tiny_demo):
 def test_bad_sizes_are_refused(tmp_path, kwargs, message):
   with pytest.raises(ValueError, match=message):
     render.render_dataset(str(tmp_path), **kwargs)
+
+
+def test_each_library_and_program_is_one_instrument_named_after_its_library(
+    tiny_demo):
+  entries = [e for s in render.SPLITS for e in load(tiny_demo, s).values()]
+  assert {e['library'] for e in entries} == set(TINY_LIBRARIES)
+  for entry in entries:
+    family, source, library, number = entry['instrument_str'].rsplit('_', 3)
+    assert (family, source, library) == (entry['instrument_family_str'],
+                                         entry['instrument_source_str'],
+                                         entry['library'])
+    assert number.isdigit()
+  ids = {}
+  for entry in entries:
+    ids.setdefault(entry['instrument'], set()).add(entry['instrument_str'])
+  assert all(len(names) == 1 for names in ids.values())
+
+
+def test_a_program_is_in_the_same_split_in_every_library():
+  """The General MIDI libraries share samples: a program heard in train in
+  one library must not be tested in another."""
+  split_of = {}
+  for instrument in render.assign_instruments(
+      [library.name for library in libraries.LIBRARIES]):
+    if instrument.library == 'opl3':  # its own, synthetic-only groups
+      continue
+    split_of.setdefault((instrument.gm.program, instrument.gm.source),
+                        set()).add(instrument.split)
+  assert all(len(splits) == 1 for splits in split_of.values())
+
+
+def test_a_missing_library_asked_for_by_name_says_how_to_install_it(
+    tmp_path, monkeypatch):
+  monkeypatch.setattr(libraries.SampleLibrary, 'path', lambda self: None)
+  with pytest.raises(libraries.LibraryMissingError,
+                     match='apt-get install csound-soundfont'):
+    render.render_dataset(str(tmp_path), 36, [127], ['sf_gmbank'])
+  with pytest.raises(libraries.LibraryMissingError, match='unknown'):
+    render.render_dataset(str(tmp_path), 36, [127], ['fluidr3'])

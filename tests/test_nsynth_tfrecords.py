@@ -600,6 +600,92 @@ def test_tensorflow_datasets_loads_the_uncompressed_output(tiny_demo,
       manifest.splits['train'].num_examples
 
 
+def _all_splits(tiny_demo):
+  return ','.join(str(tiny_demo / f'nsynth-{s}')
+                  for s in ('train', 'valid', 'test'))
+
+
+def _records_by_copy(out, split):
+  records = read_split(out, split)
+  return {(n.decode(), int(a)): records[schema.MFCC][i]
+          for i, (n, a) in enumerate(zip(records[schema.NOTE_STR],
+                                         records[schema.AUGMENTATION]))}
+
+
+def test_augmented_copies_are_deterministic_train_only_and_accounted_apart(
+    tiny_demo, tmp_path):
+  jobs = {name: run(f'--input={_all_splits(tiny_demo)}',
+                    f'--output_dir={tmp_path / name}', '--augment_copies=2',
+                    f'--augment_seed={seed}')
+          for name, seed in (('a', 7), ('again', 7), ('other_seed', 8))}
+  job = jobs['a']
+  train = _records_by_copy(tmp_path / 'a', 'train')
+  originals = sorted(n for n, copy in train if copy == 0)
+  assert sorted(train) == sorted((n, c) for n in originals for c in (0, 1, 2))
+  for split in ('valid', 'test'):  # Never augmented.
+    assert {copy for _, copy in _records_by_copy(tmp_path / 'a', split)} == {0}
+  # Deterministic per note and seed; another seed draws other copies.
+  again = _records_by_copy(tmp_path / 'again', 'train')
+  other = _records_by_copy(tmp_path / 'other_seed', 'train')
+  for key, mfcc in train.items():
+    np.testing.assert_array_equal(mfcc, again[key])
+    if key[1] == 0:
+      np.testing.assert_array_equal(mfcc, other[key])
+  differing = [k for k in train if k[1] and not np.allclose(train[k],
+                                                            other[k])]
+  # (A silent note stays silent whatever the chain: its copies may agree.)
+  assert len(differing) > 0.9 * 2 * len(originals)
+  # Each note read is accounted for once; the copies are counted apart.
+  entries = sum(len(json.loads((tiny_demo / f'nsynth-{s}' /
+                                'examples.json').read_text()))
+                for s in ('train', 'valid', 'test'))
+  accounting = job.manifest.accounting
+  assert accounting['read'] == entries
+  assert accounting['written']['train'] == len(originals)
+  assert accounting['augmented'] == {'train': 2 * len(originals)}
+  assert job.counters['augmented_train'] == 2 * len(originals)
+  summary = job.manifest.splits['train']
+  assert (summary.num_examples, summary.num_augmented) == (
+      3 * len(originals), 2 * len(originals))
+  recorded = job.manifest.augmentation
+  assert (recorded['copies'], recorded['seed'], recorded['split']) == (
+      2, 7, 'train')
+  assert recorded['noise_snr_db'] == [20.0, 45.0]
+  assert f'plus {2 * len(originals)} augmented' in \
+      nsynth_tfrecords.summary_table(job, str(tmp_path / 'a'))
+
+
+def test_leave_one_library_out_tests_an_unheard_library_and_programs(
+    tiny_demo, tmp_path):
+  from demo_data import render
+  from tests.conftest import TINY_LIBRARIES
+  program_of = {i.instrument_str: (i.gm.program, i.gm.source)
+                for i in render.assign_instruments(TINY_LIBRARIES)}
+  out = tmp_path / 'out'
+  job = run(f'--input={_all_splits(tiny_demo)}', f'--output_dir={out}',
+            '--holdout_library=merlin')
+  instruments = {s: {i.decode() for i in read_split(out, s)[
+      schema.INSTRUMENT]} for s in ('train', 'valid', 'test')}
+  library = lambda name: name.rsplit('_', 2)[-2]
+  assert {library(i) for i in instruments['test']} == {'merlin'}
+  assert 'merlin' not in {library(i) for i in
+                          instruments['train'] | instruments['valid']}
+  tested = {program_of[i] for i in instruments['test']}
+  trained = {program_of[i] for i in instruments['train']}
+  assert tested and not tested & trained
+  method = job.manifest.split_method
+  assert (method['name'], method['holdout_library'],
+          method['instrument_disjoint']) == ('library', 'merlin', True)
+  assert set(job.manifest.splits['test'].libraries) == {'merlin'}
+  assert set(job.manifest.splits['train'].libraries) == {'timgm6mb'}
+  assert job.manifest.accounting['filtered']['holdout'] > 0
+  with pytest.raises(nsynth_tfrecords.JobInputError,
+                     match="not a library of the inputs; their examples.json "
+                           "name \\['merlin', 'timgm6mb'\\]"):
+    run(f'--input={_all_splits(tiny_demo)}', f'--output_dir={tmp_path / "x"}',
+        '--holdout_library=fluidr3')
+
+
 def test_workers_import_tensorflow_without_keras_yet_keras_still_works():
   """The start-up saving of import_tensorflow_for_features, guarded."""
   code = (

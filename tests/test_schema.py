@@ -46,13 +46,15 @@ def _expected_message(note):
     feature[key].bytes_list.value.append(value.encode())
   feature[schema.PITCH].int64_list.value.append(note.pitch)
   feature[schema.VELOCITY].int64_list.value.append(note.velocity)
+  feature[schema.AUGMENTATION].int64_list.value.append(note.augmentation)
   if note.audio is not None:
     feature[schema.AUDIO].float_list.value.extend(note.audio.tolist())
   return expected
 
 
 def test_hand_encoded_example_is_the_message_protobuf_builds():
-  for note in (_note(), _note(np.linspace(-1, 1, 64000, dtype=np.float32))):
+  for note in (_note(), _note(np.linspace(-1, 1, 64000, dtype=np.float32)),
+               dataclasses.replace(_note(), augmentation=3)):
     parsed = example_pb2.Example.FromString(schema.serialize_note(note))
     assert parsed == _expected_message(note)
 

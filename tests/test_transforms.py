@@ -238,3 +238,26 @@ def test_a_batch_of_several_splits_comes_apart_row_by_row():
   assert parts['train'].clips[:, 0].tolist() == [0, 2]
   assert [n.note_str for n in parts['valid'].notes] == ['b']
   assert parts['valid'].mfccs[:, 0, 0].tolist() == [1]
+
+
+def test_an_augmented_copy_is_another_recording_of_the_same_note():
+  from beam_pipelines import augmentation
+  t = np.arange(64000) / 16000.0
+  clip = (0.5 * np.sin(2 * np.pi * 440 * t) * np.exp(-t)).astype(np.float32)
+  config = augmentation.AugmentationConfig(copies=3, seed=1)
+  copies = augmentation.augmented_copies(clip, 'n-060-100', config)
+  assert len(copies) == 3
+  for copy in copies:
+    assert copy.shape == clip.shape and copy.dtype == np.float32
+    assert np.all(np.isfinite(copy)) and np.max(np.abs(copy)) <= 0.99 + 1e-6
+    assert not np.allclose(copy, clip, atol=1e-3)
+    # Still the same note: its energy stays at 440 Hz (speed is +-2%).
+    spectrum = np.abs(np.fft.rfft(copy[:16000]))
+    assert abs(np.argmax(spectrum) - 440) <= 10
+  again = augmentation.augmented_copies(clip, 'n-060-100', config)
+  for a, b in zip(copies, again):
+    np.testing.assert_array_equal(a, b)
+  chain = augmentation.draw_chain(config, 'n-060-100', 1)
+  assert config.gain_db[0] <= chain.gain_db <= config.gain_db[1]
+  assert config.speed[0] <= chain.speed <= config.speed[1]
+  assert config.noise_snr_db[0] <= chain.noise_snr_db <= config.noise_snr_db[1]
