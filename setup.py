@@ -27,10 +27,13 @@ INSTALL_REQUIRES = [
     'google-crc32c>=1.5,<2',   # C crc32c for TFRecord framing.
     'isal>=1.6,<2',            # ISA-L GZIP: 6x zlib's speed, same format.
     'soundfile>=0.12,<0.14',   # libsndfile: the WAV decoder (wheels bundle it).
+    'pedalboard>=0.9.26,<0.10',  # --augment_copies: the effects (C++).
+    'soxr>=0.3,<2',            # --augment_copies: the speed change.
 ]
 
 _TRAIN = ['matplotlib>=3.8,<4']
-_SERVE = ['tensorflow-serving-api==2.17.1', 'tqdm>=4.66,<5']
+_SERVE = ['tensorflow-serving-api==2.17.1', 'tqdm>=4.66,<5',
+          'matplotlib>=3.8,<4']  # nsynth-predict --plot
 _DEMO = ['pretty_midi>=0.2.10,<0.3', 'tqdm>=4.66,<5']
 EXTRAS_REQUIRE = {
     'train': _TRAIN,

@@ -130,6 +130,32 @@ class NoteRenderer:
     stereo = np.concatenate([held, released]).reshape(-1, 2)
     return np.clip(stereo.mean(axis=1), -1.0, 1.0)
 
+  def render_events(self, program: int,
+                    events: Sequence[tuple[float, bool, int, int]],
+                    seconds: float) -> np.ndarray:
+    """A performance: (time s, on?, pitch, velocity) events, in time order.
+
+    Returns:
+      float32 [seconds * 16 kHz] in [-1, 1], mono.
+    """
+    synth = self._synth
+    synth.program_select(0, self._soundfont_id, 0, program)
+    chunks, now = [], 0
+    for time, on, pitch, velocity in list(events) + [(seconds, False, -1, 0)]:
+      until = int(round(min(time, seconds) * SAMPLE_RATE_HZ))
+      if until > now:
+        chunks.append(np.frombuffer(synth.generate(until - now), np.float32))
+        now = until
+      if pitch < 0:
+        break
+      if on:
+        synth.noteon(0, pitch, velocity)
+      else:
+        synth.noteoff(0, pitch)
+    synth.sounds_off()
+    stereo = np.concatenate(chunks).reshape(-1, 2)
+    return np.clip(stereo.mean(axis=1), -1.0, 1.0).astype(np.float32)
+
 
 def note_entry(instrument: DemoInstrument, note_id: int, pitch: int,
                velocity: int, qualities: Sequence[int]) -> dict:
@@ -218,6 +244,14 @@ def _main(argv: list[str]) -> None:
   for split, count in counts.items():
     print(f'{split:>6}: {count:5d} notes in '
           f'{os.path.join(flags.FLAGS.output_dir, "nsynth-" + split)}')
+  if flags.FLAGS.phrases_per_instrument:
+    from demo_data import phrases  # pylint: disable=g-import-not-at-top
+    counts = phrases.render_phrases(
+        flags.FLAGS.output_dir, flags.FLAGS.phrases_per_instrument,
+        flags.FLAGS.libraries, progress=True)
+    for split, count in counts.items():
+      print(f'{split:>6}: {count:5d} phrases in '
+            f'{os.path.join(flags.FLAGS.output_dir, "phrases-" + split)}')
 
 
 def _define_flags():
@@ -238,6 +272,9 @@ def _define_flags():
   flags.DEFINE_list('libraries', [], 'Sample libraries to render, of '
                     f'{",".join(libraries.BY_NAME)} (default: every one '
                     'installed).')
+  flags.DEFINE_integer('phrases_per_instrument', 1, 'Solo phrases (10-30 s) '
+                       'to render per kept instrument, into '
+                       'phrases-<split>/ (0: none).', lower_bound=0)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ the first clip's worth of frames is ever decoded.
 
 import dataclasses
 import io
+import re
 import struct
 import wave
 
@@ -297,3 +298,57 @@ def clip_from_wav(data: bytes,
                   limits: AudioLimits = DEFAULT_LIMITS) -> np.ndarray:
   """WAV bytes -> float32 [params.clip_samples]: decodes only one clip."""
   return to_clip(decode_wav(data, params.clip_seconds, limits), params)
+
+
+# What users' recordings come as; tensorflow-io decodes each.
+RECORDING_SUFFIXES = ('.wav', '.flac', '.ogg', '.mp3')
+
+
+def read_recording(path: str,
+                   params: feature_params.FeatureParams = (
+                       feature_params.DEFAULT_PARAMS),
+                   max_seconds: float | None = None) -> np.ndarray:
+  """A recording in any of RECORDING_SUFFIXES' formats, any sample rate,
+  mono or not, as float32 [samples] at the features' rate, in [-1, 1].
+
+  Decoded with tensorflow-io (its AudioIOTensor reads WAV, FLAC, OGG Vorbis
+  and MP3), averaged to mono and resampled with tfio.audio.resample.
+
+  Raises:
+    AudioError: the file cannot be decoded, is empty, longer than
+      max_seconds (checked before decoding), or holds NaN/Inf or values
+      far outside [-1, 1].
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+  try:
+    audio_io = tfio.audio.AudioIOTensor(path)
+    frames, channels = (int(d) for d in audio_io.shape)
+    rate = int(audio_io.rate.numpy())
+  except (tf.errors.OpError, ValueError, TypeError) as e:
+    reason = re.sub(r'\{\{[^}]*\}\}', '', getattr(e, 'message', '') or '')
+    reason = (reason.strip().splitlines() or [type(e).__name__])[0].strip(' :')
+    raise AudioError('undecodable', f'cannot decode it as WAV, FLAC, OGG or '
+                     f'MP3 ({reason[:120] or type(e).__name__})') from None
+  if frames == 0 or channels == 0:
+    raise AudioError('empty_audio', 'the file holds no samples')
+  if not DEFAULT_LIMITS.min_sample_rate_hz <= rate <= (
+      DEFAULT_LIMITS.max_sample_rate_hz):
+    raise AudioError('bad_sample_rate', f'sample rate {rate} Hz is outside '
+                     f'{DEFAULT_LIMITS.min_sample_rate_hz}..'
+                     f'{DEFAULT_LIMITS.max_sample_rate_hz} Hz')
+  if max_seconds is not None and frames > max_seconds * rate:
+    raise AudioError('too_long', f'{frames / rate:.1f} s is longer than '
+                     f'{max_seconds:g} s')
+  samples = audio_io.to_tensor().numpy()
+  if samples.dtype == np.int16:
+    samples = samples.astype(np.float32) / 32768.0
+  elif samples.dtype == np.int32:
+    samples = samples.astype(np.float32) / 2.0**31
+  samples = samples.astype(np.float32)
+  check_samples(samples, 'float32')
+  mono = samples.mean(axis=1)
+  if rate != params.sample_rate_hz:
+    mono = tfio.audio.resample(mono, rate_in=rate,
+                               rate_out=params.sample_rate_hz).numpy()
+  return mono.astype(np.float32)

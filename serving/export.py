@@ -84,11 +84,11 @@ def models_config(model_name: str, base_path: str) -> str:
 
 def _write_saved_model(model: keras.Model, manifest: manifest_lib.Manifest,
                        path: str) -> None:
-  serve_audio, serve_wav = signatures.make_serving_functions(model, manifest)
   archive = keras.export.ExportArchive()
   archive.track(model)
-  archive.add_endpoint(signatures.AUDIO_SIGNATURE, serve_audio)
-  archive.add_endpoint(signatures.WAV_SIGNATURE, serve_wav)
+  for name, function in signatures.make_serving_functions(
+      model, manifest).items():
+    archive.add_endpoint(name, function)
   archive.write_out(path, verbose=False)
 
 
@@ -119,6 +119,17 @@ def verify_export(path: str, model: keras.Model,
   # WAV bytes are 16-bit: close to, not equal to, the float clips.
   np.testing.assert_allclose(by_wav[signatures.PROBABILITIES].numpy(),
                              expected, atol=1e-2)
+  # A recording of one clip is one window: the note's own answer.
+  tone = clips[0]
+  long = loaded.signatures[signatures.LONG_AUDIO_SIGNATURE](
+      audio=tf.constant(tone))
+  np.testing.assert_allclose(long[signatures.PROBABILITIES].numpy(),
+                             expected[0], atol=tolerance)
+  long_wav = loaded.signatures[signatures.LONG_WAV_SIGNATURE](
+      wav=tf.constant(audio.encode_pcm16(
+          tone, manifest.feature_params.sample_rate_hz)))
+  np.testing.assert_allclose(long_wav[signatures.PROBABILITIES].numpy(),
+                             expected[0], atol=1e-2)
 
 
 def export_model(model: keras.Model, manifest: manifest_lib.Manifest,

@@ -1,14 +1,21 @@
-r"""Predicts the instrument family of WAV files with an exported model.
+r"""Names the instrument family of recordings with an exported model.
 
 Usage:
-  nsynth-predict --model=exports/nsynth_instrument FILE.wav [DIR ...]
-      [--json] [--top_k=3] [--batch_size=32]
+  nsynth-predict --model=exports/nsynth_instrument FILE [DIR ...]
+      [--json] [--top_k=3] [--batch_size=32] [--timeline] [--plot=DIR]
 
 --model is a version directory (holding saved_model.pb) or a model directory
-of integer versions, of which the newest is used. Directories are searched
-for *.wav. Files go through the export's WAV-bytes signature, exactly what a
-TF Serving client sends; a file the model refuses (not a WAV, another sample
-rate) is reported with the server's message and the others still predicted.
+of integer versions, of which the newest is used. Files may be WAV, FLAC,
+OGG or MP3, at any sample rate, mono or stereo: tensorflow-io decodes them
+and resamples to 16 kHz. Directories are searched for those suffixes.
+
+A file no longer than a note (4 s) goes through `serving_default`, in
+batches; a longer one through `serving_long_audio`, which cuts it into
+4-second windows every 2 s, answers each and the whole. The table shows the
+recording's family; --timeline adds a row per window, and --plot writes a
+PNG per recording: family probabilities over time above its spectrogram.
+A file that cannot be read or decoded gets its own error row; the others
+are still predicted, and the exit status is 1 if any file failed.
 """
 
 # First: as a command, this quiets TensorFlow before anything imports it.
@@ -23,6 +30,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
+from nsynth_contracts import audio
 from serving import results
 
 
@@ -51,82 +59,105 @@ def resolve_export(path: str) -> str:
   return os.path.join(path, str(versions[-1]))
 
 
-def wav_files(paths: Iterable[str]) -> list[str]:
-  """The files to predict: each named file, and the *.wav files under each
+def audio_files(paths: Iterable[str]) -> list[str]:
+  """The files to predict: each named file, and the recordings under each
   named directory (broken links included: they get their own error)."""
   found = []
   for path in paths:
     if os.path.isdir(path):
       for root, _, names in sorted(os.walk(path)):
         found += [os.path.join(root, n) for n in sorted(names)
-                  if n.lower().endswith('.wav')]
+                  if n.lower().endswith(audio.RECORDING_SUFFIXES)]
     else:
       found.append(path)  # Missing or unreadable: reported in its own row.
   return found
 
 
-def read_file(path: str) -> bytes | str:
-  """The file's bytes, or the reason it cannot be read (never a traceback)."""
-  try:
-    with open(path, 'rb') as f:
-      return f.read()
-  except FileNotFoundError:
-    return ('a link to a file that does not exist' if os.path.islink(path)
-            else 'file does not exist')
-  except IsADirectoryError:
+def read_file(path: str, max_seconds: float):
+  """The recording, float32 [samples] at 16 kHz, or the reason it cannot be
+  read (never a traceback)."""
+  if os.path.islink(path) and not os.path.exists(path):
+    return 'a link to a file that does not exist'
+  if not os.path.exists(path):
+    return 'file does not exist'
+  if os.path.isdir(path):
     return 'a directory, not a file'
-  except OSError as e:
-    return f'cannot read it: {e.strerror or type(e).__name__}'
+  try:
+    return audio.read_recording(path, max_seconds=max_seconds)
+  except audio.AudioError as e:
+    return str(e)
 
 
 class Predictor:
-  """The export's WAV signature, batch by batch, isolating refused files."""
+  """The export's signatures on decoded recordings, isolating failures."""
 
   def __init__(self, export_dir: str, top_k: int = 3):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+    from nsynth_contracts import feature_params  # pylint: disable=g-import-not-at-top
+    from nsynth_contracts import windows  # pylint: disable=g-import-not-at-top
     from serving import signatures  # pylint: disable=g-import-not-at-top
     self._tf = tf
     self._signatures = signatures
-    self._serve = tf.saved_model.load(export_dir).signatures[
-        signatures.WAV_SIGNATURE]
+    loaded = tf.saved_model.load(export_dir)
+    self._serve_notes = loaded.signatures[signatures.AUDIO_SIGNATURE]
+    self._serve_recording = loaded.signatures[
+        signatures.LONG_AUDIO_SIGNATURE]
+    self._params = feature_params.DEFAULT_PARAMS
+    self.max_seconds = windows.DEFAULT_WINDOWS.max_seconds
     self._top_k = top_k
+    self.recordings = {}   # file -> (waveform, outputs), for --plot
 
-  def _run(self, files: Sequence[str],
-           contents: Sequence[bytes]) -> list[results.Prediction]:
-    outputs = self._serve(wav=self._tf.constant(list(contents)))
-    return results.predictions_from_outputs(
-        files, outputs[self._signatures.PROBABILITIES].numpy(),
-        outputs[self._signatures.CLASSES].numpy(), self._top_k)
-
-  def _predict_readable(self, files, contents) -> list[results.Prediction]:
+  def _notes(self, files, clips) -> list[results.Prediction]:
     try:
-      return self._run(files, contents)
+      outputs = self._serve_notes(audio=self._tf.constant(clips))
     except self._tf.errors.InvalidArgumentError as e:
       if len(files) == 1:
         return [results.Prediction(files[0],
                                    error=results.readable_error(e.message))]
       # One bad file fails the batch: find it, keep the rest.
-      return [p for f, c in zip(files, contents)
-              for p in self._predict_readable([f], [c])]
+      return [p for f, c in zip(files, clips)
+              for p in self._notes([f], c[None])]
+    return results.predictions_from_outputs(
+        files, outputs[self._signatures.PROBABILITIES].numpy(),
+        outputs[self._signatures.CLASSES].numpy(), self._top_k)
+
+  def _recording(self, file, waveform) -> results.Prediction:
+    try:
+      outputs = self._serve_recording(audio=self._tf.constant(waveform))
+    except self._tf.errors.InvalidArgumentError as e:
+      return results.Prediction(file, error=results.readable_error(e.message))
+    outputs = {k: v.numpy() for k, v in outputs.items()}
+    self.recordings[file] = (waveform, outputs)
+    return results.recording_prediction(
+        file, len(waveform) / self._params.sample_rate_hz, outputs,
+        self._top_k)
 
   def predict(self, files: Sequence[str]) -> list[results.Prediction]:
     """One Prediction per file, in order; unreadable files get an error."""
-    read = {f: read_file(f) for f in files}
-    readable = [f for f in files if isinstance(read[f], bytes)]
+    import numpy as np  # pylint: disable=g-import-not-at-top
+
+    from nsynth_contracts import feature_params  # pylint: disable=g-import-not-at-top
+    read = {f: read_file(f, self.max_seconds) for f in files}
     predicted = {}
-    if readable:
-      for prediction in self._predict_readable(
-          readable, [read[f] for f in readable]):
-        predicted[prediction.file] = prediction
+    notes = [f for f in files if not isinstance(read[f], str)
+             and len(read[f]) <= self._params.clip_samples]
+    if notes:
+      clips = np.stack([feature_params.pad_or_trim_numpy(read[f],
+                                                         self._params)
+                        for f in notes])
+      predicted.update((p.file, p) for p in self._notes(notes, clips))
+    for f in files:
+      if not isinstance(read[f], str) and f not in predicted:
+        predicted[f] = self._recording(f, read[f])
     return [predicted.get(f) or results.Prediction(f, error=read[f])
             for f in files]
 
 
 def _main(argv: list[str]) -> None:
-  files = wav_files(argv[1:])
+  files = audio_files(argv[1:])
   if not files:
-    raise cli.UserError('name at least one WAV file or directory')
+    raise cli.UserError('name at least one recording or directory')
   options = flags.FLAGS
   predictor = Predictor(resolve_export(options.model), options.top_k)
   batches = [files[i:i + options.batch_size]
@@ -136,8 +167,16 @@ def _main(argv: list[str]) -> None:
     batches = tqdm.tqdm(batches, desc='Predicting', unit='batch',
                         file=sys.stderr)
   predictions = [p for batch in batches for p in predictor.predict(batch)]
-  print(results.to_json(predictions) if options.json
-        else results.to_table(predictions))
+  print(results.to_json(predictions, options.timeline) if options.json
+        else results.to_table(predictions, options.timeline))
+  if options.plot:
+    from serving import timeline_plot  # pylint: disable=g-import-not-at-top
+    os.makedirs(options.plot, exist_ok=True)
+    for file, (waveform, outputs) in predictor.recordings.items():
+      path = os.path.join(options.plot,
+                          os.path.splitext(os.path.basename(file))[0] + '.png')
+      timeline_plot.plot(waveform, outputs, os.path.basename(file), path)
+      print(f'Timeline of {file}: {path}', file=sys.stderr)
   failed = sum(1 for p in predictions if p.error)
   if failed:
     print(f'{failed} of {len(predictions)} files could not be predicted',
@@ -153,7 +192,13 @@ def _define_flags():
   flags.DEFINE_boolean('json', False, 'Print JSON instead of a table.')
   flags.DEFINE_integer('top_k', 3, 'Families to show per file.',
                        lower_bound=1)
-  flags.DEFINE_integer('batch_size', 32, 'Files per call.', lower_bound=1)
+  flags.DEFINE_integer('batch_size', 32, 'Files per step.', lower_bound=1)
+  flags.DEFINE_boolean('timeline', False, 'For recordings longer than a '
+                       'note, also show each window: when it starts and its '
+                       'family.')
+  flags.DEFINE_string('plot', None, 'Write a PNG per recording longer than '
+                      'a note into this directory: family probabilities '
+                      'over time above the spectrogram.')
 
 
 def main() -> None:

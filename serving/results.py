@@ -9,11 +9,44 @@ import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
+class Window:
+  """One window of a recording: when it starts and what it sounds like."""
+  start_seconds: float
+  family: str
+  probability: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Prediction:
   file: str
   family: str | None = None
   top: tuple[tuple[str, float], ...] = ()   # (family, probability), best first
   error: str | None = None
+  seconds: float | None = None              # a recording's length
+  timeline: tuple[Window, ...] = ()         # a recording's sounding windows
+
+
+def recording_prediction(file: str, seconds: float, outputs: dict,
+                         top_k: int) -> Prediction:
+  """A long-audio signature's outputs (NumPy) as one Prediction."""
+  from serving import signatures  # pylint: disable=g-import-not-at-top
+  names = [_text(n) for n in outputs[signatures.CLASSES]]
+  family = _text(outputs[signatures.FAMILY])
+  timeline = tuple(
+      Window(float(start), names[int(np.argmax(row))], float(np.max(row)))
+      for start, row in zip(outputs[signatures.WINDOW_START_SECONDS],
+                            outputs[signatures.WINDOW_PROBABILITIES]))
+  if not timeline:
+    return Prediction(file, family=family, seconds=seconds)
+  row = outputs[signatures.PROBABILITIES]
+  order = np.argsort(-row)[:top_k]
+  return Prediction(file, family=family,
+                    top=tuple((names[i], float(row[i])) for i in order),
+                    seconds=seconds, timeline=timeline)
+
+
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def readable_error(message: str) -> str:
@@ -50,21 +83,34 @@ def predictions_from_outputs(files: Sequence[str], probabilities: np.ndarray,
   return predictions
 
 
-def to_json(predictions: Sequence[Prediction]) -> str:
+def to_json(predictions: Sequence[Prediction],
+            timeline: bool = False) -> str:
   return json.dumps([{
       'file': p.file, 'family': p.family,
       'top': [{'family': f, 'probability': round(v, 6)} for f, v in p.top],
+      **({'seconds': round(p.seconds, 3)} if p.seconds is not None else {}),
+      **({'windows': len(p.timeline)} if p.seconds is not None else {}),
+      **({'timeline': [{'start_seconds': w.start_seconds, 'family': w.family,
+                        'probability': round(w.probability, 6)}
+                       for w in p.timeline]} if timeline and p.timeline
+         else {}),
       **({'error': p.error} if p.error else {}),
   } for p in predictions], indent=2)
 
 
-def to_table(predictions: Sequence[Prediction]) -> str:
+def to_table(predictions: Sequence[Prediction],
+             timeline: bool = False) -> str:
   width = max([len('file')] + [len(p.file) for p in predictions])
   lines = [f'{"file":<{width}}  {"family":<10}  top probabilities']
   for p in predictions:
     if p.error:
       lines.append(f'{p.file:<{width}}  {"ERROR":<10}  {p.error}')
-    else:
-      top = '  '.join(f'{f} {v:.3f}' for f, v in p.top)
-      lines.append(f'{p.file:<{width}}  {p.family:<10}  {top}')
+      continue
+    top = '  '.join(f'{f} {v:.3f}' for f, v in p.top)
+    if p.seconds is not None:
+      top += f'  ({p.seconds:.1f} s, {len(p.timeline)} sounding windows)'
+    lines.append(f'{p.file:<{width}}  {p.family:<10}  {top}')
+    if timeline:
+      lines += [f'{"":<{width}}    {w.start_seconds:6.1f} s  {w.family:<10} '
+                f'{w.probability:.3f}' for w in p.timeline]
   return '\n'.join(lines)

@@ -3,6 +3,12 @@
 Core TensorFlow ops only (TF Serving's standard binary has no tensorflow-io
 kernels). The features come from nsynth_contracts.features, the very function
 the Beam job ran, and normalisation is the model's own first layer.
+
+Two for notes (`serving_default` on float audio, `serving_wav` on WAV bytes:
+one 4 s clip per row) and two for recordings of any length
+(`serving_long_audio`, `serving_long_wav`: one recording per request, cut
+into windows and answered per window and as a whole, by the same
+nsynth_contracts.windows functions the Beam job and the report use).
 """
 
 import tensorflow as tf
@@ -10,6 +16,7 @@ import tensorflow as tf
 from nsynth_contracts import audio as audio_lib
 from nsynth_contracts import features
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import windows as windows_lib
 
 AUDIO_SIGNATURE = 'serving_default'
 WAV_SIGNATURE = 'serving_wav'
@@ -20,6 +27,14 @@ CLASS_ID = 'class_id'
 FAMILY = 'family'
 CLASSES = 'classes'        # string [B, classes]: the names the columns of
                            # probabilities stand for, as TF's classify API
+LONG_AUDIO_SIGNATURE = 'serving_long_audio'
+LONG_WAV_SIGNATURE = 'serving_long_wav'
+LONG_AUDIO_INPUT = 'audio'     # float32 [samples]: one recording, 16 kHz
+LONG_WAV_INPUT = 'wav'         # string []: one WAV file's bytes
+WINDOW_PROBABILITIES = 'window_probabilities'   # [W, classes], sounding ones
+WINDOW_START_SECONDS = 'window_start_seconds'   # [W]
+SOUNDING_WINDOWS = 'sounding_windows'           # int32 []: W
+NO_SOUND = '(no sound)'        # the family of a recording with no sound
 
 
 def require(value: tf.Tensor, condition: tf.Tensor, message: str) -> tf.Tensor:
@@ -91,12 +106,32 @@ def decode_wav(wav_bytes: tf.Tensor, sample_rate_hz: int) -> tf.Tensor:
   return tf.reduce_mean(audio, axis=1)                      # [S]
 
 
-def make_serving_functions(model, manifest: manifest_lib.Manifest):
-  """(serve_audio, serve_wav) tf.functions bound to `model`.
+def checked_recording(audio: tf.Tensor, max_samples: int,
+                      sample_rate_hz: int) -> tf.Tensor:
+  """float32 [samples] of one recording, or INVALID_ARGUMENT."""
+  audio = require(audio, tf.equal(tf.rank(audio), 1),
+                  'audio must be float32 (samples) of one recording: this '
+                  'request has another rank')
+  audio.set_shape([None])
+  audio = require(
+      audio, tf.size(audio) <= max_samples,
+      f'the recording is longer than the {max_samples / sample_rate_hz:g} s '
+      f'one request may hold; send it in parts')
+  return checked_audio(audio[tf.newaxis])[0]
 
-  Both return {probabilities: float32 [B, classes], class_id: int64 [B],
-  family: string [B], classes: string [B, classes]}. Bad requests raise
-  InvalidArgument with a message.
+
+def make_serving_functions(model, manifest: manifest_lib.Manifest,
+                           windows: windows_lib.WindowParams = (
+                               windows_lib.DEFAULT_WINDOWS)):
+  """{signature name: tf.function} bound to `model`.
+
+  The note signatures return {probabilities: float32 [B, classes], class_id:
+  int64 [B], family: string [B], classes: string [B, classes]}. The
+  recording signatures return, for the sounding windows, probabilities
+  [W, classes] and start times [W], and for the whole recording
+  probabilities [classes], class_id and family (-1 and '(no sound)' when
+  no window sounds), classes [classes] and the number of sounding windows.
+  Bad requests raise InvalidArgument with a message.
   """
   params = manifest.feature_params
   families = tf.constant(list(manifest.vocabulary.families))
@@ -132,4 +167,48 @@ def make_serving_functions(model, manifest: manifest_lib.Manifest):
                           [params.clip_samples], tf.float32))  # [B, clip]
     return classify(clips)
 
-  return serve_audio, serve_wav
+  max_samples = windows.max_samples(params)
+
+  def classify_recording(recording):
+    framed, starts, sounding = windows_lib.frame_windows(recording, params,
+                                                         windows)
+    clips = tf.boolean_mask(framed, sounding)                 # [W, clip]
+    starts = tf.boolean_mask(starts, sounding)                # [W]
+    window_probabilities = classify(clips)[PROBABILITIES]     # [W, classes]
+    heard = tf.size(starts) > 0
+    probabilities = tf.cond(
+        heard, lambda: windows_lib.aggregate(window_probabilities),
+        lambda: tf.zeros([len(manifest.vocabulary.families)]))  # [classes]
+    class_id = tf.where(heard, tf.argmax(probabilities),
+                        tf.constant(-1, tf.int64))
+    return {
+        WINDOW_PROBABILITIES: window_probabilities,
+        WINDOW_START_SECONDS: starts,
+        SOUNDING_WINDOWS: tf.size(starts),
+        PROBABILITIES: probabilities,
+        CLASS_ID: class_id,
+        FAMILY: tf.where(heard, tf.gather(families, tf.maximum(class_id, 0)),
+                         NO_SOUND),
+        CLASSES: families,
+    }
+
+  @tf.function(input_signature=[
+      tf.TensorSpec(None, tf.float32, name=LONG_AUDIO_INPUT)])
+  def serve_long_audio(audio):
+    return classify_recording(checked_recording(audio, max_samples,
+                                                params.sample_rate_hz))
+
+  @tf.function(input_signature=[
+      tf.TensorSpec(None, tf.string, name=LONG_WAV_INPUT)])
+  def serve_long_wav(wav):
+    wav = require(wav, tf.equal(tf.rank(wav), 0),
+                  'wav must be one WAV file\'s bytes (a string scalar): this '
+                  'request has another rank')
+    wav.set_shape([])
+    mono = decode_wav(wav, params.sample_rate_hz)
+    return classify_recording(checked_recording(mono, max_samples,
+                                                params.sample_rate_hz))
+
+  return {AUDIO_SIGNATURE: serve_audio, WAV_SIGNATURE: serve_wav,
+          LONG_AUDIO_SIGNATURE: serve_long_audio,
+          LONG_WAV_SIGNATURE: serve_long_wav}

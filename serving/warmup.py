@@ -33,7 +33,8 @@ def warmup_clips(sample_rate_hz: int = 16000, seconds: float = 4.0
 def warmup_requests(model_name: str, clips: np.ndarray,
                     sample_rate_hz: int = 16000
                     ) -> list[prediction_log_pb2.PredictionLog]:
-  """One request per signature and batch shape (1 clip, all clips)."""
+  """One request per note signature and batch shape (1 clip, all clips),
+  and one per recording signature (the clips played one after another)."""
   logs = []
   for batch in (clips[:1], clips):
     audio_request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
@@ -48,6 +49,18 @@ def warmup_requests(model_name: str, clips: np.ndarray,
     for request in (audio_request, wav_request):
       logs.append(prediction_log_pb2.PredictionLog(
           predict_log=prediction_log_pb2.PredictLog(request=request)))
+  recording = clips.reshape(-1)
+  long_audio = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
+      name=model_name, signature_name=signatures.LONG_AUDIO_SIGNATURE))
+  long_audio.inputs[signatures.LONG_AUDIO_INPUT].CopyFrom(
+      tf.make_tensor_proto(recording))
+  long_wav = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
+      name=model_name, signature_name=signatures.LONG_WAV_SIGNATURE))
+  long_wav.inputs[signatures.LONG_WAV_INPUT].CopyFrom(tf.make_tensor_proto(
+      audio.encode_pcm16(recording, sample_rate_hz), dtype=tf.string))
+  for request in (long_audio, long_wav):
+    logs.append(prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)))
   return logs
 
 

@@ -223,11 +223,18 @@ def test_warmup_records_parse_and_the_signatures_accept_them(exported,
     assert request.model_spec.name == 'nsynth_instrument'
     inputs = {k: tf.constant(tf.make_ndarray(v))
               for k, v in request.inputs.items()}
-    outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
-    assert outputs[signatures.PROBABILITIES].shape[0] == \
-        next(iter(inputs.values())).shape[0]
-    used.add(request.model_spec.signature_name)
-  assert used == {signatures.AUDIO_SIGNATURE, signatures.WAV_SIGNATURE}
+    name = request.model_spec.signature_name
+    outputs = loaded.signatures[name](**inputs)
+    if name in (signatures.AUDIO_SIGNATURE, signatures.WAV_SIGNATURE):
+      assert outputs[signatures.PROBABILITIES].shape[0] == \
+          next(iter(inputs.values())).shape[0]
+    else:  # A recording: windows every 2 s over 3 clips of 4 s.
+      assert outputs[signatures.WINDOW_START_SECONDS].numpy().tolist()[:3] == [
+          0.0, 2.0, 4.0]
+    used.add(name)
+  assert used == {signatures.AUDIO_SIGNATURE, signatures.WAV_SIGNATURE,
+                  signatures.LONG_AUDIO_SIGNATURE,
+                  signatures.LONG_WAV_SIGNATURE}
 
 
 def test_versions_only_grow_and_are_never_overwritten(exported, tmp_path):

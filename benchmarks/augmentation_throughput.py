@@ -1,0 +1,91 @@
+r"""Benchmark: the Beam job without and with augmentation, side by side.
+
+Usage:
+  python -m benchmarks.augmentation_throughput
+      [--input=data/nsynth-demo/nsynth-train] [--copies=0,4]
+      [--beam_args="--direct_num_workers=0 --direct_running_mode=in_memory"]
+
+Runs the whole job as a user does (a new process each time) on the same
+notes with each --copies value, and prints wall time, the notes read per
+second and the records written per second, and each run against the first.
+Also times the TensorFlow import a Beam worker pays, with and without the
+Keras it would load for nothing (transforms.import_tensorflow_for_features),
+in fresh processes.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+_INPUT = flags.DEFINE_string('input', 'data/nsynth-demo/nsynth-train',
+                             'An NSynth-layout split directory.')
+_COPIES = flags.DEFINE_list('copies', ['0', '4'], '--augment_copies values.')
+_BEAM_ARGS = flags.DEFINE_string(
+    'beam_args',
+    '--direct_num_workers=0 --direct_running_mode=multi_threading',
+    'Beam options for every run.')
+_IMPORT_RUNS = flags.DEFINE_integer('import_runs', 3, 'Fresh processes per '
+                                    'way of importing TensorFlow.')
+
+
+def run_job(copies: int, out: str) -> tuple[float, dict]:
+  command = [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
+             f'--input={_INPUT.value}', f'--output_dir={out}',
+             '--split_single_input=instrument', '--split_fractions=1,0,0',
+             '--overwrite', f'--augment_copies={copies}',
+             *_BEAM_ARGS.value.split()]
+  start = time.perf_counter()
+  subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+  seconds = time.perf_counter() - start
+  with open(os.path.join(out, 'manifest.json')) as f:
+    return seconds, json.load(f)
+
+
+_IMPORT = {
+    'with Keras (plain import)': 'import tensorflow',
+    'without Keras (the workers\' way)': (
+        'from beam_pipelines import transforms; '
+        'transforms.import_tensorflow_for_features()'),
+}
+
+
+def import_seconds(code: str) -> float:
+  timed = f'import time; t = time.perf_counter(); {code}; ' \
+          f'print(time.perf_counter() - t)'
+  result = subprocess.run([sys.executable, '-c', timed], check=True,
+                          capture_output=True, text=True,
+                          env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
+  return float(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv):
+  del argv
+  scratch = tempfile.mkdtemp(prefix='nsynth-bench-augment-')
+  print(f'Beam job on {_INPUT.value} ({_BEAM_ARGS.value}):')
+  print(f'  {"copies":>6} {"wall s":>8} {"notes/s":>9} {"records/s":>10} '
+        f'{"notes/s vs first":>17}')
+  first = None
+  for copies in (int(c) for c in _COPIES.value):
+    seconds, manifest = run_job(copies, os.path.join(scratch, str(copies)))
+    notes = manifest['accounting']['read']
+    records = sum(s['num_examples'] for s in manifest['splits'].values())
+    rate = notes / seconds
+    first = first or rate
+    print(f'  {copies:>6} {seconds:8.1f} {rate:9.1f} {records / seconds:10.1f}'
+          f' {rate / first:16.2f}x')
+  print('TensorFlow import in a fresh worker process (median of '
+        f'{_IMPORT_RUNS.value}):')
+  for name, code in _IMPORT.items():
+    times = [import_seconds(code) for _ in range(_IMPORT_RUNS.value)]
+    print(f'  {name:<34} {statistics.median(times):5.2f} s')
+
+
+if __name__ == '__main__':
+  app.run(main)

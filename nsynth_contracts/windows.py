@@ -1,0 +1,83 @@
+"""Recordings of any length as 4-second windows, and one answer from many.
+
+The model hears 4 s at a time, as NSynth's notes last. A recording is cut
+into windows of that length every `hop_seconds` (default 2 s, so each moment
+is heard twice); the last window is padded with silence as a short note is
+(features.pad_or_trim). Windows quieter than `silence_threshold_dbfs` are
+skipped: they hold no instrument to name.
+
+The Beam job (long recordings), the serving signatures for long audio, the
+CLI and the phrase report all call these functions, so they cut and
+aggregate alike. Core TensorFlow ops only (the serving graph holds them).
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from nsynth_contracts import feature_params
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowParams:
+  """How a recording is cut; the window itself is one feature clip."""
+  hop_seconds: float = 2.0
+  silence_threshold_dbfs: float = -60.0   # window RMS below this: skipped
+  max_seconds: float = 600.0              # longer requests are refused
+
+  def hop_samples(self, params: feature_params.FeatureParams) -> int:
+    return int(round(self.hop_seconds * params.sample_rate_hz))
+
+  def max_samples(self, params: feature_params.FeatureParams) -> int:
+    return int(round(self.max_seconds * params.sample_rate_hz))
+
+
+DEFAULT_WINDOWS = WindowParams()
+
+
+def frame_windows(
+    waveform: tf.Tensor,
+    params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS,
+    windows: WindowParams = DEFAULT_WINDOWS
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """Cuts one recording into windows of one clip each.
+
+  Args:
+    waveform: float32 [samples] at params.sample_rate_hz, in [-1, 1].
+
+  Returns:
+    windows: float32 [W, clip_samples], every window (silent ones too);
+    start_seconds: float32 [W], where each window starts;
+    sounding: bool [W], False for windows below the silence threshold.
+    W = 1 for a recording no longer than one clip; otherwise one window
+    every hop, the last one reaching the end (padded with silence).
+  """
+  waveform = tf.convert_to_tensor(waveform, tf.float32)       # [S]
+  clip = params.clip_samples
+  hop = windows.hop_samples(params)
+  length = tf.shape(waveform)[0]
+  count = 1 + tf.maximum(0, (length - clip + hop - 1) // hop)  # W
+  padded = tf.pad(waveform, [[0, (count - 1) * hop + clip - length]])
+  framed = tf.signal.frame(padded, clip, hop)                 # [W, clip]
+  rms = tf.sqrt(tf.reduce_mean(tf.square(framed), axis=1))    # [W]
+  dbfs = 20.0 * tf.math.log(tf.maximum(rms, 1e-10)) / tf.math.log(10.0)
+  starts = tf.cast(tf.range(count) * hop, tf.float32) / params.sample_rate_hz
+  return framed, starts, dbfs >= windows.silence_threshold_dbfs
+
+
+def aggregate(window_probabilities: tf.Tensor) -> tf.Tensor:
+  """One clip-level distribution from its windows' probabilities.
+
+  The mean of log-probabilities (a normalised geometric mean): a window
+  sure that a family is wrong vetoes it, and one confident window cannot
+  outvote the rest. Chosen by measurement against the arithmetic mean and a
+  confidence-weighted mean (BUILD_NOTES.md, "Long recordings").
+
+  Args:
+    window_probabilities: float32 [W, classes], W >= 1.
+
+  Returns:
+    float32 [classes], summing to 1.
+  """
+  log_p = tf.math.log(tf.maximum(window_probabilities, 1e-7))
+  return tf.nn.softmax(tf.reduce_mean(log_p, axis=0))

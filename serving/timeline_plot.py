@@ -1,0 +1,48 @@
+"""The picture of a recording's timeline: what the model heard, and when."""
+
+import numpy as np
+
+from nsynth_contracts import feature_params
+from serving import signatures
+
+
+def plot(waveform: np.ndarray, outputs: dict, title: str, path: str,
+         params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS
+         ) -> None:
+  """Family probabilities per window over time, above the spectrogram.
+
+  Args:
+    waveform: float32 [samples] at params.sample_rate_hz.
+    outputs: the long-audio signature's outputs, as NumPy.
+    title: the recording's name.
+    path: PNG to write.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  families = [f.decode() if isinstance(f, bytes) else f
+              for f in outputs[signatures.CLASSES]]
+  starts = outputs[signatures.WINDOW_START_SECONDS]
+  window_p = outputs[signatures.WINDOW_PROBABILITIES]          # [W, C]
+  seconds = len(waveform) / params.sample_rate_hz
+  fig, (top, bottom) = plt.subplots(
+      2, 1, figsize=(11, 6), sharex=True,
+      gridspec_kw={'height_ratios': [3, 2]})
+  centres = starts + params.clip_seconds / 2
+  shown = [i for i in range(len(families))
+           if len(window_p) and window_p[:, i].max() >= 0.1]
+  for i in shown:
+    top.plot(centres, window_p[:, i], marker='o', label=families[i])
+  family = outputs[signatures.FAMILY]
+  family = family.decode() if isinstance(family, bytes) else family
+  top.set(ylim=(0, 1.05), ylabel='probability (window centre)',
+          title=f'{title}: {family}')
+  if shown:
+    top.legend(loc='upper right', fontsize=8, ncol=min(4, len(shown)))
+  top.grid(alpha=0.3)
+  bottom.specgram(waveform, NFFT=1024, Fs=params.sample_rate_hz, noverlap=512,
+                  cmap='magma')
+  bottom.set(xlabel='time (s)', ylabel='frequency (Hz)', xlim=(0, seconds))
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
