@@ -61,7 +61,9 @@ def frame_windows(
   framed = tf.signal.frame(padded, clip, hop)                 # [W, clip]
   rms = tf.sqrt(tf.reduce_mean(tf.square(framed), axis=1))    # [W]
   dbfs = 20.0 * tf.math.log(tf.maximum(rms, 1e-10)) / tf.math.log(10.0)
-  starts = tf.cast(tf.range(count) * hop, tf.float32) / params.sample_rate_hz
+  # In float64: float32 division by the rate gave 6.0000005 for 6 s.
+  starts = tf.cast(tf.cast(tf.range(count) * hop, tf.float64) /
+                   params.sample_rate_hz, tf.float32)
   return framed, starts, dbfs >= windows.silence_threshold_dbfs
 
 

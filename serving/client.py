@@ -3,12 +3,14 @@ r"""Asks a running TF Serving for the instrument family of WAV files.
 Usage:
   nsynth-client --host=localhost [--protocol=rest|grpc]
       [--port=8501|8500] [--model_name=nsynth_instrument] [--version=N]
-      [--json] FILE.wav [FILE.wav ...]
+      [--json] [--timeline] FILE.wav [FILE.wav ...]
 
-Sends the WAV bytes to the `serving_wav` signature: over REST as
-`{"signature_name": ..., "inputs": {"wav": [{"b64": ...}]}}`, over gRPC as a
-PredictRequest to tensorflow-serving-api's PredictionService. Server errors
-are printed as the server's own words, not a stack trace.
+Sends the WAV bytes of notes (up to 4 s) together to the `serving_wav`
+signature, and each longer recording alone to `serving_long_wav`: over REST
+as `{"signature_name": ..., "inputs": {"wav": [{"b64": ...}]}}` (one
+`{"b64": ...}` for a recording), over gRPC as a PredictRequest to
+tensorflow-serving-api's PredictionService. Server errors are printed as the
+server's own words, not a stack trace.
 """
 
 # First: as a command, this quiets TensorFlow before anything imports it.
@@ -26,6 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 from absl import flags
 
+from nsynth_contracts import audio
+from nsynth_contracts import feature_params
 from serving import results
 from serving import signatures
 
@@ -35,9 +39,10 @@ class ServerError(cli.UserError):
   which, in one line."""
 
 
-def checked_outputs(outputs, num_files: int, where: str
+def checked_outputs(outputs, num_files: int | None, where: str
                     ) -> dict[str, np.ndarray]:
-  """The reply's outputs, if they answer `num_files` files.
+  """The reply's outputs, if they answer `num_files` files (None: one
+  recording, answered as a whole).
 
   Raises:
     ServerError: outputs missing, or not one row per file.
@@ -51,6 +56,11 @@ def checked_outputs(outputs, num_files: int, where: str
                       f'(it has {sorted(outputs)[:8]})')
   arrays = {key: np.asarray(value) for key, value in outputs.items()}
   for key in (signatures.PROBABILITIES, signatures.CLASSES):
+    if num_files is None:
+      if arrays[key].ndim != 1:
+        raise ServerError(f'the reply from {where} has {key!r} of rank '
+                          f'{arrays[key].ndim} for one recording')
+      continue
     rows = arrays[key].shape[0] if arrays[key].ndim else 0
     if rows != num_files:
       raise ServerError(f'the reply from {where} has {rows} rows of {key!r} '
@@ -79,22 +89,31 @@ def _error_detail(body: bytes) -> str:
 
 
 def predict_rest(host: str, port: int, model_name: str,
-                 wav_contents: Sequence[bytes], version: int | None = None,
+                 wav_contents: Sequence[bytes] | bytes,
+                 version: int | None = None,
                  timeout: float = 30.0) -> dict[str, np.ndarray]:
   """POST /v1/models/<name>[/versions/<v>]:predict with b64 WAV bytes.
 
+  Args:
+    wav_contents: a list of notes' WAV files (serving_wav, one row each), or
+      one recording's bytes (serving_long_wav, answered per window and as
+      a whole).
+
   Raises:
     ServerError: the server is unreachable, slow, refuses the request, or
-      replies with something other than one row per file.
+      replies with something other than one answer per file.
   """
+  recording = isinstance(wav_contents, bytes)
   path = f'/v1/models/{model_name}'
   if version is not None:
     path += f'/versions/{version}'
   where = f'http://{host}:{port}'
+  b64 = lambda data: {'b64': base64.b64encode(data).decode('ascii')}
   body = json.dumps({
-      'signature_name': signatures.WAV_SIGNATURE,
-      'inputs': {signatures.WAV_INPUT: [
-          {'b64': base64.b64encode(c).decode('ascii')} for c in wav_contents]},
+      'signature_name': (signatures.LONG_WAV_SIGNATURE if recording
+                         else signatures.WAV_SIGNATURE),
+      'inputs': {signatures.WAV_INPUT: b64(wav_contents) if recording
+                 else [b64(c) for c in wav_contents]},
   }).encode('utf-8')
   request = urllib.request.Request(
       f'{where}{path}:predict', data=body,
@@ -119,24 +138,29 @@ def predict_rest(host: str, port: int, model_name: str,
   except ValueError:
     raise ServerError(f'the reply from {where} is not JSON') from None
   outputs = parsed.get('outputs') if isinstance(parsed, dict) else None
-  return checked_outputs(outputs, len(wav_contents), where)
+  return checked_outputs(outputs, None if recording else len(wav_contents),
+                         where)
 
 
 def predict_grpc(host: str, port: int, model_name: str,
-                 wav_contents: Sequence[bytes], version: int | None = None,
+                 wav_contents: Sequence[bytes] | bytes,
+                 version: int | None = None,
                  timeout: float = 30.0) -> dict[str, np.ndarray]:
-  """PredictionService.Predict with the WAV bytes as a string tensor."""
+  """PredictionService.Predict with the WAV bytes as a string tensor (see
+  predict_rest for notes and recordings)."""
+  recording = isinstance(wav_contents, bytes)
   import grpc  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
   from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
   request = predict_pb2.PredictRequest()
   request.model_spec.name = model_name
-  request.model_spec.signature_name = signatures.WAV_SIGNATURE
+  request.model_spec.signature_name = (
+      signatures.LONG_WAV_SIGNATURE if recording else signatures.WAV_SIGNATURE)
   if version is not None:
     request.model_spec.version.value = version
-  request.inputs[signatures.WAV_INPUT].CopyFrom(
-      tf.make_tensor_proto(list(wav_contents), dtype=tf.string))
+  request.inputs[signatures.WAV_INPUT].CopyFrom(tf.make_tensor_proto(
+      wav_contents if recording else list(wav_contents), dtype=tf.string))
   with grpc.insecure_channel(f'{host}:{port}') as channel:
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     try:
@@ -147,34 +171,56 @@ def predict_grpc(host: str, port: int, model_name: str,
                         ) from None
   return checked_outputs(
       {key: tf.make_ndarray(value) for key, value in response.outputs.items()},
-      len(wav_contents), f'{host}:{port}')
+      None if recording else len(wav_contents), f'{host}:{port}')
+
+
+def _seconds(data: bytes) -> float:
+  """A WAV file's length from its header (0 if it has none: the server
+  then says what is wrong with it)."""
+  try:
+    header = audio.read_header(data)
+  except audio.AudioError:
+    return 0.0
+  return header.frames / header.sample_rate_hz
 
 
 def _main(argv: list[str]) -> None:
   files = argv[1:]
   if not files:
     raise cli.UserError('name at least one WAV file')
-  contents = []
+  contents = {}
   for path in files:
     try:
       with open(path, 'rb') as f:
-        contents.append(f.read())
+        contents[path] = f.read()
     except OSError as e:
       raise cli.UserError(f'{path}: {e.strerror or type(e).__name__}'
                           ) from None
   options = flags.FLAGS
   port = options.port or (8501 if options.protocol == 'rest' else 8500)
   call = predict_rest if options.protocol == 'rest' else predict_grpc
+  clip_seconds = feature_params.DEFAULT_PARAMS.clip_seconds
+  notes = [f for f in files if _seconds(contents[f]) <= clip_seconds]
+  predictions = {}
   try:
-    outputs = call(options.host, port, options.model_name, contents,
-                   options.version, options.timeout)
+    if notes:
+      outputs = call(options.host, port, options.model_name,
+                     [contents[f] for f in notes], options.version,
+                     options.timeout)
+      predictions.update((p.file, p) for p in results.predictions_from_outputs(
+          notes, outputs[signatures.PROBABILITIES],
+          outputs[signatures.CLASSES], options.top_k))
+    for f in files:
+      if f not in predictions:  # A recording: one request each.
+        outputs = call(options.host, port, options.model_name, contents[f],
+                       options.version, options.timeout)
+        predictions[f] = results.recording_prediction(
+            f, _seconds(contents[f]), outputs, options.top_k)
   except ServerError as e:
     raise ServerError(f'TF Serving at {options.host}:{port}: {e}') from None
-  predictions = results.predictions_from_outputs(
-      files, outputs[signatures.PROBABILITIES], outputs[signatures.CLASSES],
-      options.top_k)
-  print(results.to_json(predictions) if options.json
-        else results.to_table(predictions))
+  ordered = [predictions[f] for f in files]
+  print(results.to_json(ordered, options.timeline) if options.json
+        else results.to_table(ordered, options.timeline))
 
 
 def _define_flags():
@@ -191,6 +237,8 @@ def _define_flags():
   flags.DEFINE_integer('top_k', 3, 'Families to show per file.',
                        lower_bound=1)
   flags.DEFINE_boolean('json', False, 'Print JSON instead of a table.')
+  flags.DEFINE_boolean('timeline', False, 'For recordings longer than a '
+                       'note, also show each window.')
 
 
 def main() -> None:

@@ -174,11 +174,15 @@ def make_serving_functions(model, manifest: manifest_lib.Manifest,
                                                          windows)
     clips = tf.boolean_mask(framed, sounding)                 # [W, clip]
     starts = tf.boolean_mask(starts, sounding)                # [W]
-    window_probabilities = classify(clips)[PROBABILITIES]     # [W, classes]
     heard = tf.size(starts) > 0
+    num_classes = len(manifest.vocabulary.families)
+    # The model never runs on an empty batch (its convolutions refuse one).
+    window_probabilities = tf.cond(
+        heard, lambda: classify(clips)[PROBABILITIES],
+        lambda: tf.zeros([0, num_classes]))                   # [W, classes]
     probabilities = tf.cond(
         heard, lambda: windows_lib.aggregate(window_probabilities),
-        lambda: tf.zeros([len(manifest.vocabulary.families)]))  # [classes]
+        lambda: tf.zeros([num_classes]))                      # [classes]
     class_id = tf.where(heard, tf.argmax(probabilities),
                         tf.constant(-1, tf.int64))
     return {

@@ -567,3 +567,158 @@ def _unused_port():
   with socket.socket() as s:
     s.bind(('127.0.0.1', 0))
     return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def sixty_seconds(tiny_demo, tmp_path_factory):
+  """A 60 s recording: demo notes of one test instrument, one after another."""
+  paths = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
+                               'guitar_acoustic_*.wav')))
+  from nsynth_contracts import audio as audio_lib
+  notes = [audio_lib.to_clip(audio_lib.decode_wav(open(p, 'rb').read()))
+           for p in paths]
+  recording = np.concatenate([notes[i % len(notes)] for i in range(15)])
+  path = tmp_path_factory.mktemp('recording') / 'sixty_seconds.wav'
+  path.write_bytes(audio_lib.encode_pcm16(recording, 16000))
+  stored = audio_lib.decode_wav(path.read_bytes()).samples[:, 0]
+  return path, stored
+
+
+def test_a_minute_gets_the_same_answer_from_signature_cli_rest_and_cpp(
+    exported, loaded, sixty_seconds, cpp_loader):
+  path, recording = sixty_seconds
+  direct = loaded.signatures[signatures.LONG_AUDIO_SIGNATURE](
+      audio=tf.constant(recording))
+  probabilities = direct[signatures.PROBABILITIES].numpy()
+  family = direct[signatures.FAMILY].numpy().decode()
+  assert direct[signatures.WINDOW_START_SECONDS].numpy().tolist() == [
+      float(s) for s in range(0, 57, 2)]
+  assert direct[signatures.SOUNDING_WINDOWS].numpy() == 29
+  # The WAV twin decodes the same bytes in the graph.
+  by_wav = loaded.signatures[signatures.LONG_WAV_SIGNATURE](
+      wav=tf.constant(path.read_bytes()))
+  np.testing.assert_allclose(by_wav[signatures.PROBABILITIES].numpy(),
+                             probabilities, atol=1e-5)
+  # The CLI (tensorflow-io decoding).
+  result = run_predict(f'--model={os.path.dirname(exported[0])}', '--json',
+                       '--timeline', path)
+  assert result.returncode == 0, result.stderr[-2000:]
+  (row,) = json.loads(result.stdout)
+  assert row['family'] == family and row['windows'] == 29
+  assert row['seconds'] == 60.0
+  assert row['top'][0]['probability'] == pytest.approx(
+      probabilities.max(), abs=1e-4)
+  assert [w['start_seconds'] for w in row['timeline']][:3] == [0.0, 2.0, 4.0]
+  # The REST client, against a stand-in that runs the signature.
+  server = _SignatureServer(loaded)
+  try:
+    outputs = client.predict_rest('127.0.0.1', server.port,
+                                  'nsynth_instrument', path.read_bytes())
+  finally:
+    server.close()
+  np.testing.assert_allclose(outputs[signatures.PROBABILITIES], probabilities,
+                             atol=1e-5)
+  # The C++ loader, as TF Serving loads and runs it.
+  code, lines, stderr = run_cpp(cpp_loader, exported[0], path,
+                                signatures.LONG_AUDIO_SIGNATURE)
+  assert code == 0, stderr[-3000:]
+  np.testing.assert_allclose(np.array(lines['probabilities'].split(),
+                                      np.float32), probabilities, atol=1e-5)
+  assert lines['family'] == family
+  assert lines['window_start_seconds.shape'] == '29'
+
+
+def test_a_repeated_note_gets_the_notes_answer(loaded, tiny_demo):
+  path = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
+                              'keyboard_acoustic_*.wav')))[0]
+  from nsynth_contracts import audio as audio_lib
+  note = audio_lib.to_clip(audio_lib.decode_wav(open(path, 'rb').read()))
+  alone = loaded.signatures[signatures.AUDIO_SIGNATURE](
+      audio=tf.constant(note[np.newaxis]))
+  repeated = loaded.signatures[signatures.LONG_AUDIO_SIGNATURE](
+      audio=tf.constant(np.tile(note, 5)))
+  assert repeated[signatures.FAMILY].numpy() == \
+      alone[signatures.FAMILY].numpy()[0]
+  # Windows that start on a repetition are the note itself.
+  window_p = repeated[signatures.WINDOW_PROBABILITIES].numpy()
+  np.testing.assert_allclose(window_p[0], alone[signatures.PROBABILITIES][0],
+                             atol=1e-5)
+  np.testing.assert_allclose(window_p[2], window_p[0], atol=1e-5)
+
+
+@pytest.mark.parametrize('recording', [
+    np.zeros(16000 * 30, np.float32),
+    np.full(16000 * 10, 1e-5, np.float32),       # -100 dBFS: below -60
+])
+def test_a_recording_without_sound_gets_no_sound_not_a_guess(loaded,
+                                                             recording):
+  outputs = loaded.signatures[signatures.LONG_AUDIO_SIGNATURE](
+      audio=tf.constant(recording))
+  assert outputs[signatures.FAMILY].numpy().decode() == '(no sound)'
+  assert outputs[signatures.CLASS_ID].numpy() == -1
+  assert outputs[signatures.SOUNDING_WINDOWS].numpy() == 0
+  assert not outputs[signatures.PROBABILITIES].numpy().any()
+
+
+@pytest.mark.parametrize('audio,message', [
+    (np.zeros(16000 * 601, np.float32), 'longer than the 600 s'),
+    (np.zeros((2, 16000), np.float32), 'one recording: this request has'),
+    (np.zeros(0, np.float32), 'audio is empty'),
+    (np.full(16000, 7.0, np.float32), 'must lie within -1..1'),
+])
+def test_long_audio_requests_are_bounded_and_checked(loaded, audio, message):
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    loaded.signatures[signatures.LONG_AUDIO_SIGNATURE](audio=tf.constant(audio))
+
+
+@pytest.mark.parametrize('fmt,subtype,suffix', [
+    ('WAV', 'PCM_16', '.wav'), ('FLAC', 'PCM_16', '.flac'),
+    ('OGG', 'VORBIS', '.ogg'), ('MP3', 'MPEG_LAYER_III', '.mp3'),
+])
+def test_users_formats_rates_and_channels_are_decoded(fmt, subtype, suffix,
+                                                      tmp_path):
+  import soundfile
+
+  from nsynth_contracts import audio as audio_lib
+  t = np.arange(44100 * 6) / 44100.0
+  tone = 0.4 * np.sin(2 * np.pi * 1000.0 * t)
+  path = tmp_path / f'take{suffix}'
+  soundfile.write(str(path), np.stack([tone, tone], 1).astype(np.float32),
+                  44100, format=fmt, subtype=subtype)
+  decoded = audio_lib.read_recording(str(path))
+  assert abs(len(decoded) - 6 * 16000) <= 1600  # MP3 adds codec padding
+  spectrum = np.abs(np.fft.rfft(decoded[16000:32000]))
+  assert abs(np.argmax(spectrum) - 1000) <= 2      # 1 Hz bins: still 1 kHz
+  assert 0.3 < np.max(np.abs(decoded)) < 0.5
+
+
+class _SignatureServer(_FakeServer):
+  """A REST stand-in that answers with the loaded signatures, as TF
+  Serving's columnar format does."""
+
+  def __init__(self, loaded_model):  # pylint: disable=super-init-not-called
+    import base64
+
+    class Handler(BaseHTTPRequestHandler):
+      def do_POST(self):  # pylint: disable=invalid-name
+        body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+        wav = body['inputs'][signatures.WAV_INPUT]
+        value = (base64.b64decode(wav['b64']) if isinstance(wav, dict)
+                 else [base64.b64decode(x['b64']) for x in wav])
+        outputs = loaded_model.signatures[body['signature_name']](
+            wav=tf.constant(value))
+        data = json.dumps({'outputs': {
+            k: (np.asarray(v.numpy()).astype(str).tolist()
+                if v.dtype == tf.string else v.numpy().tolist())
+            for k, v in outputs.items()}}).encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+      def log_message(self, *args):
+        pass
+
+    self.server = HTTPServer(('127.0.0.1', 0), Handler)
+    self.port = self.server.server_port
+    threading.Thread(target=self.server.serve_forever, daemon=True).start()

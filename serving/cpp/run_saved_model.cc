@@ -4,7 +4,8 @@
 //
 // Usage: run_saved_model EXPORT_DIR FILE.wav [SIGNATURE]
 //          runs SIGNATURE (default serving_default) on the WAV's samples,
-//          fed as float32 [1, samples], and prints every output as
+//          fed as float32 [1, samples] (as [samples] to the serving_long_*
+//          signatures, which take one recording), and prints every output as
 //          "<key>.shape d0 d1 ..." and "<key> v0 v1 ...".
 //        run_saved_model EXPORT_DIR --zeros=D0,D1,...
 //          feeds zeros of that shape instead (any rank, as a client may),
@@ -131,9 +132,15 @@ int main(int argc, char** argv) {
       std::cerr << what << ": not a 16-bit PCM WAV file\n";
       return 2;
     }
-    input = tensorflow::Tensor(tensorflow::DT_FLOAT,
-                               tensorflow::TensorShape(
-                                   {1, static_cast<int64_t>(audio.size())}));
+    // Note signatures take a batch [1, samples]; the recording signatures
+    // (serving_long_*) one recording [samples].
+    const int64_t samples = static_cast<int64_t>(audio.size());
+    const bool recording =
+        signature_name.find("long") != std::string::npos;
+    input = tensorflow::Tensor(
+        tensorflow::DT_FLOAT,
+        recording ? tensorflow::TensorShape({samples})
+                  : tensorflow::TensorShape({1, samples}));
     std::copy(audio.begin(), audio.end(), input.flat<float>().data());
   }
   tensorflow::SavedModelBundle bundle;
