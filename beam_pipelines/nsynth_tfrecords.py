@@ -41,6 +41,7 @@ import nsynth_contracts
 from beam_pipelines import augmentation
 from beam_pipelines import examples_json
 from beam_pipelines import output
+from beam_pipelines import recordings
 from beam_pipelines import splits
 from beam_pipelines import tfds_metadata
 from beam_pipelines import tfrecord_sink
@@ -48,6 +49,7 @@ from beam_pipelines import transforms
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import windows as windows_lib
 
 
 class JobInputError(cli.UserError):
@@ -72,6 +74,8 @@ class JobConfig:
   jit_compile: bool = True
   statistics_split: str = 'train'
   holdout_library: str = ''                  # leave-one-library-out
+  recordings: tuple[tuple[str, str], ...] = ()   # (directory, split name)
+  windows: windows_lib.WindowParams = windows_lib.DEFAULT_WINDOWS
   augment: augmentation.AugmentationConfig = augmentation.AugmentationConfig()
   overwrite: bool = False
   params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS
@@ -87,9 +91,11 @@ class JobConfig:
 
   @property
   def output_splits(self) -> tuple[str, ...]:
-    if self.split_method is splits.SplitMethod.DIRECTORIES:
-      return tuple(name for _, name in self.inputs)
-    return splits.SPLIT_NAMES
+    names = (tuple(name for _, name in self.inputs)
+             if self.split_method is splits.SplitMethod.DIRECTORIES
+             else splits.SPLIT_NAMES)
+    return names + tuple(dict.fromkeys(
+        split for _, split in self.recordings if split not in names))
 
 
 _DEFAULTS = JobConfig(inputs=(), output_dir='')
@@ -138,6 +144,15 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_integer('augment_seed', _DEFAULTS.augment.seed, 'Seeds the '
                        'augmentation: the same seed writes the same records.',
                        **fv)
+  flags.DEFINE_list(
+      'recordings', [], 'Directories of recordings of any length (WAV, FLAC, '
+      'OGG, MP3) with a labels.json, named <anything>-<split> (e.g. '
+      'phrases-train): each is cut into 4 s windows, every '
+      '--window_hop_seconds, and each sounding window is written to that '
+      'split (see beam_pipelines/recordings.py).', **fv)
+  flags.DEFINE_float('window_hop_seconds', _DEFAULTS.windows.hop_seconds,
+                     'Seconds between the starts of windows of '
+                     '--recordings.', lower_bound=0.1, **fv)
   flags.DEFINE_list('split_fractions',
                     [str(f) for f in _DEFAULTS.split_fractions],
                     'train,valid,test fractions for --split_single_input.',
@@ -194,6 +209,11 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
     fractions = splits.parse_fractions(','.join(values.split_fractions))
   except ValueError as e:
     raise flags.ValidationError(str(e)) from None
+  try:
+    recording_dirs = tuple((d, recordings.split_of(d))
+                           for d in values.recordings if d)
+  except recordings.RecordingsError as e:
+    raise flags.ValidationError(str(e)) from None
   names = [name for _, name in inputs]
   if method is splits.SplitMethod.LIBRARY and not {'train', 'valid'} <= set(
       names):
@@ -219,6 +239,9 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
       batch_size=values.batch_size,
       jit_compile=values.jit_compile,
       holdout_library=values.holdout_library,
+      recordings=recording_dirs,
+      windows=dataclasses.replace(_DEFAULTS.windows,
+                                  hop_seconds=values.window_hop_seconds),
       augment=augmentation.AugmentationConfig(copies=values.augment_copies,
                                               seed=values.augment_seed),
       overwrite=values.overwrite)
@@ -247,7 +270,8 @@ def check_inputs(config: JobConfig) -> dict[str, int]:
   """Fails fast, naming the input, before any pipeline work or output.
 
   Returns:
-    Entries per input directory's examples.json.
+    Entries per input directory's examples.json, and per --recordings
+    directory's labels.json.
   """
   sizes, libraries = {}, set()
   for split_dir, _ in config.inputs:
@@ -262,6 +286,11 @@ def check_inputs(config: JobConfig) -> dict[str, int]:
       raise JobInputError(str(e)) from e
     sizes[split_dir] = len(entries)
     libraries |= {_library_of(entry.value) for entry in entries}
+  for directory, _ in config.recordings:
+    try:
+      sizes[directory] = len(recordings.read_labels(directory))
+    except recordings.RecordingsError as e:
+      raise JobInputError(str(e)) from None
   if config.holdout_library and config.holdout_library not in libraries:
     named = sorted(libraries - {''}) or 'none'
     raise JobInputError(
@@ -319,14 +348,26 @@ def assemble_manifest(_, config: JobConfig, family_counts: dict,
     splits_of.setdefault(instrument, set()).add(split)
   shared = sorted(i for i, s in splits_of.items() if len(s) > 1)
   method = config.split_method
-  filtered = {k.split('/', 1)[1]: v for k, v in sorted(accounting.items())
-              if k.startswith('filtered/')}
-  dead = {k.split('/', 1)[1]: v for k, v in sorted(accounting.items())
-          if k.startswith('dead_letter/')}
-  written = {k.split('/', 1)[1]: v for k, v in sorted(accounting.items())
-             if k.startswith('written/')}
-  augmented = {k.split('/', 1)[1]: v for k, v in sorted(accounting.items())
-               if k.startswith('augmented/')}
+  def under(prefix):
+    return {k[len(prefix):]: v for k, v in sorted(accounting.items())
+            if k.startswith(prefix)}
+  filtered, dead = under('filtered/'), under('dead_letter/')
+  written, augmented = under('written/'), under('augmented/')
+  recordings_accounting = None
+  if config.recordings:
+    windowed = under('recording/windowed/')
+    recording_filtered = under('recording/filtered/')
+    recording_dead = under('recording/dead_letter/')
+    recordings_accounting = {
+        'read': (sum(windowed.values()) + sum(recording_filtered.values()) +
+                 sum(recording_dead.values())),
+        'windowed': windowed,
+        'filtered': recording_filtered,
+        'dead_lettered': recording_dead,
+        'windows_written': under('window/'),
+        'silent_windows_skipped': accounting.get('recording/silent_windows',
+                                                 0),
+    }
   manifest = manifest_lib.Manifest(
       project_version=nsynth_contracts.__version__,
       feature_params=config.params,
@@ -355,6 +396,8 @@ def assemble_manifest(_, config: JobConfig, family_counts: dict,
           'filtered': filtered,
           'dead_lettered': dead,
           'augmented': augmented,   # records beyond the notes read
+          **({'recordings': recordings_accounting}
+             if recordings_accounting else {}),
       },
       audio_samples=config.params.clip_samples if config.keep_audio else None,
       compression=config.compression,
@@ -389,9 +432,22 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
   featurized = kept_notes | 'Featurize' >> transforms.FeaturizeNotes(
       config.params, config.keep_audio, config.batch_size, config.jit_compile,
       config.augment, config.statistics_split)
-  # Batches of notes from here on, each of one split.
-  batches = featurized[transforms.NOTES] | 'PerSplit' >> beam.FlatMap(
-      transforms.FeaturizedBatch.per_split)
+  all_batches = [featurized[transforms.NOTES]]
+  recording_outcomes = {}
+  if config.recordings:
+    windowed = pipeline | 'Recordings' >> recordings.WindowRecordings(
+        [d for d, _ in config.recordings], config.kept_sources, vocabulary,
+        config.params, config.windows, config.keep_audio, config.batch_size,
+        config.jit_compile, config.augment, config.statistics_split)
+    all_batches.append(windowed[transforms.NOTES])
+    recording_outcomes = {
+        'recordings_filtered': windowed[transforms.FILTERED],
+        'recordings_dead': windowed[transforms.DEAD_LETTERS],
+        'recordings_windowed': windowed[recordings.OUTCOMES]}
+  # Batches of notes (and windows) from here on, each of one split.
+  batches = (all_batches
+             | 'AllBatches' >> beam.Flatten()
+             | 'PerSplit' >> beam.FlatMap(transforms.FeaturizedBatch.per_split))
 
   # The records, one set of shards per split.
   names = list(config.output_splits)
@@ -409,7 +465,9 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
 
   # Dead letters.
   dead_letters = ([r[transforms.DEAD_LETTERS] for r in read] +
-                  [featurized[transforms.DEAD_LETTERS]]
+                  [featurized[transforms.DEAD_LETTERS]] +
+                  ([recording_outcomes['recordings_dead']]
+                   if recording_outcomes else [])
                   ) | 'AllDeadLetters' >> beam.Flatten()
   _ = (dead_letters
        | 'DeadLetterJson' >> beam.Map(transforms.DeadLetter.to_json_line)
@@ -420,6 +478,8 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
   # The manifest, from combiners over what was actually written.
   outcomes = {'written': batches, 'dead_lettered': dead_letters}
   outcomes.update({f'filtered{i}': f for i, f in enumerate(filtered)})
+  outcomes.update({k: v for k, v in recording_outcomes.items()
+                   if k != 'recordings_dead'})  # already in dead_letters
   accounting = outcomes | 'Account' >> transforms.CountOutcomes()
   family_counts = (
       batches
@@ -508,7 +568,10 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
         result = pipeline.run()
         result.wait_until_finish()
       manifest = _complete_manifest(staging_dir)
-      _check_accounting(manifest, sum(sizes.values()))
+      recording_dirs = {d for d, _ in config.recordings}
+      _check_accounting(manifest, sum(
+          n for d, n in sizes.items() if d not in recording_dirs), sum(
+              n for d, n in sizes.items() if d in recording_dirs))
       files = output.commit(staging_dir, config.output_dir, previous)
     except BaseException:
       output.discard(staging_dir)
@@ -541,12 +604,20 @@ def _complete_manifest(staging_dir: str) -> manifest_lib.Manifest:
   return manifest
 
 
-def _check_accounting(manifest: manifest_lib.Manifest, notes_read: int) -> None:
+def _check_accounting(manifest: manifest_lib.Manifest, notes_read: int,
+                      recordings_read: int) -> None:
   accounted = manifest.accounting['read']
   if accounted != notes_read:
     raise RuntimeError(
         f'{notes_read} notes were read but {accounted} are accounted for as '
         f'written, filtered or dead-lettered; nothing was committed')
+  recordings_accounted = manifest.accounting.get('recordings', {}).get(
+      'read', 0)
+  if recordings_accounted != recordings_read:
+    raise RuntimeError(
+        f'{recordings_read} recordings were listed but '
+        f'{recordings_accounted} are accounted for as windowed, filtered or '
+        f'dead-lettered; nothing was committed')
 
 
 def summary_table(job: JobResult, output_dir: str) -> str:
@@ -567,8 +638,17 @@ def summary_table(job: JobResult, output_dir: str) -> str:
            sum(accounting['dead_lettered'].values()))
   lines.append(f'  every note accounted for: {total} of {accounting["read"]}')
   for split, copies in accounting.get('augmented', {}).items():
-    lines.append(f'  plus {copies} augmented copies of {split} notes '
-                 f'({job.manifest.augmentation["copies"]} per note)')
+    lines.append(f'  plus {copies} augmented copies of {split} notes and '
+                 f'windows ({job.manifest.augmentation["copies"]} each)')
+  recorded = accounting.get('recordings')
+  if recorded:
+    lines.append(
+        f'  recordings: {recorded["read"]} listed; windowed '
+        f'{sum(recorded["windowed"].values())}, filtered '
+        f'{sum(recorded["filtered"].values())}, dead-lettered '
+        f'{sum(recorded["dead_lettered"].values())}; windows written ' +
+        ', '.join(f'{s} {n}' for s, n in recorded['windows_written'].items())
+        + f'; {recorded["silent_windows_skipped"]} silent windows skipped')
   vocabulary = job.manifest.vocabulary
   for split, summary in job.manifest.splits.items():
     lines.append(f'  {split}: {summary.num_examples} examples from '
@@ -576,7 +656,7 @@ def summary_table(job: JobResult, output_dir: str) -> str:
                      f'{f} {summary.families[f]}' for f in vocabulary.families))
     if summary.libraries:
       lines.append('    libraries: ' + ', '.join(
-          f'{name} {notes} notes' for name, notes in summary.libraries.items()))
+          f'{name} {count}' for name, count in summary.libraries.items()))
   method = job.manifest.split_method
   lines.append(f'  split method: {method["name"]}' + (
       f' (held out: {method["holdout_library"]})'

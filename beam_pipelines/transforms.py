@@ -44,12 +44,13 @@ HELD_OUT = ''
 
 @dataclasses.dataclass(frozen=True)
 class DeadLetter:
-  """A note that could not become an example, and why."""
+  """A note (or a recording) that could not become examples, and why."""
   note_str: str
   file: str
   split: str
   kind: str     # stable short reason, e.g. 'missing_audio', 'non_finite'
   reason: str   # readable detail
+  what: str = 'note'   # or 'recording' (--recordings): accounted apart
 
   def to_json_line(self) -> str:
     return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -58,24 +59,40 @@ class DeadLetter:
 @dataclasses.dataclass(frozen=True)
 class Filtered:
   note: examples_json.Note
-  filter_name: str   # 'source', 'family' or 'cap'
+  filter_name: str   # 'source', 'family', 'cap' or 'holdout'
+  what: str = 'note'   # or 'recording'
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingWindowed:
+  """A recording that was decoded and cut: how many windows were silent."""
+  split: str
+  silent_windows: int
 
 
 def outcome_counts(outcome: Any) -> list[tuple[str, int]]:
-  """[(key, notes)]: 'written/<split>', 'filtered/<filter>', 'dead_letter/<k>'
-  for each note read, and 'augmented/<split>' for each augmented copy
-  written (outside the accounting of the notes read).
+  """[(key, count)] of an outcome.
 
-  A FeaturizedBatch counts each of its notes as written to its split.
+  Notes read: 'written/<split>', 'filtered/<filter>' or 'dead_letter/<kind>',
+  each note exactly once. Apart from them: 'augmented/<split>' per augmented
+  copy written, and for --recordings 'recording/windowed/<split>',
+  'recording/filtered/<filter>', 'recording/dead_letter/<kind>' per
+  recording, 'recording/silent_windows' and 'window/<split>' per window
+  written.
   """
   if isinstance(outcome, FeaturizedBatch):
+    kind = 'window' if outcome.windows else 'written'
     return list(collections.Counter(
-        f'{"augmented" if outcome.copy_of(i) else "written"}/{note.split}'
+        f'{"augmented" if outcome.copy_of(i) else kind}/{note.split}'
         for i, note in enumerate(outcome.notes)).items())
+  prefix = 'recording/' if getattr(outcome, 'what', '') == 'recording' else ''
   if isinstance(outcome, Filtered):
-    return [(f'filtered/{outcome.filter_name}', 1)]
+    return [(f'{prefix}filtered/{outcome.filter_name}', 1)]
   if isinstance(outcome, DeadLetter):
-    return [(f'dead_letter/{outcome.kind}', 1)]
+    return [(f'{prefix}dead_letter/{outcome.kind}', 1)]
+  if isinstance(outcome, RecordingWindowed):
+    return [(f'recording/windowed/{outcome.split}', 1),
+            ('recording/silent_windows', outcome.silent_windows)]
   raise TypeError(f'Not an outcome: {outcome!r}')
 
 
@@ -387,6 +404,7 @@ class FeaturizedBatch:
   mfccs: np.ndarray           # float32 [rows, frames, coefficients]
   clips: np.ndarray | None    # float32 [rows, clip_samples], with keep_audio
   copies: tuple[int, ...] = ()   # per row; empty: every row is copy 0
+  windows: bool = False          # rows are windows of --recordings
 
   @property
   def split(self) -> str:
@@ -413,7 +431,8 @@ class FeaturizedBatch:
     return FeaturizedBatch(
         tuple(self.notes[i] for i in indices), self.mfccs[list(indices)],
         None if self.clips is None else self.clips[list(indices)],
-        tuple(self.copies[i] for i in indices) if self.copies else ())
+        tuple(self.copies[i] for i in indices) if self.copies else (),
+        self.windows)
 
 
 class _FeaturizeBatchFn(beam.DoFn):
@@ -442,6 +461,7 @@ class _FeaturizeBatchFn(beam.DoFn):
     self._clips = None
     self._clips_tensor = None
     self._notes_done = 0
+    self._windows = False   # rows are notes; recordings.py's subclass: windows
 
   def setup(self):
     tf = import_tensorflow_for_features()
@@ -528,7 +548,7 @@ class _FeaturizeBatchFn(beam.DoFn):
     yield FeaturizedBatch(
         tuple(rows[i][0] for i in kept), np.stack([mfccs[i] for i in kept]),
         self._clips[kept].copy() if self._keep_audio else None,
-        copies if any(copies) else ())
+        copies if any(copies) else (), self._windows)
 
 
 class FeaturizeNotes(beam.PTransform):

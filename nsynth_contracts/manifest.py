@@ -42,7 +42,8 @@ class SplitSummary:
   num_instruments: int
   file_pattern: str
   num_augmented: int = 0         # records that are augmented copies
-  # sample library -> notes (the demo's field; NSynth's notes have none)
+  # sample library -> records read from it, notes and windows (the demo's
+  # field; NSynth's notes have none)
   libraries: dict[str, int] = dataclasses.field(default_factory=dict)
 
 

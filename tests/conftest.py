@@ -27,6 +27,15 @@ def tiny_demo(tmp_path_factory):
   return root
 
 
+@pytest.fixture(scope='session')
+def tiny_phrases(tmp_path_factory):
+  """Solo phrases of the tiny demo's instruments: <dir>/phrases-<split>/."""
+  from demo_data import phrases
+  root = tmp_path_factory.mktemp('tiny_phrases')
+  phrases.render_phrases(str(root), 1, TINY_LIBRARIES)
+  return root
+
+
 @pytest.fixture
 def split_copy(tiny_demo, tmp_path):
   """A writable copy of one split directory, for tests that damage it."""

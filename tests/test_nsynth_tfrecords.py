@@ -4,6 +4,7 @@ import collections
 import glob
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -713,3 +714,51 @@ def test_multi_processing_direct_runner_uses_worker_processes(tiny_demo,
   assert len(records[schema.LABEL]) == job.manifest.splits['valid'].num_examples
   assert job.counters['written_valid'] == job.manifest.splits[
       'valid'].num_examples
+
+
+def test_recordings_become_windows_accounted_for_apart_from_notes(
+    tiny_demo, tiny_phrases, tmp_path):
+  phrases = tmp_path / 'phrases-test'
+  shutil.copytree(tiny_phrases / 'phrases-test', phrases)
+  labels = json.loads((phrases / 'labels.json').read_text())
+  good = dict(labels)
+  first = sorted(labels)[0]
+  # A recording that cannot be decoded, a label that names no family, and
+  # a family the default filters drop: each accounted for, none fatal.
+  (phrases / 'audio' / 'junk.ogg').write_bytes(b'not audio at all' * 50)
+  labels['junk.ogg'] = dict(labels[first])
+  labels['kazoo.wav'] = dict(labels[first], family='kazoo')
+  shutil.copy(phrases / 'audio' / first, phrases / 'audio' / 'choir.wav')
+  labels['choir.wav'] = dict(labels[first], family='vocal')
+  (phrases / 'labels.json').write_text(json.dumps(labels))
+  out = tmp_path / 'out'
+  job = run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+            f'--recordings={phrases}', '--window_hop_seconds=2')
+  recorded = job.manifest.accounting['recordings']
+  assert recorded['read'] == len(labels)
+  assert recorded['windowed'] == {'test': len(good)}
+  assert recorded['filtered'] == {'family': 1}
+  assert recorded['dead_lettered'] == {'invalid_metadata': 1,
+                                       'undecodable': 1}
+  # Notes keep their own accounting.
+  assert job.manifest.accounting['read'] == len(json.loads(
+      (tiny_demo / 'nsynth-test' / 'examples.json').read_text()))
+  records = read_split(out, 'test')
+  windows = [n.decode() for n in records[schema.NOTE_STR] if b'@' in n]
+  assert len(windows) == recorded['windows_written']['test']
+  # Each recording's windows start every 2 s and carry its label.
+  from nsynth_contracts import audio
+  name = sorted(good)[1]
+  seconds = len(audio.read_recording(str(phrases / 'audio' / name))) / 16000
+  starts = sorted(float(w.split('@')[1][:-1]) for w in windows
+                  if w.startswith(name + '@'))
+  assert starts[0] == 0.0 and np.allclose(np.diff(starts), 2.0)
+  assert starts[-1] + 4.0 >= seconds > starts[-1]
+  families = {n.decode(): f.decode() for n, f in zip(records[schema.NOTE_STR],
+                                                    records[schema.FAMILY])}
+  assert {families[w] for w in windows if w.startswith(name + '@')} == {
+      good[name]['family']}
+  letters = [json.loads(line) for path in glob.glob(
+      str(out / 'dead_letters' / '*.jsonl')) for line in open(path)]
+  assert {(d['note_str'], d['what']) for d in letters} == {
+      ('junk.ogg', 'recording'), ('kazoo.wav', 'recording')}
