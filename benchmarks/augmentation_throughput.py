@@ -13,6 +13,11 @@ Keras it would load for nothing (transforms.import_tensorflow_for_features),
 in fresh processes.
 """
 
+# First: it quiets TensorFlow's start-up, as the commands do.
+from nsynth_contracts import cli  # noqa: F401
+
+# isort: split
+
 import json
 import os
 import statistics

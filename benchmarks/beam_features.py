@@ -16,6 +16,11 @@ and prints notes per second for each, the ratios c/a and c/b, and where one
 note's time goes inside the job (read, decode, features, serialize, write).
 """
 
+# First: it quiets TensorFlow's start-up, as the commands do.
+from nsynth_contracts import cli  # noqa: F401
+
+# isort: split
+
 import glob
 import json
 import os

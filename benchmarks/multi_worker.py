@@ -15,6 +15,11 @@ On one machine the two workers share its cores, so this measures the cost
 of the collectives rather than a real cluster's gain.
 """
 
+# First: it quiets TensorFlow's start-up, as the commands do.
+from nsynth_contracts import cli  # noqa: F401
+
+# isort: split
+
 import json
 import os
 import socket

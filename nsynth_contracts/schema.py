@@ -141,6 +141,8 @@ def feature_spec(mfcc_shape: tuple[int, int],
   }
   spec.update({key: tf.io.FixedLenFeature([], tf.as_dtype(dtype))
                for key, dtype in SCALAR_FEATURES.items()})
+  # A record without it is a note as read (as written before copies were).
+  spec[AUGMENTATION] = tf.io.FixedLenFeature([], tf.int64, default_value=0)
   if audio_samples:
     spec[AUDIO] = tf.io.FixedLenFeature([audio_samples], tf.float32)
   return spec

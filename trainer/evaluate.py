@@ -2,6 +2,7 @@ r"""Evaluation report: metrics, per-family scores, confusion matrix, curves.
 
 Usage:
   nsynth-evaluate --job_dir=jobs/demo --split=test [--split=valid]
+      [--phrases=data/nsynth-demo/phrases-test]
 
 Writes into `<job_dir>/eval/`: `<split>_metrics.json` (accuracy, loss,
 macro-F1 and per-family precision/recall/F1 as scikit-learn defines them, the
@@ -21,6 +22,7 @@ from nsynth_contracts import cli
 import csv
 import dataclasses
 import io
+import posixpath
 from collections.abc import Sequence
 
 import numpy as np
@@ -59,6 +61,7 @@ class SplitPredictions:
   sources: np.ndarray                 # str [N]
   pitches: np.ndarray                 # int [N]
   examples: dict[int, np.ndarray]     # label id -> MFCC of its first note
+  instruments: np.ndarray             # str [N]
 
 
 def write_report(job_dir: str, split: str, predictions: SplitPredictions,
@@ -128,6 +131,7 @@ def evaluate_split(model, data_dir: str, manifest: manifest_lib.Manifest,
   dataset = input_pipeline.make_dataset(files, manifest, batch_size,
                                         with_metadata=True)
   true_ids, probabilities, sources, pitches, examples = [], [], [], [], {}
+  instruments = []
   try:
     for mfcc, one_hot, metadata in dataset:
       probabilities.append(model(mfcc, training=False).numpy())
@@ -135,6 +139,7 @@ def evaluate_split(model, data_dir: str, manifest: manifest_lib.Manifest,
       true_ids.append(ids)
       sources.append(metadata[schema.SOURCE].numpy().astype(str))
       pitches.append(metadata[schema.PITCH].numpy())
+      instruments.append(metadata[schema.INSTRUMENT].numpy().astype(str))
       for row, label in enumerate(ids):
         examples.setdefault(int(label), mfcc[row].numpy())
   except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
@@ -142,7 +147,7 @@ def evaluate_split(model, data_dir: str, manifest: manifest_lib.Manifest,
   return SplitPredictions(np.concatenate(true_ids),
                           np.concatenate(probabilities),
                           np.concatenate(sources), np.concatenate(pitches),
-                          examples)
+                          examples, np.concatenate(instruments))
 
 
 def write_tensorboard(job_dir: str, config: dict,
@@ -189,6 +194,50 @@ def evaluate_job(job_dir: str, splits: Sequence[str],
   return reports
 
 
+def evaluate_phrases(job_dir: str, phrases_dir: str, note_split: str = 'test',
+                     data_dir: str | None = None) -> dict:
+  """Phrase-level accuracy, macro-F1 and confusion of the job's best model on
+  a directory of labelled recordings, beside the note-level accuracy of the
+  same instruments' notes in `note_split`. Writes
+  `eval/phrases_<dir name>_metrics.json` and `..._confusion.png`."""
+  import keras  # pylint: disable=g-import-not-at-top
+
+  from trainer import phrases  # pylint: disable=g-import-not-at-top
+  config = job_layout.read_job_config(job_dir)
+  data_dir = data_dir or config['data_dir']
+  manifest = manifest_lib.read(data_dir)
+  model = keras.models.load_model(job_layout.best_model_path(job_dir))
+  families = manifest.vocabulary.families
+  predicted = phrases.predict_phrases(model, phrases_dir, manifest.vocabulary)
+  if not predicted:
+    raise cli.UserError(f'{phrases_dir} holds no sounding recording of a '
+                        f'family the model knows')
+  true_ids = np.array([families.index(p.true_family) for p in predicted])
+  report = metrics.classification_report(
+      true_ids, phrases.phrase_probabilities(predicted), families)
+  notes = evaluate_split(model, data_dir, manifest, note_split)
+  same = np.isin(notes.instruments, [p.instrument_str for p in predicted])
+  name = posixpath.basename(phrases_dir.rstrip('/'))
+  report.update({
+      'phrases': phrases_dir,
+      'windows': int(sum(len(p.window_probabilities) for p in predicted)),
+      'note_split': note_split,
+      'notes_of_the_same_instruments': int(same.sum()),
+      'note_accuracy_same_instruments': float(
+          (notes.probabilities[same].argmax(1) == notes.true_ids[same]).mean())
+      if same.any() else None,
+  })
+  out_dir = job_layout.path(job_dir, EVAL_DIR)
+  tf.io.gfile.makedirs(out_dir)
+  job_layout.write_json(job_layout.path(out_dir,
+                                        f'phrases_{name}_metrics.json'), report)
+  report_plots.plot_confusion(
+      report, f'{config["model"]} on the phrases of {name}: accuracy '
+      f'{report["accuracy"]:.3f} ({report["num_examples"]} phrases)',
+      job_layout.path(out_dir, f'phrases_{name}_confusion.png'))
+  return report
+
+
 def print_headline(reports: dict[str, dict], job_dir: str) -> None:
   for split, report in reports.items():
     print(f'{split:>6}: accuracy {report["accuracy"]:.3f}  loss '
@@ -204,6 +253,11 @@ def _define_flags() -> None:
   flags.DEFINE_multi_string('split', ['test'], 'Splits to evaluate.')
   flags.DEFINE_string('data_dir', None,
                       'TFRecords to evaluate on (default: the job\'s own).')
+  flags.DEFINE_list('phrases', [], 'Directories of labelled recordings '
+                    '(labels.json + audio/, e.g. phrases-test): also report '
+                    'phrase-level accuracy, macro-F1 and confusion, beside '
+                    'the note-level accuracy of the same instruments in the '
+                    'first --split.')
 
 
 def _main(argv: list[str]) -> None:
@@ -213,6 +267,16 @@ def _main(argv: list[str]) -> None:
   reports = evaluate_job(flags.FLAGS.job_dir, flags.FLAGS.split,
                          flags.FLAGS.data_dir)
   print_headline(reports, flags.FLAGS.job_dir)
+  for directory in flags.FLAGS.phrases:
+    report = evaluate_phrases(flags.FLAGS.job_dir, directory,
+                              flags.FLAGS.split[0], flags.FLAGS.data_dir)
+    notes = report['note_accuracy_same_instruments']
+    print(f'phrases of {directory}: accuracy {report["accuracy"]:.3f}  '
+          f'macro-F1 {report["macro_f1"]:.3f}  ({report["num_examples"]} '
+          f'phrases, {report["windows"]} windows); the same instruments\' '
+          f'{report["notes_of_the_same_instruments"]} notes in '
+          f'{report["note_split"]}: accuracy '
+          + (f'{notes:.3f}' if notes is not None else 'n/a'))
 
 
 def main() -> None:
