@@ -49,6 +49,9 @@ class AugmentationConfig:
 
 
 NO_AUGMENTATION = AugmentationConfig()
+# The default recipe's copies per training note (make demo, and the
+# generalization benchmark); BUILD_NOTES.md says how it was chosen.
+RECIPE_COPIES = 2
 
 
 def _rng(seed: int, note_str: str, copy: int) -> np.random.Generator:

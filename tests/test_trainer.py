@@ -549,3 +549,26 @@ def test_the_same_seed_repeats_a_run_exactly(tiny_tfrecords, tmp_path):
                              epochs=2, eval_splits=('valid',)))
     histories.append((job_dir / 'history.csv').read_text())
   assert histories[0] == histories[1]
+
+
+def test_the_blogs_recipe_can_leave_the_augmented_copies_out(tiny_demo,
+                                                             tmp_path):
+  from beam_pipelines import nsynth_tfrecords
+  data = tmp_path / 'data'
+  job = nsynth_tfrecords.run([
+      f'--input={tiny_demo / "nsynth-train"},{tiny_demo / "nsynth-valid"}',
+      f'--output_dir={data}', '--augment_copies=2'])
+  summary = job.manifest.splits['train']
+  manifest = manifest_lib.read(str(data))
+  files = input_pipeline.split_files(str(data), manifest, 'train')
+  originals = summary.num_examples - summary.num_augmented
+  for only, expected in ((True, originals), (False, summary.num_examples)):
+    dataset = input_pipeline.make_dataset(files, manifest, 32,
+                                          originals_only=only,
+                                          num_examples=expected)
+    assert sum(len(x) for x, _ in dataset) == expected
+  assert summary.num_augmented == 2 * originals
+  reports = train.train(quick_config(data, tmp_path / 'job', epochs=1,
+                                     eval_splits=('valid',),
+                                     train_on_augmented=False))
+  assert reports['train']['num_examples'] == summary.num_examples

@@ -140,7 +140,8 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
                  shuffle_buffer: int = 10_000, cache: bool = False,
                  drop_remainder: bool = False,
                  num_examples: int | None = None,
-                 with_metadata: bool = False) -> tf.data.Dataset:
+                 with_metadata: bool = False,
+                 originals_only: bool = False) -> tf.data.Dataset:
   """(mfcc float32 [B, frames, coefficients], one-hot float32 [B, classes]).
 
   Shards are read in parallel (interleave), optionally cached as serialized
@@ -151,6 +152,7 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
   Args:
     with_metadata: also yield a third element, {source, pitch, instrument,
       note_str} tensors [B], for sliced evaluation.
+    originals_only: leave out the records that are augmented copies.
   """
   num_classes = manifest.vocabulary.num_classes
   compression = manifest.tf_compression_type
@@ -162,6 +164,12 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
           path, compression_type=compression).map(lambda r: (r, path)),
       cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
       deterministic=True)
+  if originals_only:
+    copy_spec = {schema.AUGMENTATION: tf.io.FixedLenFeature(
+        [], tf.int64, default_value=0)}
+    dataset = dataset.filter(lambda record, _: tf.equal(
+        tf.io.parse_single_example(record, copy_spec)[schema.AUGMENTATION],
+        0))
   if cache:
     dataset = dataset.cache()
   if shuffle:

@@ -69,6 +69,10 @@ def _define_flags() -> None:
       'validate_data', defaults['validate_data'], 'Read every record once '
       'before training to check it against the manifest.')
   flags.DEFINE_boolean(
+      'train_on_augmented', defaults['train_on_augmented'], 'Train on the '
+      'augmented copies the data holds (nsynth-tfrecords --augment_copies); '
+      '--notrain_on_augmented trains on the notes as read only.')
+  flags.DEFINE_boolean(
       'overwrite', defaults['overwrite'], 'Train again from scratch in a '
       '--job_dir that holds a run (its outputs are replaced; nothing else '
       'there is touched).')

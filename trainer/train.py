@@ -58,6 +58,7 @@ class TrainConfig:
   cache: bool = True
   shuffle_buffer: int = 10_000
   validate_data: bool = True
+  train_on_augmented: bool = True        # use the data's augmented copies
   overwrite: bool = False                # start a finished run again
 
 
@@ -259,12 +260,14 @@ def _fit(config: TrainConfig, strategy, worker: Worker, manifest, files,
          write_dir: str) -> keras.Model:
   global_batch = config.batch_size * strategy.num_replicas_in_sync
   options = _input_options(worker)
+  summary = manifest.splits[config.train_split]
   train_data = input_pipeline.make_dataset(
       files[config.train_split], manifest, global_batch, shuffle=True,
       seed=config.seed, shuffle_buffer=config.shuffle_buffer,
       cache=config.cache,
-      num_examples=manifest.splits[config.train_split].num_examples
-  ).with_options(options)
+      num_examples=(summary.num_examples if config.train_on_augmented
+                    else summary.num_examples - summary.num_augmented),
+      originals_only=not config.train_on_augmented).with_options(options)
   validation_data = None
   if config.eval_splits:
     validation_data = input_pipeline.make_dataset(

@@ -1,0 +1,183 @@
+r"""Benchmark: naming instruments from a sample library never heard.
+
+Usage:
+  python -m benchmarks.generalization [--work_dir=SCRATCH]
+      [--libraries=timgm6mb,merlin,sf_gmbank] [--pitch_step=4]
+      [--velocities=50,100] [--seed_cnn_epochs=15]
+
+Renders the demo notes of every library (or the named ones), then, for each
+library in turn, runs the Beam job with --holdout_library (test: that
+library's valid and test instruments; train: the other libraries' train
+instruments, so neither the library nor the programs were heard; see
+README, "Honest splits") and trains and evaluates three recipes side by
+side on exactly the same notes:
+  * the peer: gradient boosting on per-coefficient MFCC statistics (mean,
+    std, max, min, std of the frame-to-frame difference), scikit-learn;
+  * seed_cnn, the blog's network, on the notes as read;
+  * the default recipe: nsynth-tfrecords --augment_copies=RECIPE_COPIES,
+    then nsynth-train with its defaults (trainer.train.TrainConfig).
+Prints accuracy and macro-F1 per held-out library, accuracy per family, and
+the means; then the targets: mean >= 0.70 and >= the peer + 0.10.
+"""
+
+# First: it quiets TensorFlow's start-up, as the commands do.
+from nsynth_contracts import cli  # noqa: F401
+
+# isort: split
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from absl import app
+from absl import flags
+
+from beam_pipelines import augmentation
+
+_WORK_DIR = flags.DEFINE_string(
+    'work_dir', os.path.join(tempfile.gettempdir(), 'nsynth-generalization'),
+    'Scratch directory (the rendered notes are reused when present).')
+_LIBRARIES = flags.DEFINE_list('libraries', [], 'Libraries to render and hold '
+                               'out (default: every one installed that has '
+                               'acoustic or electronic instruments).')
+_PITCH_STEP = flags.DEFINE_integer('pitch_step', 4, 'Demo pitch step.')
+_VELOCITIES = flags.DEFINE_list('velocities', ['50', '100'],
+                                'Demo velocities.')
+_SEED_CNN_EPOCHS = flags.DEFINE_integer('seed_cnn_epochs', 15,
+                                        'Epochs of the blog\'s network.')
+_MODELS = flags.DEFINE_list('models', ['peer', 'seed_cnn', 'recipe'],
+                            'Which of the three to run.')
+
+
+def mfcc_statistics(mfccs: np.ndarray) -> np.ndarray:
+  """float [N, frames, coefficients] -> the peer's features [N, 5 * coeffs]."""
+  return np.concatenate([mfccs.mean(1), mfccs.std(1), mfccs.max(1),
+                         mfccs.min(1), np.diff(mfccs, axis=1).std(1)], axis=1)
+
+
+def read_records(data_dir: str, split: str, originals_only: bool):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  from nsynth_contracts import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import schema  # pylint: disable=g-import-not-at-top
+  manifest = manifest_lib.read(data_dir)
+  files = [os.path.join(data_dir, f) for f in manifest.split_files(split)]
+  mfccs, label_ids = [], []
+  for batch in tf.data.TFRecordDataset(
+      files, compression_type=manifest.tf_compression_type).batch(1024):
+    parsed = schema.parse_batch(batch, manifest.mfcc_shape)
+    keep = (parsed[schema.AUGMENTATION].numpy() == 0) if originals_only \
+        else slice(None)
+    mfccs.append(parsed[schema.MFCC].numpy()[keep])
+    label_ids.append(parsed[schema.LABEL].numpy()[keep])
+  return np.concatenate(mfccs), np.concatenate(label_ids)
+
+
+def run_peer(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
+  """(true ids, predicted ids) on the test split."""
+  from sklearn.ensemble import HistGradientBoostingClassifier  # pylint: disable=g-import-not-at-top
+  train_x, train_y = read_records(data_dir, 'train', originals_only=True)
+  test_x, test_y = read_records(data_dir, 'test', originals_only=True)
+  peer = HistGradientBoostingClassifier(max_iter=300, random_state=0)
+  peer.fit(mfcc_statistics(train_x), train_y)
+  return test_y, peer.predict(mfcc_statistics(test_x))
+
+
+def run_trainer(data_dir: str, job_dir: str, **overrides
+                ) -> tuple[np.ndarray, np.ndarray]:
+  from trainer import train  # pylint: disable=g-import-not-at-top
+  reports = train.train(train.TrainConfig(
+      data_dir=data_dir, job_dir=job_dir, eval_splits=('valid', 'test'),
+      overwrite=True, **overrides))
+  confusion = np.array(reports['test']['confusion_matrix'][
+      'rows_true_columns_predicted'])
+  true_ids = np.repeat(np.arange(len(confusion)), confusion.sum(1))
+  predicted = np.concatenate([np.repeat(np.arange(len(row)), row)
+                              for row in confusion])
+  return true_ids, predicted
+
+
+def main(argv):
+  del argv
+  from demo_data import libraries  # pylint: disable=g-import-not-at-top
+  from demo_data import render  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import labels  # pylint: disable=g-import-not-at-top
+  from trainer import metrics  # pylint: disable=g-import-not-at-top
+  chosen = [lib.name for lib in libraries.resolve(_LIBRARIES.value)
+            if lib.only_source is None]
+  demo = os.path.join(_WORK_DIR.value, 'demo')
+  if not os.path.exists(os.path.join(demo, 'nsynth-test', 'examples.json')):
+    render.render_dataset(demo, _PITCH_STEP.value,
+                          [int(v) for v in _VELOCITIES.value], chosen)
+  families = labels.LabelVocabulary.from_filters().families
+  results = {}   # (model, library) -> (true ids, predicted ids)
+  for held_out in chosen:
+    start = time.perf_counter()
+    data_dir = os.path.join(_WORK_DIR.value, held_out, 'records')
+    subprocess.run(
+        [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
+         '--input=' + ','.join(os.path.join(demo, f'nsynth-{s}')
+                               for s in render.SPLITS),
+         f'--output_dir={data_dir}', '--overwrite', '--compression=none',
+         f'--holdout_library={held_out}',
+         f'--augment_copies={augmentation.RECIPE_COPIES}',
+         '--runner=DirectRunner', '--direct_num_workers=0',
+         '--direct_running_mode=multi_threading'],
+        check=True, stdout=subprocess.DEVNULL)
+    if 'peer' in _MODELS.value:
+      results[('peer', held_out)] = run_peer(data_dir)
+    if 'seed_cnn' in _MODELS.value:
+      results[('seed_cnn', held_out)] = run_trainer(
+          data_dir, os.path.join(_WORK_DIR.value, held_out, 'seed_cnn'),
+          model='seed_cnn', epochs=_SEED_CNN_EPOCHS.value,
+          train_on_augmented=False)
+    if 'recipe' in _MODELS.value:
+      results[('recipe', held_out)] = run_trainer(
+          data_dir, os.path.join(_WORK_DIR.value, held_out, 'recipe'))
+    print(f'held out {held_out}: {time.perf_counter() - start:.0f} s',
+          flush=True)
+
+  models = [m for m in ('peer', 'seed_cnn', 'recipe') if m in _MODELS.value]
+  print('\nLeave one library out (test: the held-out library\'s valid and test '
+        'instruments; never heard, programs never trained on):')
+  print(f'  {"held out":<12}' + ''.join(f'{m + " acc":>14}{"F1":>7}'
+                                         for m in models))
+  means = {m: [] for m in models}
+  for held_out in chosen:
+    row = f'  {held_out:<12}'
+    for m in models:
+      true_ids, predicted = results[(m, held_out)]
+      accuracy = float((true_ids == predicted).mean())
+      f1 = metrics.classification_report(
+          true_ids, np.eye(len(families))[predicted], families)['macro_f1']
+      means[m].append((accuracy, f1))
+      row += f'{accuracy:14.3f}{f1:7.3f}'
+    print(row)
+  print(f'  {"mean":<12}' + ''.join(
+      f'{np.mean([a for a, _ in means[m]]):14.3f}'
+      f'{np.mean([f for _, f in means[m]]):7.3f}' for m in models))
+  print('\nAccuracy per family (all held-out libraries together):')
+  print(f'  {"family":<10}' + ''.join(f'{m:>10}' for m in models))
+  for i, family in enumerate(families):
+    row = f'  {family:<10}'
+    for m in models:
+      true_ids = np.concatenate([results[(m, h)][0] for h in chosen])
+      predicted = np.concatenate([results[(m, h)][1] for h in chosen])
+      rows = true_ids == i
+      row += f'{(predicted[rows] == i).mean():10.3f}' if rows.any() else \
+          f'{"-":>10}'
+    print(row)
+  if 'recipe' in models and 'peer' in models:
+    recipe = np.mean([a for a, _ in means['recipe']])
+    peer = np.mean([a for a, _ in means['peer']])
+    print(f'\nTargets: recipe mean {recipe:.3f} (>= 0.70: '
+          f'{"met" if recipe >= 0.70 else "missed"}); recipe - peer '
+          f'{recipe - peer:+.3f} (>= +0.10: '
+          f'{"met" if recipe - peer >= 0.10 else "missed"})')
+
+
+if __name__ == '__main__':
+  app.run(main)
