@@ -326,8 +326,12 @@ def read_recording(path: str,
     frames, channels = (int(d) for d in audio_io.shape)
     rate = int(audio_io.rate.numpy())
   except (tf.errors.OpError, ValueError, TypeError) as e:
-    reason = re.sub(r'\{\{[^}]*\}\}', '', getattr(e, 'message', '') or '')
-    reason = (reason.strip().splitlines() or [type(e).__name__])[0].strip(' :')
+    # TensorFlow's wrapping ({{function_node ...}}, [Op:...]) and the path
+    # (the caller names the file) are no help to a person.
+    reason = re.sub(r'\{\{[^}]*\}\}|\[Op:[^\]]*\]', '',
+                    getattr(e, 'message', '') or '').replace(path, '')
+    reason = (reason.strip().splitlines() or [type(e).__name__])[0]
+    reason = reason.strip(' :;')
     raise AudioError('undecodable', f'cannot decode it as WAV, FLAC, OGG or '
                      f'MP3 ({reason[:120] or type(e).__name__})') from None
   if frames == 0 or channels == 0:

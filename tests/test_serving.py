@@ -471,7 +471,8 @@ def test_predict_command_on_a_folder_reports_each_file(exported, tiny_demo,
   assert result.returncode == 1  # Some files could not be predicted.
   rows = {os.path.basename(r['file']): r for r in json.loads(result.stdout)}
   assert len(rows) == 6
-  assert rows['broken.wav']['error'] == 'not a WAV file (no RIFF/WAVE header)'
+  assert rows['broken.wav']['error'] == (
+      'cannot decode it as WAV, FLAC, OGG or MP3 (unknown file type)')
   assert rows['dangling.wav']['error'] == (
       'a link to a file that does not exist')
   assert rows['missing.wav']['error'] == 'file does not exist'

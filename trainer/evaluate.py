@@ -87,6 +87,8 @@ def write_report(job_dir: str, split: str, predictions: SplitPredictions,
       'split_method': manifest.split_method.get('name'),
       'split_statement': metrics.honest_split_statement(manifest, split,
                                                         train_split),
+      'instruments': manifest.splits[split].num_instruments,
+      'libraries': manifest.splits[split].libraries,
       'slices': {
           'source': metrics.sliced_accuracy(p.true_ids, predicted, p.sources),
           'pitch_range': metrics.sliced_accuracy(
@@ -240,9 +242,11 @@ def evaluate_phrases(job_dir: str, phrases_dir: str, note_split: str = 'test',
 
 def print_headline(reports: dict[str, dict], job_dir: str) -> None:
   for split, report in reports.items():
+    libraries = ', '.join(report.get('libraries') or {}) or 'no library named'
     print(f'{split:>6}: accuracy {report["accuracy"]:.3f}  loss '
           f'{report["loss"]:.3f}  macro-F1 {report["macro_f1"]:.3f}  '
-          f'({report["num_examples"]} notes; {report["split_statement"]})')
+          f'({report["num_examples"]} records of {report["instruments"]} '
+          f'instruments from {libraries}; {report["split_statement"]})')
   print(f'Report, confusion matrices and curves: '
         f'{job_layout.path(job_dir, EVAL_DIR)}/')
 
