@@ -76,6 +76,43 @@ class _Members(list):
   """A JSON object as the list of its (name, value) pairs, in file order."""
 
 
+class _HugeNumber(str):
+  """An integer too long to be any field's value (and for Python to parse:
+  4,300 digits raise); kept as text so one entry, not the file, fails."""
+
+
+def _parse_int(text: str):
+  return int(text) if len(text) <= 30 else _HugeNumber(text)
+
+
+# Deeper than this, an entry is no NSynth entry (and recursion would fail).
+MAX_NESTING = 32
+
+
+def _too_deep(value, limit: int = MAX_NESTING) -> bool:
+  """Whether `value` nests objects or arrays deeper than `limit` (iterative:
+  a deep entry must not exhaust the stack that checks it)."""
+  pending = [(value, 1)]
+  while pending:
+    item, depth = pending.pop()
+    if isinstance(item, _Members):
+      children = [member for _, member in item]
+    elif isinstance(item, list):
+      children = item
+    else:
+      continue
+    if depth > limit:
+      return True
+    pending += [(child, depth + 1) for child in children]
+  return False
+
+
+def short(value, limit: int = 60) -> str:
+  """repr(value), cut to `limit` characters for a message."""
+  text = repr(value)
+  return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
 def parse_examples_json(path: str, text: str | bytes) -> list[RawEntry]:
   """Every top-level entry of examples.json, duplicates included.
 
@@ -83,7 +120,7 @@ def parse_examples_json(path: str, text: str | bytes) -> list[RawEntry]:
     ExamplesJsonError: naming `path`, when it is not a JSON object of objects.
   """
   try:
-    data = json.loads(text, object_pairs_hook=_Members)
+    data = json.loads(text, object_pairs_hook=_Members, parse_int=_parse_int)
   except (ValueError, UnicodeDecodeError, RecursionError) as e:
     raise ExamplesJsonError(f'{path} is not valid JSON: {e}') from e
   if not isinstance(data, _Members):
@@ -112,6 +149,8 @@ def parse_examples_json(path: str, text: str | bytes) -> list[RawEntry]:
 def _json_type(value) -> str:
   if isinstance(value, _Members):
     return 'object'
+  if isinstance(value, _HugeNumber):
+    return 'number of more than 30 digits'
   return {list: 'array', str: 'string', bool: 'boolean', type(None): 'null'
           }.get(type(value), type(value).__name__)
 
@@ -162,6 +201,9 @@ def entry_problem(entry: RawEntry) -> tuple[str, str] | None:
   if not _is_unicode(entry.key):
     return INVALID_METADATA, ('the note_str key is not valid Unicode (a lone '
                               'surrogate escape)')
+  if _too_deep(entry.value):
+    return INVALID_METADATA, (f'the entry nests deeper than {MAX_NESTING} '
+                              f'levels')
   found = _first_non_unicode(entry.value, 'the entry')
   if found:
     return INVALID_METADATA, (f'{found} holds a string that is not valid '
@@ -181,6 +223,15 @@ def entry_problem(entry: RawEntry) -> tuple[str, str] | None:
   return None
 
 
+def member(value, name: str):
+  """The first member `name` of a parsed object, or None (no recursion)."""
+  if isinstance(value, _Members):
+    for key, item in value:
+      if key == name:
+        return item
+  return None
+
+
 def as_plain_json(value):
   """A parsed value with every object as a dict (after `entry_problem`)."""
   if isinstance(value, _Members):
@@ -197,7 +248,7 @@ def note_str_problem(note_str: str) -> str | None:
   if '\0' in note_str:
     return 'note_str contains a NUL byte, which no file name can hold'
   if '/' in note_str or '\\' in note_str or note_str.startswith('.'):
-    return (f'note_str {note_str!r} is not a plain file name (a path '
+    return (f'note_str {short(note_str)} is not a plain file name (a path '
             f'separator or a leading dot)')
   size = len((note_str + _WAV_SUFFIX).encode('utf-8'))
   if size > MAX_FILE_NAME_BYTES:
@@ -221,16 +272,16 @@ def note_from_entry(key: str, entry, split_dir: str, split: str) -> Note:
     # bool is an int subclass in Python; a JSON true is no pitch.
     if not isinstance(value, kind) or isinstance(value, bool):
       raise EntryError(f'field {field!r} should be {kind.__name__}, '
-                       f'got {_json_type(value)} {value!r}')
+                       f'got {_json_type(value)} {short(value)}')
   if entry['note_str'] != key:
-    raise EntryError(f'field \'note_str\' is {entry["note_str"]!r} but the '
-                     f'entry is keyed {key!r}')
+    raise EntryError(f'field \'note_str\' is {short(entry["note_str"])} but '
+                     f'the entry is keyed {short(key)}')
   family = entry['instrument_family_str']
   if family not in labels.NSYNTH_FAMILIES:
-    raise EntryError(f'unknown instrument_family_str {family!r}')
+    raise EntryError(f'unknown instrument_family_str {short(family)}')
   source = entry['instrument_source_str']
   if source not in labels.NSYNTH_SOURCES:
-    raise EntryError(f'unknown instrument_source_str {source!r}')
+    raise EntryError(f'unknown instrument_source_str {short(source)}')
   if not 0 <= entry['pitch'] <= 127:
     raise EntryError(f'field \'pitch\' {entry["pitch"]} is not a MIDI pitch')
   if not 0 <= entry['velocity'] <= 127:

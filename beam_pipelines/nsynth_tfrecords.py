@@ -300,8 +300,7 @@ def check_inputs(config: JobConfig) -> dict[str, int]:
 
 
 def _library_of(entry) -> str:
-  value = examples_json.as_plain_json(entry)
-  library = value.get('library', '') if isinstance(value, dict) else ''
+  library = examples_json.member(entry, 'library')
   return library if isinstance(library, str) else ''
 
 
@@ -554,8 +553,8 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
   """
   sizes = check_inputs(config)
   with output.claimed(config.output_dir):
-    output.remove_stale_staging(config.output_dir)
     previous = output.previous_dataset(config.output_dir, config.overwrite)
+    output.remove_stale_staging(config.output_dir)
     logging.info('Reading %d notes from %s', sum(sizes.values()),
                  ', '.join(d for d, _ in config.inputs))
     staging_dir = output.new_staging_dir(config.output_dir)

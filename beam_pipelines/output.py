@@ -32,8 +32,13 @@ from nsynth_contracts import manifest as manifest_lib
 DEAD_LETTERS_DIR = 'dead_letters'
 DEAD_LETTERS_PREFIX = 'dead_letters'
 STAGING_PREFIX = '.staging-'
-# A file a manifest may list: a plain name, or one inside dead_letters/.
-_LISTED_NAME = re.compile(r'(?:dead_letters/)?[A-Za-z0-9_][A-Za-z0-9_.-]*')
+# The files a run of this job writes, and so the only ones a manifest may
+# list for --overwrite to replace.
+_LISTED_NAME = re.compile(
+    r'[a-z][a-z0-9_]*-\d{5}-of-\d{5}\.tfrecord(?:\.gz)?'
+    r'|dead_letters/dead_letters-\d{5}-of-\d{5}\.jsonl'
+    r'|dataset_info\.json|features\.json|label\.labels\.txt')
+_STAGING_NAME = re.compile(r'\.staging-[0-9a-f]{12}/?')
 _PATTERN_CHARACTERS = re.compile(r'([*?[])')
 
 
@@ -77,7 +82,7 @@ def list_names(directory: str) -> list[str]:
 def _user_names(directory: str) -> list[str]:
   """What is in the directory apart from this job's lock and staging."""
   return [n for n in list_names(directory)
-          if n != directory_lock.LOCK_FILE and not n.startswith(STAGING_PREFIX)]
+          if n != directory_lock.LOCK_FILE and not _STAGING_NAME.fullmatch(n)]
 
 
 @contextlib.contextmanager
@@ -88,17 +93,7 @@ def claimed(output_dir: str):
     OutputDirError: the directory cannot be created or written (one line
       naming it), or another run holds it.
   """
-  if _is_local(output_dir):
-    try:
-      os.makedirs(output_dir, exist_ok=True)
-      lock = directory_lock.DirectoryLock(output_dir, '--output_dir')
-      lock.__enter__()
-    except directory_lock.DirectoryLockedError as e:
-      raise OutputDirError(str(e)) from None
-    except OSError as e:
-      raise OutputDirError(f'--output_dir {output_dir} cannot be used: '
-                           f'{e.strerror or e}') from None
-  else:
+  if not _is_local(output_dir):
     if has_pattern_characters(output_dir):
       raise OutputDirError(
           f'--output_dir {output_dir}: Beam\'s file sinks read *, ? and [ as '
@@ -109,12 +104,8 @@ def claimed(output_dir: str):
     except (BeamIOError, OSError) as e:
       raise OutputDirError(f'--output_dir {output_dir} cannot be created: '
                            f'{e}') from None
-    lock = directory_lock.DirectoryLock(output_dir, '--output_dir')
-    lock.__enter__()
-  try:
+  with directory_lock.claimed(output_dir, '--output_dir', OutputDirError):
     yield
-  finally:
-    lock.__exit__(None, None, None)
 
 
 def remove_stale_staging(output_dir: str) -> list[str]:
@@ -122,7 +113,7 @@ def remove_stale_staging(output_dir: str) -> list[str]:
   lock: no live run can own them then). Returns what was removed."""
   removed = []
   for name in list_names(output_dir):
-    if name.startswith(STAGING_PREFIX):
+    if _STAGING_NAME.fullmatch(name):
       path = posixpath.join(output_dir, name.rstrip('/'))
       logging.warning('Removing %s, the staging directory of an earlier run '
                       'that did not finish.', path)
@@ -153,17 +144,20 @@ def previous_dataset(output_dir: str, overwrite: bool) -> list[str]:
   try:
     with FileSystems.open(path) as f:
       files = manifest_lib.listed_files(f.read())
-  except (ValueError, OSError, BeamIOError) as e:
+  except (ValueError, OSError, BeamIOError, RecursionError) as e:
     raise OutputDirError(
         f'--output_dir {output_dir} holds a manifest.json this job cannot '
         f'read ({e}); it is left alone: move it away or choose another '
         f'--output_dir') from None
   for name in files:
-    if not _LISTED_NAME.fullmatch(name) or '..' in name:
+    listed = posixpath.join(output_dir, name)
+    if not _LISTED_NAME.fullmatch(name) or (
+        _is_local(listed) and os.path.lexists(listed)
+        and not (os.path.isfile(listed) and not os.path.islink(listed))):
       raise OutputDirError(
-          f'{path} lists {name!r}, which no run of this job writes; nothing '
-          f'was deleted: move the directory\'s contents away or choose '
-          f'another --output_dir')
+          f'{path} lists {name!r}, which is not a file this job writes; '
+          f'nothing was deleted: move the directory\'s contents away or '
+          f'choose another --output_dir')
   return [path] + [posixpath.join(output_dir, name) for name in files]
 
 
@@ -228,16 +222,20 @@ def staged_files(staging_dir: str) -> list[str]:
 def commit(staging_dir: str, output_dir: str, previous: list[str]) -> list[str]:
   """Moves the staged dataset into output_dir, replacing `previous`.
 
-  Checks first that no staged file would land on a file of the user's; then
-  the old manifest goes first and the new one comes last, so at no moment
-  does a manifest describe files that are not all there.
+  Checks first that no staged file would land on a file of the user's, or
+  under a path that is not a directory. The previous dataset is moved aside
+  (into the staging directory), not deleted, until the new one is in place:
+  if a move fails, the previous dataset is put back. The old manifest goes
+  first and the new one comes last, so at no moment does a manifest describe
+  files that are not all there.
 
   Returns:
     The final paths of the committed files.
 
   Raises:
     OutputDirError: a new file would replace one the previous run did not
-      write; nothing has been changed then.
+      write, or cannot be moved into place; the output directory is then
+      as it was.
   """
   manifest_name = manifest_lib.MANIFEST_FILENAME
   staged = sorted(staged_files(staging_dir), key=lambda n: n == manifest_name)
@@ -245,24 +243,47 @@ def commit(staging_dir: str, output_dir: str, previous: list[str]) -> list[str]:
     raise RuntimeError(f'The pipeline wrote no manifest into {staging_dir}')
   finals = [posixpath.join(output_dir, final_name(n)) for n in staged]
   replaceable = set(previous)
+  dead_letters_dir = posixpath.join(output_dir, DEAD_LETTERS_DIR)
+  if _is_local(output_dir) and os.path.lexists(dead_letters_dir) and not (
+      os.path.isdir(dead_letters_dir)):
+    raise OutputDirError(
+        f'{dead_letters_dir} exists and is not a directory, so the dead '
+        f'letters cannot go there; move it or choose another --output_dir. '
+        f'Nothing was changed.')
   for path in finals:
     if path not in replaceable and FileSystems.exists(path):
       raise OutputDirError(
           f'{path} exists and was not written by the previous run of this '
           f'job, so it is not replaced; move it or choose another '
           f'--output_dir. Nothing was changed.')
-  for path in previous:
-    if FileSystems.exists(path):
-      logging.info('Replacing %s', path)
-      delete(path)
-  dead_letters_dir = posixpath.join(output_dir, DEAD_LETTERS_DIR)
-  if any(posixpath.dirname(f) == dead_letters_dir for f in finals):
-    if not FileSystems.exists(dead_letters_dir):
+  aside = posixpath.join(staging_dir, '.replaced')
+  moved_aside, moved_in = [], []
+  try:
+    for path in previous:
+      if FileSystems.exists(path):
+        target = posixpath.join(aside, posixpath.relpath(path, output_dir))
+        if not FileSystems.exists(posixpath.dirname(target)):
+          FileSystems.mkdirs(posixpath.dirname(target))
+        FileSystems.rename([path], [target])
+        moved_aside.append((path, target))
+    if any(posixpath.dirname(f) == dead_letters_dir for f in finals) and (
+        not FileSystems.exists(dead_letters_dir)):
       FileSystems.mkdirs(dead_letters_dir)
-  elif _is_local(output_dir):
+    for name, destination in zip(staged, finals):
+      FileSystems.rename([posixpath.join(staging_dir, name)], [destination])
+      moved_in.append(destination)
+  except (OSError, BeamIOError) as e:
+    for destination in moved_in:   # Take the new files out again...
+      with contextlib.suppress(OSError, BeamIOError):
+        delete(destination)
+    for path, target in moved_aside:  # ...and put the old ones back.
+      with contextlib.suppress(OSError, BeamIOError):
+        FileSystems.rename([target], [path])
+    raise OutputDirError(f'cannot move the new dataset into {output_dir} '
+                         f'({e}); it was left as it was') from None
+  if not any(posixpath.dirname(f) == dead_letters_dir for f in finals) and (
+      _is_local(output_dir)):
     with contextlib.suppress(OSError):  # Only if the user left nothing there.
       os.rmdir(dead_letters_dir)
-  for name, destination in zip(staged, finals):
-    FileSystems.rename([posixpath.join(staging_dir, name)], [destination])
   discard(staging_dir)
   return finals

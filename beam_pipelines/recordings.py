@@ -17,7 +17,6 @@ once; the windows written and skipped as silent are counted too.
 """
 
 import dataclasses
-import json
 import os
 import posixpath
 import re
@@ -66,8 +65,9 @@ class Recording:
   library: str = ''
 
 
-def read_labels(directory: str) -> list[tuple[str, Any]]:
-  """(file name, label entry) pairs of a directory's labels.json.
+def read_labels(directory: str) -> list[examples_json.RawEntry]:
+  """Every entry of a directory's labels.json, duplicates included (parsed
+  as examples.json is, with the same per-entry checks).
 
   Raises:
     RecordingsError: naming the file when it is missing or malformed.
@@ -75,13 +75,14 @@ def read_labels(directory: str) -> list[tuple[str, Any]]:
   path = posixpath.join(directory, LABELS_JSON)
   try:
     with FileSystems.open(path) as f:
-      data = json.loads(f.read())
+      text = f.read()
   except Exception as e:  # pylint: disable=broad-except
     raise RecordingsError(f'Cannot read {path}: {e}') from None
-  if not isinstance(data, dict):
-    raise RecordingsError(f'{path} must hold one JSON object keyed by file '
-                          f'name')
-  return list(data.items())
+  try:
+    return examples_json.parse_examples_json(path, text)
+  except examples_json.ExamplesJsonError as e:
+    raise RecordingsError(str(e).replace('keyed by note_str',
+                                         'keyed by file name')) from None
 
 
 def recording_from_label(name: str, entry: Any, directory: str,
@@ -113,15 +114,24 @@ def _recordings_of(directory: str) -> Iterator[Recording]:
   split = split_of(directory)
   entries = read_labels(directory)
   transforms._count('recordings_read', len(entries))  # pylint: disable=protected-access
-  for name, entry in entries:
-    try:
-      yield recording_from_label(name, entry, directory, split)
-    except examples_json.EntryError as e:
-      yield beam.pvalue.TaggedOutput(transforms.DEAD_LETTERS,
-                                     transforms.DeadLetter(
-          examples_json.printable(str(name)),
-          posixpath.join(directory, LABELS_JSON), split, 'invalid_metadata',
-          str(e), what=RECORDING))
+  for entry in entries:
+    problem = examples_json.entry_problem(entry)
+    if problem:
+      kind, reason = problem
+    else:
+      try:
+        yield recording_from_label(entry.key, examples_json.as_plain_json(
+            entry.value), directory, split)
+        continue
+      except Exception as e:  # pylint: disable=broad-except
+        kind = examples_json.INVALID_METADATA
+        reason = (str(e) if isinstance(e, examples_json.EntryError)
+                  else f'cannot read the label ({type(e).__name__})')
+    yield beam.pvalue.TaggedOutput(transforms.DEAD_LETTERS,
+                                   transforms.DeadLetter(
+        examples_json.printable(str(entry.key)),
+        posixpath.join(directory, LABELS_JSON), split, kind, reason,
+        what=RECORDING))
 
 
 def filter_recording(recording: Recording, kept_sources, vocabulary
@@ -162,8 +172,9 @@ class _WindowRecordingFn(transforms._FeaturizeBatchFn):  # pylint: disable=prote
   def process(self, recording: Recording
               ) -> Iterator[transforms.FeaturizedBatch]:
     try:
-      waveform = audio.read_recording(recording.path, self._params,
-                                      self._window_params.max_seconds)
+      waveform = audio.read_recording(
+          recording.path, self._params, self._window_params.max_seconds,
+          inside=posixpath.dirname(recording.path))
       framed, starts, sounding = (t.numpy() for t in windows_lib.frame_windows(
           waveform, self._params, self._window_params))
     except Exception as e:  # pylint: disable=broad-except

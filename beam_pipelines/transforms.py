@@ -11,9 +11,7 @@ import dataclasses
 import functools
 import json
 import logging
-import os
 import posixpath
-import stat
 import sys
 import threading
 from collections.abc import Iterable
@@ -269,37 +267,13 @@ def read_note_file(path: str, audio_dir: str,
   """
   if FileSystems.get_scheme(path) is not None:  # gs:// etc.: no links there.
     return _read_remote(path, max_bytes)
+  real, _ = audio.checked_local_file(path, audio_dir, max_bytes)
   try:
-    os.lstat(path)
-  except FileNotFoundError:
-    raise audio.AudioError('missing_audio', 'file does not exist') from None
-  except OSError as e:
-    raise audio.AudioError('unreadable_audio', _os_reason(e)) from None
-  real = os.path.realpath(path)
-  root = os.path.realpath(audio_dir)
-  if os.path.commonpath([real, root]) != root:
-    raise audio.AudioError(
-        'outside_dataset', f'a link to a file outside {audio_dir}; links '
-        f'that leave the dataset are not followed')
-  try:
-    info = os.stat(real)
-    if not stat.S_ISREG(info.st_mode):
-      raise audio.AudioError('not_a_file', 'not a regular file (a '
-                             'directory, FIFO or device)')
-    if info.st_size > max_bytes:
-      raise audio.AudioError('too_large', f'the file is {info.st_size} '
-                             f'bytes, more than {max_bytes}')
     with open(real, 'rb') as f:
       return f.read(max_bytes + 1)
-  except FileNotFoundError:
-    raise audio.AudioError('missing_audio', 'a link to a file that does not '
-                           'exist') from None
   except OSError as e:
-    raise audio.AudioError('unreadable_audio', _os_reason(e)) from None
-
-
-def _os_reason(error: OSError) -> str:
-  return error.strerror or type(error).__name__
+    raise audio.AudioError('unreadable_audio',
+                           e.strerror or type(e).__name__) from None
 
 
 def _read_remote(path: str, max_bytes: int) -> bytes:

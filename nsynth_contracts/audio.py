@@ -16,7 +16,9 @@ the first clip's worth of frames is ever decoded.
 
 import dataclasses
 import io
+import os
 import re
+import stat
 import struct
 import wave
 
@@ -93,9 +95,13 @@ def _read_fmt(payload: bytes) -> tuple[int, int, int, int, int]:
   return tag, channels, rate, block_align, bits
 
 
-def read_header(data: bytes, limits: AudioLimits = DEFAULT_LIMITS
-                ) -> WavHeader:
+def read_header(data: bytes, limits: AudioLimits = DEFAULT_LIMITS,
+                total_size: int | None = None) -> WavHeader:
   """Parses and checks a WAV header without decoding any sample.
+
+  Args:
+    data: the file, or (with total_size) its first bytes.
+    total_size: the whole file's size, when `data` is only its start.
 
   Raises:
     AudioError: empty, not RIFF/WAVE, truncated, header fields that
@@ -112,14 +118,14 @@ def read_header(data: bytes, limits: AudioLimits = DEFAULT_LIMITS
     body = offset + 8
     if chunk_id == b'fmt ':
       if size < 16 or body + 16 > len(data):
-        raise AudioError('bad_header', f'the fmt chunk is {size} bytes, '
-                         f'fewer than the 16 a WAV header needs')
+        raise AudioError('bad_header', 'the fmt chunk is shorter than the '
+                         '16 bytes a WAV header needs')
       fmt = _read_fmt(data[body:body + min(size, 40)])
     elif chunk_id == b'data':
       if fmt is None:
         raise AudioError('bad_header', 'the data chunk comes before any fmt '
                          'chunk')
-      available = len(data) - body
+      available = (len(data) if total_size is None else total_size) - body
       if size == _UNKNOWN_SIZE:
         size = available
       elif size > available:
@@ -302,25 +308,122 @@ def clip_from_wav(data: bytes,
 
 # What users' recordings come as; tensorflow-io decodes each.
 RECORDING_SUFFIXES = ('.wav', '.flac', '.ogg', '.mp3')
+# A recording's file may be larger than a note's, but not without end.
+MAX_RECORDING_BYTES = 2**31
+
+
+def checked_local_file(path: str, inside: str | None = None,
+                       max_bytes: int | None = None) -> tuple[str, int]:
+  """(the real path, its size) of a file that is safe to read.
+
+  It must be a regular file (a FIFO or a device could block or never end),
+  inside `inside` after following links when given (a link out of a
+  dataset could point at any file of the machine's), and no larger than
+  `max_bytes`.
+
+  Raises:
+    AudioError: with a kind and a reason that never quotes the file.
+  """
+  def reason(error: OSError) -> str:
+    return error.strerror or type(error).__name__
+  try:
+    os.lstat(path)
+  except FileNotFoundError:
+    raise AudioError('missing_audio', 'file does not exist') from None
+  except (OSError, ValueError) as e:
+    raise AudioError('unreadable_audio', reason(e) if isinstance(e, OSError)
+                     else 'not a usable path') from None
+  real = os.path.realpath(path)
+  if inside is not None:
+    root = os.path.realpath(inside)
+    if os.path.commonpath([real, root]) != root:
+      raise AudioError('outside_dataset', f'a link to a file outside '
+                       f'{inside}; links that leave the dataset are not '
+                       f'followed')
+  try:
+    info = os.stat(real)
+  except FileNotFoundError:
+    raise AudioError('missing_audio', 'a link to a file that does not '
+                     'exist') from None
+  except OSError as e:
+    raise AudioError('unreadable_audio', reason(e)) from None
+  if not stat.S_ISREG(info.st_mode):
+    raise AudioError('not_a_file', 'not a regular file (a directory, FIFO '
+                     'or device)')
+  if max_bytes is not None and info.st_size > max_bytes:
+    raise AudioError('too_large', f'the file is {info.st_size} bytes, more '
+                     f'than {max_bytes}')
+  return real, info.st_size
+
+
+def _check_recording_header(path: str, size: int, max_seconds: float | None,
+                            limits: AudioLimits = DEFAULT_LIMITS) -> None:
+  """Refuses a recording whose header the decoders must not be given.
+
+  tensorflow-io aborts the whole process on a WAV header that declares more
+  data than there is, so a WAV's header gets our own check first, against
+  the file's real size; every format's header is then read by libsndfile
+  (built and fuzzed for untrusted files) and its rate, channels and length
+  checked before anything is decoded.
+  """
+  import soundfile  # pylint: disable=g-import-not-at-top
+  with open(path, 'rb') as f:
+    head = f.read(2**20)  # a header, and any chunks before the data
+  if head[:4] == b'RIFF' and head[8:12] == b'WAVE':
+    read_header(head, limits, total_size=size)
+  try:
+    info = soundfile.info(path)
+  except (RuntimeError, ValueError, TypeError) as e:
+    raise AudioError('undecodable', f'cannot decode it as WAV, FLAC, OGG or '
+                     f'MP3 ({_libsndfile_reason(e)})') from None
+  _check_declared(info.frames, info.channels, info.samplerate, max_seconds,
+                  limits)
+
+
+def _check_declared(frames: int, channels: int, rate: int,
+                    max_seconds: float | None,
+                    limits: AudioLimits = DEFAULT_LIMITS) -> None:
+  """Refuses shapes of audio no recording of ours has (before decoding)."""
+  if frames <= 0 or channels <= 0:
+    raise AudioError('empty_audio', 'the file holds no samples')
+  if channels > limits.max_channels:
+    raise AudioError('bad_header', f'{channels} channels is outside '
+                     f'1..{limits.max_channels}')
+  if not limits.min_sample_rate_hz <= rate <= limits.max_sample_rate_hz:
+    raise AudioError('bad_sample_rate', f'sample rate {rate} Hz is outside '
+                     f'{limits.min_sample_rate_hz}..'
+                     f'{limits.max_sample_rate_hz} Hz')
+  if max_seconds is not None and frames > max_seconds * rate:
+    raise AudioError('too_long', f'{frames / rate:.1f} s is longer than '
+                     f'{max_seconds:g} s')
 
 
 def read_recording(path: str,
                    params: feature_params.FeatureParams = (
                        feature_params.DEFAULT_PARAMS),
-                   max_seconds: float | None = None) -> np.ndarray:
+                   max_seconds: float | None = None,
+                   inside: str | None = None) -> np.ndarray:
   """A recording in any of RECORDING_SUFFIXES' formats, any sample rate,
   mono or not, as float32 [samples] at the features' rate, in [-1, 1].
 
   Decoded with tensorflow-io (its AudioIOTensor reads WAV, FLAC, OGG Vorbis
   and MP3), averaged to mono and resampled with tfio.audio.resample.
 
+  Args:
+    inside: when given, the file must lie inside this directory (links
+      followed), as a dataset's files must.
+
   Raises:
-    AudioError: the file cannot be decoded, is empty, longer than
-      max_seconds (checked before decoding), or holds NaN/Inf or values
-      far outside [-1, 1].
+    AudioError: the file is not a regular file (or lies outside `inside`),
+      its header is implausible, it cannot be decoded, is empty, longer than
+      max_seconds (checked before decoding), or holds NaN/Inf or values far
+      outside [-1, 1].
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+  real, size = checked_local_file(path, inside, MAX_RECORDING_BYTES)
+  _check_recording_header(real, size, max_seconds)
+  path = real
   try:
     audio_io = tfio.audio.AudioIOTensor(path)
     frames, channels = (int(d) for d in audio_io.shape)
@@ -334,18 +437,12 @@ def read_recording(path: str,
     reason = reason.strip(' :;')
     raise AudioError('undecodable', f'cannot decode it as WAV, FLAC, OGG or '
                      f'MP3 ({reason[:120] or type(e).__name__})') from None
-  if frames == 0 or channels == 0:
-    raise AudioError('empty_audio', 'the file holds no samples')
-  if not DEFAULT_LIMITS.min_sample_rate_hz <= rate <= (
-      DEFAULT_LIMITS.max_sample_rate_hz):
-    raise AudioError('bad_sample_rate', f'sample rate {rate} Hz is outside '
-                     f'{DEFAULT_LIMITS.min_sample_rate_hz}..'
-                     f'{DEFAULT_LIMITS.max_sample_rate_hz} Hz')
-  if max_seconds is not None and frames > max_seconds * rate:
-    raise AudioError('too_long', f'{frames / rate:.1f} s is longer than '
-                     f'{max_seconds:g} s')
+  # What tensorflow-io is about to decode, checked again in its own terms.
+  _check_declared(frames, channels, rate, max_seconds)
   samples = audio_io.to_tensor().numpy()
-  if samples.dtype == np.int16:
+  if samples.dtype == np.uint8:  # 8-bit WAV: unsigned, 128 is zero
+    samples = (samples.astype(np.float32) - 128.0) / 128.0
+  elif samples.dtype == np.int16:
     samples = samples.astype(np.float32) / 32768.0
   elif samples.dtype == np.int32:
     samples = samples.astype(np.float32) / 2.0**31

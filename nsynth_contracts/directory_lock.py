@@ -10,6 +10,7 @@ that blocks the next one. Remote directories (gs:// and the like) have no
 such primitive; there the lock is skipped with a warning (see README).
 """
 
+import contextlib
 import dataclasses
 import datetime
 import errno
@@ -19,6 +20,7 @@ import logging
 import os
 import shlex
 import socket
+import stat
 import sys
 
 LOCK_FILE = '.nsynth-run.lock'
@@ -74,7 +76,22 @@ class DirectoryLock:
                       self._directory)
       return self
     while True:
-      fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+      try:
+        # Never through a link: it could point at any file of the user's.
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC |
+                     os.O_NOFOLLOW, 0o644)
+      except OSError as e:
+        if e.errno == errno.ELOOP:
+          raise DirectoryLockedError(
+              f'{self._what} {self._directory} holds a link named '
+              f'{LOCK_FILE}, where this project keeps its lock; remove it '
+              f'or choose another {self._what}') from None
+        raise
+      if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DirectoryLockedError(
+            f'{self._what} {self._directory} holds {LOCK_FILE}, which is '
+            f'not a file; remove it or choose another {self._what}')
       try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
       except OSError as e:
@@ -119,3 +136,30 @@ def _read_holder(fd: int) -> str:
     return info.describe()
   except (OSError, ValueError, TypeError):
     return 'a run that has not yet said who it is'
+
+
+@contextlib.contextmanager
+def claimed(directory: str, what: str, error: type[Exception] = RuntimeError):
+  """Creates a local `directory` if needed and holds its lock while inside.
+
+  A remote directory is only warned about (see DirectoryLock); its caller
+  creates it.
+
+  Raises:
+    error: naming the directory, when it cannot be created or used, or
+      another run holds it.
+  """
+  lock = DirectoryLock(directory, what)
+  try:
+    if not is_remote(directory):
+      os.makedirs(directory, exist_ok=True)
+    lock.__enter__()
+  except DirectoryLockedError as e:
+    raise error(str(e)) from None
+  except OSError as e:
+    raise error(f'{what} {directory} cannot be used: '
+                f'{e.strerror or e}') from None
+  try:
+    yield
+  finally:
+    lock.__exit__(None, None, None)

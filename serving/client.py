@@ -30,6 +30,7 @@ from absl import flags
 
 from nsynth_contracts import audio
 from nsynth_contracts import feature_params
+from serving import naming
 from serving import results
 from serving import signatures
 
@@ -54,22 +55,41 @@ def checked_outputs(outputs, num_files: int | None, where: str
   if missing:
     raise ServerError(f'the reply from {where} lacks the outputs {missing} '
                       f'(it has {sorted(outputs)[:8]})')
-  arrays = {key: np.asarray(value) for key, value in outputs.items()}
-  for key in (signatures.PROBABILITIES, signatures.CLASSES):
-    if num_files is None:
-      if arrays[key].ndim != 1:
-        raise ServerError(f'the reply from {where} has {key!r} of rank '
-                          f'{arrays[key].ndim} for one recording')
-      continue
-    rows = arrays[key].shape[0] if arrays[key].ndim else 0
-    if rows != num_files:
-      raise ServerError(f'the reply from {where} has {rows} rows of {key!r} '
-                        f'for {num_files} file(s)')
+  if num_files is None:
+    missing = [k for k in (signatures.FAMILY, signatures.WINDOW_PROBABILITIES,
+                           signatures.WINDOW_START_SECONDS) if k not in outputs]
+    if missing:
+      raise ServerError(f'the reply from {where} lacks the outputs {missing} '
+                        f'a recording is answered with')
+  try:
+    arrays = {key: np.asarray(value) for key, value in outputs.items()}
+  except (ValueError, TypeError):
+    raise ServerError(f'the reply from {where} holds outputs that are not '
+                      f'rectangular arrays') from None
   probabilities = arrays[signatures.PROBABILITIES]
+  classes = arrays[signatures.CLASSES]
+  # Notes: [files, classes] each; a recording: [classes] each.
+  rank = 1 if num_files is None else 2
+  if probabilities.ndim != rank or classes.ndim != rank:
+    raise ServerError(f'the reply from {where} has probabilities of rank '
+                      f'{probabilities.ndim} and classes of rank '
+                      f'{classes.ndim}; {rank} was expected')
+  if num_files is not None and probabilities.shape[0] != num_files:
+    raise ServerError(f'the reply from {where} has {probabilities.shape[0]} '
+                      f'rows of {signatures.PROBABILITIES!r} for {num_files} '
+                      f'file(s)')
+  if probabilities.shape != classes.shape:
+    raise ServerError(f'the reply from {where} names {classes.shape[-1]} '
+                      f'classes for {probabilities.shape[-1]} probabilities')
+  if classes.dtype.kind not in 'USO' or not all(
+      isinstance(c, (str, bytes)) for c in classes.ravel().tolist()):
+    raise ServerError(f'the reply from {where} has class names that are not '
+                      f'strings')
   if probabilities.dtype.kind not in 'fi' or not np.all(
-      np.isfinite(probabilities)):
+      np.isfinite(probabilities)) or probabilities.min(initial=0) < 0 or (
+          probabilities.max(initial=0) > 1 + 1e-6):
     raise ServerError(f'the reply from {where} holds probabilities that are '
-                      f'not finite numbers')
+                      f'not numbers in [0, 1]')
   return arrays
 
 
@@ -79,7 +99,7 @@ def _error_detail(body: bytes) -> str:
   text = body.decode('utf-8', 'replace')
   try:
     parsed = json.loads(text)
-  except ValueError:
+  except (ValueError, RecursionError):
     parsed = text
   if isinstance(parsed, dict) and isinstance(parsed.get('error'), str):
     return results.readable_error(parsed['error'])
@@ -104,6 +124,8 @@ def predict_rest(host: str, port: int, model_name: str,
       replies with something other than one answer per file.
   """
   recording = isinstance(wav_contents, bytes)
+  if not naming.is_model_name(model_name):
+    raise ServerError(f'model name {model_name!r} {naming.MESSAGE}')
   path = f'/v1/models/{model_name}'
   if version is not None:
     path += f'/versions/{version}'
@@ -135,8 +157,9 @@ def predict_rest(host: str, port: int, model_name: str,
                       f'{e.strerror or type(e).__name__}') from None
   try:
     parsed = json.loads(reply)
-  except ValueError:
-    raise ServerError(f'the reply from {where} is not JSON') from None
+  except (ValueError, RecursionError):
+    raise ServerError(f'the reply from {where} is not JSON this client can '
+                      f'read') from None
   outputs = parsed.get('outputs') if isinstance(parsed, dict) else None
   return checked_outputs(outputs, None if recording else len(wav_contents),
                          where)
@@ -191,8 +214,12 @@ def _main(argv: list[str]) -> None:
   contents = {}
   for path in files:
     try:
-      with open(path, 'rb') as f:
+      real, _ = audio.checked_local_file(path,
+                                         max_bytes=audio.MAX_RECORDING_BYTES)
+      with open(real, 'rb') as f:
         contents[path] = f.read()
+    except audio.AudioError as e:
+      raise cli.UserError(f'{path}: {e}') from None
     except OSError as e:
       raise cli.UserError(f'{path}: {e.strerror or type(e).__name__}'
                           ) from None
@@ -228,9 +255,12 @@ def _define_flags():
   flags.DEFINE_string('host', 'localhost', 'TF Serving host.')
   flags.DEFINE_enum('protocol', 'rest', ['rest', 'grpc'],
                     'REST (port 8501) or gRPC (port 8500).')
-  flags.DEFINE_integer('port', None, 'Default: 8501 (REST), 8500 (gRPC).')
+  flags.DEFINE_integer('port', None, 'Default: 8501 (REST), 8500 (gRPC).',
+                       lower_bound=1, upper_bound=65535)
   flags.DEFINE_string('model_name', 'nsynth_instrument',
                       'The model name TF Serving serves.')
+  flags.register_validator('model_name', naming.is_model_name,
+                           message=f'--model_name {naming.MESSAGE}')
   flags.DEFINE_integer('version', None, 'A model version (default: the '
                        'newest TF Serving has).')
   flags.DEFINE_float('timeout', 30.0, 'Seconds per request.', lower_bound=0.0)

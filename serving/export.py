@@ -28,15 +28,14 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from nsynth_contracts import audio
+from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
+from serving import naming
 from serving import signatures
 from serving import warmup
 from trainer import job_layout
 
 DEFAULT_MODEL_NAME = 'nsynth_instrument'
-# TF Serving finds a model at <base>/<name>/<version>/: the name must be one
-# directory, never '.', '..' or a path.
-_MODEL_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]*')
 
 
 class ExportError(cli.UserError):
@@ -50,11 +49,9 @@ def check_model_name(name: str) -> str:
     ExportError: a name that is empty, starts with a dot, or holds a path
       separator or other characters TF Serving's model names do not use.
   """
-  if not _MODEL_NAME.fullmatch(name or ''):
-    raise ExportError(
-        f'model name {name!r} is not a plain name: use letters, digits, _ . '
-        f'and -, not starting with a dot (TF Serving serves '
-        f'<export_base>/<model_name>/<version>/)')
+  if not naming.is_model_name(name):
+    raise ExportError(f'model name {name!r} {naming.MESSAGE} (TF Serving '
+                      f'serves <export_base>/<model_name>/<version>/)')
   return name
 
 
@@ -135,9 +132,32 @@ def verify_export(path: str, model: keras.Model,
 def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
                  export_base: str, model_name: str = DEFAULT_MODEL_NAME
                  ) -> str:
-  """Writes, checks and publishes the next version; returns its path."""
+  """Writes, checks and publishes the next version; returns its path.
+
+  The model directory is locked while a version is written, so two exports
+  never race for one version number; a staging directory left by a killed
+  export is removed.
+
+  Raises:
+    ExportError: the model name, or the export base, cannot be used.
+  """
   model_dir = os.path.join(export_base, check_model_name(model_name))
-  tf.io.gfile.makedirs(model_dir)
+  if directory_lock.is_remote(model_dir):
+    tf.io.gfile.makedirs(model_dir)
+  elif os.path.exists(export_base) and not os.path.isdir(export_base):
+    raise ExportError(f'--export_base {export_base} is a file, not a '
+                      f'directory')
+  with directory_lock.claimed(model_dir, 'model directory', ExportError):
+    for name in tf.io.gfile.listdir(model_dir):
+      if re.fullmatch(r'\.staging-[0-9a-f]{12}/?', name):
+        logging.warning('Removing %s, left by an export that did not finish',
+                        name)
+        tf.io.gfile.rmtree(os.path.join(model_dir, name.rstrip('/')))
+    return _publish(model, manifest, model_dir, model_name)
+
+
+def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
+             model_dir: str, model_name: str) -> str:
   staging = os.path.join(model_dir, f'.staging-{uuid.uuid4().hex[:12]}')
   try:
     _write_saved_model(model, manifest, staging)
@@ -169,9 +189,13 @@ def export_job(job_dir: str, export_base: str,
   config = job_layout.read_job_config(job_dir)
   manifest = manifest_lib.read(config['data_dir'])
   checkpoint = checkpoint or job_layout.best_model_path(job_dir)
-  if not tf.io.gfile.exists(checkpoint):
-    raise ExportError(f'{checkpoint} does not exist')
-  model = keras.models.load_model(checkpoint)
+  if not tf.io.gfile.exists(checkpoint) or tf.io.gfile.isdir(checkpoint):
+    raise ExportError(f'{checkpoint} is not a .keras file')
+  try:
+    model = keras.models.load_model(checkpoint)
+  except (ValueError, OSError, TypeError, KeyError) as e:
+    raise ExportError(f'{checkpoint} is not a model Keras can load '
+                      f'({type(e).__name__})') from None
   return export_model(model, manifest, export_base, model_name)
 
 
@@ -186,10 +210,8 @@ def _define_flags() -> None:
                       'job\'s best).')
   flags.DEFINE_string('models_config', None, 'Also write a TF Serving '
                       '--model_config_file here.')
-  flags.register_validator(
-      'model_name', lambda v: bool(_MODEL_NAME.fullmatch(v or '')),
-      message='--model_name must be a plain name: letters, digits, _ . -, '
-              'not starting with a dot')
+  flags.register_validator('model_name', naming.is_model_name,
+                           message=f'--model_name {naming.MESSAGE}')
 
 
 def _main(argv: list[str]) -> None:
@@ -211,7 +233,7 @@ def _main(argv: list[str]) -> None:
 def main() -> None:
   """Console entry point (nsynth-export)."""
   cli.run(_define_flags, _main, user_errors=(
-      job_layout.JobDirError, manifest_lib.ManifestError))
+      job_layout.JobDirError, manifest_lib.ManifestError, ExportError))
 
 
 if __name__ == '__main__':

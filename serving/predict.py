@@ -65,12 +65,18 @@ def audio_files(paths: Iterable[str]) -> list[str]:
   found = []
   for path in paths:
     if os.path.isdir(path):
-      for root, _, names in sorted(os.walk(path)):
-        found += [os.path.join(root, n) for n in sorted(names)
-                  if n.lower().endswith(audio.RECORDING_SUFFIXES)]
+      inside = [os.path.join(root, n)
+                for root, _, names in sorted(os.walk(path))
+                for n in sorted(names)
+                if n.lower().endswith(audio.RECORDING_SUFFIXES)]
+      # A directory with nothing to predict gets its own row, not silence.
+      found += inside or [path]
     else:
       found.append(path)  # Missing or unreadable: reported in its own row.
   return found
+
+
+_NAMED_DIRECTORIES = set()  # directories named on the command line
 
 
 def read_file(path: str, max_seconds: float):
@@ -81,7 +87,8 @@ def read_file(path: str, max_seconds: float):
   if not os.path.exists(path):
     return 'file does not exist'
   if os.path.isdir(path):
-    return 'a directory, not a file'
+    return ('a directory with no WAV, FLAC, OGG or MP3 file'
+            if path in _NAMED_DIRECTORIES else 'a directory, not a file')
   try:
     return audio.read_recording(path, max_seconds=max_seconds)
   except audio.AudioError as e:
@@ -158,7 +165,11 @@ def _main(argv: list[str]) -> None:
   files = audio_files(argv[1:])
   if not files:
     raise cli.UserError('name at least one recording or directory')
+  _NAMED_DIRECTORIES.update(p for p in argv[1:] if os.path.isdir(p))
   options = flags.FLAGS
+  if options.plot and os.path.exists(options.plot) and not os.path.isdir(
+      options.plot):
+    raise cli.UserError(f'--plot {options.plot} is a file, not a directory')
   predictor = Predictor(resolve_export(options.model), options.top_k)
   batches = [files[i:i + options.batch_size]
              for i in range(0, len(files), options.batch_size)]

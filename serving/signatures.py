@@ -93,12 +93,23 @@ def decode_wav(wav_bytes: tf.Tensor, sample_rate_hz: int) -> tf.Tensor:
   # decode_wav's own header error quotes the raw bytes, which are not UTF-8
   # for junk input and reach clients as an unreadable message. Padded so
   # that substr stays in range for files shorter than a header.
-  head = tf.strings.join([wav_bytes, b'\0' * 12])
+  head = tf.strings.join([wav_bytes, b'\0' * 36])
   is_wav = tf.logical_and(
       tf.equal(tf.strings.substr(head, 0, 4), 'RIFF'),
       tf.equal(tf.strings.substr(head, 8, 4), 'WAVE'))
   wav_bytes = require(wav_bytes, is_wav,
                       'not a WAV file (no RIFF/WAVE header)')
+  # decode_wav reads only a fmt chunk right after the header, of 16-bit PCM
+  # (format 1), and its errors quote the bytes it found instead.
+  wav_bytes = require(
+      wav_bytes, tf.equal(tf.strings.substr(head, 12, 4), 'fmt '),
+      'the WAV must start with its fmt chunk')
+  wav_bytes = require(
+      wav_bytes, tf.logical_and(
+          tf.equal(tf.strings.substr(head, 20, 2), b'\x01\x00'),
+          tf.equal(tf.strings.substr(head, 34, 2), b'\x10\x00')),
+      'the WAV must be 16-bit PCM (decode other encodings first, or send '
+      'float samples to serving_default)')
   audio, sample_rate = tf.audio.decode_wav(wav_bytes)       # [S, channels]
   audio = require(audio, tf.equal(sample_rate, sample_rate_hz),
                   f'WAV sample rate must be {sample_rate_hz} Hz')

@@ -30,37 +30,36 @@ def warmup_clips(sample_rate_hz: int = 16000, seconds: float = 4.0
   return np.stack([tone, noise, np.zeros_like(t)]).astype(np.float32)
 
 
+def _log(model_name: str, signature: str, input_name: str,
+         value) -> prediction_log_pb2.PredictionLog:
+  request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
+      name=model_name, signature_name=signature))
+  request.inputs[input_name].CopyFrom(value)
+  return prediction_log_pb2.PredictionLog(
+      predict_log=prediction_log_pb2.PredictLog(request=request))
+
+
 def warmup_requests(model_name: str, clips: np.ndarray,
                     sample_rate_hz: int = 16000
                     ) -> list[prediction_log_pb2.PredictionLog]:
   """One request per note signature and batch shape (1 clip, all clips),
   and one per recording signature (the clips played one after another)."""
+  def wav(samples):
+    return audio.encode_pcm16(samples, sample_rate_hz)
   logs = []
   for batch in (clips[:1], clips):
-    audio_request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-        name=model_name, signature_name=signatures.AUDIO_SIGNATURE))
-    audio_request.inputs[signatures.AUDIO_INPUT].CopyFrom(
-        tf.make_tensor_proto(batch))
-    wav_request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-        name=model_name, signature_name=signatures.WAV_SIGNATURE))
-    wav_request.inputs[signatures.WAV_INPUT].CopyFrom(tf.make_tensor_proto(
-        [audio.encode_pcm16(c, sample_rate_hz) for c in batch],
-        dtype=tf.string))
-    for request in (audio_request, wav_request):
-      logs.append(prediction_log_pb2.PredictionLog(
-          predict_log=prediction_log_pb2.PredictLog(request=request)))
+    logs.append(_log(model_name, signatures.AUDIO_SIGNATURE,
+                     signatures.AUDIO_INPUT, tf.make_tensor_proto(batch)))
+    logs.append(_log(model_name, signatures.WAV_SIGNATURE,
+                     signatures.WAV_INPUT, tf.make_tensor_proto(
+                         [wav(c) for c in batch], dtype=tf.string)))
   recording = clips.reshape(-1)
-  long_audio = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-      name=model_name, signature_name=signatures.LONG_AUDIO_SIGNATURE))
-  long_audio.inputs[signatures.LONG_AUDIO_INPUT].CopyFrom(
-      tf.make_tensor_proto(recording))
-  long_wav = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-      name=model_name, signature_name=signatures.LONG_WAV_SIGNATURE))
-  long_wav.inputs[signatures.LONG_WAV_INPUT].CopyFrom(tf.make_tensor_proto(
-      audio.encode_pcm16(recording, sample_rate_hz), dtype=tf.string))
-  for request in (long_audio, long_wav):
-    logs.append(prediction_log_pb2.PredictionLog(
-        predict_log=prediction_log_pb2.PredictLog(request=request)))
+  logs.append(_log(model_name, signatures.LONG_AUDIO_SIGNATURE,
+                   signatures.LONG_AUDIO_INPUT,
+                   tf.make_tensor_proto(recording)))
+  logs.append(_log(model_name, signatures.LONG_WAV_SIGNATURE,
+                   signatures.LONG_WAV_INPUT,
+                   tf.make_tensor_proto(wav(recording), dtype=tf.string)))
   return logs
 
 

@@ -1,6 +1,7 @@
 """The whole Beam job on DirectRunner, on rendered data and on damaged data."""
 
 import collections
+import dataclasses
 import glob
 import json
 import os
@@ -762,3 +763,136 @@ def test_recordings_become_windows_accounted_for_apart_from_notes(
       str(out / 'dead_letters' / '*.jsonl')) for line in open(path)]
   assert {(d['note_str'], d['what']) for d in letters} == {
       ('junk.ogg', 'recording'), ('kazoo.wav', 'recording')}
+
+
+def test_overwrite_refuses_a_manifest_listing_directories_or_foreign_names(
+    tiny_demo, tmp_path):
+  out = tmp_path / 'out'
+  run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
+  (out / 'photos').mkdir()
+  (out / 'photos' / 'p.txt').write_text('mine')
+  (out / 'dead_letters' / 'mine.jsonl').write_text('mine')
+  manifest = json.loads((out / 'manifest.json').read_text())
+  for listed in (['photos'], ['dead_letters'], ['notes.txt']):
+    data = dict(manifest, files=manifest['files'] + listed)
+    (out / 'manifest.json').write_text(json.dumps(data))
+    with pytest.raises(output.OutputDirError, match='not a file this job '
+                       'writes; nothing was deleted'):
+      run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+          '--overwrite')
+    assert (out / 'photos' / 'p.txt').read_text() == 'mine'
+    assert (out / 'dead_letters' / 'mine.jsonl').read_text() == 'mine'
+
+
+def test_a_commit_that_cannot_finish_leaves_the_previous_dataset(tiny_demo,
+                                                                 tmp_path):
+  out = tmp_path / 'out'
+  first = run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+              '--num_shards=2')
+  shutil.rmtree(out / 'dead_letters')
+  (out / 'dead_letters').write_text('a file where a directory belongs')
+  with pytest.raises(output.OutputDirError, match='is not a directory'):
+    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+        '--overwrite', '--num_shards=1')
+  assert manifest_lib.read(str(out)) == dataclasses.replace(
+      first.manifest)
+  assert len(read_split(out, 'test')[schema.LABEL]) == \
+      first.manifest.splits['test'].num_examples
+
+
+def test_the_lock_never_writes_through_a_link(tiny_demo, tmp_path):
+  out = tmp_path / 'out'
+  out.mkdir()
+  precious = tmp_path / 'precious.txt'
+  precious.write_text('keep me')
+  (out / directory_lock.LOCK_FILE).symlink_to(precious)
+  with pytest.raises(output.OutputDirError, match='holds a link named'):
+    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
+  assert precious.read_text() == 'keep me'
+
+
+def test_only_the_jobs_own_staging_is_cleaned_up(tiny_demo, tmp_path):
+  out = tmp_path / 'out'
+  out.mkdir()
+  (out / '.staging-notes.txt').write_text('mine')
+  with pytest.raises(output.OutputDirNotEmptyError):
+    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
+  run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+      '--overwrite')
+  assert (out / '.staging-notes.txt').read_text() == 'mine'
+
+
+def test_entries_too_deep_or_with_huge_numbers_cost_only_themselves(
+    split_copy, tmp_path):
+  directory = split_copy('valid')
+  text = (directory / 'examples.json').read_text()
+  entries = json.loads(text)
+  first = entries[sorted(entries)[0]]
+  deep_entry = json.dumps(dict(first, note_str='deep'))[:-1]
+  huge_entry = json.dumps({k: v for k, v in dict(
+      first, note_str='huge').items() if k != 'instrument'})[:-1]
+  deep = '{"a": ' * 600 + '1' + '}' * 600
+  text = (text.rstrip()[:-1] + f', "deep": {deep_entry}, "x": {deep}}}' +
+          f', "huge": {huge_entry}, "instrument": {"9" * 5000}}}}}')
+  (directory / 'examples.json').write_text(text)
+  out = tmp_path / 'out'
+  job = run(f'--input={directory}', f'--output_dir={out}')
+  letters = {json.loads(line)['note_str']: json.loads(line)['reason']
+             for path in glob.glob(str(out / 'dead_letters' / '*.jsonl'))
+             for line in open(path)}
+  assert 'deeper than 32 levels' in letters['deep']
+  assert 'more than 30 digits' in letters['huge']
+  assert job.manifest.accounting['read'] == len(entries) + 2
+  assert job.manifest.accounting['written']['valid'] > 0
+
+
+def test_hostile_recordings_cost_only_themselves(tiny_phrases, tmp_path):
+  phrases = tmp_path / 'phrases-test'
+  shutil.copytree(tiny_phrases / 'phrases-test', phrases)
+  text = (phrases / 'labels.json').read_text()
+  labels = json.loads(text)
+  label = json.dumps(labels[sorted(labels)[0]])
+  audio_dir = phrases / 'audio'
+  elsewhere = tmp_path / 'elsewhere.wav'
+  elsewhere.write_bytes(wav_bytes(np.zeros(16000)))
+  (audio_dir / 'outside.wav').symlink_to(elsewhere)
+  os.mkfifo(audio_dir / 'fifo.wav')
+  # A header declaring 4 GB of data: tensorflow-io would abort the process.
+  (audio_dir / 'huge.wav').write_bytes(
+      raw_wav(data=bytes(3200))[:40] + struct.pack('<I', 0xFFFFFFF0) +
+      bytes(3200))
+  (audio_dir / 'eight_bit.wav').write_bytes(wav_bytes(
+      0.3 * np.sin(np.arange(16000 * 6) / 8.0), sample_width=1))
+  names = ['outside.wav', 'fifo.wav', 'huge.wav', 'eight_bit.wav']
+  text = text.rstrip()[:-1] + ''.join(f', "{n}": {label}' for n in names)
+  # A name that is not Unicode, and a key given twice with other labels.
+  text += (f', "\\ud800.wav": {label}, "dup.wav": {label}, "dup.wav": '
+           f'{json.dumps(dict(json.loads(label), family="reed"))}}}')
+  shutil.copy(audio_dir / sorted(labels)[0], audio_dir / 'dup.wav')
+  (phrases / 'labels.json').write_text(text)
+  out = tmp_path / 'out'
+  job = run(f'--input={_first_notes(tmp_path)}', f'--output_dir={out}',
+            f'--recordings={phrases}')
+  letters = {json.loads(line)['note_str']: json.loads(line)['kind']
+             for path in glob.glob(str(out / 'dead_letters' / '*.jsonl'))
+             for line in open(path)}
+  assert letters == {'outside.wav': 'outside_dataset', 'fifo.wav':
+                     'not_a_file', 'huge.wav': 'truncated',
+                     '\\ud800.wav': 'invalid_metadata',
+                     'dup.wav': 'duplicate_note'}
+  recorded = job.manifest.accounting['recordings']
+  assert recorded['read'] == len(labels) + len(names) + 3
+  assert recorded['windowed']['test'] == len(labels) + 1  # + eight_bit.wav
+
+
+def _first_notes(tmp_path):
+  """A one-note NSynth split, for jobs that are about their recordings."""
+  split = tmp_path / 'nsynth-valid'
+  (split / 'audio').mkdir(parents=True)
+  entry = {'note_str': 'n-060-100', 'instrument': 0, 'instrument_str': 'n',
+           'pitch': 60, 'velocity': 100, 'instrument_family_str': 'guitar',
+           'instrument_source_str': 'acoustic'}
+  (split / 'examples.json').write_text(json.dumps({'n-060-100': entry}))
+  (split / 'audio' / 'n-060-100.wav').write_bytes(
+      wav_bytes(0.3 * np.sin(np.arange(64000) / 5.0)))
+  return split

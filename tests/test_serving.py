@@ -155,7 +155,7 @@ def test_empty_and_misshapen_wav_batches_are_refused_in_our_words(
     (b'\x00\x01garbage that is not a wav file at all', 'not a WAV file'),
     (b'', 'not a WAV file'),
     (wav_bytes(np.zeros(44100), sample_rate=44100), 'must be 16000 Hz'),
-    (float_wav_bytes(np.zeros(16000)), 'Expected 1 \\(PCM\\)'),
+    (float_wav_bytes(np.zeros(16000)), 'must be 16-bit PCM'),
     (wav_bytes(np.zeros(0)), 'holds no samples'),
 ])
 def test_bad_wav_requests_get_invalid_argument(loaded, data, message):
@@ -260,7 +260,7 @@ def test_model_names_tf_serving_cannot_serve_are_refused(exported, tmp_path,
                                                          name):
   _, model, manifest = exported
   base = tmp_path / 'exports'
-  with pytest.raises(export.ExportError, match='is not a plain name'):
+  with pytest.raises(export.ExportError, match='must be a plain name'):
     export.export_model(model, manifest, str(base), name)
   assert not tmp_path.joinpath('escape').exists()
   assert not base.exists() or not any(base.rglob('saved_model.pb'))
@@ -472,7 +472,7 @@ def test_predict_command_on_a_folder_reports_each_file(exported, tiny_demo,
   rows = {os.path.basename(r['file']): r for r in json.loads(result.stdout)}
   assert len(rows) == 6
   assert rows['broken.wav']['error'] == (
-      'cannot decode it as WAV, FLAC, OGG or MP3 (unknown file type)')
+      'cannot decode it as WAV, FLAC, OGG or MP3 (Format not recognised.)')
   assert rows['dangling.wav']['error'] == (
       'a link to a file that does not exist')
   assert rows['missing.wav']['error'] == 'file does not exist'
@@ -539,7 +539,7 @@ class _FakeServer:
      "3 rows of 'probabilities' for 1 file"),
     (200, json.dumps({'outputs': {
         'probabilities': [['NaN', 0.0]], 'classes': [['a', 'b']]}}).encode(),
-     0, 'not finite numbers'),
+     0, 'not numbers in'),
     (400, b'["a", "list", "as", "error"]', 0, 'HTTP 400: \\["a", "list"'),
     (503, b'', 0, 'HTTP 503'),
     (200, b'{}', 3.0, 'no reply from .* within 0.5 s'),
@@ -723,3 +723,77 @@ class _SignatureServer(_FakeServer):
     self.server = HTTPServer(('127.0.0.1', 0), Handler)
     self.port = self.server.server_port
     threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_predict_never_hangs_or_dies_on_hostile_files(exported, tmp_path):
+  folder = tmp_path / 'odd'
+  folder.mkdir()
+  os.mkfifo(folder / 'fifo.wav')
+  header = wav_bytes(np.zeros(3200))
+  (folder / 'huge.wav').write_bytes(header[:40] + (0xFFFFFFF0).to_bytes(
+      4, 'little') + header[44:])
+  (folder / 'eight_bit.wav').write_bytes(wav_bytes(
+      0.3 * np.sin(np.arange(16000 * 6) / 8.0), sample_width=1))
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  result = subprocess.run(
+      [sys.executable, '-m', 'serving.predict',
+       f'--model={os.path.dirname(exported[0])}', '--json', str(folder),
+       str(empty)], cwd=REPO, capture_output=True, text=True, timeout=120)
+  rows = {os.path.basename(r['file']): r for r in json.loads(result.stdout)}
+  assert result.returncode == 1
+  assert rows['fifo.wav']['error'].startswith('not a regular file')
+  assert rows['huge.wav']['error'].startswith('truncated')
+  assert 'error' not in rows['eight_bit.wav']   # 8-bit PCM, decoded right
+  assert rows['empty']['error'] == 'a directory with no WAV, FLAC, OGG or ' \
+      'MP3 file'
+
+
+@pytest.mark.parametrize('outputs,message', [
+    ({'probabilities': [[0.5, 0.5], [1.0]], 'classes': [['a', 'b']] * 2},
+     'not rectangular'),
+    ({'probabilities': [0.5, 0.5], 'classes': ['a', 'b']}, 'rank'),
+    ({'probabilities': [[0.5, 0.5]], 'classes': [['a']]},
+     'names 1 classes for 2 probabilities'),
+    ({'probabilities': [[0.5, 0.5]], 'classes': [[1, 2]]}, 'not strings'),
+    ({'probabilities': [[-5.0, 0.5]], 'classes': [['a', 'b']]},
+     r'not numbers in \[0, 1\]'),
+])
+def test_the_client_checks_the_shape_of_every_reply(outputs, message):
+  with pytest.raises(client.ServerError, match=message):
+    client.checked_outputs(outputs, 1, 'there')
+
+
+def test_the_client_refuses_replies_it_cannot_read_and_names_it_cannot_send():
+  with pytest.raises(client.ServerError, match='lacks the outputs'):
+    client.checked_outputs({'probabilities': [0.5, 0.5],
+                            'classes': ['a', 'b']}, None, 'there')
+  server = _FakeServer(200, b'[' * 100_000 + b']' * 100_000)
+  try:
+    with pytest.raises(client.ServerError, match='not JSON this client'):
+      client.predict_rest('127.0.0.1', server.port, 'm', [b'x'], timeout=5)
+  finally:
+    server.close()
+  with pytest.raises(client.ServerError, match='must be a plain name'):
+    client.predict_rest('127.0.0.1', 1, 'a b', [b'x'])
+
+
+def test_export_turns_a_broken_job_dir_into_one_line(exported, tmp_path):
+  job = tmp_path / 'job'
+  job.mkdir()
+  (job / 'job_config.json').write_text('{}')
+  def run_export(*flags):
+    return subprocess.run(
+        [sys.executable, '-m', 'serving.export', f'--job_dir={job}',
+         f'--export_base={tmp_path / "exports"}', *flags], cwd=REPO,
+        capture_output=True, text=True, timeout=120)
+  result = run_export()
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f'error: {job}/job_config.json is not a trainer\'s job config (it '
+      f'needs data_dir, model, train_split)']
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('')
+  _, model, manifest = exported
+  with pytest.raises(export.ExportError, match='is a file, not a directory'):
+    export.export_model(model, manifest, str(a_file))

@@ -572,3 +572,29 @@ def test_the_blogs_recipe_can_leave_the_augmented_copies_out(tiny_demo,
                                      eval_splits=('valid',),
                                      train_on_augmented=False))
   assert reports['train']['num_examples'] == summary.num_examples
+
+
+def test_the_job_remembers_its_data_wherever_it_is_run_from(tiny_tfrecords,
+                                                            tmp_path,
+                                                            monkeypatch):
+  monkeypatch.chdir(tiny_tfrecords.parent)
+  job_dir = tmp_path / 'job'
+  train.train(quick_config(tiny_tfrecords.name, job_dir, epochs=1,
+                           eval_splits=('valid',)))
+  config = job_layout.read_job_config(str(job_dir))
+  assert config['data_dir'] == str(tiny_tfrecords)
+  # A damaged finished.json still means a finished run, not a traceback.
+  (job_dir / 'finished.json').write_text('[1]')
+  with pytest.raises(job_layout.JobDirError, match='holds a finished run'):
+    train.train(quick_config(tiny_tfrecords.name, job_dir, epochs=1,
+                             eval_splits=('valid',)))
+
+
+def test_data_without_training_statistics_is_refused_before_any_write(
+    tfrecords_copy, tmp_path):
+  def no_statistics(data):
+    data['normalization'] = None
+  _rewrite_manifest(tfrecords_copy, no_statistics)
+  with pytest.raises(input_pipeline.DataError, match='no normalization'):
+    train.train(quick_config(tfrecords_copy, tmp_path / 'job', epochs=1))
+  assert not (tmp_path / 'job').exists()

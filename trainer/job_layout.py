@@ -24,6 +24,10 @@ TRAINER_OUTPUTS = (JOB_CONFIG, FINISHED, HISTORY_CSV, CHECKPOINTS_DIR,
                    BACKUP_DIR, LOGS_DIR, EVAL_DIR)
 
 
+# What the report and the export read from job_config.json.
+REQUIRED_SETTINGS = ('data_dir', 'model', 'train_split')
+
+
 class JobDirError(ValueError):
   """A job directory cannot be used as asked; the message says why."""
 
@@ -61,9 +65,14 @@ def read_job_config(job_dir: str) -> dict:
     raise JobDirError(f'{config_path} does not exist: is {job_dir} the '
                       f'--job_dir of a trainer run?')
   try:
-    return read_json(config_path)
-  except (ValueError, tf.errors.OpError) as e:
+    config = read_json(config_path)
+  except (ValueError, RecursionError, tf.errors.OpError) as e:
     raise JobDirError(f'{config_path} is not readable JSON: {e}') from None
+  if not isinstance(config, dict) or not all(
+      isinstance(config.get(key), str) for key in REQUIRED_SETTINGS):
+    raise JobDirError(f'{config_path} is not a trainer\'s job config (it '
+                      f'needs {", ".join(REQUIRED_SETTINGS)})')
+  return config
 
 
 def read_finished(job_dir: str) -> dict | None:
@@ -72,6 +81,7 @@ def read_finished(job_dir: str) -> dict | None:
   if not tf.io.gfile.exists(finished_path):
     return None
   try:
-    return read_json(finished_path)
-  except (ValueError, tf.errors.OpError):
+    finished = read_json(finished_path)
+  except (ValueError, RecursionError, tf.errors.OpError):
     return {}
+  return finished if isinstance(finished, dict) else {}

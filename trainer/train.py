@@ -14,7 +14,6 @@ write their checkpoints and logs to scratch directories of their own, which
 they delete at the end.
 """
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -117,8 +116,12 @@ def worker_of(strategy: tf.distribute.Strategy) -> Worker:
 
 
 def _settings(config: TrainConfig) -> dict:
-  """The config as JSON would hold it (tuples become lists)."""
-  return json.loads(json.dumps(dataclasses.asdict(config)))
+  """The config as JSON would hold it (tuples become lists), with a local
+  data_dir made absolute: the report and the export read it from anywhere."""
+  settings = json.loads(json.dumps(dataclasses.asdict(config)))
+  if not directory_lock.is_remote(config.data_dir):
+    settings['data_dir'] = os.path.abspath(config.data_dir)
+  return settings
 
 
 def _finished_message(job_dir: str, finished: dict) -> str:
@@ -223,6 +226,10 @@ def callbacks(config: TrainConfig,
 def load_data(config: TrainConfig):
   """The manifest and each split's shards, validated before any training."""
   manifest = manifest_lib.read(config.data_dir)
+  if manifest.normalization is None:
+    raise input_pipeline.DataError(
+        f'{manifest_lib.manifest_path(config.data_dir)} has no normalization '
+        f'statistics (its data had no train split): train on data with one')
   files = {}
   for split in (config.train_split,) + tuple(config.eval_splits):
     files[split] = input_pipeline.split_files(config.data_dir, manifest,
@@ -310,31 +317,11 @@ def train(config: TrainConfig) -> dict[str, dict]:
     return _train_as_worker(config, strategy, worker)
   check_job_dir(config)  # Refuse early; checked again under the lock.
   manifest, files = load_data(config)
-  with _locked(config.job_dir):
+  if directory_lock.is_remote(config.job_dir):
+    tf.io.gfile.makedirs(config.job_dir)
+  with directory_lock.claimed(config.job_dir, '--job_dir',
+                              job_layout.JobDirError):
     return _train_as_chief(config, strategy, worker, manifest, files)
-
-
-@contextlib.contextmanager
-def _locked(job_dir: str):
-  """Creates the job directory if needed and holds its lock while inside."""
-  if directory_lock.is_remote(job_dir):
-    tf.io.gfile.makedirs(job_dir)
-    with directory_lock.DirectoryLock(job_dir, '--job_dir'):  # a warning
-      yield
-    return
-  try:
-    os.makedirs(job_dir, exist_ok=True)
-    lock = directory_lock.DirectoryLock(job_dir, '--job_dir')
-    lock.__enter__()
-  except directory_lock.DirectoryLockedError as e:
-    raise job_layout.JobDirError(str(e)) from None
-  except OSError as e:
-    raise job_layout.JobDirError(f'--job_dir {job_dir} cannot be used: '
-                                 f'{e.strerror or e}') from None
-  try:
-    yield
-  finally:
-    lock.__exit__(None, None, None)
 
 
 def _train_as_chief(config: TrainConfig, strategy, worker: Worker, manifest,
