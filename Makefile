@@ -26,18 +26,28 @@ $(BIN)/.installed: setup.py
 venv: $(BIN)/.installed
 
 $(DEMO_AUDIO)/nsynth-test/examples.json: $(BIN)/.installed demo_data/*.py
+	rm -rf $(DEMO_AUDIO)
 	$(BIN)/nsynth-render-demo --output_dir=$(DEMO_AUDIO)
+
+# The default recipe: the training notes, and the windows of the training
+# phrases, with RECIPE_COPIES augmented copies each (beam_pipelines/
+# augmentation.py); then nsynth-train's defaults (trainer/train.py).
+RECIPE_COPIES := $(shell sed -n 's/^RECIPE_COPIES = \([0-9]*\).*/\1/p' beam_pipelines/augmentation.py)
+# A test note and a test phrase, found once they are rendered.
+NOTE := $$(ls $(DEMO_AUDIO)/nsynth-test/audio/guitar_*-064-100.wav | head -1)
+PHRASE := $$(ls $(DEMO_AUDIO)/phrases-test/audio/*.wav | head -1)
 
 demo: $(DEMO_AUDIO)/nsynth-test/examples.json
 	$(BIN)/nsynth-tfrecords \
 	    --input=$(DEMO_AUDIO)/nsynth-train,$(DEMO_AUDIO)/nsynth-valid,$(DEMO_AUDIO)/nsynth-test \
+	    --recordings=$(DEMO_AUDIO)/phrases-train --augment_copies=$(RECIPE_COPIES) \
 	    --output_dir=$(TFRECORDS) --overwrite --compression=none $(BEAM_LOCAL)
-	$(BIN)/nsynth-train --data_dir=$(TFRECORDS) --job_dir=$(JOB_DIR) --overwrite \
-	    --model=timbre_tcn --epochs=15
+	$(BIN)/nsynth-train --data_dir=$(TFRECORDS) --job_dir=$(JOB_DIR) --overwrite
+	$(BIN)/nsynth-evaluate --job_dir=$(JOB_DIR) --split=test \
+	    --phrases=$(DEMO_AUDIO)/phrases-test
 	$(BIN)/nsynth-export --job_dir=$(JOB_DIR) --export_base=$(EXPORT_BASE)
 	$(BIN)/nsynth-predict --model=$(EXPORT_BASE)/nsynth_instrument \
-	    $(DEMO_AUDIO)/nsynth-test/audio/guitar_electronic_005-064-100.wav \
-	    $(DEMO_AUDIO)/nsynth-test/audio/reed_acoustic_012-064-100.wav
+	    --plot=$(JOB_DIR)/timelines $(NOTE) $(PHRASE)
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
