@@ -139,6 +139,19 @@ def read_header(data: bytes, limits: AudioLimits = DEFAULT_LIMITS,
   raise AudioError('truncated', 'no data chunk')
 
 
+def _check_channels(channels: int, limits: AudioLimits) -> None:
+  if not 1 <= channels <= limits.max_channels:
+    raise AudioError('bad_header', f'{channels} channels is outside 1..'
+                     f'{limits.max_channels}')
+
+
+def _check_rate(rate: int, limits: AudioLimits) -> None:
+  if not limits.min_sample_rate_hz <= rate <= limits.max_sample_rate_hz:
+    raise AudioError('bad_sample_rate', f'sample rate {rate} Hz is outside '
+                     f'{limits.min_sample_rate_hz}..'
+                     f'{limits.max_sample_rate_hz} Hz')
+
+
 def _checked_header(fmt: tuple[int, int, int, int, int], data_offset: int,
                     data_bytes: int, limits: AudioLimits) -> WavHeader:
   tag, channels, rate, block_align, bits = fmt
@@ -149,19 +162,14 @@ def _checked_header(fmt: tuple[int, int, int, int, int], data_offset: int,
   if bits not in widths:
     raise AudioError('unsupported_format', f'{bits}-bit '
                      f'{"PCM" if tag == _PCM else "float"} is not supported')
-  if not 1 <= channels <= limits.max_channels:
-    raise AudioError('bad_header', f'{channels} channels is outside 1..'
-                     f'{limits.max_channels}')
+  _check_channels(channels, limits)
   if block_align != channels * bits // 8:
     raise AudioError('bad_header', f'block align {block_align} contradicts '
                      f'{channels} channel(s) of {bits} bits')
   if data_bytes % block_align:
     raise AudioError('bad_header', f'the data chunk ({data_bytes} bytes) is '
                      f'not a whole number of {block_align}-byte frames')
-  if not limits.min_sample_rate_hz <= rate <= limits.max_sample_rate_hz:
-    raise AudioError('bad_sample_rate', f'sample rate {rate} Hz is outside '
-                     f'{limits.min_sample_rate_hz}..'
-                     f'{limits.max_sample_rate_hz} Hz')
+  _check_rate(rate, limits)
   if data_bytes == 0:
     raise AudioError('empty_audio', 'the WAV holds no samples')
   return WavHeader(tag, channels, rate, block_align, bits, data_offset,
@@ -384,15 +392,10 @@ def _check_declared(frames: int, channels: int, rate: int,
                     max_seconds: float | None,
                     limits: AudioLimits = DEFAULT_LIMITS) -> None:
   """Refuses shapes of audio no recording of ours has (before decoding)."""
-  if frames <= 0 or channels <= 0:
+  if frames <= 0:
     raise AudioError('empty_audio', 'the file holds no samples')
-  if channels > limits.max_channels:
-    raise AudioError('bad_header', f'{channels} channels is outside '
-                     f'1..{limits.max_channels}')
-  if not limits.min_sample_rate_hz <= rate <= limits.max_sample_rate_hz:
-    raise AudioError('bad_sample_rate', f'sample rate {rate} Hz is outside '
-                     f'{limits.min_sample_rate_hz}..'
-                     f'{limits.max_sample_rate_hz} Hz')
+  _check_channels(channels, limits)
+  _check_rate(rate, limits)
   if max_seconds is not None and frames > max_seconds * rate:
     raise AudioError('too_long', f'{frames / rate:.1f} s is longer than '
                      f'{max_seconds:g} s')

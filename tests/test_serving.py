@@ -406,38 +406,12 @@ def test_grpc_client_against_a_prediction_service(grpc_server, loaded,
 def test_rest_client_sends_b64_wav_the_way_tf_serving_reads_it(loaded,
                                                                tiny_demo):
   """Against a stand-in that parses TF Serving's columnar REST format."""
-  class Handler(BaseHTTPRequestHandler):
-    def do_POST(self):  # pylint: disable=invalid-name
-      import base64
-      assert self.path == '/v1/models/nsynth_instrument:predict'
-      body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
-      wavs = [base64.b64decode(x['b64'])
-              for x in body['inputs'][signatures.WAV_INPUT]]
-      try:
-        outputs = loaded.signatures[body['signature_name']](
-            wav=tf.constant(wavs))
-        status, reply = 200, {'outputs': {
-            k: (v.numpy().astype(str).tolist() if v.dtype == tf.string
-                else v.numpy().tolist()) for k, v in outputs.items()}}
-      except tf.errors.InvalidArgumentError as e:
-        status, reply = 400, {'error': e.message}
-      data = json.dumps(reply).encode()
-      self.send_response(status)
-      self.send_header('Content-Length', str(len(data)))
-      self.end_headers()
-      self.wfile.write(data)
-
-    def log_message(self, *args):
-      pass
-
-  server = HTTPServer(('127.0.0.1', 0), Handler)
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
-  thread.start()
+  server = _SignatureServer(loaded)
   try:
     path = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
                                 '*.wav')))[0]
     data = open(path, 'rb').read()
-    outputs = client.predict_rest('127.0.0.1', server.server_port,
+    outputs = client.predict_rest('127.0.0.1', server.port,
                                   'nsynth_instrument', [data])
     direct = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant([data]))
     np.testing.assert_allclose(outputs[signatures.PROBABILITIES],
@@ -445,10 +419,10 @@ def test_rest_client_sends_b64_wav_the_way_tf_serving_reads_it(loaded,
                                rtol=1e-6)
     with pytest.raises(client.ServerError,
                        match='HTTP 400: WAV sample rate must be 16000 Hz'):
-      client.predict_rest('127.0.0.1', server.server_port, 'nsynth_instrument',
+      client.predict_rest('127.0.0.1', server.port, 'nsynth_instrument',
                           [wav_bytes(np.zeros(8000), sample_rate=8000)])
   finally:
-    server.shutdown()
+    server.close()
 
 
 def run_predict(*args):
@@ -501,16 +475,18 @@ def test_predict_on_a_model_path_without_an_export_is_one_line(
 
 
 class _FakeServer:
-  """An HTTP server answering every POST with (status, body), or not at all."""
+  """An HTTP server answering every POST: with (status, body) after a delay,
+  or with what `answer(path, request body)` returns."""
 
-  def __init__(self, status=200, body=b'{}', delay=0.0):
-    reply = (status, body, delay)
+  def __init__(self, status=200, body=b'{}', delay=0.0, answer=None):
+    def reply(path: str, request: bytes) -> tuple[int, bytes]:
+      time.sleep(delay)
+      return answer(path, request) if answer else (status, body)
 
     class Handler(BaseHTTPRequestHandler):
       def do_POST(self):  # pylint: disable=invalid-name
-        self.rfile.read(int(self.headers['Content-Length']))
-        code, data, wait = reply
-        time.sleep(wait)
+        code, data = reply(self.path, self.rfile.read(
+            int(self.headers['Content-Length'])))
         self.send_response(code)
         self.send_header('Content-Length', str(len(data)))
         self.end_headers()
@@ -693,107 +669,26 @@ def test_users_formats_rates_and_channels_are_decoded(fmt, subtype, suffix,
   assert 0.3 < np.max(np.abs(decoded)) < 0.5
 
 
-class _SignatureServer(_FakeServer):
+def _SignatureServer(loaded_model) -> _FakeServer:  # pylint: disable=invalid-name
   """A REST stand-in that answers with the loaded signatures, as TF
   Serving's columnar format does."""
+  import base64
 
-  def __init__(self, loaded_model):  # pylint: disable=super-init-not-called
-    import base64
+  def answer(path: str, request: bytes) -> tuple[int, bytes]:
+    if path != '/v1/models/nsynth_instrument:predict':
+      return 404, json.dumps({'error': f'no model at {path}'}).encode()
+    body = json.loads(request)
+    wav = body['inputs'][signatures.WAV_INPUT]
+    value = (base64.b64decode(wav['b64']) if isinstance(wav, dict)
+             else [base64.b64decode(x['b64']) for x in wav])
+    try:
+      outputs = loaded_model.signatures[body['signature_name']](
+          wav=tf.constant(value))
+    except tf.errors.InvalidArgumentError as e:
+      return 400, json.dumps({'error': e.message}).encode()
+    return 200, json.dumps({'outputs': {
+        k: (np.asarray(v.numpy()).astype(str).tolist()
+            if v.dtype == tf.string else v.numpy().tolist())
+        for k, v in outputs.items()}}).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-      def do_POST(self):  # pylint: disable=invalid-name
-        body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
-        wav = body['inputs'][signatures.WAV_INPUT]
-        value = (base64.b64decode(wav['b64']) if isinstance(wav, dict)
-                 else [base64.b64decode(x['b64']) for x in wav])
-        outputs = loaded_model.signatures[body['signature_name']](
-            wav=tf.constant(value))
-        data = json.dumps({'outputs': {
-            k: (np.asarray(v.numpy()).astype(str).tolist()
-                if v.dtype == tf.string else v.numpy().tolist())
-            for k, v in outputs.items()}}).encode()
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-      def log_message(self, *args):
-        pass
-
-    self.server = HTTPServer(('127.0.0.1', 0), Handler)
-    self.port = self.server.server_port
-    threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-def test_predict_never_hangs_or_dies_on_hostile_files(exported, tmp_path):
-  folder = tmp_path / 'odd'
-  folder.mkdir()
-  os.mkfifo(folder / 'fifo.wav')
-  header = wav_bytes(np.zeros(3200))
-  (folder / 'huge.wav').write_bytes(header[:40] + (0xFFFFFFF0).to_bytes(
-      4, 'little') + header[44:])
-  (folder / 'eight_bit.wav').write_bytes(wav_bytes(
-      0.3 * np.sin(np.arange(16000 * 6) / 8.0), sample_width=1))
-  empty = tmp_path / 'empty'
-  empty.mkdir()
-  result = subprocess.run(
-      [sys.executable, '-m', 'serving.predict',
-       f'--model={os.path.dirname(exported[0])}', '--json', str(folder),
-       str(empty)], cwd=REPO, capture_output=True, text=True, timeout=120)
-  rows = {os.path.basename(r['file']): r for r in json.loads(result.stdout)}
-  assert result.returncode == 1
-  assert rows['fifo.wav']['error'].startswith('not a regular file')
-  assert rows['huge.wav']['error'].startswith('truncated')
-  assert 'error' not in rows['eight_bit.wav']   # 8-bit PCM, decoded right
-  assert rows['empty']['error'] == 'a directory with no WAV, FLAC, OGG or ' \
-      'MP3 file'
-
-
-@pytest.mark.parametrize('outputs,message', [
-    ({'probabilities': [[0.5, 0.5], [1.0]], 'classes': [['a', 'b']] * 2},
-     'not rectangular'),
-    ({'probabilities': [0.5, 0.5], 'classes': ['a', 'b']}, 'rank'),
-    ({'probabilities': [[0.5, 0.5]], 'classes': [['a']]},
-     'names 1 classes for 2 probabilities'),
-    ({'probabilities': [[0.5, 0.5]], 'classes': [[1, 2]]}, 'not strings'),
-    ({'probabilities': [[-5.0, 0.5]], 'classes': [['a', 'b']]},
-     r'not numbers in \[0, 1\]'),
-])
-def test_the_client_checks_the_shape_of_every_reply(outputs, message):
-  with pytest.raises(client.ServerError, match=message):
-    client.checked_outputs(outputs, 1, 'there')
-
-
-def test_the_client_refuses_replies_it_cannot_read_and_names_it_cannot_send():
-  with pytest.raises(client.ServerError, match='lacks the outputs'):
-    client.checked_outputs({'probabilities': [0.5, 0.5],
-                            'classes': ['a', 'b']}, None, 'there')
-  server = _FakeServer(200, b'[' * 100_000 + b']' * 100_000)
-  try:
-    with pytest.raises(client.ServerError, match='not JSON this client'):
-      client.predict_rest('127.0.0.1', server.port, 'm', [b'x'], timeout=5)
-  finally:
-    server.close()
-  with pytest.raises(client.ServerError, match='must be a plain name'):
-    client.predict_rest('127.0.0.1', 1, 'a b', [b'x'])
-
-
-def test_export_turns_a_broken_job_dir_into_one_line(exported, tmp_path):
-  job = tmp_path / 'job'
-  job.mkdir()
-  (job / 'job_config.json').write_text('{}')
-  def run_export(*flags):
-    return subprocess.run(
-        [sys.executable, '-m', 'serving.export', f'--job_dir={job}',
-         f'--export_base={tmp_path / "exports"}', *flags], cwd=REPO,
-        capture_output=True, text=True, timeout=120)
-  result = run_export()
-  assert result.returncode == 1
-  assert result.stderr.strip().splitlines() == [
-      f'error: {job}/job_config.json is not a trainer\'s job config (it '
-      f'needs data_dir, model, train_split)']
-  a_file = tmp_path / 'a_file'
-  a_file.write_text('')
-  _, model, manifest = exported
-  with pytest.raises(export.ExportError, match='is a file, not a directory'):
-    export.export_model(model, manifest, str(a_file))
+  return _FakeServer(answer=answer)

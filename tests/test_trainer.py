@@ -389,9 +389,9 @@ def test_resuming_with_other_settings_refuses_before_touching_anything(
           if p.is_file()} == before
 
 
-def test_a_label_outside_the_vocabulary_stops_evaluation_naming_the_file(
-    tfrecords_copy, tmp_path):
-  bad_shard = tfrecords_copy / 'valid-00009-of-00009.tfrecord.gz'
+def _add_a_shard_with_label_42(data_dir):
+  """A valid shard the manifest lists, whose one record has label id 42."""
+  bad_shard = data_dir / 'valid-00009-of-00009.tfrecord.gz'
   with tf.io.TFRecordWriter(str(bad_shard), 'GZIP') as writer:
     writer.write(schema.serialize_note(schema.NoteExample(
         np.zeros((126, 20), np.float32), 42, 'bass', 'acoustic', 'b', 40, 100,
@@ -399,7 +399,12 @@ def test_a_label_outside_the_vocabulary_stops_evaluation_naming_the_file(
   def one_more(data):
     data['splits']['valid']['num_examples'] += 1
     data['files'].append(bad_shard.name)
-  _rewrite_manifest(tfrecords_copy, one_more)
+  _rewrite_manifest(data_dir, one_more)
+
+
+def test_a_label_outside_the_vocabulary_stops_evaluation_naming_the_file(
+    tfrecords_copy, tmp_path):
+  _add_a_shard_with_label_42(tfrecords_copy)
   manifest = manifest_lib.read(str(tfrecords_copy))
   model = models.build('timbre_tcn', manifest)
   with pytest.raises(input_pipeline.DataError,
@@ -442,15 +447,7 @@ def test_shards_of_another_shape_stop_before_training_naming_the_file(
 
 def test_a_label_outside_the_vocabulary_stops_naming_the_file(tfrecords_copy,
                                                              tmp_path):
-  bad_shard = tfrecords_copy / 'valid-00009-of-00009.tfrecord.gz'
-  with tf.io.TFRecordWriter(str(bad_shard), 'GZIP') as writer:
-    writer.write(schema.serialize_note(schema.NoteExample(
-        np.zeros((126, 20), np.float32), 42, 'bass', 'acoustic', 'b', 40, 100,
-        'b-040-100')))
-  def one_more(data):
-    data['splits']['valid']['num_examples'] += 1
-    data['files'].append(bad_shard.name)
-  _rewrite_manifest(tfrecords_copy, one_more)
+  _add_a_shard_with_label_42(tfrecords_copy)
   with pytest.raises(input_pipeline.DataError,
                      match=r'valid-00009-of-00009.*label id 42 is outside'):
     train.train(quick_config(tfrecords_copy, tmp_path / 'job'))
