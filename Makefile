@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA := data
 DEMO_AUDIO := $(DATA)/nsynth-demo
 TFRECORDS := $(DATA)/tfrecords
-JOB_DIR := jobs/demo-timbre_tcn
+JOB_DIR := jobs/demo
 EXPORT_BASE := exports
 # in_memory: TensorFlow already uses every core for the features, and at demo size
 # its shorter start-up (5.2 s, vs 5.9 s multi_threading and 7.7 s multi_processing)

@@ -1,7 +1,7 @@
 r"""Benchmark: recordings, not notes. Which aggregation, and at what cost.
 
 Usage:
-  python -m benchmarks.long_audio --job_dir=jobs/demo-timbre_tcn \
+  python -m benchmarks.long_audio --job_dir=jobs/demo \
       --export=exports/nsynth_instrument \
       --phrases=data/nsynth-demo/phrases-test [--repeats=20]
 
@@ -53,7 +53,6 @@ def aggregations(window_probabilities: np.ndarray) -> dict[str, np.ndarray]:
 
 def main(argv):
   del argv
-  import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   from nsynth_contracts import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
@@ -62,12 +61,13 @@ def main(argv):
   from trainer import evaluate  # pylint: disable=g-import-not-at-top
   from trainer import job_layout  # pylint: disable=g-import-not-at-top
   from trainer import metrics  # pylint: disable=g-import-not-at-top
+  from trainer import models  # pylint: disable=g-import-not-at-top
   from trainer import phrases  # pylint: disable=g-import-not-at-top
 
   config = job_layout.read_job_config(_JOB_DIR.value)
   manifest = manifest_lib.read(config['data_dir'])
   families = manifest.vocabulary.families
-  model = keras.models.load_model(job_layout.best_model_path(_JOB_DIR.value))
+  model = models.load(job_layout.best_model_path(_JOB_DIR.value))
   predicted = phrases.predict_phrases(model, _PHRASES.value,
                                       manifest.vocabulary)
   true_ids = np.array([families.index(p.true_family) for p in predicted])

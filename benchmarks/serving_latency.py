@@ -2,7 +2,7 @@ r"""Benchmark: the blog's predict(filename) vs the exported signature.
 
 Usage:
   python -m benchmarks.serving_latency --export=exports/nsynth_instrument \
-      --job_dir=jobs/demo-timbre_tcn \
+      --job_dir=jobs/demo \
       --wav_dir=data/nsynth-demo/nsynth-test/audio
 
 In one run:
@@ -30,7 +30,7 @@ from absl import flags
 
 _EXPORT = flags.DEFINE_string('export', 'exports/nsynth_instrument',
                               'Export dir (a version or a model dir).')
-_JOB_DIR = flags.DEFINE_string('job_dir', 'jobs/demo-timbre_tcn',
+_JOB_DIR = flags.DEFINE_string('job_dir', 'jobs/demo',
                                'The trainer job whose Keras model (a) uses.')
 _WAV_DIR = flags.DEFINE_string('wav_dir', 'data/nsynth-demo/nsynth-test/audio',
                                'WAV files to predict.')
@@ -45,7 +45,6 @@ def percentiles(seconds):
 
 def main(argv):
   del argv
-  import keras  # pylint: disable=g-import-not-at-top
   import librosa  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -53,11 +52,12 @@ def main(argv):
   from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
   from serving import predict  # pylint: disable=g-import-not-at-top
   from serving import signatures  # pylint: disable=g-import-not-at-top
+  from trainer import models  # pylint: disable=g-import-not-at-top
   from trainer import train  # pylint: disable=g-import-not-at-top
 
   paths = sorted(glob.glob(os.path.join(_WAV_DIR.value, '*.wav')))
   calls = min(_CALLS.value, len(paths))
-  model = keras.models.load_model(train.best_model_path(_JOB_DIR.value))
+  model = models.load(train.best_model_path(_JOB_DIR.value))
   export_dir = predict.resolve_export(_EXPORT.value)
   serve = tf.saved_model.load(export_dir).signatures[
       signatures.AUDIO_SIGNATURE]

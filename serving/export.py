@@ -34,6 +34,7 @@ from serving import naming
 from serving import signatures
 from serving import warmup
 from trainer import job_layout
+from trainer import models
 
 DEFAULT_MODEL_NAME = 'nsynth_instrument'
 
@@ -192,7 +193,7 @@ def export_job(job_dir: str, export_base: str,
   if not tf.io.gfile.exists(checkpoint) or tf.io.gfile.isdir(checkpoint):
     raise ExportError(f'{checkpoint} is not a .keras file')
   try:
-    model = keras.models.load_model(checkpoint)
+    model = models.load(checkpoint)
   except (ValueError, OSError, TypeError, KeyError) as e:
     raise ExportError(f'{checkpoint} is not a model Keras can load '
                       f'({type(e).__name__})') from None

@@ -40,8 +40,10 @@ def plot(waveform: np.ndarray, outputs: dict, title: str, path: str,
   if shown:
     top.legend(loc='upper right', fontsize=8, ncol=min(4, len(shown)))
   top.grid(alpha=0.3)
-  bottom.specgram(waveform, NFFT=1024, Fs=params.sample_rate_hz, noverlap=512,
-                  cmap='magma')
+  # Digital silence is -inf dB: drawn as the floor, not worth a warning.
+  with np.errstate(divide='ignore'):
+    bottom.specgram(waveform, NFFT=1024, Fs=params.sample_rate_hz,
+                    noverlap=512, cmap='magma')
   bottom.set(xlabel='time (s)', ylabel='frequency (Hz)', xlim=(0, seconds))
   fig.tight_layout()
   fig.savefig(path, dpi=100)

@@ -30,6 +30,7 @@ from serving import signatures
 from serving import warmup
 from tests.conftest import float_wav_bytes
 from tests.conftest import wav_bytes
+from trainer import models
 from trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,14 +38,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope='module')
 def exported(tiny_tfrecords, tmp_path_factory):
-  """The trainer's own export: (export dir, Keras model, manifest)."""
+  """The trainer's own export of its default model (the ensemble):
+  (export dir, Keras model, manifest)."""
   job_dir = tmp_path_factory.mktemp('job')
   train.train(train.TrainConfig(
-      data_dir=str(tiny_tfrecords), job_dir=str(job_dir), model='timbre_tcn',
-      epochs=2, batch_size=16, eval_splits=('valid',)))
+      data_dir=str(tiny_tfrecords), job_dir=str(job_dir), epochs=2,
+      batch_size=16, eval_splits=('valid',)))
   path = export.export_job(str(job_dir), str(tmp_path_factory.mktemp('export')))
-  import keras
-  model = keras.models.load_model(train.best_model_path(str(job_dir)))
+  model = models.load(train.best_model_path(str(job_dir)))
   return path, model, manifest_lib.read(str(tiny_tfrecords))
 
 
@@ -692,3 +693,20 @@ def _SignatureServer(loaded_model) -> _FakeServer:  # pylint: disable=invalid-na
         for k, v in outputs.items()}}).encode()
 
   return _FakeServer(answer=answer)
+
+
+def test_predict_plot_draws_a_timeline_quietly_even_over_digital_silence(
+    exported, sixty_seconds, tmp_path):
+  from nsynth_contracts import audio as audio_lib
+  _, recording = sixty_seconds
+  with_silence = np.concatenate([np.zeros(16000 * 6, np.float32), recording])
+  path = tmp_path / 'late_start.wav'
+  path.write_bytes(audio_lib.encode_pcm16(with_silence, 16000))
+  plots = tmp_path / 'plots'
+  result = run_predict(f'--model={os.path.dirname(exported[0])}',
+                       f'--plot={plots}', path)
+  assert result.returncode == 0, result.stderr[-2000:]
+  png = plots / 'late_start.png'
+  assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  assert f'Timeline of {path}: {png}' in result.stdout + result.stderr
+  assert 'Warning' not in result.stderr, result.stderr

@@ -122,7 +122,7 @@ def test_short_training_beats_chance_clearly(trained_job):
 def test_report_files_agree_with_a_recomputation(trained_job, tiny_tfrecords):
   job_dir, reports = trained_job
   manifest = manifest_lib.read(str(tiny_tfrecords))
-  model = keras.models.load_model(train.best_model_path(str(job_dir)))
+  model = models.load(train.best_model_path(str(job_dir)))
   files = input_pipeline.split_files(str(tiny_tfrecords), manifest, 'valid')
   records = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(999)
   parsed = schema.parse_batch(next(iter(records)), manifest.mfcc_shape)
@@ -534,7 +534,7 @@ def test_two_workers_train_together_and_only_the_chief_writes(tiny_tfrecords,
   assert (job_dir / 'history.csv').read_text().count('epoch') == 1
   assert not [p for p in os.listdir(scratch) if p.startswith('nsynth-worker')]
   # The model the chief saved is the model both workers ended with.
-  saved = keras.models.load_model(train.best_model_path(str(job_dir)))
+  saved = models.load(train.best_model_path(str(job_dir)))
   assert train.weights_fingerprint(saved) == fingerprints[0]
 
 

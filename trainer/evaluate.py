@@ -178,7 +178,7 @@ def write_tensorboard(job_dir: str, config: dict,
 def evaluate_job(job_dir: str, splits: Sequence[str],
                  data_dir: str | None = None) -> dict[str, dict]:
   """Loads a job's best model and writes the report for each split."""
-  import keras  # pylint: disable=g-import-not-at-top
+  from trainer import models  # pylint: disable=g-import-not-at-top
   config = job_layout.read_job_config(job_dir)
   data_dir = data_dir or config['data_dir']
   manifest = manifest_lib.read(data_dir)
@@ -186,7 +186,7 @@ def evaluate_job(job_dir: str, splits: Sequence[str],
   if not tf.io.gfile.exists(best):
     raise job_layout.JobDirError(f'{best} does not exist: the run in '
                                  f'{job_dir} has not finished an epoch')
-  model = keras.models.load_model(best)
+  model = models.load(best)
   reports = {}
   for split in splits:
     predictions = evaluate_split(model, data_dir, manifest, split)
@@ -202,13 +202,12 @@ def evaluate_phrases(job_dir: str, phrases_dir: str, note_split: str = 'test',
   a directory of labelled recordings, beside the note-level accuracy of the
   same instruments' notes in `note_split`. Writes
   `eval/phrases_<dir name>_metrics.json` and `..._confusion.png`."""
-  import keras  # pylint: disable=g-import-not-at-top
-
+  from trainer import models  # pylint: disable=g-import-not-at-top
   from trainer import phrases  # pylint: disable=g-import-not-at-top
   config = job_layout.read_job_config(job_dir)
   data_dir = data_dir or config['data_dir']
   manifest = manifest_lib.read(data_dir)
-  model = keras.models.load_model(job_layout.best_model_path(job_dir))
+  model = models.load(job_layout.best_model_path(job_dir))
   families = manifest.vocabulary.families
   predicted = phrases.predict_phrases(model, phrases_dir, manifest.vocabulary)
   if not predicted:

@@ -1,8 +1,10 @@
-"""The models: the blog's seed CNN and the team's temporal conv net.
+"""The models: the blog's seed CNN, the team's temporal conv net, a
+statistics MLP, and the default: an ensemble of the last two.
 
-Both take MFCCs [batch, frames, coefficients] and start with a
+Each takes MFCCs [batch, frames, coefficients] and starts with a
 Normalization layer holding the manifest's per-coefficient statistics, so a
-saved or exported model normalises exactly as in training.
+saved or exported model normalises exactly as in training. Load saved ones
+with `load`, which knows our layers.
 """
 
 from collections.abc import Callable
@@ -12,6 +14,7 @@ import keras
 import numpy as np
 
 from nsynth_contracts import manifest as manifest_lib
+from trainer import layers
 
 
 def normalization_layer(manifest: manifest_lib.Manifest) -> keras.layers.Layer:
@@ -63,21 +66,24 @@ def _residual_block(x, filters: int, dilation: int, name: str):
 
 
 def timbre_tcn(mfcc_shape: Sequence[int], num_classes: int,
-               normalize: keras.layers.Layer) -> keras.Model:
+               normalize: keras.layers.Layer,
+               name: str = 'timbre_tcn') -> keras.Model:
   """The team's model: a small dilated temporal conv net over MFCC frames.
 
   Why this shape: an instrument's family shows in its spectral envelope
   (the MFCC coefficients, as channels) and in how it evolves (attack, sustain,
   release), so convolutions run along time only, with dilations 1-8 to see a
   whole attack. Pooling over time (mean and max) makes it indifferent to
-  where in the clip things happen. Coefficient dropout and time masking during
-  training push it to rely on no single coefficient or moment, which is what
-  carries over to instruments it has never heard. ~100k parameters instead
-  of 6.5M: it trains and serves far faster.
+  where in the clip things happen. SpecAugment's masks, frame and
+  coefficient dropout during training push it to rely on no single
+  coefficient or moment, which is what carries over to instruments it has
+  never heard. ~100k parameters instead of 6.5M: it trains and serves far
+  faster.
   """
   frames, coefficients = mfcc_shape
   inputs = keras.Input(shape=(frames, coefficients), name='mfcc')
   x = normalize(inputs)
+  x = layers.SpecAugment(name='mask')(x)
   x = keras.layers.SpatialDropout1D(0.1, name='drop_frames')(
       keras.layers.Permute((2, 1))(x))        # drops whole frames
   x = keras.layers.Permute((2, 1))(x)
@@ -91,11 +97,63 @@ def timbre_tcn(mfcc_shape: Sequence[int], num_classes: int,
   x = keras.layers.Dropout(0.3)(x)
   outputs = keras.layers.Dense(num_classes, activation='softmax',
                                name='probabilities')(x)
-  return keras.Model(inputs, outputs, name='timbre_tcn')
+  return keras.Model(inputs, outputs, name=name)
+
+
+def stats_mlp(mfcc_shape: Sequence[int], num_classes: int,
+              normalize: keras.layers.Layer,
+              name: str = 'stats_mlp') -> keras.Model:
+  """An MLP on each coefficient's (and its delta's) statistics over time.
+
+  Why: it sees the note only as a whole (its envelope's level, spread,
+  extremes and movement), not the order of frames, so it errs differently
+  from timbre_tcn; alone it is a little worse, averaged with it better
+  (BUILD_NOTES.md, issue 9). The statistics' scales differ widely, hence
+  the batch normalisation first.
+  """
+  frames, coefficients = mfcc_shape
+  inputs = keras.Input(shape=(frames, coefficients), name='mfcc')
+  x = normalize(inputs)
+  x = layers.AppendDeltas(name='deltas')(x)
+  x = layers.SummaryStatistics(name='statistics')(x)
+  x = keras.layers.BatchNormalization(name='standardize_statistics')(x)
+  x = keras.layers.Dropout(0.1)(x)
+  for i in range(2):
+    x = keras.layers.Dense(256, name=f'dense{i}')(x)
+    x = keras.layers.BatchNormalization(name=f'dense{i}_bn')(x)
+    x = keras.layers.Activation('relu')(x)
+    x = keras.layers.Dropout(0.5)(x)
+  outputs = keras.layers.Dense(num_classes, activation='softmax',
+                               name='probabilities')(x)
+  return keras.Model(inputs, outputs, name=name)
+
+
+def timbre_ensemble(mfcc_shape: Sequence[int], num_classes: int,
+                    normalize: keras.layers.Layer) -> keras.Model:
+  """The default: two timbre_tcn and two stats_mlp, probabilities averaged.
+
+  Why: on libraries never heard, averaging members that learned apart was
+  the largest gain we measured, and the MLPs cost a tenth of a TCN
+  (BUILD_NOTES.md, issue 9).
+  """
+  def fresh_normalize():
+    return keras.layers.Normalization.from_config(normalize.get_config())
+
+  members = [
+      timbre_tcn(mfcc_shape, num_classes, fresh_normalize(), name='tcn_a'),
+      timbre_tcn(mfcc_shape, num_classes, fresh_normalize(), name='tcn_b'),
+      stats_mlp(mfcc_shape, num_classes, fresh_normalize(), name='mlp_a'),
+      stats_mlp(mfcc_shape, num_classes, fresh_normalize(), name='mlp_b'),
+  ]
+  model = layers.AveragedEnsemble(members, name='timbre_ensemble')
+  model.build((None, *mfcc_shape))
+  return model
 
 
 MODELS: dict[str, Callable[..., keras.Model]] = {
     'seed_cnn': seed_cnn,
+    'stats_mlp': stats_mlp,
+    'timbre_ensemble': timbre_ensemble,
     'timbre_tcn': timbre_tcn,
 }
 
@@ -105,3 +163,8 @@ def build(name: str, manifest: manifest_lib.Manifest) -> keras.Model:
     raise ValueError(f'Unknown model {name!r}; choose one of {sorted(MODELS)}')
   return MODELS[name](manifest.mfcc_shape, manifest.vocabulary.num_classes,
                       normalization_layer(manifest))
+
+
+def load(path: str) -> keras.Model:
+  """A model saved by the trainer (.keras), with our layers known."""
+  return keras.models.load_model(path)

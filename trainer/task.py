@@ -2,8 +2,9 @@ r"""Trains an instrument-family classifier on the Beam job's TFRecords.
 
 Usage:
   nsynth-train --data_dir=data/tfrecords --job_dir=jobs/demo \
-      [--model=timbre_tcn|seed_cnn] [--epochs=20] [--batch_size=64] \
-      [--learning_rate=1e-3] [--seed=42] [--early_stopping_patience=0] \
+      [--model=timbre_ensemble|timbre_tcn|stats_mlp|seed_cnn] [--epochs=30] \
+      [--batch_size=64] [--learning_rate=1e-3] [--seed=42] \
+      [--early_stopping_patience=0] \
       [--train_split=train] [--eval_splits=valid,test] \
       [--distribution=default|mirrored|multi_worker] [--overwrite] \
       [--flagfile=FILE]
@@ -26,7 +27,7 @@ from absl import flags
 
 # The model names, without importing Keras to learn them (trainer.models
 # checks that they match).
-MODEL_NAMES = ('seed_cnn', 'timbre_tcn')
+MODEL_NAMES = ('seed_cnn', 'stats_mlp', 'timbre_ensemble', 'timbre_tcn')
 
 
 def _define_flags() -> None:
@@ -40,7 +41,10 @@ def _define_flags() -> None:
       'gs://). Re-running with the same --job_dir resumes an interrupted '
       'run.', required=True)
   flags.DEFINE_enum('model', defaults['model'], MODEL_NAMES,
-                    'seed_cnn: the blog\'s CNN; timbre_tcn: ours.')
+                    'timbre_ensemble: two timbre_tcn and two stats_mlp, '
+                    'averaged (the default); timbre_tcn: our temporal conv '
+                    'net; stats_mlp: an MLP on MFCC statistics; seed_cnn: '
+                    'the blog\'s CNN.')
   flags.DEFINE_integer('epochs', defaults['epochs'], 'Training epochs.',
                        lower_bound=1)
   flags.DEFINE_integer('batch_size', defaults['batch_size'], 'Examples per '

@@ -45,8 +45,8 @@ class TrainConfig:
   """One training run; the trainer's flags take their defaults from here."""
   data_dir: str
   job_dir: str
-  model: str = 'timbre_tcn'
-  epochs: int = 20
+  model: str = 'timbre_ensemble'
+  epochs: int = 30
   batch_size: int = 64
   learning_rate: float = 1e-3
   seed: int = 42
@@ -290,7 +290,9 @@ def _fit(config: TrainConfig, strategy, worker: Worker, manifest, files,
         metrics=['accuracy'])
   keras_multi_worker.enable(model, strategy)
   try:
-    model.fit(train_data, validation_data=validation_data,
+    # shuffle=False: the dataset shuffles itself, seeded (Keras would only
+    # warn that it ignores its own shuffle for a tf.data input).
+    model.fit(train_data, validation_data=validation_data, shuffle=False,
               epochs=config.epochs, callbacks=callbacks(config, write_dir),
               verbose=2 if worker.is_chief else 0)
   except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
