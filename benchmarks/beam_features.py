@@ -73,8 +73,8 @@ def time_librosa_loop(paths):
 def decode_all(paths):
   import numpy as np  # pylint: disable=g-import-not-at-top
 
-  from beam_pipelines import wav  # pylint: disable=g-import-not-at-top
-  return np.stack([wav.to_clip(wav.decode_wav(open(p, 'rb').read()))
+  from nsynth_contracts import audio  # pylint: disable=g-import-not-at-top
+  return np.stack([audio.clip_from_wav(open(p, 'rb').read())
                    for p in paths])
 
 
@@ -115,7 +115,7 @@ def per_note_breakdown(paths, clips, sample=512):
   from isal import isal_zlib  # pylint: disable=g-import-not-at-top
 
   from beam_pipelines import tfrecord_sink  # pylint: disable=g-import-not-at-top
-  from beam_pipelines import wav  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import audio  # pylint: disable=g-import-not-at-top
   from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
   from nsynth_contracts import schema  # pylint: disable=g-import-not-at-top
   paths = paths[:sample]
@@ -134,8 +134,8 @@ def per_note_breakdown(paths, clips, sample=512):
     return [fn(x) for x in items]
 
   data = timed('read file', lambda p: open(p, 'rb').read(), paths)
-  decoded = timed('decode + validate WAV', wav.decode_wav, data)
-  timed('pad/trim to clip', wav.to_clip, decoded)
+  decoded = timed('decode + validate WAV', audio.decode_wav, data)
+  timed('pad/trim to clip', audio.to_clip, decoded)
   fn = tf.function(features.waveform_to_mfcc, jit_compile=True,
                    input_signature=[tf.TensorSpec([None, clips.shape[1]],
                                                   tf.float32)])
