@@ -7,6 +7,9 @@ DEMO_AUDIO := $(DATA)/nsynth-demo
 TFRECORDS := $(DATA)/tfrecords
 JOB_DIR := jobs/demo
 EXPORT_BASE := exports
+# The pip-installable sample libraries: make demo renders the same data on every
+# machine, and stays under 5 minutes. DEMO_LIBRARIES= uses every library installed.
+DEMO_LIBRARIES ?= timgm6mb,merlin
 # in_memory: TensorFlow already uses every core for the features, and at demo size
 # its shorter start-up (5.2 s, vs 5.9 s multi_threading and 7.7 s multi_processing)
 # outweighs multi_threading's faster steady state (BUILD_NOTES.md, benchmark).
@@ -27,7 +30,7 @@ venv: $(BIN)/.installed
 
 $(DEMO_AUDIO)/nsynth-test/examples.json: $(BIN)/.installed demo_data/*.py
 	rm -rf $(DEMO_AUDIO)
-	$(BIN)/nsynth-render-demo --output_dir=$(DEMO_AUDIO)
+	$(BIN)/nsynth-render-demo --output_dir=$(DEMO_AUDIO) --libraries=$(DEMO_LIBRARIES)
 
 # The default recipe: the training notes, and the windows of the training
 # phrases, with RECIPE_COPIES augmented copies each (beam_pipelines/
