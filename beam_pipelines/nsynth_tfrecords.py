@@ -175,6 +175,12 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
       f'{tfrecord_sink.MAX_COMPRESSION_LEVEL} (smallest, as small as zlib -6).',
       lower_bound=tfrecord_sink.MIN_COMPRESSION_LEVEL,
       upper_bound=tfrecord_sink.MAX_COMPRESSION_LEVEL, **fv)
+  flags.DEFINE_integer(
+      'num_mfcc', _DEFAULTS.params.num_mfcc,
+      'MFCCs per frame (librosa\'s n_mfcc), 1 to the '
+      f'{_DEFAULTS.params.num_mel_bands} mel bands. The blog used 20; more '
+      'keep more of the spectral envelope (BUILD_NOTES.md, issue 9).',
+      lower_bound=1, upper_bound=_DEFAULTS.params.num_mel_bands, **fv)
   flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size,
                        'Notes per feature computation.', lower_bound=1, **fv)
   flags.DEFINE_boolean('jit_compile', _DEFAULTS.jit_compile, 'Compile the '
@@ -244,7 +250,8 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
                                   hop_seconds=values.window_hop_seconds),
       augment=augmentation.AugmentationConfig(copies=values.augment_copies,
                                               seed=values.augment_seed),
-      overwrite=values.overwrite)
+      overwrite=values.overwrite,
+      params=dataclasses.replace(_DEFAULTS.params, num_mfcc=values.num_mfcc))
   try:
     _ = config.vocabulary
   except ValueError as e:

@@ -69,7 +69,8 @@ def main(argv):
   families = manifest.vocabulary.families
   model = models.load(job_layout.best_model_path(_JOB_DIR.value))
   predicted = phrases.predict_phrases(model, _PHRASES.value,
-                                      manifest.vocabulary)
+                                      manifest.vocabulary,
+                                      manifest.feature_params)
   true_ids = np.array([families.index(p.true_family) for p in predicted])
   notes = evaluate.evaluate_split(
       model, config['data_dir'], manifest, 'test')

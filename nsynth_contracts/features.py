@@ -7,7 +7,8 @@ serving signature, so training and serving cannot disagree.
 
 Only core TensorFlow ops are used (TF Serving's standard binary has no
 tensorflow-io kernels). The defaults reproduce
-`librosa.feature.mfcc(y, sr=16000, n_mfcc=20)` with librosa >= 0.10 defaults.
+`librosa.feature.mfcc(y, sr=16000, n_mfcc=128)` with librosa >= 0.10 defaults,
+and `FeatureParams(num_mfcc=20)` librosa's default n_mfcc, the blog's.
 """
 
 import functools
@@ -52,7 +53,7 @@ def waveform_to_mfcc(waveforms: tf.Tensor,
     params: feature parameters.
 
   Returns:
-    float32 [batch, num_frames, num_mfcc]; for 4 s at 16 kHz, [batch, 126, 20].
+    float32 [batch, num_frames, num_mfcc]; for 4 s at 16 kHz, [batch, 126, 128].
   """
   clips = pad_or_trim(waveforms, params)                        # [B, S]
   half = params.fft_length_samples // 2

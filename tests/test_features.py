@@ -16,9 +16,10 @@ PARAMS = features.DEFAULT_PARAMS
 
 
 def librosa_mfcc(y: np.ndarray) -> np.ndarray:
-  """What the blog computed, transposed to [frames, coefficients]."""
+  """What the blog computed (with n_mfcc=20), transposed to [frames,
+  coefficients]."""
   return librosa.feature.mfcc(y=np.asarray(y, np.float32), sr=16000,
-                              n_mfcc=20).T
+                              n_mfcc=PARAMS.num_mfcc).T
 
 
 def ours(y: np.ndarray, jit_compile: bool = False) -> np.ndarray:
@@ -26,9 +27,9 @@ def ours(y: np.ndarray, jit_compile: bool = False) -> np.ndarray:
   return fn(tf.constant(y[np.newaxis], tf.float32))[0].numpy()
 
 
-def test_shape_is_126_frames_by_20_coefficients():
-  assert PARAMS.mfcc_shape == (126, 20)
-  assert ours(np.zeros(64000)).shape == (126, 20)
+def test_shape_is_126_frames_by_128_coefficients():
+  assert PARAMS.mfcc_shape == (126, 128)
+  assert ours(np.zeros(64000)).shape == (126, 128)
 
 
 @pytest.mark.parametrize('jit_compile', [False, True])
@@ -39,6 +40,19 @@ def test_matches_librosa_on_demo_notes(tiny_demo, jit_compile):
     y = read_demo_wav(path).astype(np.float32)
     np.testing.assert_allclose(ours(y, jit_compile), librosa_mfcc(y),
                                atol=TOLERANCE, err_msg=path)
+
+
+def test_the_blogs_20_coefficients_match_librosa(tiny_demo):
+  """nsynth-tfrecords --num_mfcc=20: librosa.feature.mfcc's default, the
+  blog's features, for the reproduction of its figures."""
+  blog = features.FeatureParams(num_mfcc=20)
+  fn = tf.function(lambda y: features.waveform_to_mfcc(y, blog))
+  paths = sorted(glob.glob(str(tiny_demo / 'nsynth-*' / 'audio' / '*.wav')))
+  for path in paths[::max(1, len(paths) // 4)]:
+    y = read_demo_wav(path).astype(np.float32)
+    np.testing.assert_allclose(
+        fn(tf.constant(y[np.newaxis]))[0].numpy(),
+        librosa.feature.mfcc(y=y, sr=16000).T, atol=TOLERANCE, err_msg=path)
 
 
 def test_silence_gives_finite_features_equal_to_librosa():
@@ -68,15 +82,15 @@ def test_a_batch_equals_notes_one_at_a_time():
 
 @pytest.mark.parametrize('frequency_hz', [220.0, 440.0, 1000.0, 3000.0])
 def test_a_sines_energy_lands_in_the_mel_band_of_its_frequency(frequency_hz):
-  """Read back from the MFCCs themselves: 20 orthonormal DCT coefficients
+  """Read back from the MFCCs themselves: C orthonormal DCT coefficients
   give a smoothed log-mel spectrum (their transpose is the least-squares
   inverse), whose peak must sit at the sine's band. Band centres come from
   librosa, the independent reference."""
   t = np.arange(64000) / 16000.0
   sine = (0.5 * np.sin(2 * np.pi * frequency_hz * t)).astype(np.float32)
-  mfcc = ours(sine)                                           # [T, 20]
+  mfcc = ours(sine)                                           # [T, C]
   basis = features.dct_ii_ortho_matrix(PARAMS.num_mel_bands,
-                                       PARAMS.num_mfcc)       # [128, 20]
+                                       PARAMS.num_mfcc)       # [128, C]
   smoothed_log_mel = (mfcc[10:-10] @ basis.T).mean(axis=0)    # [128]
   centres = librosa.mel_frequencies(PARAMS.num_mel_bands + 2, fmin=0.0,
                                     fmax=8000.0)[1:-1]

@@ -18,11 +18,13 @@ from absl import flags
 from beam_pipelines import nsynth_tfrecords
 from beam_pipelines import output
 from nsynth_contracts import directory_lock
+from nsynth_contracts import feature_params
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 from tests.conftest import float_wav_bytes
 from tests.conftest import wav_bytes
 
+MFCC_SHAPE = feature_params.DEFAULT_PARAMS.mfcc_shape
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -30,7 +32,7 @@ def run(*args):
   return nsynth_tfrecords.run([str(a) for a in args])
 
 
-def read_split(output_dir, split, mfcc_shape=(126, 20),
+def read_split(output_dir, split, mfcc_shape=MFCC_SHAPE,
                compression=manifest_lib.GZIP):
   files = sorted(glob.glob(os.path.join(
       glob.escape(str(output_dir)),
@@ -60,6 +62,25 @@ def demo_job(tiny_demo, tmp_path_factory):
   return job, out
 
 
+def test_num_mfcc_gives_the_blogs_20_coefficients_the_first_of_ours(
+    demo_job, tiny_demo, tmp_path):
+  """--num_mfcc=20 writes the blog's features. An orthonormal DCT's rows do
+  not depend on how many are kept, so they are our default's first 20."""
+  _, default_out = demo_job
+  out = tmp_path / 'blog'
+  job = run(f'--input={tiny_demo / "nsynth-valid"}', f'--output_dir={out}',
+            '--num_mfcc=20')
+  assert job.manifest.mfcc_shape == (126, 20)
+  assert job.manifest.feature_params.num_mfcc == 20
+  blog = read_split(out, 'valid', mfcc_shape=(126, 20))
+  ours = read_split(default_out, 'valid')
+  order = np.argsort(blog[schema.NOTE_STR])
+  ours_order = np.argsort(ours[schema.NOTE_STR])
+  np.testing.assert_allclose(blog[schema.MFCC][order],
+                             ours[schema.MFCC][ours_order][..., :20],
+                             atol=1e-3)
+
+
 def test_writes_every_kept_note_once_with_its_label(demo_job, tiny_demo):
   job, out = demo_job
   vocabulary = job.manifest.vocabulary
@@ -79,7 +100,7 @@ def test_manifest_describes_the_output(demo_job, tiny_demo):
   job, out = demo_job
   manifest = manifest_lib.read(str(out))
   assert manifest == job.manifest
-  assert manifest.mfcc_shape == (126, 20)
+  assert manifest.mfcc_shape == MFCC_SHAPE == (126, 128)
   assert manifest.vocabulary.num_classes == 9
   for split in ('train', 'valid', 'test'):
     summary = manifest.splits[split]
@@ -99,7 +120,7 @@ def test_manifest_describes_the_output(demo_job, tiny_demo):
 
 def test_normalization_is_the_training_splits_statistics(demo_job):
   job, out = demo_job
-  frames = read_split(out, 'train')[schema.MFCC].reshape(-1, 20)
+  frames = read_split(out, 'train')[schema.MFCC].reshape(-1, MFCC_SHAPE[1])
   np.testing.assert_allclose(job.manifest.normalization.mean, frames.mean(0),
                              rtol=1e-4, atol=1e-3)
   np.testing.assert_allclose(job.manifest.normalization.std, frames.std(0),
@@ -536,7 +557,7 @@ def test_filters_and_cap_are_options(tiny_demo, tmp_path):
   assert len(records[schema.LABEL]) == manifest.splits['train'].num_examples
   with_audio = tf.data.TFRecordDataset(
       glob.glob(str(out / 'train-*')), compression_type='GZIP').batch(4)
-  parsed = schema.parse_batch(next(iter(with_audio)), (126, 20),
+  parsed = schema.parse_batch(next(iter(with_audio)), MFCC_SHAPE,
                               manifest.audio_samples)
   assert parsed[schema.AUDIO].shape == (4, 64000)
 

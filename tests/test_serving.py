@@ -37,16 +37,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
-def exported(tiny_tfrecords, tmp_path_factory):
-  """The trainer's own export of its default model (the ensemble):
-  (export dir, Keras model, manifest)."""
+def exported(default_tfrecords, tmp_path_factory):
+  """The trainer's own export of its default model (the ensemble) on the
+  default features: (export dir, Keras model, manifest)."""
   job_dir = tmp_path_factory.mktemp('job')
   train.train(train.TrainConfig(
-      data_dir=str(tiny_tfrecords), job_dir=str(job_dir), epochs=2,
+      data_dir=str(default_tfrecords), job_dir=str(job_dir), epochs=2,
       batch_size=16, eval_splits=('valid',)))
   path = export.export_job(str(job_dir), str(tmp_path_factory.mktemp('export')))
   model = models.load(train.best_model_path(str(job_dir)))
-  return path, model, manifest_lib.read(str(tiny_tfrecords))
+  return path, model, manifest_lib.read(str(default_tfrecords))
 
 
 @pytest.fixture(scope='module')
@@ -60,7 +60,8 @@ def test_signature_on_raw_audio_equals_the_model_on_beam_features(
   _, model, manifest = exported
   out = tmp_path / 'with_audio'
   nsynth_tfrecords.run([f'--input={tiny_demo / "nsynth-valid"}',
-                        f'--output_dir={out}', '--keep_audio'])
+                        f'--output_dir={out}', '--keep_audio',
+                        f'--num_mfcc={manifest.feature_params.num_mfcc}'])
   files = sorted(glob.glob(str(out / 'valid-*.tfrecord.gz')))
   records = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(64)
   parsed = schema.parse_batch(next(iter(records)), manifest.mfcc_shape,

@@ -43,7 +43,8 @@ def test_input_pipeline_yields_what_the_manifest_promises(tiny_tfrecords):
   dataset = input_pipeline.make_dataset(
       files, manifest, 32, shuffle=True, seed=3, cache=True,
       num_examples=manifest.splits['train'].num_examples)
-  assert dataset.element_spec[0].shape.as_list() == [None, 126, 20]
+  assert dataset.element_spec[0].shape.as_list() == [
+      None, *manifest.mfcc_shape]
   assert dataset.element_spec[0].dtype == tf.float32
   assert dataset.element_spec[1].shape.as_list() == [None, 9]
   seen = np.zeros(9, np.int64)
@@ -70,9 +71,11 @@ def test_shuffling_is_seeded(tiny_tfrecords):
   assert not np.array_equal(first_batch(5), first_batch(6))
 
 
-def test_seed_cnn_is_the_blogs_network(tiny_tfrecords):
-  manifest = manifest_lib.read(str(tiny_tfrecords))
-  model = models.build('seed_cnn', manifest)
+def test_seed_cnn_is_the_blogs_network():
+  # On the blog's features: 126 frames of 20 MFCCs (nsynth-tfrecords
+  # --num_mfcc=20), 9 families.
+  model = models.seed_cnn((126, 20), 9, keras.layers.Normalization(
+      mean=0.0, variance=1.0, name='normalize_mfcc'))
   kinds = [(type(layer).__name__, getattr(layer, 'filters', None) or
             getattr(layer, 'units', None) or getattr(layer, 'rate', None))
            for layer in model.layers]
@@ -100,8 +103,8 @@ def test_the_model_normalizes_with_the_manifests_statistics(tiny_tfrecords):
   layer = models.normalization_layer(manifest)
   mean = np.asarray(manifest.normalization.mean, np.float32)
   std = np.asarray(manifest.normalization.std, np.float32)
-  x = np.random.default_rng(0).normal(mean, std, (4, 126, 20)).astype(
-      np.float32)
+  x = np.random.default_rng(0).normal(
+      mean, std, (4, *manifest.mfcc_shape)).astype(np.float32)
   np.testing.assert_allclose(layer(x).numpy(), (x - mean) / std, atol=1e-4)
 
 
@@ -117,6 +120,26 @@ def test_short_training_beats_chance_clearly(trained_job):
   chance = 1 / 9
   assert reports['train']['accuracy'] > 3 * chance
   assert reports['valid']['accuracy'] > chance
+
+
+def test_the_phrase_report_uses_the_models_own_features(trained_job,
+                                                       tiny_phrases):
+  """This job learned the blog's 20 coefficients (tiny_tfrecords), not the
+  default 128: the phrase report must featurise windows as the job's
+  manifest says. It once used the default, and failed on the shape."""
+  job_dir, _ = trained_job
+  phrases_dir = tiny_phrases / 'phrases-test'
+  labels = json.loads((phrases_dir / 'labels.json').read_text())
+  report = evaluate.evaluate_phrases(str(job_dir), str(phrases_dir))
+  assert report['num_examples'] == len(labels)
+  confusion = np.array(report['confusion_matrix'][
+      'rows_true_columns_predicted'])
+  assert confusion.sum() == len(labels)
+  assert report['accuracy'] == pytest.approx(
+      np.trace(confusion) / len(labels))
+  assert report['note_accuracy_same_instruments'] is not None
+  assert (job_dir / 'eval' / 'phrases_phrases-test_metrics.json').exists()
+  assert (job_dir / 'eval' / 'phrases_phrases-test_confusion.png').exists()
 
 
 def test_report_files_agree_with_a_recomputation(trained_job, tiny_tfrecords):
@@ -392,9 +415,10 @@ def test_resuming_with_other_settings_refuses_before_touching_anything(
 def _add_a_shard_with_label_42(data_dir):
   """A valid shard the manifest lists, whose one record has label id 42."""
   bad_shard = data_dir / 'valid-00009-of-00009.tfrecord.gz'
+  shape = manifest_lib.read(str(data_dir)).mfcc_shape
   with tf.io.TFRecordWriter(str(bad_shard), 'GZIP') as writer:
     writer.write(schema.serialize_note(schema.NoteExample(
-        np.zeros((126, 20), np.float32), 42, 'bass', 'acoustic', 'b', 40, 100,
+        np.zeros(shape, np.float32), 42, 'bass', 'acoustic', 'b', 40, 100,
         'b-040-100')))
   def one_more(data):
     data['splits']['valid']['num_examples'] += 1
@@ -554,7 +578,7 @@ def test_the_blogs_recipe_can_leave_the_augmented_copies_out(tiny_demo,
   data = tmp_path / 'data'
   job = nsynth_tfrecords.run([
       f'--input={tiny_demo / "nsynth-train"},{tiny_demo / "nsynth-valid"}',
-      f'--output_dir={data}', '--augment_copies=2'])
+      f'--output_dir={data}', '--augment_copies=2', '--num_mfcc=20'])
   summary = job.manifest.splits['train']
   manifest = manifest_lib.read(str(data))
   files = input_pipeline.split_files(str(data), manifest, 'train')

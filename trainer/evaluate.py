@@ -209,7 +209,8 @@ def evaluate_phrases(job_dir: str, phrases_dir: str, note_split: str = 'test',
   manifest = manifest_lib.read(data_dir)
   model = models.load(job_layout.best_model_path(job_dir))
   families = manifest.vocabulary.families
-  predicted = phrases.predict_phrases(model, phrases_dir, manifest.vocabulary)
+  predicted = phrases.predict_phrases(model, phrases_dir, manifest.vocabulary,
+                                      manifest.feature_params)
   if not predicted:
     raise cli.UserError(f'{phrases_dir} holds no sounding recording of a '
                         f'family the model knows')

@@ -35,12 +35,14 @@ def read_phrase_labels(directory: str) -> dict[str, dict]:
 
 
 def predict_phrases(model, directory: str, vocabulary: labels.LabelVocabulary,
-                    params: feature_params.FeatureParams = (
-                        feature_params.DEFAULT_PARAMS),
+                    params: feature_params.FeatureParams,
                     windows: windows_lib.WindowParams = (
                         windows_lib.DEFAULT_WINDOWS)
                     ) -> list[PhrasePrediction]:
   """The window probabilities of every phrase whose family the model knows.
+
+  `params` must be the model's own (its manifest's feature_params): there is
+  no default, so that a model trained on other features cannot be fed ours.
 
   Recordings without a sounding window are left out (nothing to name).
   """
