@@ -50,14 +50,20 @@ def main(argv):
 
   from nsynth_contracts import audio  # pylint: disable=g-import-not-at-top
   from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   from serving import predict  # pylint: disable=g-import-not-at-top
   from serving import signatures  # pylint: disable=g-import-not-at-top
+  from trainer import job_layout  # pylint: disable=g-import-not-at-top
   from trainer import models  # pylint: disable=g-import-not-at-top
   from trainer import train  # pylint: disable=g-import-not-at-top
 
   paths = sorted(glob.glob(os.path.join(_WAV_DIR.value, '*.wav')))
   calls = min(_CALLS.value, len(paths))
   model = models.load(train.best_model_path(_JOB_DIR.value))
+  # The blog kept librosa's default 20 coefficients; the model takes as many
+  # as its records have (the manifest's), so the blog's way asks for those.
+  num_mfcc = manifest_lib.read(job_layout.read_job_config(_JOB_DIR.value)[
+      'data_dir']).feature_params.num_mfcc
   export_dir = predict.resolve_export(_EXPORT.value)
   serve = tf.saved_model.load(export_dir).signatures[
       signatures.AUDIO_SIGNATURE]
@@ -65,7 +71,7 @@ def main(argv):
 
   def blog_predict(path):
     y, sr = librosa.load(path)
-    mfcc = librosa.feature.mfcc(y=y, sr=sr)             # [20, 173]
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=num_mfcc)  # [C, 173]
     return model.predict(mfcc.T[np.newaxis, :126], verbose=0)
 
   blog_predict(paths[0])
