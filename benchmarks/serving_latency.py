@@ -55,11 +55,10 @@ def main(argv):
   from serving import signatures  # pylint: disable=g-import-not-at-top
   from trainer import job_layout  # pylint: disable=g-import-not-at-top
   from trainer import models  # pylint: disable=g-import-not-at-top
-  from trainer import train  # pylint: disable=g-import-not-at-top
 
   paths = sorted(glob.glob(os.path.join(_WAV_DIR.value, '*.wav')))
   calls = min(_CALLS.value, len(paths))
-  model = models.load(train.best_model_path(_JOB_DIR.value))
+  model = models.load(job_layout.best_model_path(_JOB_DIR.value))
   # The blog kept librosa's default 20 coefficients; the model takes as many
   # as its records have (the manifest's), so the blog's way asks for those.
   num_mfcc = manifest_lib.read(job_layout.read_job_config(_JOB_DIR.value)[

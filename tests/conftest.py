@@ -90,31 +90,32 @@ def read_demo_wav(path) -> np.ndarray:
     return np.frombuffer(w.readframes(w.getnframes()), '<i2') / 32768.0
 
 
+def _tiny_records(tiny_demo, out, splits, *flags):
+  """The Beam job on some of the tiny demo's split directories."""
+  from beam_pipelines import nsynth_tfrecords
+  inputs = ','.join(str(tiny_demo / f'nsynth-{s}') for s in splits)
+  nsynth_tfrecords.run([f'--input={inputs}', f'--output_dir={out}', *flags])
+  return out
+
+
 @pytest.fixture(scope='session')
 def tiny_tfrecords(tiny_demo, tmp_path_factory):
   """The Beam job's output on the tiny demo data: a --data_dir for training."""
-  from beam_pipelines import nsynth_tfrecords
-  out = tmp_path_factory.mktemp('tiny_tfrecords')
-  inputs = ','.join(str(tiny_demo / f'nsynth-{s}')
-                    for s in ('train', 'valid', 'test'))
   # The blog's 20 coefficients: these records exercise the trainer and the
   # export, which take the shape from the manifest; the default (128) is the
   # Beam tests' and make demo's. On 128 the blog's seed_cnn has 50M
   # parameters, and the trained-job fixtures took 3 minutes instead of 30 s.
-  nsynth_tfrecords.run([f'--input={inputs}', f'--output_dir={out}',
-                        '--num_shards=2', '--overwrite', '--num_mfcc=20'])
-  return out
+  return _tiny_records(tiny_demo, tmp_path_factory.mktemp('tiny_tfrecords'),
+                       ('train', 'valid', 'test'), '--num_shards=2',
+                       '--overwrite', '--num_mfcc=20')
 
 
 @pytest.fixture(scope='session')
 def default_tfrecords(tiny_demo, tmp_path_factory):
   """The Beam job's output with every default (the shipped features): what
   the serving tests export a model of."""
-  from beam_pipelines import nsynth_tfrecords
-  out = tmp_path_factory.mktemp('default_tfrecords')
-  inputs = ','.join(str(tiny_demo / f'nsynth-{s}') for s in ('train', 'valid'))
-  nsynth_tfrecords.run([f'--input={inputs}', f'--output_dir={out}'])
-  return out
+  return _tiny_records(tiny_demo, tmp_path_factory.mktemp('default_tfrecords'),
+                       ('train', 'valid'))
 
 
 @pytest.fixture

@@ -77,8 +77,8 @@ def timbre_tcn(mfcc_shape: Sequence[int], num_classes: int,
   where in the clip things happen. SpecAugment's masks, frame and
   coefficient dropout during training push it to rely on no single
   coefficient or moment, which is what carries over to instruments it has
-  never heard. ~100k parameters instead of 6.5M: it trains and serves far
-  faster.
+  never heard. ~105k parameters on 20 MFCCs, ~125k on 128, instead of the
+  blog CNN's 6.5M (50M on 128): it trains and serves far faster.
   """
   frames, coefficients = mfcc_shape
   inputs = keras.Input(shape=(frames, coefficients), name='mfcc')
@@ -111,7 +111,7 @@ def stats_mlp(mfcc_shape: Sequence[int], num_classes: int,
 
   Why: it sees the note only as a whole (its envelope's level, spread,
   extremes and movement), not the order of frames, so it errs differently
-  from timbre_tcn; alone it is a little worse, averaged with it better
+  from timbre_tcn; alone it is about as good, averaged with it better
   (BUILD_NOTES.md, issue 9). The statistics' scales differ widely, hence
   the batch normalisation first.
   """
@@ -137,8 +137,8 @@ def timbre_ensemble(mfcc_shape: Sequence[int], num_classes: int,
   """The default: two timbre_tcn and two stats_mlp, probabilities averaged.
 
   Why: on libraries never heard, averaging members that learned apart was
-  the largest gain we measured, and the MLPs cost a tenth of a TCN
-  (BUILD_NOTES.md, issue 9).
+  the largest gain we measured after the features, and an MLP trains in about
+  half a TCN's time (BUILD_NOTES.md, issue 9).
   """
   def fresh_normalize():
     return keras.layers.Normalization.from_config(normalize.get_config())
