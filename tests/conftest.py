@@ -10,6 +10,12 @@ import pytest
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # As the commands do.
 
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      'markers', 'slow: end-to-end (subprocesses, training, whole jobs); '
+      '`pytest -m "not slow"` runs the fast unit tier')
+
 # A few notes per instrument: renders in about a second.
 TINY_PITCH_STEP = 24
 TINY_VELOCITIES = (100,)
