@@ -18,6 +18,7 @@ to Beam as Beam documents.
 
 import collections
 import dataclasses
+import errno
 import json
 import logging
 import posixpath
@@ -39,6 +40,7 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 import nsynth_contracts
 from beam_pipelines import augmentation
+from beam_pipelines import commit
 from beam_pipelines import examples_json
 from beam_pipelines import output
 from beam_pipelines import recordings
@@ -537,6 +539,7 @@ class JobResult:
   manifest: manifest_lib.Manifest
   counters: dict[str, int]   # Beam counters of the 'nsynth' namespace
   files: list[str]
+  recovered: tuple[str, ...] = ()   # what was done to interrupted commits
 
 
 def _counters(result) -> dict[str, int]:
@@ -560,29 +563,61 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
   """
   sizes = check_inputs(config)
   with output.claimed(config.output_dir):
-    previous = output.previous_dataset(config.output_dir, config.overwrite)
+    recovered = commit.recover(config.output_dir)
+    try:
+      previous = output.previous_dataset(config.output_dir, config.overwrite)
+    except output.OutputDirNotEmptyError as e:
+      raise type(e)(' '.join(recovered + [str(e)])) from None
     output.remove_stale_staging(config.output_dir)
     logging.info('Reading %d notes from %s', sum(sizes.values()),
                  ', '.join(d for d, _ in config.inputs))
     staging_dir = output.new_staging_dir(config.output_dir)
     try:
-      options = PipelineOptions(list(beam_args))
-      with output.pattern_free_path(staging_dir) as pipeline_dir:
-        pipeline = beam.Pipeline(runner=local_runner_for(options),
-                                 options=options)
-        build_pipeline(pipeline, config, pipeline_dir)
-        result = pipeline.run()
-        result.wait_until_finish()
-      manifest = _complete_manifest(staging_dir)
+      try:
+        result = _run_pipeline(config, beam_args, staging_dir)
+        manifest = _complete_manifest(staging_dir)
+      except Exception as e:  # Beam re-raises a worker's error as it came.
+        if not _disk_full(e):
+          raise
+        raise output.OutputDirError(
+            f'--output_dir {config.output_dir}: the disk is full (no space '
+            f'left on device) while writing the new dataset; nothing of it '
+            f'was kept, and the directory was left as it was') from None
       recording_dirs = {d for d, _ in config.recordings}
       _check_accounting(manifest, sum(
           n for d, n in sizes.items() if d not in recording_dirs), sum(
               n for d, n in sizes.items() if d in recording_dirs))
-      files = output.commit(staging_dir, config.output_dir, previous)
+      files = commit.commit(staging_dir, config.output_dir, previous)
     except BaseException:
-      output.discard(staging_dir)
+      output.discard(staging_dir)  # Never one in the middle of a commit.
       raise
-  return JobResult(manifest, _counters(result), files)
+  return JobResult(manifest, _counters(result), files, tuple(recovered))
+
+
+def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
+                  staging_dir: str):
+  options = PipelineOptions(list(beam_args))
+  with output.pattern_free_path(staging_dir) as pipeline_dir:
+    pipeline = beam.Pipeline(runner=local_runner_for(options),
+                             options=options)
+    build_pipeline(pipeline, config, pipeline_dir)
+    result = pipeline.run()
+    result.wait_until_finish()
+  return result
+
+
+def _disk_full(error: BaseException) -> bool:
+  """Whether `error`, or one it was raised from, is ENOSPC (Beam wraps a
+  worker's OSError in its own types, keeping the words)."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+      return True
+    if 'No space left on device' in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
 
 
 def _complete_manifest(staging_dir: str) -> manifest_lib.Manifest:

@@ -4,9 +4,12 @@
   (`nsynth_contracts.directory_lock`); a second run refuses, naming the first.
 * Complete or nothing: the pipeline writes into a hidden staging directory
   inside the output directory. Only after it has finished are the files moved
-  into place, the manifest last, so a reader that finds manifest.json finds a
-  whole dataset. A failed run leaves the output directory as it was, and a
-  run killed before it could clean up has its staging removed by the next.
+  into place (`beam_pipelines.commit`), the manifest last, so a reader that
+  finds manifest.json finds a whole dataset. A failed run leaves the output
+  directory as it was, and a run killed before its commit began has its
+  staging removed by the next. A staging directory that holds a commit plan
+  or files of a previous dataset is never removed here: it may hold the
+  only copy of a complete dataset, and `commit.recover` finishes it.
 * Nothing of the user's is lost: --overwrite replaces exactly the files the
   previous run's manifest lists (its `files`), and no other file. A file the
   new dataset would land on that the previous run did not write, or a
@@ -39,6 +42,10 @@ _LISTED_NAME = re.compile(
     r'|dead_letters/dead_letters-\d{5}-of-\d{5}\.jsonl'
     r'|dataset_info\.json|features\.json|label\.labels\.txt')
 _STAGING_NAME = re.compile(r'\.staging-[0-9a-f]{12}/?')
+# Inside a staging directory, beside the staged dataset: the plan of its
+# commit, and the previous dataset's files while they are being replaced.
+COMMIT_PLAN = '.commit.json'
+REPLACED_DIR = '.replaced'
 _PATTERN_CHARACTERS = re.compile(r'([*?[])')
 
 
@@ -59,13 +66,25 @@ def has_pattern_characters(path: str) -> bool:
   return bool(_PATTERN_CHARACTERS.search(path))
 
 
-def _is_local(path: str) -> bool:
+def is_local(path: str) -> bool:
   return not directory_lock.is_remote(path)
+
+
+def is_staging_name(name: str) -> bool:
+  """Whether an entry of the output directory is a staging directory."""
+  return bool(_STAGING_NAME.fullmatch(name))
+
+
+def is_job_file_name(name: str) -> bool:
+  """Whether `name` (relative to the output directory, or as staged) is a
+  file a run of this job writes; never a path that leaves the directory."""
+  return bool(_LISTED_NAME.fullmatch(name) or
+              _LISTED_NAME.fullmatch(final_name(name)))
 
 
 def list_names(directory: str) -> list[str]:
   """Names directly inside `directory` (sub-directories end with '/')."""
-  if _is_local(directory):
+  if is_local(directory):
     try:
       with os.scandir(directory) as entries:
         return sorted(e.name + ('/' if e.is_dir() else '') for e in entries)
@@ -82,7 +101,7 @@ def list_names(directory: str) -> list[str]:
 def _user_names(directory: str) -> list[str]:
   """What is in the directory apart from this job's lock and staging."""
   return [n for n in list_names(directory)
-          if n != directory_lock.LOCK_FILE and not _STAGING_NAME.fullmatch(n)]
+          if n != directory_lock.LOCK_FILE and not is_staging_name(n)]
 
 
 @contextlib.contextmanager
@@ -93,7 +112,7 @@ def claimed(output_dir: str):
     OutputDirError: the directory cannot be created or written (one line
       naming it), or another run holds it.
   """
-  if not _is_local(output_dir):
+  if not is_local(output_dir):
     if has_pattern_characters(output_dir):
       raise OutputDirError(
           f'--output_dir {output_dir}: Beam\'s file sinks read *, ? and [ as '
@@ -109,11 +128,13 @@ def claimed(output_dir: str):
 
 
 def remove_stale_staging(output_dir: str) -> list[str]:
-  """Removes staging directories left by killed runs (call it holding the
-  lock: no live run can own them then). Returns what was removed."""
+  """Removes staging directories left by runs killed before their commit
+  (call it holding the lock, after `commit.recover`: no live run can own
+  them then). Returns what was removed."""
   removed = []
   for name in list_names(output_dir):
-    if _STAGING_NAME.fullmatch(name):
+    if is_staging_name(name) and not holds_commit(
+        posixpath.join(output_dir, name.rstrip('/'))):
       path = posixpath.join(output_dir, name.rstrip('/'))
       logging.warning('Removing %s, the staging directory of an earlier run '
                       'that did not finish.', path)
@@ -152,7 +173,7 @@ def previous_dataset(output_dir: str, overwrite: bool) -> list[str]:
   for name in files:
     listed = posixpath.join(output_dir, name)
     if not _LISTED_NAME.fullmatch(name) or (
-        _is_local(listed) and os.path.lexists(listed)
+        is_local(listed) and os.path.lexists(listed)
         and not (os.path.isfile(listed) and not os.path.islink(listed))):
       raise OutputDirError(
           f'{path} lists {name!r}, which is not a file this job writes; '
@@ -191,7 +212,7 @@ def pattern_free_path(staging_dir: str):
 def delete(path: str) -> None:
   """Deletes a file or a directory tree (Beam's delete would read the path
   as a pattern)."""
-  if _is_local(path):
+  if is_local(path):
     if os.path.isdir(path) and not os.path.islink(path):
       shutil.rmtree(path)
     else:
@@ -200,9 +221,52 @@ def delete(path: str) -> None:
     FileSystems.delete([escape_pattern(path)])
 
 
+def holds_replaced_files(staging_dir: str) -> bool:
+  """Whether files of a previous dataset wait in the staging directory."""
+  return bool(files_under(posixpath.join(staging_dir, REPLACED_DIR)))
+
+
+def holds_commit(staging_dir: str) -> bool:
+  """Whether a staging directory is in the middle of a commit: it may hold
+  the only copy of a complete dataset (the new one, or the previous)."""
+  return (FileSystems.exists(posixpath.join(staging_dir, COMMIT_PLAN)) or
+          holds_replaced_files(staging_dir))
+
+
 def discard(staging_dir: str) -> None:
-  if FileSystems.exists(staging_dir):
-    delete(staging_dir)
+  """Removes a staging directory, unless it is in the middle of a commit
+  (then only `commit.recover` may finish it)."""
+  if not FileSystems.exists(staging_dir):
+    return
+  if holds_commit(staging_dir):
+    logging.warning('Keeping %s: it holds an unfinished commit, which the '
+                    'next run on its directory completes or undoes.',
+                    staging_dir)
+    return
+  delete(staging_dir)
+
+
+def files_under(directory: str) -> list[str]:
+  """Every file below `directory`, as paths relative to it (none if it does
+  not exist)."""
+  if is_local(directory):
+    return sorted(
+        os.path.relpath(os.path.join(root, name), directory)
+        for root, _, names in os.walk(directory) for name in names)
+  try:
+    matched = FileSystems.match([posixpath.join(escape_pattern(directory),
+                                                '**')])[0].metadata_list
+  except BeamIOError:
+    return []
+  return sorted(posixpath.relpath(m.path, directory) for m in matched)
+
+
+def remove_if_empty(directory: str) -> None:
+  """Removes a local directory the job made, if nothing is left in it (a
+  user's file there keeps it)."""
+  if is_local(directory):
+    with contextlib.suppress(OSError):
+      os.rmdir(directory)
 
 
 def final_name(staged_name: str) -> str:
@@ -217,73 +281,3 @@ def staged_files(staging_dir: str) -> list[str]:
   temporary directories excluded)."""
   return [n for n in list_names(staging_dir)
           if not n.endswith('/') and not n.startswith('.')]
-
-
-def commit(staging_dir: str, output_dir: str, previous: list[str]) -> list[str]:
-  """Moves the staged dataset into output_dir, replacing `previous`.
-
-  Checks first that no staged file would land on a file of the user's, or
-  under a path that is not a directory. The previous dataset is moved aside
-  (into the staging directory), not deleted, until the new one is in place:
-  if a move fails, the previous dataset is put back. The old manifest goes
-  first and the new one comes last, so at no moment does a manifest describe
-  files that are not all there.
-
-  Returns:
-    The final paths of the committed files.
-
-  Raises:
-    OutputDirError: a new file would replace one the previous run did not
-      write, or cannot be moved into place; the output directory is then
-      as it was.
-  """
-  manifest_name = manifest_lib.MANIFEST_FILENAME
-  staged = sorted(staged_files(staging_dir), key=lambda n: n == manifest_name)
-  if not staged or staged[-1] != manifest_name:
-    raise RuntimeError(f'The pipeline wrote no manifest into {staging_dir}')
-  finals = [posixpath.join(output_dir, final_name(n)) for n in staged]
-  replaceable = set(previous)
-  dead_letters_dir = posixpath.join(output_dir, DEAD_LETTERS_DIR)
-  if _is_local(output_dir) and os.path.lexists(dead_letters_dir) and not (
-      os.path.isdir(dead_letters_dir)):
-    raise OutputDirError(
-        f'{dead_letters_dir} exists and is not a directory, so the dead '
-        f'letters cannot go there; move it or choose another --output_dir. '
-        f'Nothing was changed.')
-  for path in finals:
-    if path not in replaceable and FileSystems.exists(path):
-      raise OutputDirError(
-          f'{path} exists and was not written by the previous run of this '
-          f'job, so it is not replaced; move it or choose another '
-          f'--output_dir. Nothing was changed.')
-  aside = posixpath.join(staging_dir, '.replaced')
-  moved_aside, moved_in = [], []
-  try:
-    for path in previous:
-      if FileSystems.exists(path):
-        target = posixpath.join(aside, posixpath.relpath(path, output_dir))
-        if not FileSystems.exists(posixpath.dirname(target)):
-          FileSystems.mkdirs(posixpath.dirname(target))
-        FileSystems.rename([path], [target])
-        moved_aside.append((path, target))
-    if any(posixpath.dirname(f) == dead_letters_dir for f in finals) and (
-        not FileSystems.exists(dead_letters_dir)):
-      FileSystems.mkdirs(dead_letters_dir)
-    for name, destination in zip(staged, finals):
-      FileSystems.rename([posixpath.join(staging_dir, name)], [destination])
-      moved_in.append(destination)
-  except (OSError, BeamIOError) as e:
-    for destination in moved_in:   # Take the new files out again...
-      with contextlib.suppress(OSError, BeamIOError):
-        delete(destination)
-    for path, target in moved_aside:  # ...and put the old ones back.
-      with contextlib.suppress(OSError, BeamIOError):
-        FileSystems.rename([target], [path])
-    raise OutputDirError(f'cannot move the new dataset into {output_dir} '
-                         f'({e}); it was left as it was') from None
-  if not any(posixpath.dirname(f) == dead_letters_dir for f in finals) and (
-      _is_local(output_dir)):
-    with contextlib.suppress(OSError):  # Only if the user left nothing there.
-      os.rmdir(dead_letters_dir)
-  discard(staging_dir)
-  return finals
