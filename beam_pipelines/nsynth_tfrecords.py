@@ -283,6 +283,10 @@ def check_inputs(config: JobConfig) -> dict[str, int]:
     directory's labels.json.
   """
   sizes, libraries = {}, set()
+  for flag, path in ([('--input', d) for d, _ in config.inputs] +
+                     [('--recordings', d) for d, _ in config.recordings] +
+                     [('--output_dir', config.output_dir)]):
+    _check_file_system(flag, path)
   for split_dir, _ in config.inputs:
     if not FileSystems.exists(posixpath.join(split_dir,
                                              examples_json.EXAMPLES_JSON)):
@@ -306,6 +310,19 @@ def check_inputs(config: JobConfig) -> dict[str, int]:
         f'--holdout_library={config.holdout_library} is not a library of the '
         f'inputs; their examples.json name {named}')
   return sizes
+
+
+def _check_file_system(flag: str, path: str) -> None:
+  """Refuses a path whose file system this installation cannot reach: Beam
+  knows gs:// only with apache-beam[gcp] installed, and says so in a page."""
+  try:
+    FileSystems.get_filesystem(path)
+  except ValueError:
+    scheme = FileSystems.get_scheme(path)
+    raise JobInputError(
+        f'{flag} {path}: this installation has no file system for '
+        f'{scheme}:// paths (Beam reads gs:// only with apache-beam[gcp] '
+        f'installed; see BUILD_NOTES.md on cloud storage)') from None
 
 
 def _library_of(entry) -> str:

@@ -298,3 +298,4 @@ def test_a_full_disk_is_one_line_naming_the_directory(tiny_demo, datasets,
   assert '\n' not in message and 'Traceback' not in message
   assert contents(out) == old
   assert not [n for n in os.listdir(out) if output.is_staging_name(n)]
+

@@ -917,3 +917,17 @@ def _first_notes(tmp_path):
   (split / 'audio' / 'n-060-100.wav').write_bytes(
       wav_bytes(0.3 * np.sin(np.arange(64000) / 5.0)))
   return split
+
+
+@pytest.mark.parametrize('flag', ['--input', '--output_dir'])
+def test_a_cloud_path_without_its_file_system_is_one_line(tiny_demo,
+                                                          tmp_path, flag):
+  paths = {'--input': str(tiny_demo / 'nsynth-test'),
+           '--output_dir': str(tmp_path / 'out')}
+  paths[flag] = 'gs://no-such-bucket/nsynth-test'
+  with pytest.raises(nsynth_tfrecords.JobInputError) as error:
+    run(*[f'{f}={p}' for f, p in paths.items()])
+  assert str(error.value).startswith(
+      f'{flag} gs://no-such-bucket/nsynth-test: this installation has no '
+      f'file system for gs:// paths')
+  assert not (tmp_path / 'out').exists()
