@@ -15,8 +15,10 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
+from beam_pipelines import job as job_lib
 from beam_pipelines import nsynth_tfrecords
 from beam_pipelines import output
+from beam_pipelines import transforms
 from nsynth_contracts import directory_lock
 from nsynth_contracts import feature_params
 from nsynth_contracts import manifest as manifest_lib
@@ -224,7 +226,7 @@ def damaged_split(split_copy, tmp_path):
   expect('truncated', 'truncated')
   secret = 'password=hunter2'
   add('not-a-wav', secret.encode() + bytes(2000))
-  expect('not-a-wav', 'not_wav')
+  expect('not-a-wav', 'not_audio')
   add('nan', float_wav_bytes(nan_tone))
   expect('nan', 'non_finite')
   add('inf', float_wav_bytes(inf_tone))
@@ -338,7 +340,7 @@ def test_malformed_examples_json_stops_at_once_naming_it(
   else:
     path.write_text(content)
   out = tmp_path / 'out'
-  with pytest.raises(nsynth_tfrecords.JobInputError, match=message) as error:
+  with pytest.raises(job_lib.JobInputError, match=message) as error:
     run(f'--input={directory}', f'--output_dir={out}')
   assert str(path) in str(error.value)
   assert not out.exists() or not os.listdir(out)
@@ -347,7 +349,7 @@ def test_malformed_examples_json_stops_at_once_naming_it(
 def test_missing_input_directory_stops_naming_it(tiny_demo, tmp_path):
   missing = tmp_path / 'nsynth-nowhere'
   out = tmp_path / 'out'
-  with pytest.raises(nsynth_tfrecords.JobInputError,
+  with pytest.raises(job_lib.JobInputError,
                      match=f'{missing} does not exist'):
     run(f'--input={tiny_demo / "nsynth-valid"},{missing}',
         f'--output_dir={out}')
@@ -511,7 +513,7 @@ def test_a_failing_pipeline_leaves_no_partial_output(tiny_demo, tmp_path,
                                                      monkeypatch):
   def explode(*args, **kwargs):
     raise RuntimeError('worker lost')
-  monkeypatch.setattr(nsynth_tfrecords.transforms, 'to_serialized_examples',
+  monkeypatch.setattr(transforms, 'to_serialized_examples',
                       explode)
   out = tmp_path / 'out'
   with pytest.raises(Exception, match='worker lost'):
@@ -702,7 +704,7 @@ def test_leave_one_library_out_tests_an_unheard_library_and_programs(
   assert set(job.manifest.splits['test'].libraries) == {'merlin'}
   assert set(job.manifest.splits['train'].libraries) == {'timgm6mb'}
   assert job.manifest.accounting['filtered']['holdout'] > 0
-  with pytest.raises(nsynth_tfrecords.JobInputError,
+  with pytest.raises(job_lib.JobInputError,
                      match="not a library of the inputs; their examples.json "
                            "name \\['merlin', 'timgm6mb'\\]"):
     run(f'--input={_all_splits(tiny_demo)}', f'--output_dir={tmp_path / "x"}',
@@ -761,7 +763,7 @@ def test_recordings_become_windows_accounted_for_apart_from_notes(
   assert recorded['windowed'] == {'test': len(good)}
   assert recorded['filtered'] == {'family': 1}
   assert recorded['dead_lettered'] == {'invalid_metadata': 1,
-                                       'undecodable': 1}
+                                       'not_audio': 1}
   # Notes keep their own accounting.
   assert job.manifest.accounting['read'] == len(json.loads(
       (tiny_demo / 'nsynth-test' / 'examples.json').read_text()))
@@ -769,9 +771,10 @@ def test_recordings_become_windows_accounted_for_apart_from_notes(
   windows = [n.decode() for n in records[schema.NOTE_STR] if b'@' in n]
   assert len(windows) == recorded['windows_written']['test']
   # Each recording's windows start every 2 s and carry its label.
-  from nsynth_contracts import audio
+  from nsynth_contracts import audio_decoding
   name = sorted(good)[1]
-  seconds = len(audio.read_recording(str(phrases / 'audio' / name))) / 16000
+  seconds = audio_decoding.read_file(str(phrases / 'audio' / name),
+                                     16000).seconds
   starts = sorted(float(w.split('@')[1][:-1]) for w in windows
                   if w.startswith(name + '@'))
   assert starts[0] == 0.0 and np.allclose(np.diff(starts), 2.0)
@@ -925,7 +928,7 @@ def test_a_cloud_path_without_its_file_system_is_one_line(tiny_demo,
   paths = {'--input': str(tiny_demo / 'nsynth-test'),
            '--output_dir': str(tmp_path / 'out')}
   paths[flag] = 'gs://no-such-bucket/nsynth-test'
-  with pytest.raises(nsynth_tfrecords.JobInputError) as error:
+  with pytest.raises(job_lib.JobInputError) as error:
     run(*[f'{f}={p}' for f, p in paths.items()])
   assert str(error.value).startswith(
       f'{flag} gs://no-such-bucket/nsynth-test: this installation has no '

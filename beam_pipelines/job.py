@@ -1,0 +1,236 @@
+"""Running the Beam job: inputs checked, output claimed, staged, committed.
+
+`run_job(JobConfig)` is the library entry; `beam_pipelines.nsynth_tfrecords`
+is its command. Every input is checked before any work; the output
+directory is locked for the whole run, interrupted commits of earlier runs
+are recovered, the pipeline writes into staging, the accounting is checked
+against the notes read, and only then is the dataset committed
+(`beam_pipelines.commit`).
+"""
+
+import dataclasses
+import errno
+import json
+import logging
+import posixpath
+from collections.abc import Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+from beam_pipelines import commit
+from beam_pipelines import examples_json
+from beam_pipelines import output
+from beam_pipelines import pipeline as pipeline_lib
+from beam_pipelines import recordings
+from beam_pipelines import tfds_metadata
+from beam_pipelines import tfrecord_sink
+from beam_pipelines import transforms
+from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import manifest as manifest_lib
+
+
+class JobInputError(ValueError):
+  """The job cannot start: the message names the input at fault."""
+
+
+def check_inputs(config: JobConfig) -> dict[str, int]:
+  """Fails fast, naming the input, before any pipeline work or output.
+
+  Returns:
+    Entries per input directory's examples.json, and per --recordings
+    directory's labels.json.
+  """
+  sizes, libraries = {}, set()
+  for flag, path in ([('--input', d) for d, _ in config.inputs] +
+                     [('--recordings', d) for d, _ in config.recordings] +
+                     [('--output_dir', config.output_dir)]):
+    _check_file_system(flag, path)
+  for split_dir, _ in config.inputs:
+    if not FileSystems.exists(posixpath.join(split_dir,
+                                             examples_json.EXAMPLES_JSON)):
+      what = ('does not exist' if not FileSystems.exists(split_dir)
+              else f'has no {examples_json.EXAMPLES_JSON}')
+      raise JobInputError(f'Input directory {split_dir} {what}')
+    try:
+      entries = transforms.read_examples_json(split_dir)
+    except examples_json.ExamplesJsonError as e:
+      raise JobInputError(str(e)) from e
+    sizes[split_dir] = len(entries)
+    libraries |= {_library_of(entry.value) for entry in entries}
+  for directory, _ in config.recordings:
+    try:
+      sizes[directory] = len(recordings.read_labels(directory))
+    except recordings.RecordingsError as e:
+      raise JobInputError(str(e)) from None
+  if config.holdout_library and config.holdout_library not in libraries:
+    named = sorted(libraries - {''}) or 'none'
+    raise JobInputError(
+        f'--holdout_library={config.holdout_library} is not a library of the '
+        f'inputs; their examples.json name {named}')
+  return sizes
+
+
+def _check_file_system(flag: str, path: str) -> None:
+  """Refuses a path whose file system this installation cannot reach: Beam
+  knows gs:// only with apache-beam[gcp] installed, and says so in a page."""
+  try:
+    FileSystems.get_filesystem(path)
+  except ValueError:
+    scheme = FileSystems.get_scheme(path)
+    raise JobInputError(
+        f'{flag} {path}: this installation has no file system for '
+        f'{scheme}:// paths (Beam reads gs:// only with apache-beam[gcp] '
+        f'installed; see BUILD_NOTES.md on cloud storage)') from None
+
+
+def _library_of(entry) -> str:
+  library = examples_json.member(entry, 'library')
+  return library if isinstance(library, str) else ''
+
+
+def local_runner_for(options: PipelineOptions):
+  """The DirectRunner's in-process engine when the DirectRunner is asked for.
+
+  Since Beam 2.63 the DirectRunner first tries Prism, a Go binary it downloads
+  on first use; offline that costs a failed download before it falls back,
+  and Prism ignores --direct_num_workers. The FnApiRunner is what the
+  DirectRunner falls back to, and it honours --direct_num_workers and
+  --direct_running_mode. Other runners (Dataflow, Flink, Spark, Prism) are
+  left to Beam.
+  """
+  runner = options.view_as(StandardOptions).runner
+  if runner in (None, 'DirectRunner', 'direct'):
+    return fn_runner.FnApiRunner()
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobResult:
+  manifest: manifest_lib.Manifest
+  counters: dict[str, int]   # Beam counters of the 'nsynth' namespace
+  files: list[str]
+  recovered: tuple[str, ...] = ()   # what was done to interrupted commits
+
+
+def _counters(result) -> dict[str, int]:
+  query = result.metrics().query(
+      MetricsFilter().with_namespace(transforms.METRICS_NAMESPACE))
+  totals = {}
+  for counter in query['counters']:  # One result per step that counts it.
+    name = counter.key.metric.name
+    totals[name] = totals.get(name, 0) + counter.committed
+  return totals
+
+
+def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
+  """Checks inputs, claims the output, runs into staging, then commits.
+
+  Raises:
+    JobInputError: an input directory or examples.json is unusable.
+    output.OutputDirError: the output directory cannot be used (another run
+      holds it; not empty without overwrite; a file of the user's would be
+      replaced; not writable).
+  """
+  sizes = check_inputs(config)
+  with output.claimed(config.output_dir):
+    recovered = commit.recover(config.output_dir)
+    try:
+      previous = output.previous_dataset(config.output_dir, config.overwrite)
+    except output.OutputDirNotEmptyError as e:
+      raise type(e)(' '.join(recovered + [str(e)])) from None
+    output.remove_stale_staging(config.output_dir)
+    logging.info('Reading %d notes from %s', sum(sizes.values()),
+                 ', '.join(d for d, _ in config.inputs))
+    staging_dir = output.new_staging_dir(config.output_dir)
+    try:
+      try:
+        result = _run_pipeline(config, beam_args, staging_dir)
+        manifest = _complete_manifest(staging_dir)
+      except Exception as e:  # Beam re-raises a worker's error as it came.
+        if not _disk_full(e):
+          raise
+        raise output.OutputDirError(
+            f'--output_dir {config.output_dir}: the disk is full (no space '
+            f'left on device) while writing the new dataset; nothing of it '
+            f'was kept, and the directory was left as it was') from None
+      recording_dirs = {d for d, _ in config.recordings}
+      _check_accounting(manifest, sum(
+          n for d, n in sizes.items() if d not in recording_dirs), sum(
+              n for d, n in sizes.items() if d in recording_dirs))
+      files = commit.commit(staging_dir, config.output_dir, previous)
+    except BaseException:
+      output.discard(staging_dir)  # Never one in the middle of a commit.
+      raise
+  return JobResult(manifest, _counters(result), files, tuple(recovered))
+
+
+def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
+                  staging_dir: str):
+  options = PipelineOptions(list(beam_args))
+  with output.pattern_free_path(staging_dir) as pipeline_dir:
+    pipeline = beam.Pipeline(runner=local_runner_for(options),
+                             options=options)
+    pipeline_lib.build_pipeline(pipeline, config, pipeline_dir)
+    result = pipeline.run()
+    result.wait_until_finish()
+  return result
+
+
+def _disk_full(error: BaseException) -> bool:
+  """Whether `error`, or one it was raised from, is ENOSPC (Beam wraps a
+  worker's OSError in its own types, keeping the words)."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+      return True
+    if 'No space left on device' in str(error):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _complete_manifest(staging_dir: str) -> manifest_lib.Manifest:
+  """The pipeline's manifest, completed with the list of the files it wrote
+  (which only exists once its sinks have finished), and TFDS's metadata for
+  uncompressed output."""
+  path = posixpath.join(staging_dir, manifest_lib.MANIFEST_FILENAME)
+  with FileSystems.open(path) as f:
+    manifest = manifest_lib.Manifest.from_json(json.loads(f.read()))
+  if manifest.compression == manifest_lib.NO_COMPRESSION:
+    # The shards are known by now; split_files() finds them in `files`.
+    manifest = dataclasses.replace(manifest, files=tuple(
+        output.staged_files(staging_dir)))
+    shards = {split: [tfrecord_sink.count_records(posixpath.join(
+        staging_dir, name)) for name in manifest.split_files(split)]
+              for split in manifest.splits}
+    tfds_metadata.write(staging_dir, manifest.project_version,
+                        manifest.vocabulary.families, manifest.mfcc_shape,
+                        manifest.audio_samples, shards)
+  manifest = dataclasses.replace(manifest, files=tuple(sorted(
+      output.final_name(name) for name in output.staged_files(staging_dir)
+      if name != manifest_lib.MANIFEST_FILENAME)))
+  with FileSystems.create(path) as f:
+    f.write(manifest.dumps().encode('utf-8'))
+  return manifest
+
+
+def _check_accounting(manifest: manifest_lib.Manifest, notes_read: int,
+                      recordings_read: int) -> None:
+  accounted = manifest.accounting['read']
+  if accounted != notes_read:
+    raise RuntimeError(
+        f'{notes_read} notes were read but {accounted} are accounted for as '
+        f'written, filtered or dead-lettered; nothing was committed')
+  recordings_accounted = manifest.accounting.get('recordings', {}).get(
+      'read', 0)
+  if recordings_accounted != recordings_read:
+    raise RuntimeError(
+        f'{recordings_read} recordings were listed but '
+        f'{recordings_accounted} are accounted for as windowed, filtered or '
+        f'dead-lettered; nothing was committed')
