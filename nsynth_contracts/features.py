@@ -56,6 +56,32 @@ def waveform_to_mfcc(waveforms: tf.Tensor,
     float32 [batch, num_frames, num_mfcc]; for 4 s at 16 kHz, [batch, 126, 128].
   """
   clips = pad_or_trim(waveforms, params)                        # [B, S]
+  mel_power = mel_power_spectrogram(clips, params)              # [B, T, M]
+  log_mel = 10.0 * tf.math.log(
+      tf.maximum(mel_power, params.log_floor_power)) / tf.math.log(10.0)
+  # top_db is relative to each clip's own loudest bin, as librosa per call.
+  loudest = tf.reduce_max(log_mel, axis=[1, 2], keepdims=True)  # [B, 1, 1]
+  log_mel = tf.maximum(log_mel, loudest - params.top_db)        # [B, T, M]
+  dct = tf.constant(dct_ii_ortho_matrix(params.num_mel_bands, params.num_mfcc))
+  return tf.tensordot(log_mel, dct, axes=1)                     # [B, T, C]
+
+
+def mel_power_spectrogram(clips: tf.Tensor,
+                          params: FeatureParams = DEFAULT_PARAMS) -> tf.Tensor:
+  """librosa.feature.melspectrogram's power mel spectrogram, transposed.
+
+  The step the MFCCs and the musicnn embedding (nsynth_contracts.embedding)
+  share, with librosa >= 0.10 defaults: centred frames, zero padding,
+  periodic Hann window, power 2, Slaney mel bands with area normalisation.
+
+  Args:
+    clips: float32 [batch, samples], already padded or trimmed.
+    params: fft_length_samples, hop_length_samples, num_mel_bands,
+      sample_rate_hz and the mel range are used.
+
+  Returns:
+    float32 [batch, 1 + samples // hop_length_samples, num_mel_bands].
+  """
   half = params.fft_length_samples // 2
   # librosa centres frames with zero padding (pad_mode='constant').
   centred = tf.pad(clips, [[0, 0], [half, half]])               # [B, S + N]
@@ -68,14 +94,7 @@ def waveform_to_mfcc(waveforms: tf.Tensor,
       pad_end=False)                                            # [B, T, F]
   power = tf.math.square(tf.math.real(stft)) + tf.math.square(
       tf.math.imag(stft))                                       # [B, T, F]
-  mel_power = tf.concat([                                       # [B, T, M]
+  return tf.concat([                                            # [B, T, M]
       tf.tensordot(power[:, :, group.first_bin:group.end_bin],
                    tf.constant(group.weights), axes=1)
       for group in mel_band_groups(params)], axis=2)
-  log_mel = 10.0 * tf.math.log(
-      tf.maximum(mel_power, params.log_floor_power)) / tf.math.log(10.0)
-  # top_db is relative to each clip's own loudest bin, as librosa per call.
-  loudest = tf.reduce_max(log_mel, axis=[1, 2], keepdims=True)  # [B, 1, 1]
-  log_mel = tf.maximum(log_mel, loudest - params.top_db)        # [B, T, M]
-  dct = tf.constant(dct_ii_ortho_matrix(params.num_mel_bands, params.num_mfcc))
-  return tf.tensordot(log_mel, dct, axes=1)                     # [B, T, C]
