@@ -1,0 +1,298 @@
+"""The embedding contract: waveform in, pooled musicnn representation out.
+
+musicnn (Pons & Serra 2019) rebuilt as Keras 3 layers from the structure of
+its models.py, with the weights its wheel ships (musicnn_weights). The model
+`build_embedding_model` returns is the one function from a 16 kHz waveform
+to the embedding, for the Beam job and the serving export alike. Inference
+only: batch normalisation uses its moving statistics, there is no dropout,
+and the model is frozen, so `training=True` from a head on top changes
+nothing.
+
+Only core TensorFlow ops run (TF Serving's standard binary has no
+tensorflow-io kernels): the input is librosa.feature.melspectrogram (n_fft
+512, hop 256, 96 bands) through features.mel_power_spectrogram, rounded to
+float16 as musicnn stores it, then log10(10000 x + 1).
+
+    weights = musicnn_weights.read_weights(params.model_name)
+    model = embedding.build_embedding_model(weights, params)
+    vectors = model(waveforms)          # [batch, params.output_size]
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nsynth_contracts import features
+from nsynth_contracts import musicnn_weights
+from nsynth_contracts.embedding_params import CLIP_LAYER_WIDTHS
+from nsynth_contracts.embedding_params import DEFAULT_PARAMS
+from nsynth_contracts.embedding_params import FRAME_LAYER_WIDTHS
+from nsynth_contracts.embedding_params import EmbeddingParams
+
+_PACKAGE = 'nsynth'
+# The largest finite float16: louder mel bins saturate there instead of
+# becoming inf (musicnn's float16 would overflow; no real note comes near).
+_FLOAT16_MAX = 65504.0
+
+
+def log_mel(waveforms: tf.Tensor,
+            params: EmbeddingParams = DEFAULT_PARAMS) -> tf.Tensor:
+  """musicnn's input: its log-compressed librosa mel spectrogram.
+
+  Args:
+    waveforms: float32 [batch, samples] in [-1, 1] at params.sample_rate_hz,
+      any length: padded or trimmed to params.clip_seconds.
+    params: embedding parameters.
+
+  Returns:
+    float32 [batch, num_frames, num_mel_bands]; [batch, 251, 96] for 4 s.
+  """
+  spectrogram = params.spectrogram_params
+  clips = features.pad_or_trim(waveforms, spectrogram)              # [B, S]
+  mel = features.mel_power_spectrogram(clips, spectrogram)          # [B, T, M]
+  # musicnn rounds the mel power to float16 before the log (its extractor,
+  # and the stored spectrograms it was trained on).
+  mel = round_to_float16(mel)
+  return tf.math.log(params.log_gain * mel + 1.0) / tf.math.log(10.0)
+
+
+def round_to_float16(x: tf.Tensor) -> tf.Tensor:
+  """The nearest float16 value (ties to even), as float32, for x >= 0.
+
+  Computed on the bits: XLA may drop a float32 -> float16 -> float32 round
+  trip as excess precision, so tf.cast would round only without jit_compile.
+  Beyond the largest float16 the result saturates there instead of inf.
+
+  Args:
+    x: float32, non-negative (a power spectrogram).
+
+  Returns:
+    float32, same shape, every value exactly representable in float16.
+  """
+  x = tf.minimum(x, _FLOAT16_MAX)
+  bits = tf.bitcast(x, tf.int32)
+  # Normal range: keep 10 of float32's 23 mantissa bits, ties to even; a
+  # carry out of the mantissa moves the exponent up, as it should.
+  lowest_kept = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 13), 1)
+  rounded = tf.bitwise.bitwise_and(bits + 0xFFF + lowest_kept, ~0x1FFF)
+  normal = tf.bitcast(rounded, tf.float32)
+  # Below 2**-14, float16 is subnormal: a fixed step of 2**-24.
+  subnormal = tf.round(x * 2.0**24) * 2.0**-24
+  return tf.where(x < 2.0**-14, subnormal, normal)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MusicnnLogMel(keras.layers.Layer):
+  """[batch, samples] waveforms -> [batch, frames, bands]: `log_mel`."""
+
+  def __init__(self, params: dict | None = None, **kwargs):
+    super().__init__(**kwargs)
+    self.params = EmbeddingParams.from_json(params or {})
+
+  def call(self, waveforms):
+    return log_mel(waveforms, self.params)
+
+  def compute_output_shape(self, input_shape):
+    return (input_shape[0], self.params.num_frames,
+            self.params.num_mel_bands)
+
+  def get_config(self):
+    return {**super().get_config(), 'params': self.params.to_json()}
+
+
+# Each Keras layer and the variable scope musicnn's TF1 graph gave it: the
+# scopes are numbered in the order musicnn/models.py creates the layers.
+CHECKPOINT_SCOPES = {
+    'input_norm': 'batch_normalization',
+    'timbral_7x38_conv': 'conv2d',
+    'timbral_7x38_norm': 'batch_normalization_1',
+    'timbral_7x67_conv': 'conv2d_1',
+    'timbral_7x67_norm': 'batch_normalization_2',
+    'temporal_128_conv': 'conv2d_2',
+    'temporal_128_norm': 'batch_normalization_3',
+    'temporal_64_conv': 'conv2d_3',
+    'temporal_64_norm': 'batch_normalization_4',
+    'temporal_32_conv': 'conv2d_4',
+    'temporal_32_norm': 'batch_normalization_5',
+    'cnn1_conv': 'conv2d_5',
+    'cnn1_norm': 'batch_normalization_6',
+    'cnn2_conv': 'conv2d_6',
+    'cnn2_norm': 'batch_normalization_7',
+    'cnn3_conv': 'conv2d_7',
+    'cnn3_norm': 'batch_normalization_8',
+    'pool_norm': 'batch_normalization_9',
+    'penultimate_dense': 'dense',
+    'penultimate_norm': 'batch_normalization_10',
+    'tags_dense': 'dense_1',
+}
+# tf.compat.v1.layers.batch_normalization's default, which musicnn used.
+_BATCH_NORM_EPSILON = 1e-3
+
+
+def _norm(name):
+  return keras.layers.BatchNormalization(epsilon=_BATCH_NORM_EPSILON,
+                                         name=name)
+
+
+def _max_over_frequency(maps, name):
+  """[B, T, F, C] -> [B, T, C]: musicnn pools every band into one."""
+  pooled = keras.layers.MaxPooling2D(pool_size=(1, maps.shape[2]),
+                                     name=f'{name}_pool')(maps)
+  return keras.layers.Reshape((-1, maps.shape[3]), name=name)(pooled)
+
+
+def _frontend(spectrogram, num_mel_bands):
+  """[B, T, M] log-mel -> [B, T, 561]: musicnn's timbral + temporal maps."""
+  x = keras.layers.Reshape((-1, num_mel_bands, 1), name='bands')(spectrogram)
+  x = _norm('input_norm')(x)
+  # Timbral: 7 frames by 40% / 70% of the bands, zero-padded in time only.
+  padded = keras.layers.ZeroPadding2D(((3, 3), (0, 0)), name='pad_time')(x)
+  timbral = []
+  for bands in (int(0.4 * num_mel_bands), int(0.7 * num_mel_bands)):
+    name = f'timbral_7x{bands}'
+    maps = keras.layers.Conv2D(204, (7, bands), activation='relu',
+                               name=f'{name}_conv')(padded)
+    timbral.append(_max_over_frequency(_norm(f'{name}_norm')(maps), name))
+  # Temporal: one band by 128, 64, 32 frames, 'same' in time.
+  temporal = []
+  for frames in (128, 64, 32):
+    name = f'temporal_{frames}'
+    maps = keras.layers.Conv2D(51, (frames, 1), padding='same',
+                               activation='relu', name=f'{name}_conv')(x)
+    temporal.append(_max_over_frequency(_norm(f'{name}_norm')(maps), name))
+  return (keras.layers.Concatenate(name='timbral')(timbral),
+          keras.layers.Concatenate(name='temporal')(temporal))
+
+
+def _midend(frontend):
+  """Three 7-frame convolutions over every map, the last two residual."""
+  cnn1 = _norm('cnn1_norm')(keras.layers.Conv1D(
+      64, 7, padding='same', activation='relu', name='cnn1_conv')(frontend))
+  outputs = [cnn1]
+  for name in ('cnn2', 'cnn3'):
+    maps = _norm(f'{name}_norm')(keras.layers.Conv1D(
+        64, 7, padding='same', activation='relu',
+        name=f'{name}_conv')(outputs[-1]))
+    outputs.append(keras.layers.Add(name=name)([maps, outputs[-1]]))
+  return outputs
+
+
+def _backend(midend, width):
+  """[B, T, 753] -> penultimate [B, 200] and tag probabilities [B, 50]."""
+  pools = [keras.layers.Reshape((width, 1))(keras.layers.GlobalMaxPooling1D()(
+      midend)), keras.layers.Reshape((width, 1))(
+          keras.layers.GlobalAveragePooling1D()(midend))]
+  # musicnn flattens [753, 2] maps: max and mean alternate, 1,506 values.
+  x = keras.layers.Flatten()(keras.layers.Concatenate()(pools))
+  x = _norm('pool_norm')(x)
+  x = keras.layers.Dense(200, activation='relu', name='penultimate_dense')(x)
+  penultimate = _norm('penultimate_norm')(x)
+  tags = keras.layers.Dense(CLIP_LAYER_WIDTHS['taggram'], activation='sigmoid',
+                            name='tags_dense')(penultimate)
+  return penultimate, tags
+
+
+def build_network(weights: dict[str, np.ndarray],
+                  num_mel_bands: int = DEFAULT_PARAMS.num_mel_bands
+                  ) -> keras.Model:
+  """musicnn from its log-mel input to every layer we expose.
+
+  Args:
+    weights: musicnn_weights.read_weights(model_name).
+    num_mel_bands: 96, as musicnn was trained.
+
+  Returns:
+    A frozen model: float32 [batch, frames, bands], any number of frames ->
+    {layer: [batch, frames, width]} for FRAME_LAYER_WIDTHS and
+    {layer: [batch, width]} for CLIP_LAYER_WIDTHS.
+  """
+  spectrogram = keras.Input((None, num_mel_bands), name='log_mel')
+  timbral, temporal = _frontend(spectrogram, num_mel_bands)
+  frontend = keras.layers.Concatenate(name='frontend')([timbral, temporal])
+  cnn1, cnn2, cnn3 = _midend(frontend)
+  midend = keras.layers.Concatenate(name='midend')(
+      [frontend, cnn1, cnn2, cnn3])
+  penultimate, taggram = _backend(midend, FRAME_LAYER_WIDTHS['midend'])
+  outputs = {'timbral': timbral, 'temporal': temporal, 'cnn1': cnn1,
+             'cnn2': cnn2, 'cnn3': cnn3, 'midend': midend,
+             'penultimate': penultimate, 'taggram': taggram}
+  network = keras.Model(spectrogram, outputs, name='musicnn')
+  _load_weights(network, weights)
+  network.trainable = False
+  return network
+
+
+def _load_weights(network: keras.Model, weights: dict[str, np.ndarray]):
+  for layer_name, scope in CHECKPOINT_SCOPES.items():
+    layer = network.get_layer(layer_name)
+    if isinstance(layer, keras.layers.BatchNormalization):
+      names = ('gamma', 'beta', 'moving_mean', 'moving_variance')
+    else:
+      names = ('kernel', 'bias')
+    values = []
+    for name, variable in zip(names, layer.weights):
+      key = f'{scope}/{name}'
+      if key not in weights:
+        raise musicnn_weights.MusicnnWeightsError(
+            f'the musicnn weights have no {key}')
+      value = np.asarray(weights[key], np.float32)
+      # musicnn's 'mid-end' kernels span every map as a 2-D kernel with one
+      # input channel: the same numbers as our 1-D kernels.
+      if value.size != int(np.prod(variable.shape)):
+        raise musicnn_weights.MusicnnWeightsError(
+            f'the musicnn weight {key} has shape {value.shape}, '
+            f'not {tuple(variable.shape)}')
+      values.append(value.reshape(variable.shape))
+    layer.set_weights(values)
+
+
+def _pool(tensor, layer: str, name: str):
+  """Frame layers: mean and max over time; clip layers as they are."""
+  if layer not in FRAME_LAYER_WIDTHS:
+    return tensor
+  return keras.layers.Concatenate(name=name)([
+      keras.layers.GlobalAveragePooling1D()(tensor),
+      keras.layers.GlobalMaxPooling1D()(tensor)])
+
+
+def build_embedding_model(weights: dict[str, np.ndarray],
+                          params: EmbeddingParams = DEFAULT_PARAMS
+                          ) -> keras.Model:
+  """The embedding contract: waveforms -> params.layer, pooled.
+
+  Args:
+    weights: musicnn_weights.read_weights(params.model_name).
+    params: embedding parameters.
+
+  Returns:
+    A frozen model: float32 [batch, samples] 16 kHz waveforms in [-1, 1], any
+    length (padded or trimmed to one clip) -> float32 [batch,
+    params.output_size]: the layer's mean over time, then its max, for frame
+    layers (1,506 values for 'midend'); the layer itself for clip layers.
+  """
+  return _waveform_model(weights, params, (params.layer,))
+
+
+def build_all_layers_model(weights: dict[str, np.ndarray],
+                           params: EmbeddingParams = DEFAULT_PARAMS
+                           ) -> keras.Model:
+  """Every candidate layer at once, pooled as build_embedding_model pools
+  it: {layer: [batch, EmbeddingParams(layer=layer).output_size]}. For
+  choosing the layer; params.layer is ignored."""
+  return _waveform_model(weights, params,
+                         (*FRAME_LAYER_WIDTHS, *CLIP_LAYER_WIDTHS))
+
+
+def _waveform_model(weights, params, layers) -> keras.Model:
+  waveforms = keras.Input((None,), name='audio')
+  spectrogram = MusicnnLogMel(params.to_json(), name='log_mel')(waveforms)
+  network = build_network(weights, params.num_mel_bands)
+  maps = network(spectrogram)
+  outputs = {layer: _pool(maps[layer], layer, f'{layer}_embedding')
+             for layer in layers}
+  if len(layers) == 1:
+    outputs = outputs[layers[0]]
+  model = keras.Model(waveforms, outputs,
+                      name=f'{params.model_name}_embedding')
+  model.trainable = False
+  return model

@@ -1,0 +1,114 @@
+"""The NumPy half of the embedding contract: what the musicnn embedding is.
+
+A pretrained music representation (musicnn, Pons & Serra 2019; its wheel
+ships the weights under the ISC licence) turned into a fixed-size vector per
+clip. nsynth_contracts.embedding, the TensorFlow half, computes it;
+nsynth_contracts.musicnn_weights finds and reads the weights. Kept free of
+TensorFlow, as feature_params is, so that describing the representation (a
+manifest, a launcher) costs nothing.
+"""
+
+import dataclasses
+
+from nsynth_contracts import feature_params
+
+# Both are musicnn's 'musicnn' architecture, with the same layer widths: 50
+# tags of MagnaTagATune (MTT) or of the Million Song Dataset (MSD).
+MODEL_NAMES = ('MTT_musicnn', 'MSD_musicnn')
+
+# Layers that give one vector per spectrogram frame, and their widths.
+# 'midend' is every front- and mid-end map concatenated, what musicnn's
+# extractor pools into `mean_pool` and `max_pool`.
+FRAME_LAYER_WIDTHS = {
+    'timbral': 408,    # two vertical filter shapes, 204 filters each
+    'temporal': 153,   # three horizontal filter lengths, 51 filters each
+    'cnn1': 64,
+    'cnn2': 64,
+    'cnn3': 64,
+    'midend': 753,     # timbral + temporal + cnn1 + cnn2 + cnn3
+}
+# Layers that give one vector per patch: a 4 s clip is one patch.
+CLIP_LAYER_WIDTHS = {
+    'penultimate': 200,
+    'taggram': 50,     # the tag probabilities
+}
+LAYER_WIDTHS = {**FRAME_LAYER_WIDTHS, **CLIP_LAYER_WIDTHS}
+
+
+class EmbeddingParamsError(ValueError):
+  """Parameters that do not describe an embedding we can compute."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingParams:
+  """Every knob of the embedding, with units in the names.
+
+  The spectrogram fields are musicnn's own (its configuration.py): changing
+  them gives inputs the network was never trained on.
+  """
+
+  # The mid-end's mean and max: what musicnn's extractor pools.
+  model_name: str = 'MTT_musicnn'
+  layer: str = 'midend'
+  sample_rate_hz: int = 16000
+  clip_seconds: float = 4.0
+  fft_length_samples: int = 512
+  hop_length_samples: int = 256
+  num_mel_bands: int = 96
+  log_gain: float = 10000.0    # the network's input is log10(gain * mel + 1)
+
+  def __post_init__(self):
+    if self.model_name not in MODEL_NAMES:
+      raise EmbeddingParamsError(
+          f'model_name {self.model_name!r} is not one of {MODEL_NAMES}')
+    if self.layer not in LAYER_WIDTHS:
+      raise EmbeddingParamsError(
+          f'layer {self.layer!r} is not one of {tuple(LAYER_WIDTHS)}')
+
+  @property
+  def clip_samples(self) -> int:
+    return self.spectrogram_params.clip_samples
+
+  @property
+  def num_frames(self) -> int:
+    """Spectrogram frames of one clip: 251 for 4 s (one musicnn patch)."""
+    return self.spectrogram_params.num_frames
+
+  @property
+  def spectrogram_params(self) -> feature_params.FeatureParams:
+    """The mel spectrogram's parameters in the MFCC contract's terms, so
+    that both contracts share one STFT and one Slaney mel matrix."""
+    return feature_params.FeatureParams(
+        sample_rate_hz=self.sample_rate_hz, clip_seconds=self.clip_seconds,
+        fft_length_samples=self.fft_length_samples,
+        hop_length_samples=self.hop_length_samples,
+        num_mel_bands=self.num_mel_bands, num_mfcc=self.num_mel_bands)
+
+  @property
+  def pooled_over_time(self) -> bool:
+    """Frame layers are pooled (mean, then max); clip layers are not."""
+    return self.layer in FRAME_LAYER_WIDTHS
+
+  @property
+  def layer_width(self) -> int:
+    return LAYER_WIDTHS[self.layer]
+
+  @property
+  def output_size(self) -> int:
+    """Values per clip: 1,506 for the mid-end's mean and max."""
+    return self.layer_width * (2 if self.pooled_over_time else 1)
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, fields: dict) -> 'EmbeddingParams':
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(fields) - known
+    if unknown:
+      raise EmbeddingParamsError(
+          f'Unknown embedding parameters: {sorted(unknown)}')
+    return cls(**fields)
+
+
+DEFAULT_PARAMS = EmbeddingParams()
