@@ -35,6 +35,11 @@ _TRAIN = ['matplotlib>=3.8,<4']
 _SERVE = ['tensorflow-serving-api==2.17.1', 'tqdm>=4.66,<5',
           'matplotlib>=3.8,<4']  # nsynth-predict --plot
 _DEMO = ['pretty_midi>=0.2.10,<0.3', 'tqdm>=4.66,<5']
+# --compression=none also writes the files TensorFlow Datasets reads, with
+# TFDS's own writer (the launcher only; workers never import it).
+_TFDS = ['tensorflow-datasets==4.9.10',
+         # Its newer releases need protobuf >= 5.26, which TF 2.17 refuses.
+         'tensorflow-metadata==1.17.3']
 EXTRAS_REQUIRE = {
     'train': _TRAIN,
     'serve': _SERVE,
@@ -42,13 +47,11 @@ EXTRAS_REQUIRE = {
     # `pip install --no-deps tinysoundfont` (its pyaudio dependency is for
     # live playback and needs portaudio headers); the Makefile does that.
     'demo': _DEMO,
-    'all': sorted(set(_TRAIN + _SERVE + _DEMO)),
+    'tfds': _TFDS,
+    'all': sorted(set(_TRAIN + _SERVE + _DEMO + _TFDS)),
     # librosa is the independent reference the feature tests compare against.
     'test': ['pytest>=8,<10', 'pytest-xdist>=3.5,<4', 'librosa==0.10.2.post1',
-             'ruff==0.17.5', 'scikit-learn>=1.3,<2',
-             'tensorflow-datasets==4.9.10',
-             # Its newer releases need protobuf >= 5.26, which TF 2.17 refuses.
-             'tensorflow-metadata==1.17.3'],
+             'ruff==0.17.5', 'scikit-learn>=1.3,<2'] + _TFDS,
     'bench': ['librosa==0.10.2.post1'],
 }
 

@@ -137,6 +137,11 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
       replaced; not writable).
   """
   sizes = check_inputs(config)
+  if config.compression == manifest_lib.NO_COMPRESSION:
+    try:
+      tfds_metadata.check_available()
+    except tfds_metadata.TfdsMissingError as e:
+      raise JobInputError(str(e)) from None
   with output.claimed(config.output_dir):
     recovered = commit.recover(config.output_dir)
     try:

@@ -2,90 +2,94 @@
 
 `tfds.builder_from_directory(output_dir).as_dataset(split='train')` needs
 `dataset_info.json` (splits, shard lengths, file names), `features.json`
-(how to decode a record) and, for the label, `label.labels.txt`. They are
-written here as TFDS 4.9 writes them (tests/test_nsynth_tfrecords.py loads
-the result through TFDS itself), without importing TFDS, which would bring
-TensorFlow into the launcher.
+(how to decode a record) and, for the label, `label.labels.txt`. TFDS's own
+writer (`tfds.folder_dataset.write_metadata`) writes them from a
+FeaturesDict built from the schema's field list, so they follow whatever
+TFDS version is installed (tests/test_nsynth_tfrecords.py loads the result
+through TFDS).
 
 TFDS reads only uncompressed TFRecords (its reader opens files without a
-compression type), so these files are written for --compression=none.
+compression type), so these files are written for --compression=none, the
+only time the launcher imports TFDS (and with it TensorFlow).
 """
 
-import json
-import posixpath
 from collections.abc import Sequence
+
+import numpy as np
 
 from nsynth_contracts import schema
 
-DATASET_NAME = 'nsynth_mfcc'
-FILES = ('dataset_info.json', 'features.json', 'label.labels.txt')
-# Our shard names, in TFDS's template language.
+# What the writer puts beside the shards: the names --overwrite may replace.
+FILE_NAMES = ('dataset_info.json', 'features.json', 'label.labels.txt')
+# Our shard names, `<split>-00000-of-00002.tfrecord`, in TFDS's template
+# language.
 _TEMPLATE = '{SPLIT}-{SHARD_X_OF_Y}.tfrecord'
-_CLASS = 'tensorflow_datasets.core.features.'
+_DESCRIPTION = ('NSynth notes as MFCCs, written by nsynth-tfrecords; '
+                'manifest.json beside this file describes them fully.')
 
 
-def _tensor(dtype: str, shape: Sequence[int] = ()) -> dict:
-  return {'pythonClassName': _CLASS + ('scalar.Scalar' if not shape else
-                                       'tensor_feature.Tensor'),
-          'tensor': {'dtype': dtype, 'encoding': 'none',
-                     'shape': {'dimensions': [str(d) for d in shape]}
-                     if shape else {}}}
+class TfdsMissingError(ImportError):
+  """--compression=none needs tensorflow-datasets; the message says so."""
 
 
-def features_json(num_classes: int, mfcc_shape: tuple[int, int],
-                  audio_samples: int | None) -> dict:
-  """The FeaturesDict of one record, from the schema's own field list."""
-  features = {schema.MFCC: _tensor('float32', mfcc_shape)}
+def features(families: Sequence[str], mfcc_shape: tuple[int, int],
+             audio_samples: int | None):
+  """The tfds.features.FeaturesDict of one record, from the schema."""
+  tfds = _tfds()
+  described = {schema.MFCC: tfds.features.Tensor(shape=mfcc_shape,
+                                                 dtype=np.float32)}
   for key, dtype in schema.SCALAR_FEATURES.items():
     if key == schema.LABEL:
-      features[key] = {
-          'pythonClassName': _CLASS + 'class_label_feature.ClassLabel',
-          'classLabel': {'numClasses': str(num_classes)}}
+      described[key] = tfds.features.ClassLabel(names=list(families))
     elif dtype == 'string':
-      features[key] = {'pythonClassName': _CLASS + 'text_feature.Text',
-                       'text': {}}
+      described[key] = tfds.features.Text()
     else:
-      features[key] = _tensor(dtype)
+      described[key] = tfds.features.Scalar(dtype=np.dtype(dtype).type)
   if audio_samples:
-    features[schema.AUDIO] = _tensor('float32', (audio_samples,))
-  return {'pythonClassName': _CLASS + 'features_dict.FeaturesDict',
-          'featuresDict': {'features': features}}
-
-
-def dataset_info_json(version: str, description: str,
-                      shards: dict[str, list[tuple[int, int]]]) -> dict:
-  """Args: shards: split -> [(records, bytes)] per shard, in shard order."""
-  return {
-      'name': DATASET_NAME,
-      'version': version,
-      'description': description,
-      'fileFormat': 'tfrecord',
-      'splits': [{
-          'name': split,
-          'filepathTemplate': _TEMPLATE,
-          'shardLengths': [str(records) for records, _ in split_shards],
-          'numBytes': str(sum(size for _, size in split_shards)),
-      } for split, split_shards in shards.items()],
-      'supervisedKeys': {'tuple': {'items': [
-          {'featureKey': schema.MFCC}, {'featureKey': schema.LABEL}]}},
-  }
+    described[schema.AUDIO] = tfds.features.Tensor(shape=(audio_samples,),
+                                                   dtype=np.float32)
+  return tfds.features.FeaturesDict(described)
 
 
 def write(directory: str, version: str, families: Sequence[str],
           mfcc_shape: tuple[int, int], audio_samples: int | None,
-          shards: dict[str, list[tuple[int, int]]]) -> list[str]:
-  """Writes the three files into `directory`; returns their names."""
-  from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
-  contents = {
-      'dataset_info.json': json.dumps(dataset_info_json(
-          version, 'NSynth notes as MFCCs, written by nsynth-tfrecords; '
-          'manifest.json beside this file describes them fully.', shards),
-          indent=2),
-      'features.json': json.dumps(features_json(
-          len(families), mfcc_shape, audio_samples), indent=2),
-      'label.labels.txt': '\n'.join(families) + '\n',
-  }
-  for name, text in contents.items():
-    with FileSystems.create(posixpath.join(directory, name)) as f:
-      f.write(text.encode('utf-8'))
-  return list(contents)
+          shards: dict[str, list[tuple[int, int]]]) -> None:
+  """Writes TFDS's metadata files into `directory`.
+
+  Args:
+    shards: split -> [(records, bytes)] per shard, in shard order.
+  """
+  tfds = _tfds()
+  template = tfds.core.ShardedFileTemplate(
+      data_dir=tfds.core.Path(directory), template=_TEMPLATE,
+      filetype_suffix='tfrecord')
+  split_infos = [
+      tfds.core.SplitInfo(
+          name=split, shard_lengths=[records for records, _ in split_shards],
+          num_bytes=sum(size for _, size in split_shards),
+          filename_template=template.replace(split=split))
+      for split, split_shards in shards.items()]
+  tfds.folder_dataset.write_metadata(
+      data_dir=directory,
+      features=features(families, mfcc_shape, audio_samples),
+      split_infos=split_infos, version=version, filename_template=template,
+      check_data=False, description=_DESCRIPTION,
+      supervised_keys=(schema.MFCC, schema.LABEL))
+
+
+def check_available() -> None:
+  """Raises TfdsMissingError before any work if TFDS cannot be imported."""
+  _tfds()
+
+
+def _tfds():
+  """TFDS, imported only when metadata is written (TFDS loads TensorFlow,
+  which a launcher of gzip output never needs)."""
+  try:
+    import tensorflow_datasets as tfds
+  except ImportError:
+    raise TfdsMissingError(
+        '--compression=none writes the files TensorFlow Datasets reads, and '
+        'needs tensorflow-datasets installed (pip install '
+        '\'nsynth-instrument[tfds]\'), or use --compression=gzip') from None
+  return tfds
