@@ -28,7 +28,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import examples_json
 from beam_pipelines import transforms
-from nsynth_contracts import audio
+from nsynth_contracts import audio_decoding
+from nsynth_contracts import audio_limits
 from nsynth_contracts import labels
 from nsynth_contracts import windows as windows_lib
 
@@ -98,10 +99,10 @@ def recording_from_label(name: str, entry: Any, directory: str,
   if entry['source'] not in labels.NSYNTH_SOURCES:
     raise examples_json.EntryError(f'unknown source {entry["source"]!r}')
   problem = examples_json.note_str_problem(name)
-  if problem or not name.lower().endswith(audio.RECORDING_SUFFIXES):
+  suffixes = audio_decoding.RECORDING_SUFFIXES
+  if problem or not name.lower().endswith(suffixes):
     raise examples_json.EntryError(
-        problem or f'{name!r} is not a {"/".join(audio.RECORDING_SUFFIXES)} '
-                   f'file name')
+        problem or f'{name!r} is not a {"/".join(suffixes)} file name')
   return Recording(
       name=name, path=posixpath.join(directory, AUDIO_DIR, name), split=split,
       family=entry['family'], source=entry['source'],
@@ -172,13 +173,15 @@ class _WindowRecordingFn(transforms._FeaturizeBatchFn):  # pylint: disable=prote
   def process(self, recording: Recording
               ) -> Iterator[transforms.FeaturizedBatch]:
     try:
-      waveform = audio.read_recording(
-          recording.path, self._params, self._window_params.max_seconds,
-          inside=posixpath.dirname(recording.path))
+      waveform = audio_decoding.read_file(
+          recording.path, self._params.sample_rate_hz,
+          max_seconds=self._window_params.max_seconds,
+          inside=posixpath.dirname(recording.path)).samples
       framed, starts, sounding = (t.numpy() for t in windows_lib.frame_windows(
           waveform, self._params, self._window_params))
     except Exception as e:  # pylint: disable=broad-except
-      kind, reason = ((e.kind, str(e)) if isinstance(e, audio.AudioError)
+      kind, reason = ((e.kind, str(e))
+                      if isinstance(e, audio_limits.AudioError)
                       else ('undecodable', type(e).__name__))
       yield beam.pvalue.TaggedOutput(transforms.DEAD_LETTERS,
                                      transforms.DeadLetter(

@@ -26,9 +26,11 @@ from apache_beam.io.filesystems import FileSystems
 from beam_pipelines import augmentation
 from beam_pipelines import examples_json
 from beam_pipelines import splits
-from nsynth_contracts import audio
+from nsynth_contracts import audio_decoding
+from nsynth_contracts import audio_limits
 from nsynth_contracts import cli
 from nsynth_contracts import feature_params
+from nsynth_contracts import file_safety
 from nsynth_contracts import labels
 from nsynth_contracts import schema
 
@@ -252,7 +254,7 @@ class CapPerFamily(beam.PTransform):
 
 
 def read_note_file(path: str, audio_dir: str,
-                   max_bytes: int = audio.DEFAULT_LIMITS.max_file_bytes
+                   max_bytes: int = audio_limits.DEFAULT_LIMITS.max_file_bytes
                    ) -> bytes:
   """The bytes of one note's file, read only if it is safe to read.
 
@@ -262,18 +264,18 @@ def read_note_file(path: str, audio_dir: str,
   never end. No file larger than `max_bytes` is read.
 
   Raises:
-    audio.AudioError: with the kind and reason for the dead letter; the
-      reason never quotes the file's contents.
+    audio_limits.AudioError: with the kind and reason for the dead letter;
+      the reason never quotes the file's contents.
   """
   if FileSystems.get_scheme(path) is not None:  # gs:// etc.: no links there.
     return _read_remote(path, max_bytes)
-  real, _ = audio.checked_local_file(path, audio_dir, max_bytes)
+  real, _ = file_safety.checked_local_file(path, audio_dir, max_bytes)
   try:
     with open(real, 'rb') as f:
       return f.read(max_bytes + 1)
   except OSError as e:
-    raise audio.AudioError('unreadable_audio',
-                           e.strerror or type(e).__name__) from None
+    raise audio_limits.AudioError('unreadable_audio',
+                                  e.strerror or type(e).__name__) from None
 
 
 def _read_remote(path: str, max_bytes: int) -> bytes:
@@ -282,12 +284,14 @@ def _read_remote(path: str, max_bytes: int) -> bytes:
       data = f.read(max_bytes + 1)
   except Exception as e:  # pylint: disable=broad-except
     if not FileSystems.exists(path):
-      raise audio.AudioError('missing_audio', 'file does not exist') from None
-    raise audio.AudioError('unreadable_audio',
-                           f'cannot read it ({type(e).__name__})') from None
+      raise audio_limits.AudioError('missing_audio',
+                                    'file does not exist') from None
+    raise audio_limits.AudioError('unreadable_audio',
+                                  f'cannot read it ({type(e).__name__})'
+                                  ) from None
   if len(data) > max_bytes:
-    raise audio.AudioError('too_large', f'the file is larger than '
-                           f'{max_bytes} bytes')
+    raise audio_limits.AudioError('too_large', f'the file is larger than '
+                                  f'{max_bytes} bytes')
   return data
 
 
@@ -302,8 +306,8 @@ def load_clip(
   """
   try:
     data = read_note_file(note.audio_path, posixpath.dirname(note.audio_path))
-    return audio.clip_from_wav(data, params)
-  except audio.AudioError as e:
+    return audio_decoding.decode_clip(data, params)
+  except audio_limits.AudioError as e:
     kind, reason = e.kind, str(e)
   except Exception as e:  # pylint: disable=broad-except
     kind, reason = 'undecodable', f'{type(e).__name__} while decoding'

@@ -73,8 +73,8 @@ def time_librosa_loop(paths):
 def decode_all(paths):
   import numpy as np  # pylint: disable=g-import-not-at-top
 
-  from nsynth_contracts import audio  # pylint: disable=g-import-not-at-top
-  return np.stack([audio.clip_from_wav(open(p, 'rb').read())
+  from nsynth_contracts import audio_decoding  # pylint: disable=g-import-not-at-top
+  return np.stack([audio_decoding.decode_clip(open(p, 'rb').read())
                    for p in paths])
 
 
@@ -115,7 +115,8 @@ def per_note_breakdown(paths, clips, sample=512):
   from isal import isal_zlib  # pylint: disable=g-import-not-at-top
 
   from beam_pipelines import tfrecord_sink  # pylint: disable=g-import-not-at-top
-  from nsynth_contracts import audio  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import audio_decoding  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import feature_params  # pylint: disable=g-import-not-at-top
   from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
   from nsynth_contracts import schema  # pylint: disable=g-import-not-at-top
   paths = paths[:sample]
@@ -134,8 +135,11 @@ def per_note_breakdown(paths, clips, sample=512):
     return [fn(x) for x in items]
 
   data = timed('read file', lambda p: open(p, 'rb').read(), paths)
-  decoded = timed('decode + validate WAV', audio.decode_wav, data)
-  timed('pad/trim to clip', audio.to_clip, decoded)
+  params = feature_params.DEFAULT_PARAMS
+  decoded = timed('decode + validate WAV', lambda d: audio_decoding.decode(
+      d, params.sample_rate_hz, first_seconds=params.clip_seconds).samples,
+                  data)
+  timed('pad/trim to clip', feature_params.pad_or_trim_numpy, decoded)
   fn = tf.function(features.waveform_to_mfcc, jit_compile=True,
                    input_signature=[tf.TensorSpec([None, clips.shape[1]],
                                                   tf.float32)])

@@ -48,7 +48,7 @@ def main(argv):
   import librosa  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  from nsynth_contracts import audio  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import audio_decoding  # pylint: disable=g-import-not-at-top
   from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
   from nsynth_contracts import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   from serving import predict  # pylint: disable=g-import-not-at-top
@@ -82,7 +82,7 @@ def main(argv):
   a50, a99 = percentiles(blog)
   print(f'(a) blog predict(filename): p50 {a50:7.2f} ms  p99 {a99:7.2f} ms')
 
-  clips = np.stack([audio.clip_from_wav(open(p, 'rb').read())
+  clips = np.stack([audio_decoding.decode_clip(open(p, 'rb').read())
                     for p in paths[:max(calls, 64)]])
   serve(audio=tf.constant(clips[:1]))
   single = []

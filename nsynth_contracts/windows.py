@@ -4,7 +4,9 @@ The model hears 4 s at a time, as NSynth's notes last. A recording is cut
 into windows of that length every `hop_seconds` (default 2 s, so each moment
 is heard twice); the last window is padded with silence as a short note is
 (features.pad_or_trim). Windows quieter than `silence_threshold_dbfs` are
-skipped: they hold no instrument to name.
+skipped: they hold no instrument to name. A note is one window, and the
+serving signatures answer a note that quiet as they answer a recording with
+no sounding window: NO_SOUND, class -1, no probabilities.
 
 The Beam job (long recordings), the serving signatures for long audio, the
 CLI and the phrase report all call these functions, so they cut and
@@ -12,17 +14,23 @@ aggregate alike. Core TensorFlow ops only (the serving graph holds them).
 """
 
 import dataclasses
+import math
 
 import tensorflow as tf
 
 from nsynth_contracts import feature_params
+
+# A clip whose RMS is below this holds no sound to name: the one threshold
+# of windows and notes alike.
+SILENCE_THRESHOLD_DBFS = -60.0
+NO_SOUND = '(no sound)'   # the family of a clip or recording without sound
 
 
 @dataclasses.dataclass(frozen=True)
 class WindowParams:
   """How a recording is cut; the window itself is one feature clip."""
   hop_seconds: float = 2.0
-  silence_threshold_dbfs: float = -60.0   # window RMS below this: skipped
+  silence_threshold_dbfs: float = SILENCE_THRESHOLD_DBFS  # RMS below: silent
   max_seconds: float = 600.0              # longer requests are refused
 
   def hop_samples(self, params: feature_params.FeatureParams) -> int:
@@ -30,6 +38,11 @@ class WindowParams:
 
   def max_samples(self, params: feature_params.FeatureParams) -> int:
     return int(round(self.max_seconds * params.sample_rate_hz))
+
+  def max_windows(self, params: feature_params.FeatureParams) -> int:
+    """The most windows a recording of max_seconds is cut into."""
+    hops = (self.max_seconds - params.clip_seconds) / self.hop_seconds
+    return 1 + math.ceil(max(hops, 0.0))
 
 
 DEFAULT_WINDOWS = WindowParams()
@@ -59,12 +72,19 @@ def frame_windows(
   count = 1 + tf.maximum(0, (length - clip + hop - 1) // hop)  # W
   padded = tf.pad(waveform, [[0, (count - 1) * hop + clip - length]])
   framed = tf.signal.frame(padded, clip, hop)                 # [W, clip]
-  rms = tf.sqrt(tf.reduce_mean(tf.square(framed), axis=1))    # [W]
-  dbfs = 20.0 * tf.math.log(tf.maximum(rms, 1e-10)) / tf.math.log(10.0)
   # In float64: float32 division by the rate gave 6.0000005 for 6 s.
   starts = tf.cast(tf.cast(tf.range(count) * hop, tf.float64) /
                    params.sample_rate_hz, tf.float32)
-  return framed, starts, dbfs >= windows.silence_threshold_dbfs
+  return framed, starts, sounding(framed, windows)
+
+
+def sounding(clips: tf.Tensor, windows: WindowParams = DEFAULT_WINDOWS
+             ) -> tf.Tensor:
+  """bool [B]: whether each clip (float32 [B, samples], a window or a padded
+  note) is loud enough to name, its RMS at or above the threshold."""
+  rms = tf.sqrt(tf.reduce_mean(tf.square(clips), axis=1))     # [B]
+  dbfs = 20.0 * tf.math.log(tf.maximum(rms, 1e-10)) / tf.math.log(10.0)
+  return dbfs >= windows.silence_threshold_dbfs
 
 
 def aggregate(window_probabilities: tf.Tensor) -> tf.Tensor:

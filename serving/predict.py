@@ -6,14 +6,17 @@ Usage:
 
 --model is a version directory (holding saved_model.pb) or a model directory
 of integer versions, of which the newest is used. Files may be WAV, FLAC,
-OGG or MP3, at any sample rate, mono or stereo: tensorflow-io decodes them
-and resamples to 16 kHz. Directories are searched for those suffixes.
+OGG or MP3, at any sample rate, mono or stereo: nsynth_contracts.
+audio_decoding decodes them as the Beam job does, averages the channels and
+resamples to 16 kHz. Directories are searched for those suffixes.
 
 A file no longer than a note (4 s) goes through `serving_default`, in
 batches; a longer one through `serving_long_audio`, which cuts it into
-4-second windows every 2 s, answers each and the whole. The table shows the
-recording's family; --timeline adds a row per window, and --plot writes a
-PNG per recording: family probabilities over time above its spectrogram.
+4-second windows every 2 s, answers each and the whole. A note or recording
+with no sound is answered `(no sound)`. The table shows the recording's
+family; --timeline adds a row per window, and --plot writes a PNG per
+recording: family probabilities over time above its spectrogram (named
+after the file, with a short hash of its path where two names collide).
 A file that cannot be read or decoded gets its own error row; the others
 are still predicted, and the exit status is 1 if any file failed.
 """
@@ -30,7 +33,9 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from nsynth_contracts import audio
+from nsynth_contracts import audio_decoding
+from nsynth_contracts import audio_limits
+from nsynth_contracts import feature_params
 from serving import results
 
 
@@ -68,7 +73,7 @@ def audio_files(paths: Iterable[str]) -> list[str]:
       inside = [os.path.join(root, n)
                 for root, _, names in sorted(os.walk(path))
                 for n in sorted(names)
-                if n.lower().endswith(audio.RECORDING_SUFFIXES)]
+                if n.lower().endswith(audio_decoding.RECORDING_SUFFIXES)]
       # A directory with nothing to predict gets its own row, not silence.
       found += inside or [path]
     else:
@@ -79,29 +84,28 @@ def audio_files(paths: Iterable[str]) -> list[str]:
 _NAMED_DIRECTORIES = set()  # directories named on the command line
 
 
-def read_file(path: str, max_seconds: float):
-  """The recording, float32 [samples] at 16 kHz, or the reason it cannot be
-  read (never a traceback)."""
-  if os.path.islink(path) and not os.path.exists(path):
-    return 'a link to a file that does not exist'
-  if not os.path.exists(path):
-    return 'file does not exist'
-  if os.path.isdir(path):
-    return ('a directory with no WAV, FLAC, OGG or MP3 file'
-            if path in _NAMED_DIRECTORIES else 'a directory, not a file')
+def read_file(path: str, max_seconds: float,
+              params: feature_params.FeatureParams = (
+                  feature_params.DEFAULT_PARAMS)):
+  """The recording, float32 [samples] at the params' rate, or the reason it
+  cannot be read, in the decoder's words (never a traceback)."""
+  if path in _NAMED_DIRECTORIES:
+    return f'a directory with no {audio_limits.FORMATS} file'
   try:
-    return audio.read_recording(path, max_seconds=max_seconds)
-  except audio.AudioError as e:
+    return audio_decoding.read_file(path, params.sample_rate_hz,
+                                    max_seconds=max_seconds).samples
+  except audio_limits.AudioError as e:
     return str(e)
 
 
 class Predictor:
   """The export's signatures on decoded recordings, isolating failures."""
 
-  def __init__(self, export_dir: str, top_k: int = 3):
+  def __init__(self, export_dir: str, top_k: int = 3,
+               params: feature_params.FeatureParams = (
+                   feature_params.DEFAULT_PARAMS)):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    from nsynth_contracts import feature_params  # pylint: disable=g-import-not-at-top
     from nsynth_contracts import windows  # pylint: disable=g-import-not-at-top
     from serving import signatures  # pylint: disable=g-import-not-at-top
     self._tf = tf
@@ -110,7 +114,7 @@ class Predictor:
     self._serve_notes = loaded.signatures[signatures.AUDIO_SIGNATURE]
     self._serve_recording = loaded.signatures[
         signatures.LONG_AUDIO_SIGNATURE]
-    self._params = feature_params.DEFAULT_PARAMS
+    self._params = params
     self.max_seconds = windows.DEFAULT_WINDOWS.max_seconds
     self._top_k = top_k
     self.recordings = {}   # file -> (waveform, outputs), for --plot
@@ -143,9 +147,7 @@ class Predictor:
   def predict(self, files: Sequence[str]) -> list[results.Prediction]:
     """One Prediction per file, in order; unreadable files get an error."""
     import numpy as np  # pylint: disable=g-import-not-at-top
-
-    from nsynth_contracts import feature_params  # pylint: disable=g-import-not-at-top
-    read = {f: read_file(f, self.max_seconds) for f in files}
+    read = {f: read_file(f, self.max_seconds, self._params) for f in files}
     predicted = {}
     notes = [f for f in files if not isinstance(read[f], str)
              and len(read[f]) <= self._params.clip_samples]
@@ -183,9 +185,9 @@ def _main(argv: list[str]) -> None:
   if options.plot:
     from serving import timeline_plot  # pylint: disable=g-import-not-at-top
     os.makedirs(options.plot, exist_ok=True)
+    names = timeline_plot.png_names(list(predictor.recordings))
     for file, (waveform, outputs) in predictor.recordings.items():
-      path = os.path.join(options.plot,
-                          os.path.splitext(os.path.basename(file))[0] + '.png')
+      path = os.path.join(options.plot, names[file])
       timeline_plot.plot(waveform, outputs, os.path.basename(file), path)
       print(f'Timeline of {file}: {path}', file=sys.stderr)
   failed = sum(1 for p in predictions if p.error)

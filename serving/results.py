@@ -26,12 +26,22 @@ class Prediction:
   timeline: tuple[Window, ...] = ()         # a recording's sounding windows
 
 
+def printable(value) -> str:
+  """`value` as text a terminal shows as text: every character that is not
+  printable (ESC and its colour and cursor sequences, other controls,
+  direction overrides, newlines) becomes '?'. Names and messages from a
+  server pass through this before they are printed, as tables or JSON."""
+  text = value.decode('utf-8', 'replace') if isinstance(value, bytes) else (
+      str(value))
+  return ''.join(c if c.isprintable() else '?' for c in text)
+
+
 def recording_prediction(file: str, seconds: float, outputs: dict,
                          top_k: int) -> Prediction:
   """A long-audio signature's outputs (NumPy) as one Prediction."""
   from serving import signatures  # pylint: disable=g-import-not-at-top
-  names = [_text(n) for n in outputs[signatures.CLASSES]]
-  family = _text(outputs[signatures.FAMILY])
+  names = [printable(n) for n in outputs[signatures.CLASSES]]
+  family = printable(outputs[signatures.FAMILY])
   timeline = tuple(
       Window(float(start), names[int(np.argmax(row))], float(np.max(row)))
       for start, row in zip(outputs[signatures.WINDOW_START_SECONDS],
@@ -45,37 +55,38 @@ def recording_prediction(file: str, seconds: float, outputs: dict,
                     seconds=seconds, timeline=timeline)
 
 
-def _text(value) -> str:
-  return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def readable_error(message: str) -> str:
   """The part of a TensorFlow error a person needs: the signature's own words.
 
-  'Graph execution error: ... assertion failed: [not a WAV file ...] ...'
-  becomes 'not a WAV file ...'; other errors keep their first real line.
+  The signatures refuse with 'assertion failed: [<our words>]', followed by
+  the node's name ('[[{{node ...}}]]') on the lines after; that becomes
+  '<our words>'. Other errors keep their first real line, without
+  TensorFlow's '{{function_node ...}}' and '[Op:...]' wrapping.
   """
-  # The signatures' own checks (CheckNumerics): "<ours> : Tensor had NaN".
-  found = re.search(r'^\s*(.+?) : Tensor had (?:NaN|Inf)', message, re.M)
+  found = re.search(r'assertion failed: \[(.*)\]\s*$', message, re.M)
   if found:
-    return found.group(1).strip()
-  found = re.search(r'assertion failed: ((?:\[[^\]]*\] ?)+)', message)
-  if found:  # The message, then the values it shows: '[says] [1e+19]'.
-    return ' '.join(re.findall(r'\[([^\]]*)\]', found.group(1)))
-  lines = [line.strip() for line in message.splitlines()
-           if line.strip() and not line.strip().startswith('[[')
+    return printable(found.group(1).strip())
+  lines = [re.sub(r'\{\{[^}]*\}\}|\[Op:[^\]]*\]', '', line).strip()
+           for line in message.splitlines()
+           if not line.strip().startswith('[[')
            and 'Graph execution error' not in line
            and not line.startswith(('Detected at node', '<stack traces'))]
-  return lines[0] if lines else message.strip()
+  lines = [line for line in lines if line]
+  return printable(lines[0] if lines else message.strip())
 
 
 def predictions_from_outputs(files: Sequence[str], probabilities: np.ndarray,
                              classes: np.ndarray, top_k: int
                              ) -> list[Prediction]:
-  """Rows of the signature's `probabilities` and `classes` outputs."""
+  """Rows of the signature's `probabilities` and `classes` outputs; a row of
+  zeros is a note with no sound (nsynth_contracts.windows)."""
+  from nsynth_contracts import windows  # pylint: disable=g-import-not-at-top
   predictions = []
   for file, row, names in zip(files, probabilities, classes):
-    names = [n.decode() if isinstance(n, bytes) else n for n in names]
+    if not np.any(row):
+      predictions.append(Prediction(file=file, family=windows.NO_SOUND))
+      continue
+    names = [printable(n) for n in names]
     order = np.argsort(-row)[:top_k]
     predictions.append(Prediction(
         file=file, family=names[order[0]],
@@ -100,16 +111,17 @@ def to_json(predictions: Sequence[Prediction],
 
 def to_table(predictions: Sequence[Prediction],
              timeline: bool = False) -> str:
-  width = max([len('file')] + [len(p.file) for p in predictions])
+  files = [printable(p.file) for p in predictions]
+  width = max([len('file')] + [len(f) for f in files])
   lines = [f'{"file":<{width}}  {"family":<10}  top probabilities']
-  for p in predictions:
+  for file, p in zip(files, predictions):
     if p.error:
-      lines.append(f'{p.file:<{width}}  {"ERROR":<10}  {p.error}')
+      lines.append(f'{file:<{width}}  {"ERROR":<10}  {p.error}')
       continue
     top = '  '.join(f'{f} {v:.3f}' for f, v in p.top)
     if p.seconds is not None:
       top += f'  ({p.seconds:.1f} s, {len(p.timeline)} sounding windows)'
-    lines.append(f'{p.file:<{width}}  {p.family:<10}  {top}')
+    lines.append(f'{file:<{width}}  {p.family:<10}  {top}'.rstrip())
     if timeline:
       lines += [f'{"":<{width}}    {w.start_seconds:6.1f} s  {w.family:<10} '
                 f'{w.probability:.3f}' for w in p.timeline]

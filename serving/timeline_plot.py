@@ -1,9 +1,29 @@
 """The picture of a recording's timeline: what the model heard, and when."""
 
+import collections
+import hashlib
+import os
+from collections.abc import Sequence
+
 import numpy as np
 
 from nsynth_contracts import feature_params
 from serving import signatures
+
+
+def png_names(files: Sequence[str]) -> dict[str, str]:
+  """A PNG file name per file: its base name, or, for files whose base names
+  collide (a/x.wav and b/x.flac), the base name and a short hash of the
+  file's absolute path, so that no picture overwrites another."""
+  stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
+  counts = collections.Counter(stems)
+  names = {}
+  for file, stem in zip(files, stems):
+    if counts[stem] > 1:
+      path = os.path.abspath(file).encode('utf-8', 'surrogateescape')
+      stem = f'{stem}-{hashlib.sha256(path).hexdigest()[:8]}'
+    names[file] = f'{stem}.png'
+  return names
 
 
 def plot(waveform: np.ndarray, outputs: dict, title: str, path: str,

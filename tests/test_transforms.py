@@ -143,7 +143,7 @@ def test_featurize_dead_letters_bad_audio_and_keeps_the_good(tmp_path):
     assert_that(result[transforms.NOTES], check_features, label='Features')
     assert_that(result[transforms.DEAD_LETTERS] | beam.Map(
         lambda d: (d.note_str, d.kind)),
-                equal_to([('empty', 'empty_file'), ('junk', 'not_wav'),
+                equal_to([('empty', 'empty_file'), ('junk', 'not_audio'),
                           ('missing', 'missing_audio')]), label='Dead')
 
 

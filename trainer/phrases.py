@@ -13,7 +13,7 @@ import posixpath
 import numpy as np
 import tensorflow as tf
 
-from nsynth_contracts import audio
+from nsynth_contracts import audio_decoding
 from nsynth_contracts import feature_params
 from nsynth_contracts import features
 from nsynth_contracts import labels
@@ -50,8 +50,9 @@ def predict_phrases(model, directory: str, vocabulary: labels.LabelVocabulary,
   for name, label in sorted(read_phrase_labels(directory).items()):
     if label['family'] not in vocabulary.families:
       continue
-    waveform = audio.read_recording(
-        posixpath.join(directory, 'audio', name), params, windows.max_seconds)
+    waveform = audio_decoding.read_file(
+        posixpath.join(directory, 'audio', name), params.sample_rate_hz,
+        max_seconds=windows.max_seconds).samples
     framed, _, sounding = windows_lib.frame_windows(waveform, params, windows)
     clips = tf.boolean_mask(framed, sounding)
     if not int(tf.shape(clips)[0]):

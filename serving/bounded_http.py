@@ -1,0 +1,84 @@
+"""One HTTP POST, bounded in time and in the size of its reply.
+
+A socket timeout bounds each read, not the request: a server that sends a
+byte a second never times out, and one that sends an endless chunked reply
+fills memory. Here a timer shuts the connection down at the deadline,
+whatever phase the request is in (sending, waiting, reading headers or the
+body), and the reply is read in chunks counted against a limit.
+"""
+
+import http.client
+import socket
+import threading
+import time
+
+_READ_BYTES = 2**16
+
+
+class RequestError(Exception):
+  """The request failed; the message says how, in one line."""
+
+
+def post(host: str, port: int, path: str, body: bytes, timeout: float,
+         max_reply_bytes: int,
+         content_type: str = 'application/json') -> tuple[int, bytes]:
+  """(status, reply body) of a POST to http://host:port/path.
+
+  Args:
+    timeout: seconds for the whole request, from connecting to the last
+      byte of the reply.
+    max_reply_bytes: the most the reply body may hold.
+
+  Raises:
+    RequestError: unreachable, no whole reply within `timeout`, a reply
+      larger than `max_reply_bytes`, or a broken connection.
+  """
+  where = f'http://{host}:{port}'
+  deadline = time.monotonic() + timeout
+  connection = http.client.HTTPConnection(host, port, timeout=timeout)
+  expired = threading.Event()
+
+  def expire():
+    expired.set()
+    if connection.sock is not None:
+      try:
+        connection.sock.shutdown(socket.SHUT_RDWR)
+      except OSError:
+        pass   # Already closed: the request has ended anyway.
+
+  try:
+    connection.connect()
+  except TimeoutError:
+    raise RequestError(f'no reply from {where} within {timeout:g} s'
+                       ) from None
+  except OSError as e:
+    connection.close()
+    raise RequestError(f'cannot reach {where}: '
+                       f'{e.strerror or type(e).__name__}') from None
+  timer = threading.Timer(max(deadline - time.monotonic(), 0.0), expire)
+  timer.start()
+  try:
+    connection.request('POST', path, body, {'Content-Type': content_type})
+    response = connection.getresponse()
+    chunks, size = [], 0
+    while chunk := response.read1(_READ_BYTES):
+      size += len(chunk)
+      if size > max_reply_bytes:
+        raise RequestError(f'the reply from {where} is larger than '
+                           f'{max_reply_bytes} bytes, more than an answer '
+                           f'to this request can be; refused')
+      chunks.append(chunk)
+    if expired.is_set():
+      raise TimeoutError
+    return response.status, b''.join(chunks)
+  except (OSError, http.client.HTTPException) as e:
+    if expired.is_set() or isinstance(e, TimeoutError):
+      raise RequestError(f'no reply from {where} within {timeout:g} s'
+                         ) from None
+    detail = (e.strerror if isinstance(e, OSError) else None) or (
+        type(e).__name__)
+    raise RequestError(f'the connection to {where} failed: {detail}'
+                       ) from None
+  finally:
+    timer.cancel()
+    connection.close()
