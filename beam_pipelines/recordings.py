@@ -1,7 +1,7 @@
 """Recordings of any length as training examples: one per 4-second window.
 
 With --recordings, the job also reads directories of recordings (WAV, FLAC,
-OGG or MP3, any rate, mono or stereo; decoded with tensorflow-io) beside a
+OGG or MP3, any rate, mono or stereo; nsynth_contracts.audio_decoding) beside a
 JSON of labels, the layout demo_data.phrases writes:
 
   <dir>/labels.json   {"<file>": {"family": "guitar", "source": "acoustic",

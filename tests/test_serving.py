@@ -594,7 +594,7 @@ def test_a_minute_gets_the_same_answer_from_signature_cli_rest_and_cpp(
       wav=tf.constant(path.read_bytes()))
   np.testing.assert_allclose(by_wav[signatures.PROBABILITIES].numpy(),
                              probabilities, atol=1e-5)
-  # The CLI (tensorflow-io decoding).
+  # The CLI (nsynth_contracts.audio_decoding, the Beam job's decoder).
   result = run_predict(f'--model={os.path.dirname(exported[0])}', '--json',
                        '--timeline', path)
   assert result.returncode == 0, result.stderr[-2000:]
