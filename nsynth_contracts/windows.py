@@ -36,9 +36,6 @@ class WindowParams:
   def hop_samples(self, params: feature_params.FeatureParams) -> int:
     return int(round(self.hop_seconds * params.sample_rate_hz))
 
-  def max_samples(self, params: feature_params.FeatureParams) -> int:
-    return int(round(self.max_seconds * params.sample_rate_hz))
-
   def max_windows(self, params: feature_params.FeatureParams) -> int:
     """The most windows a recording of max_seconds is cut into."""
     hops = (self.max_seconds - params.clip_seconds) / self.hop_seconds

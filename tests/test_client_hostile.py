@@ -152,6 +152,7 @@ def run_client(port, *args):
       text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('output', ['table', 'json'])
 def test_names_from_the_server_are_printed_as_printable_text(
     server, tmp_path, output):
@@ -168,6 +169,7 @@ def test_names_from_the_server_are_printed_as_printable_text(
     assert row['family'] == 'bass?[2J?[31m??'
 
 
+@pytest.mark.slow
 def test_an_error_from_the_server_is_one_printable_line(server, tmp_path):
   hostile = server(hostile_error)
   note = tmp_path / 'note.wav'
@@ -179,6 +181,7 @@ def test_an_error_from_the_server_is_one_printable_line(server, tmp_path):
       f'?[2J?[31m?? is on fire']
 
 
+@pytest.mark.slow
 def test_a_file_the_decoder_refuses_is_refused_before_any_request(server,
                                                                   tmp_path):
   hostile = server(hostile_names)
