@@ -12,23 +12,21 @@ with open('nsynth_contracts/__init__.py', encoding='utf-8') as f:
   VERSION = re.search(r"__version__ = '([^']+)'", f.read()).group(1)
 
 # One pinned, mutually compatible stack (see BUILD_NOTES.md, "Stack"):
-# tensorflow-io 0.37.1 is the last release and its kernels load only with
-# TensorFlow <= 2.17; tensorflow-serving-api must match TensorFlow's minor.
+# tensorflow-serving-api must match TensorFlow's minor.
 #
 # install_requires is what the Beam job's workers need and nothing more:
 # Dataflow, Flink and Spark workers install exactly this. The trainer, the
 # serving tools and the demo renderer add their extras.
 INSTALL_REQUIRES = [
     'tensorflow==2.17.1',
-    'tensorflow-io==0.37.1',
     'apache-beam==2.77.0',
     'absl-py>=2.1,<3',
     'numpy>=1.26,<2',
     'google-crc32c>=1.5,<2',   # C crc32c for TFRecord framing.
     'isal>=1.6,<2',            # ISA-L GZIP: 6x zlib's speed, same format.
-    'soundfile>=0.12,<0.14',   # libsndfile: the WAV decoder (wheels bundle it).
+    'soundfile>=0.12,<0.14',   # libsndfile: the audio decoder (wheels bundle it).
     'pedalboard>=0.9.26,<0.10',  # --augment_copies: the effects (C++).
-    'soxr>=0.3,<2',            # --augment_copies: the speed change.
+    'soxr>=0.3,<2',            # resampling, and --augment_copies' speed change.
 ]
 
 _TRAIN = ['matplotlib>=3.8,<4']
