@@ -6,9 +6,12 @@ cloud storage (gs://), as a multi-worker cluster needs.
 """
 
 import json
+import os
 import posixpath
 
 import tensorflow as tf
+
+from nsynth_contracts import directory_lock
 
 JOB_CONFIG = 'job_config.json'          # the run's settings
 FINISHED = 'finished.json'              # written when training has ended
@@ -38,6 +41,14 @@ def path(job_dir: str, *parts: str) -> str:
 
 def best_model_path(job_dir: str) -> str:
   return path(job_dir, BEST_MODEL)
+
+
+def staging_path(file_path: str) -> str:
+  """Where a file is written before it is renamed over `file_path`, so that
+  no reader, and no run started after a kill, sees it half written. Hidden
+  beside it, with its suffix, which Keras reads the format from."""
+  head, tail = posixpath.split(file_path)
+  return posixpath.join(head, '.staging-' + tail)
 
 
 def read_json(file_path: str) -> dict:
@@ -85,3 +96,17 @@ def read_finished(job_dir: str) -> dict | None:
   except (ValueError, RecursionError, tf.errors.OpError):
     return {}
   return finished if isinstance(finished, dict) else {}
+
+
+def refuse_if_in_use(job_dir: str) -> None:
+  """Fails at once on a local job directory that another run holds, or that
+  cannot take a lock (read-only): before any data is read, and before what
+  the directory holds is judged, which a live run is still changing.
+
+  Raises:
+    JobDirError: naming the directory, and the run holding it.
+  """
+  if directory_lock.is_remote(job_dir) or not os.path.isdir(job_dir):
+    return
+  with directory_lock.claimed(job_dir, '--job_dir', JobDirError):
+    pass

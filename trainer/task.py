@@ -113,12 +113,14 @@ def _main(argv: list[str]) -> None:
 def main() -> None:
   """Console entry point (nsynth-train)."""
   from nsynth_contracts import manifest  # pylint: disable=g-import-not-at-top
+  from trainer import fit_callbacks  # pylint: disable=g-import-not-at-top
   from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
   from trainer import job_layout  # pylint: disable=g-import-not-at-top
   from trainer import train  # pylint: disable=g-import-not-at-top
   cli.run(_define_flags, _main, user_errors=(
       manifest.ManifestError, input_pipeline.DataError,
-      job_layout.JobDirError, train.ConfigError))
+      job_layout.JobDirError, train.ConfigError,
+      fit_callbacks.NonFiniteLossError))
 
 
 if __name__ == '__main__':

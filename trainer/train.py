@@ -29,12 +29,13 @@ import tensorflow as tf
 from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from trainer import evaluate
+from trainer import fit_callbacks
 from trainer import input_pipeline
 from trainer import job_layout
 from trainer import keras_multi_worker
 from trainer import models
 
-MONITOR = 'val_accuracy'
+MONITOR = fit_callbacks.MONITOR
 # Settings that do not change what a run computes: a resumed run may differ
 # from the interrupted one in these, and only in these.
 _FREE_ON_RESUME = ('job_dir', 'overwrite', 'validate_data', 'cache')
@@ -185,13 +186,6 @@ def _remove_trainer_outputs(job_dir: str) -> None:
       tf.io.gfile.remove(target)
 
 
-def _best_so_far(job_dir: str) -> float | None:
-  """The monitored metric's best value of a run being resumed."""
-  values = [row[MONITOR] for row in evaluate.read_history(job_dir)
-            if MONITOR in row]
-  return max(values) if values else None
-
-
 def _copy_tree(source: str, destination: str) -> None:
   for directory, _, names in tf.io.gfile.walk(source):
     target = job_layout.path(destination, os.path.relpath(directory, source))
@@ -201,38 +195,14 @@ def _copy_tree(source: str, destination: str) -> None:
                        job_layout.path(target, name), overwrite=True)
 
 
-def callbacks(config: TrainConfig,
-              write_dir: str) -> list[keras.callbacks.Callback]:
-  """Keras callbacks writing under `write_dir` (the job dir for the chief)."""
-  tf.io.gfile.makedirs(job_layout.path(write_dir, job_layout.CHECKPOINTS_DIR))
-  result = [
-      # First, so an epoch is backed up before anything else records it.
-      keras.callbacks.BackupAndRestore(
-          job_layout.path(write_dir, job_layout.BACKUP_DIR)),
-      keras.callbacks.ModelCheckpoint(
-          job_layout.best_model_path(write_dir), monitor=MONITOR, mode='max',
-          save_best_only=True,
-          # A resumed run must not replace the best model with a worse one.
-          initial_value_threshold=_best_so_far(config.job_dir)),
-      keras.callbacks.CSVLogger(
-          job_layout.path(write_dir, job_layout.HISTORY_CSV), append=True),
-      keras.callbacks.TensorBoard(job_layout.path(write_dir,
-                                                  job_layout.LOGS_DIR)),
-  ]
-  if config.early_stopping_patience:
-    result.append(keras.callbacks.EarlyStopping(
-        monitor=MONITOR, mode='max', patience=config.early_stopping_patience,
-        restore_best_weights=False))
-  return result
-
-
 def load_data(config: TrainConfig):
   """The manifest and each split's shards, validated before any training."""
   manifest = manifest_lib.read(config.data_dir)
+  where = manifest_lib.manifest_path(config.data_dir)
   if manifest.normalization is None:
     raise input_pipeline.DataError(
-        f'{manifest_lib.manifest_path(config.data_dir)} has no normalization '
-        f'statistics (its data had no train split): train on data with one')
+        f'{where} has no normalization statistics (its data had no train '
+        f'split): train on data with one')
   files = {}
   for split in (config.train_split,) + tuple(config.eval_splits):
     files[split] = input_pipeline.split_files(config.data_dir, manifest,
@@ -241,6 +211,15 @@ def load_data(config: TrainConfig):
       count = input_pipeline.validate_split(files[split], manifest, split)
       logging.info('Split %s: %d examples in %d shards, checked against the '
                    'manifest', split, count, len(files[split]))
+  # After the shards, which name the odd one out when they disagree.
+  coefficients = manifest.mfcc_shape[1]
+  for name, values in (('mean', manifest.normalization.mean),
+                       ('std', manifest.normalization.std)):
+    if len(values) != coefficients:
+      raise input_pipeline.DataError(
+          f'{where}: its normalization {name} has {len(values)} '
+          f'coefficients, its mfcc_shape {list(manifest.mfcc_shape)} '
+          f'{coefficients}')
   return manifest, files
 
 
@@ -296,12 +275,37 @@ def _fit(config: TrainConfig, strategy, worker: Worker, manifest, files,
     # shuffle=False: the dataset shuffles itself, seeded (Keras would only
     # warn that it ignores its own shuffle for a tf.data input).
     model.fit(train_data, validation_data=validation_data, shuffle=False,
-              epochs=config.epochs, callbacks=callbacks(config, write_dir),
-              verbose=2 if worker.is_chief else 0)
-  except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
+              epochs=config.epochs, verbose=2 if worker.is_chief else 0,
+              callbacks=fit_callbacks.callbacks(
+                  config.job_dir, write_dir, config.early_stopping_patience))
+  except (tf.errors.InvalidArgumentError, tf.errors.DataLossError,
+          tf.errors.FailedPreconditionError) as e:
+    # FailedPrecondition: fewer or more batches than the manifest's counts.
     all_files = [f for split_files in files.values() for f in split_files]
     raise input_pipeline.data_error(e, all_files, manifest) from None
+  except fit_callbacks.NonFiniteLossError as e:
+    raise _non_finite_cause(e, config, files[config.train_split],
+                            manifest) from None
   return model
+
+
+def _non_finite_cause(error: fit_callbacks.NonFiniteLossError,
+                      config: TrainConfig, train_files: list[str],
+                      manifest) -> ValueError:
+  """The error that says why training went non-finite: the record that
+  poisoned it when the data was not validated, else the step size."""
+  kept = 'The job keeps its last finite epoch'
+  if not config.validate_data:
+    problem = input_pipeline.find_problem(train_files, manifest)
+    if problem:
+      return input_pipeline.DataError(f'{error} {kept}; the data is at '
+                                      f'fault: {problem}')
+  checked = ('The data was checked finite' if config.validate_data else
+             'No record of the training split is NaN or Inf')
+  return fit_callbacks.NonFiniteLossError(
+      f'{error} {kept}. {checked}, so --learning_rate '
+      f'{config.learning_rate:g} is likely too high for --model '
+      f'{config.model}: train again with a lower one and --overwrite')
 
 
 def train(config: TrainConfig) -> dict[str, dict]:
@@ -320,6 +324,7 @@ def train(config: TrainConfig) -> dict[str, dict]:
   worker = worker_of(strategy)
   if not worker.is_chief:
     return _train_as_worker(config, strategy, worker)
+  job_layout.refuse_if_in_use(config.job_dir)
   check_job_dir(config)  # Refuse early; checked again under the lock.
   manifest, files = load_data(config)
   if directory_lock.is_remote(config.job_dir):
@@ -340,7 +345,8 @@ def _train_as_chief(config: TrainConfig, strategy, worker: Worker, manifest,
                         _settings(config))
   model = _fit(config, strategy, worker, manifest, files, config.job_dir)
   if not tf.io.gfile.exists(best_model_path(config.job_dir)):
-    model.save(best_model_path(config.job_dir))  # no validation split
+    # No validation split; the guard saw these weights finite.
+    fit_callbacks.save_model(model, best_model_path(config.job_dir))
   history = evaluate.read_history(config.job_dir)
   scores = [row[MONITOR] for row in history if MONITOR in row]
   job_layout.write_json(job_layout.path(config.job_dir, job_layout.FINISHED), {
