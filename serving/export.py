@@ -33,6 +33,7 @@ from nsynth_contracts import manifest as manifest_lib
 from serving import naming
 from serving import signatures
 from serving import warmup
+from trainer import fit_callbacks
 from trainer import job_layout
 from trainer import models
 
@@ -143,21 +144,61 @@ def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
   export is removed.
 
   Raises:
-    ExportError: the model name, or the export base, cannot be used.
+    ExportError: the model name, or the export base, cannot be used, or
+      the model holds NaN or Inf.
   """
   model_dir = os.path.join(export_base, check_model_name(model_name))
+  refuse_non_finite(model, 'the model')
   if directory_lock.is_remote(model_dir):
     tf.io.gfile.makedirs(model_dir)
   elif os.path.exists(export_base) and not os.path.isdir(export_base):
     raise ExportError(f'--export_base {export_base} is a file, not a '
                       f'directory')
-  with directory_lock.claimed(model_dir, 'model directory', ExportError):
-    for name in tf.io.gfile.listdir(model_dir):
-      if re.fullmatch(r'\.staging-[0-9a-f]{12}/?', name):
-        logging.warning('Removing %s, left by an export that did not finish',
-                        name)
-        tf.io.gfile.rmtree(os.path.join(model_dir, name.rstrip('/')))
-    return _publish(model, manifest, model_dir, model_name)
+  created = _missing_directories(model_dir)
+  try:
+    with directory_lock.claimed(model_dir, 'model directory', ExportError):
+      for name in tf.io.gfile.listdir(model_dir):
+        if re.fullmatch(r'\.staging-[0-9a-f]{12}/?', name):
+          logging.warning('Removing %s, left by an export that did not '
+                          'finish', name)
+          tf.io.gfile.rmtree(os.path.join(model_dir, name.rstrip('/')))
+      return _publish(model, manifest, model_dir, model_name)
+  except BaseException:
+    _remove_if_empty(created)
+    raise
+
+
+def refuse_non_finite(model: keras.Model, source: str) -> None:
+  """Raises ExportError naming `source` if a weight holds NaN or Inf: such
+  a model answers NaN, or nothing that means anything."""
+  bad = fit_callbacks.non_finite_weight(model)
+  if bad:
+    raise ExportError(f'{source} holds NaN or Inf in its weights (first '
+                      f'{bad}); it cannot be served: train again')
+
+
+def _missing_directories(directory: str) -> list[str]:
+  """The local directories, deepest first, that creating `directory`
+  would create."""
+  missing = []
+  while (not directory_lock.is_remote(directory) and directory and
+         not os.path.exists(directory)):
+    missing.append(directory)
+    parent = os.path.dirname(directory.rstrip(os.sep))
+    if parent == directory:
+      break
+    directory = parent
+  return missing
+
+
+def _remove_if_empty(directories: list[str]) -> None:
+  """A failed export leaves no directory it created behind (deepest first;
+  one that something else has filled since is kept)."""
+  for directory in directories:
+    try:
+      os.rmdir(directory)
+    except OSError:
+      return
 
 
 def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
@@ -200,6 +241,7 @@ def export_job(job_dir: str, export_base: str,
   except (ValueError, OSError, TypeError, KeyError) as e:
     raise ExportError(f'{checkpoint} is not a model Keras can load '
                       f'({type(e).__name__})') from None
+  refuse_non_finite(model, checkpoint)
   return export_model(model, manifest, export_base, model_name)
 
 
