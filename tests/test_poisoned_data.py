@@ -169,7 +169,7 @@ def test_without_validation_training_stops_at_the_poison_naming_it(
   assert ('the loss became nan' in message or
           'the weights hold NaN or Inf' in message)
   assert message.endswith(
-      f'The job keeps its last finite epoch; the data is at fault: {shard}, '
+      f'Nothing of that epoch was kept; the data is at fault: {shard}, '
       f'record 6 ({note!r}): {NOT_FINITE}')
   # Nothing of the poisoned epoch was recorded, and nothing says finished.
   assert history_epochs(job_dir) == []
@@ -211,7 +211,7 @@ def test_weights_gone_non_finite_are_never_recorded_and_a_rerun_resumes(
       'training stopped at the end of epoch 2: the weights hold NaN or Inf '
       '(first ')
   assert str(error.value).endswith(
-      'The job keeps its last finite epoch. The data was checked finite, '
+      'Nothing of that epoch was kept. The data was checked finite, '
       'so --learning_rate 0.001 is likely too high for --model stats_mlp: '
       'train again with a lower one and --overwrite')
   # Epoch 2 reached neither the history nor the best model nor the backup.

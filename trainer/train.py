@@ -294,7 +294,7 @@ def _non_finite_cause(error: fit_callbacks.NonFiniteLossError,
                       manifest) -> ValueError:
   """The error that says why training went non-finite: the record that
   poisoned it when the data was not validated, else the step size."""
-  kept = 'The job keeps its last finite epoch'
+  kept = 'Nothing of that epoch was kept'
   if not config.validate_data:
     problem = input_pipeline.find_problem(train_files, manifest)
     if problem:
