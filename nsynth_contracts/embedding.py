@@ -18,6 +18,8 @@ float16 as musicnn stores it, then log10(10000 x + 1).
     vectors = model(waveforms)          # [batch, params.output_size]
 """
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -193,13 +195,14 @@ def _backend(midend, width):
 
 
 def build_network(weights: dict[str, np.ndarray],
-                  num_mel_bands: int = DEFAULT_PARAMS.num_mel_bands
-                  ) -> keras.Model:
-  """musicnn from its log-mel input to every layer we expose.
+                  num_mel_bands: int = DEFAULT_PARAMS.num_mel_bands,
+                  layers: Sequence[str] | None = None) -> keras.Model:
+  """musicnn from its log-mel input to the layers we expose.
 
   Args:
     weights: musicnn_weights.read_weights(model_name).
     num_mel_bands: 96, as musicnn was trained.
+    layers: the outputs wanted (None: all); only what they need is run.
 
   Returns:
     A frozen model: float32 [batch, frames, bands], any number of frames ->
@@ -218,6 +221,11 @@ def build_network(weights: dict[str, np.ndarray],
              'penultimate': penultimate, 'taggram': taggram}
   network = keras.Model(spectrogram, outputs, name='musicnn')
   _load_weights(network, weights)
+  if layers is not None:
+    # A functional model runs only the layers its outputs depend on: the
+    # temporal maps alone skip the timbral convolutions, most of the work.
+    network = keras.Model(spectrogram, {k: outputs[k] for k in layers},
+                          name='musicnn')
   network.trainable = False
   return network
 
@@ -286,7 +294,7 @@ def build_all_layers_model(weights: dict[str, np.ndarray],
 def _waveform_model(weights, params, layers) -> keras.Model:
   waveforms = keras.Input((None,), name='audio')
   spectrogram = MusicnnLogMel(params.to_json(), name='log_mel')(waveforms)
-  network = build_network(weights, params.num_mel_bands)
+  network = build_network(weights, params.num_mel_bands, layers)
   maps = network(spectrogram)
   outputs = {layer: _pool(maps[layer], layer, f'{layer}_embedding')
              for layer in layers}
