@@ -316,3 +316,26 @@ def test_params_describe_one_musicnn_patch_per_clip():
 def test_params_refuse_what_we_cannot_compute(fields, named):
   with pytest.raises(embedding_params.EmbeddingParamsError, match=named):
     EmbeddingParams.from_json(fields)
+
+
+def test_exports_to_a_saved_model_of_core_ops_only(default_model, tmp_path):
+  """What TF Serving's standard binary can load: no tensorflow-io or
+  py_function op anywhere in the graph, and the reloaded copy agrees."""
+  from tensorflow.core.protobuf import saved_model_pb2
+  from tensorflow.python.framework import op_def_registry
+  model, _ = default_model
+  model.export(str(tmp_path), verbose=False)
+  saved = saved_model_pb2.SavedModel()
+  saved.ParseFromString((tmp_path / 'saved_model.pb').read_bytes())
+  ops = set()
+  for graph in saved.meta_graphs:
+    ops |= {node.op for node in graph.graph_def.node}
+    for function in graph.graph_def.library.function:
+      ops |= {node.op for node in function.node_def}
+  assert 'RFFT' in ops
+  assert not [op for op in ops if op_def_registry.get(op) is None]
+  assert not {'PyFunc', 'EagerPyFunc'} & ops
+  batch = np.stack(list(CLIPS.values()))
+  reloaded = tf.saved_model.load(str(tmp_path))
+  np.testing.assert_allclose(reloaded.serve(batch), model(batch).numpy(),
+                             atol=1e-5)
