@@ -24,7 +24,7 @@ INSTALL_REQUIRES = [
     'numpy>=1.26,<2',
     'google-crc32c>=1.5,<2',   # C crc32c for TFRecord framing.
     'isal>=1.6,<2',            # ISA-L GZIP: 6x zlib's speed, same format.
-    'soundfile>=0.12,<0.14',   # libsndfile: the audio decoder (wheels bundle it).
+    'soundfile>=0.12,<0.14',   # libsndfile, the audio decoder (in its wheels).
     'pedalboard>=0.9.26,<0.10',  # --augment_copies: the effects (C++).
     'soxr>=0.3,<2',            # resampling, and --augment_copies' speed change.
 ]

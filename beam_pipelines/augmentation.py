@@ -13,11 +13,11 @@ copy index), so the same job writes the same records on any runner.
 """
 
 import dataclasses
-import hashlib
 
 import numpy as np
 
 from nsynth_contracts import feature_params
+from nsynth_contracts import stable_random
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +58,7 @@ RECIPE_COPIES = 0
 
 
 def _rng(seed: int, note_str: str, copy: int) -> np.random.Generator:
-  digest = hashlib.sha256(f'{seed}\0{note_str}\0{copy}'.encode()).digest()
-  return np.random.default_rng(int.from_bytes(digest[:8], 'little'))
+  return stable_random.generator(f'{seed}\0{note_str}\0{copy}')
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:

@@ -24,28 +24,35 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 from beam_pipelines import commit
 from beam_pipelines import examples_json
+from beam_pipelines import labelled_recordings
 from beam_pipelines import output
 from beam_pipelines import pipeline as pipeline_lib
-from beam_pipelines import recordings
+from beam_pipelines import reading
 from beam_pipelines import tfds_metadata
 from beam_pipelines import tfrecord_sink
-from beam_pipelines import transforms
 from beam_pipelines.job_config import JobConfig
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import outcomes
 
 
 class JobInputError(ValueError):
   """The job cannot start: the message names the input at fault."""
 
 
-def check_inputs(config: JobConfig) -> dict[str, int]:
+@dataclasses.dataclass(frozen=True)
+class InputSizes:
+  """What the inputs list: every one must be accounted for."""
+  notes: int          # entries of the examples.json files
+  recordings: int     # entries of the --recordings' labels.json files
+
+
+def check_inputs(config: JobConfig) -> InputSizes:
   """Fails fast, naming the input, before any pipeline work or output.
 
-  Returns:
-    Entries per input directory's examples.json, and per --recordings
-    directory's labels.json.
+  Raises:
+    JobInputError: naming the directory, file or flag at fault.
   """
-  sizes, libraries = {}, set()
+  notes, listed, libraries = 0, 0, set()
   for flag, path in ([('--input', d) for d, _ in config.inputs] +
                      [('--recordings', d) for d, _ in config.recordings] +
                      [('--output_dir', config.output_dir)]):
@@ -57,22 +64,22 @@ def check_inputs(config: JobConfig) -> dict[str, int]:
               else f'has no {examples_json.EXAMPLES_JSON}')
       raise JobInputError(f'Input directory {split_dir} {what}')
     try:
-      entries = transforms.read_examples_json(split_dir)
+      entries = reading.read_examples_json(split_dir)
     except examples_json.ExamplesJsonError as e:
       raise JobInputError(str(e)) from e
-    sizes[split_dir] = len(entries)
+    notes += len(entries)
     libraries |= {_library_of(entry.value) for entry in entries}
   for directory, _ in config.recordings:
     try:
-      sizes[directory] = len(recordings.read_labels(directory))
-    except recordings.RecordingsError as e:
+      listed += len(labelled_recordings.read_labels(directory))
+    except labelled_recordings.RecordingsError as e:
       raise JobInputError(str(e)) from None
   if config.holdout_library and config.holdout_library not in libraries:
     named = sorted(libraries - {''}) or 'none'
     raise JobInputError(
         f'--holdout_library={config.holdout_library} is not a library of the '
         f'inputs; their examples.json name {named}')
-  return sizes
+  return InputSizes(notes, listed)
 
 
 def _check_file_system(flag: str, path: str) -> None:
@@ -114,12 +121,13 @@ class JobResult:
   manifest: manifest_lib.Manifest
   counters: dict[str, int]   # Beam counters of the 'nsynth' namespace
   files: list[str]
+  inputs: InputSizes
   recovered: tuple[str, ...] = ()   # what was done to interrupted commits
 
 
 def _counters(result) -> dict[str, int]:
   query = result.metrics().query(
-      MetricsFilter().with_namespace(transforms.METRICS_NAMESPACE))
+      MetricsFilter().with_namespace(outcomes.METRICS_NAMESPACE))
   totals = {}
   for counter in query['counters']:  # One result per step that counts it.
     name = counter.key.metric.name
@@ -149,7 +157,7 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
     except output.OutputDirNotEmptyError as e:
       raise type(e)(' '.join(recovered + [str(e)])) from None
     output.remove_stale_staging(config.output_dir)
-    logging.info('Reading %d notes from %s', sum(sizes.values()),
+    logging.info('Reading %d notes from %s', sizes.notes,
                  ', '.join(d for d, _ in config.inputs))
     staging_dir = output.new_staging_dir(config.output_dir)
     try:
@@ -163,15 +171,13 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
             f'--output_dir {config.output_dir}: the disk is full (no space '
             f'left on device) while writing the new dataset; nothing of it '
             f'was kept, and the directory was left as it was') from None
-      recording_dirs = {d for d, _ in config.recordings}
-      _check_accounting(manifest, sum(
-          n for d, n in sizes.items() if d not in recording_dirs), sum(
-              n for d, n in sizes.items() if d in recording_dirs))
+      _check_accounting(manifest, sizes)
       files = commit.commit(staging_dir, config.output_dir, previous)
     except BaseException:
       output.discard(staging_dir)  # Never one in the middle of a commit.
       raise
-  return JobResult(manifest, _counters(result), files, tuple(recovered))
+  return JobResult(manifest, _counters(result), files, sizes,
+                   tuple(recovered))
 
 
 def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
@@ -225,17 +231,17 @@ def _complete_manifest(staging_dir: str) -> manifest_lib.Manifest:
   return manifest
 
 
-def _check_accounting(manifest: manifest_lib.Manifest, notes_read: int,
-                      recordings_read: int) -> None:
-  accounted = manifest.accounting['read']
-  if accounted != notes_read:
+def _check_accounting(manifest: manifest_lib.Manifest,
+                      sizes: InputSizes) -> None:
+  accounted = manifest.accounting.read
+  if accounted != sizes.notes:
     raise RuntimeError(
-        f'{notes_read} notes were read but {accounted} are accounted for as '
+        f'{sizes.notes} notes were read but {accounted} are accounted for as '
         f'written, filtered or dead-lettered; nothing was committed')
-  recordings_accounted = manifest.accounting.get('recordings', {}).get(
-      'read', 0)
-  if recordings_accounted != recordings_read:
+  recordings = manifest.accounting.recordings
+  recordings_accounted = recordings.read if recordings else 0
+  if recordings_accounted != sizes.recordings:
     raise RuntimeError(
-        f'{recordings_read} recordings were listed but '
+        f'{sizes.recordings} recordings were listed but '
         f'{recordings_accounted} are accounted for as windowed, filtered or '
         f'dead-lettered; nothing was committed')

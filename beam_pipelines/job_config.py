@@ -12,7 +12,7 @@ from beam_pipelines import tfrecord_sink
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
-from nsynth_contracts import windows as windows_lib
+from nsynth_contracts import window_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,10 +31,12 @@ class JobConfig:
   compression_level: int = tfrecord_sink.DEFAULT_COMPRESSION_LEVEL
   batch_size: int = 64
   jit_compile: bool = True
-  statistics_split: str = 'train'
+  # The split trained on: its statistics normalise the models' input, and
+  # only its notes get augmented copies.
+  train_split: str = 'train'
   holdout_library: str = ''                  # leave-one-library-out
   recordings: tuple[tuple[str, str], ...] = ()   # (directory, split name)
-  windows: windows_lib.WindowParams = windows_lib.DEFAULT_WINDOWS
+  windows: window_params.WindowParams = window_params.DEFAULT_WINDOWS
   augment: augmentation.AugmentationConfig = augmentation.AugmentationConfig()
   overwrite: bool = False
   params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS
@@ -56,5 +58,3 @@ class JobConfig:
     return names + tuple(dict.fromkeys(
         split for _, split in self.recordings if split not in names))
 
-
-_DEFAULTS = JobConfig(inputs=(), output_dir='')

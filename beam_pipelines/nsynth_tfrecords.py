@@ -32,12 +32,13 @@ from absl import flags
 
 from beam_pipelines import augmentation
 from beam_pipelines import job as job_lib
+from beam_pipelines import labelled_recordings
 from beam_pipelines import output
-from beam_pipelines import recordings
 from beam_pipelines import splits
 from beam_pipelines import tfrecord_sink
 from beam_pipelines.job_config import JobConfig
 from nsynth_contracts import labels
+from nsynth_contracts import manifest as manifest_lib
 
 _DEFAULTS = JobConfig(inputs=(), output_dir='')
 _PROGRAM = 'nsynth-tfrecords'
@@ -157,9 +158,9 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
   method, inputs = _splits_from_flags(values)
   try:
     fractions = splits.parse_fractions(','.join(values.split_fractions))
-    recording_dirs = tuple((d, recordings.split_of(d))
+    recording_dirs = tuple((d, labelled_recordings.split_of(d))
                            for d in values.recordings if d)
-  except (ValueError, recordings.RecordingsError) as e:
+  except (ValueError, labelled_recordings.RecordingsError) as e:
     raise flags.ValidationError(str(e)) from None
   config = JobConfig(
       inputs=inputs,
@@ -230,49 +231,52 @@ def _splits_from_flags(values: flags.FlagValues
 def summary_table(job: job_lib.JobResult, output_dir: str) -> str:
   """What happened to every note, for people."""
   accounting = job.manifest.accounting
-  rows = [('read', 'examples.json', accounting['read'])]
-  rows += [('written', k, v) for k, v in accounting['written'].items()]
-  rows += [('filtered', f'by {k}', v)
-           for k, v in accounting['filtered'].items()]
+  rows = [('read', 'examples.json', job.inputs.notes)]
+  rows += [('written', k, v) for k, v in accounting.written.items()]
+  rows += [('filtered', f'by {k}', v) for k, v in accounting.filtered.items()]
   rows += [('dead-lettered', k, v)
-           for k, v in accounting['dead_lettered'].items()]
+           for k, v in accounting.dead_lettered.items()]
   lines = [f'NSynth -> TFRecords: {output_dir}',
            f'  {"outcome":<14} {"detail":<22} {"notes":>8}',
            f'  {"-" * 14} {"-" * 22} {"-" * 8}']
   lines += [f'  {a:<14} {b:<22} {c:>8}' for a, b, c in rows]
-  total = (sum(accounting['written'].values()) +
-           sum(accounting['filtered'].values()) +
-           sum(accounting['dead_lettered'].values()))
-  lines.append(f'  every note accounted for: {total} of {accounting["read"]}')
-  for split, copies in accounting.get('augmented', {}).items():
+  lines.append(f'  every note accounted for: {accounting.read} of '
+               f'{job.inputs.notes}')
+  for split, copies in accounting.augmented.items():
     lines.append(f'  plus {copies} augmented copies of {split} notes and '
-                 f'windows ({job.manifest.augmentation["copies"]} each)')
-  recorded = accounting.get('recordings')
+                 f'windows ({job.manifest.augmentation.copies} each)')
+  recorded = accounting.recordings
   if recorded:
     lines.append(
-        f'  recordings: {recorded["read"]} listed; windowed '
-        f'{sum(recorded["windowed"].values())}, filtered '
-        f'{sum(recorded["filtered"].values())}, dead-lettered '
-        f'{sum(recorded["dead_lettered"].values())}; windows written ' +
-        ', '.join(f'{s} {n}' for s, n in recorded['windows_written'].items())
-        + f'; {recorded["silent_windows_skipped"]} silent windows skipped')
-  vocabulary = job.manifest.vocabulary
-  for split, summary in job.manifest.splits.items():
-    lines.append(f'  {split}: {summary.num_examples} examples from '
-                 f'{summary.num_instruments} instruments; ' + ', '.join(
-                     f'{f} {summary.families[f]}' for f in vocabulary.families))
-    if summary.libraries:
-      lines.append('    libraries: ' + ', '.join(
-          f'{name} {count}' for name, count in summary.libraries.items()))
-  method = job.manifest.split_method
-  lines.append(f'  split method: {method["name"]}' + (
-      f' (held out: {method["holdout_library"]})'
-      if method.get('holdout_library') else '') +
-               f'; instrument-disjoint: {method["instrument_disjoint"]}')
-  if accounting['dead_lettered']:
+        f'  recordings: {recorded.read} listed; windowed '
+        f'{sum(recorded.windowed.values())}, filtered '
+        f'{sum(recorded.filtered.values())}, dead-lettered '
+        f'{sum(recorded.dead_lettered.values())}; windows written ' +
+        ', '.join(f'{s} {n}' for s, n in recorded.windows_written.items())
+        + f'; {recorded.silent_windows_skipped} silent windows skipped')
+  lines += _split_lines(job.manifest)
+  if accounting.dead_lettered:
     lines.append(f'  dead letters: '
                  f'{posixpath.join(output_dir, output.DEAD_LETTERS_DIR)}/')
   return '\n'.join(lines)
+
+
+def _split_lines(manifest: manifest_lib.Manifest) -> list[str]:
+  lines = []
+  for split, summary in manifest.splits.items():
+    lines.append(f'  {split}: {summary.num_examples} examples from '
+                 f'{summary.num_instruments} instruments; ' + ', '.join(
+                     f'{f} {summary.families[f]}'
+                     for f in manifest.vocabulary.families))
+    if summary.libraries:
+      lines.append('    libraries: ' + ', '.join(
+          f'{name} {count}' for name, count in summary.libraries.items()))
+  method = manifest.split_method
+  lines.append(f'  split method: {method.name}' + (
+      f' (held out: {method.holdout_library})'
+      if method.holdout_library else '') +
+               f'; instrument-disjoint: {method.instrument_disjoint}')
+  return lines
 
 
 def parse_args(argv: Sequence[str]) -> tuple[JobConfig, list[str]]:

@@ -4,10 +4,11 @@ hashlib, never Python's salted `hash()`, so every worker and every run agree.
 """
 
 import enum
-import hashlib
 import os
 import re
 from collections.abc import Sequence
+
+from nsynth_contracts import stable_random
 
 SPLIT_NAMES = ('train', 'valid', 'test')
 
@@ -40,26 +41,25 @@ class SplitMethod(enum.Enum):
     }[self]
 
 
-def split_name_from_dir(split_dir: str) -> str:
-  """`.../nsynth-valid/` -> `valid`; other names are kept, lower-cased.
+def split_name_from_dir(directory: str) -> str:
+  """The split a directory feeds: its name after the last dash, lower-cased
+  (`.../nsynth-valid/` -> `valid`, `phrases-train` -> `train`); a name
+  without a dash is the split's name itself.
 
   Raises:
     ValueError: naming the directory when its name cannot be a split name.
   """
-  base = os.path.basename(split_dir.rstrip('/'))
-  name = base.lower()
-  if name.startswith('nsynth-'):
-    name = name[len('nsynth-'):]
+  name = os.path.basename(directory.rstrip('/')).rsplit('-', 1)[-1].lower()
   if not re.fullmatch(r'[a-z][a-z0-9_]*', name):
-    raise ValueError(f'Cannot name a split after directory {split_dir!r}: '
-                     f'expected e.g. nsynth-train, nsynth-valid, nsynth-test')
+    raise ValueError(f'Cannot name a split after directory {directory!r}: '
+                     f'expected e.g. nsynth-train, nsynth-valid, '
+                     f'phrases-test')
   return name
 
 
 def unit_interval_hash(key: str) -> float:
   """A stable, uniform number in [0, 1) for a string."""
-  digest = hashlib.sha256(key.encode('utf-8')).digest()
-  return int.from_bytes(digest[:8], 'big') / 2.0**64
+  return stable_random.unit_interval(key)
 
 
 def assign_split(key: str, fractions: Sequence[float]) -> str:

@@ -8,9 +8,6 @@ Usage:
 Runs the whole job as a user does (a new process each time) on the same
 notes with each --copies value, and prints wall time, the notes read per
 second and the records written per second, and each run against the first.
-Also times the TensorFlow import a Beam worker pays, with and without the
-Keras it would load for nothing (transforms.import_tensorflow_for_features),
-in fresh processes.
 """
 
 # First: it quiets TensorFlow's start-up, as the commands do.
@@ -20,7 +17,6 @@ from nsynth_contracts import cli  # noqa: F401
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,8 +32,6 @@ _BEAM_ARGS = flags.DEFINE_string(
     'beam_args',
     '--direct_num_workers=0 --direct_running_mode=multi_threading',
     'Beam options for every run.')
-_IMPORT_RUNS = flags.DEFINE_integer('import_runs', 3, 'Fresh processes per '
-                                    'way of importing TensorFlow.')
 
 
 def run_job(copies: int, out: str) -> tuple[float, dict]:
@@ -51,23 +45,6 @@ def run_job(copies: int, out: str) -> tuple[float, dict]:
   seconds = time.perf_counter() - start
   with open(os.path.join(out, 'manifest.json')) as f:
     return seconds, json.load(f)
-
-
-_IMPORT = {
-    'with Keras (plain import)': 'import tensorflow',
-    'without Keras (the workers\' way)': (
-        'from beam_pipelines import transforms; '
-        'transforms.import_tensorflow_for_features()'),
-}
-
-
-def import_seconds(code: str) -> float:
-  timed = f'import time; t = time.perf_counter(); {code}; ' \
-          f'print(time.perf_counter() - t)'
-  result = subprocess.run([sys.executable, '-c', timed], check=True,
-                          capture_output=True, text=True,
-                          env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
-  return float(result.stdout.strip().splitlines()[-1])
 
 
 def main(argv):
@@ -85,11 +62,6 @@ def main(argv):
     first = first or rate
     print(f'  {copies:>6} {seconds:8.1f} {rate:9.1f} {records / seconds:10.1f}'
           f' {rate / first:16.2f}x')
-  print('TensorFlow import in a fresh worker process (median of '
-        f'{_IMPORT_RUNS.value}):')
-  for name, code in _IMPORT.items():
-    times = [import_seconds(code) for _ in range(_IMPORT_RUNS.value)]
-    print(f'  {name:<34} {statistics.median(times):5.2f} s')
 
 
 if __name__ == '__main__':

@@ -165,12 +165,12 @@ def per_note_breakdown(paths, clips, sample=512):
 
 def main(argv):
   del argv
-  from demo_data import render  # pylint: disable=g-import-not-at-top
+  from demo_data import notes as demo_notes
   work = _WORK_DIR.value
   audio_dir = os.path.join(work, 'audio')
   if not glob.glob(os.path.join(audio_dir, 'nsynth-*', 'examples.json')):
     print(f'Rendering demo notes into {audio_dir} ...', flush=True)
-    render.render_dataset(audio_dir, _PITCH_STEP.value,
+    demo_notes.render_dataset(audio_dir, _PITCH_STEP.value,
                           [int(v) for v in _VELOCITIES.value])
   split_dirs = sorted(glob.glob(os.path.join(audio_dir, 'nsynth-*')))
   paths = _audio_paths(split_dirs)

@@ -90,11 +90,11 @@ def run_peer(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
 
 def write_records(demo: str, data_dir: str, held_out: str, *extra: str):
   """The Beam job, holding out one library, as a user would run it."""
-  from demo_data import render  # pylint: disable=g-import-not-at-top
+  from demo_data import notes as demo_notes
   subprocess.run(
       [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
        '--input=' + ','.join(os.path.join(demo, f'nsynth-{s}')
-                             for s in render.SPLITS),
+                             for s in demo_notes.SPLITS),
        f'--output_dir={data_dir}', '--overwrite', '--compression=none',
        f'--holdout_library={held_out}', *extra,
        '--runner=DirectRunner', '--direct_num_workers=0',
@@ -119,14 +119,14 @@ def run_trainer(data_dir: str, job_dir: str, **overrides
 def main(argv):
   del argv
   from demo_data import libraries  # pylint: disable=g-import-not-at-top
-  from demo_data import render  # pylint: disable=g-import-not-at-top
+  from demo_data import notes as demo_notes
   from nsynth_contracts import labels  # pylint: disable=g-import-not-at-top
   from trainer import metrics  # pylint: disable=g-import-not-at-top
   chosen = [lib.name for lib in libraries.resolve(_LIBRARIES.value)
             if lib.only_source is None]
   demo = os.path.join(_WORK_DIR.value, 'demo')
   if not os.path.exists(os.path.join(demo, 'nsynth-test', 'examples.json')):
-    render.render_dataset(demo, _PITCH_STEP.value,
+    demo_notes.render_dataset(demo, _PITCH_STEP.value,
                           [int(v) for v in _VELOCITIES.value], chosen)
   families = labels.LabelVocabulary.from_filters().families
   results = {}   # (model, library) -> (true ids, predicted ids)

@@ -1,17 +1,15 @@
-"""Renders an NSynth-layout demo dataset from General MIDI SoundFonts.
+"""The demo's notes: an NSynth-layout dataset from General MIDI SoundFonts.
 
-Usage:
-  nsynth-render-demo --output_dir=data/demo [--pitch_step=4]
-      [--velocities=50,100] [--libraries=timgm6mb,merlin,...]
+demo_data.render (nsynth-render-demo) is the command.
 
-Writes `<output_dir>/nsynth-{train,valid,test}/` each with `examples.json`
-and `audio/<note_str>.wav` (mono 16-bit PCM, 16 kHz, 4 s: note held 3 s, then
-released for 1 s), exactly NSynth's layout and JSON schema, plus one field of
-ours, `library`. Each (sample library, General MIDI program) is one
-instrument, named `<family>_<source>_<library>_<NNN>`; within every library,
-family and source the last instrument goes to test and the one before to
-valid, so valid and test hold instruments that train never sees, as in
-NSynth, from every library. By default every library of
+`render_dataset` writes `<output_dir>/nsynth-{train,valid,test}/`, each with
+`examples.json` and `audio/<note_str>.wav` (mono 16-bit PCM, 16 kHz, 4 s:
+note held 3 s, then released for 1 s), exactly NSynth's layout and JSON
+schema, plus one field of ours, `library`. Each (sample library, General
+MIDI program) is one instrument, named `<family>_<source>_<library>_<NNN>`;
+within every library, family and source the last instrument goes to test
+and the one before to valid, so valid and test hold instruments that train
+never sees, as in NSynth, from every library. By default every library of
 demo_data.libraries found on the machine is used. Rendering is
 deterministic.
 """
@@ -28,7 +26,6 @@ import numpy as np
 from demo_data import general_midi
 from demo_data import libraries
 from nsynth_contracts import audio
-from nsynth_contracts import cli
 from nsynth_contracts import labels
 
 SAMPLE_RATE_HZ = 16000
@@ -232,55 +229,3 @@ def render_dataset(output_dir: str, pitch_step: int = 4,
               'w') as f:
       json.dump(entries, f, indent=1)
   return {split: len(entries) for split, entries in examples.items()}
-
-
-def _main(argv: list[str]) -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  if len(argv) > 1:
-    raise cli.UserError(f'unexpected arguments {argv[1:]}')
-  counts = render_dataset(flags.FLAGS.output_dir, flags.FLAGS.pitch_step,
-                          [int(v) for v in flags.FLAGS.velocities],
-                          flags.FLAGS.libraries, progress=True)
-  for split, count in counts.items():
-    print(f'{split:>6}: {count:5d} notes in '
-          f'{os.path.join(flags.FLAGS.output_dir, "nsynth-" + split)}')
-  if flags.FLAGS.phrases_per_instrument:
-    from demo_data import phrases  # pylint: disable=g-import-not-at-top
-    counts = phrases.render_phrases(
-        flags.FLAGS.output_dir, flags.FLAGS.phrases_per_instrument,
-        flags.FLAGS.libraries, progress=True)
-    for split, count in counts.items():
-      print(f'{split:>6}: {count:5d} phrases in '
-            f'{os.path.join(flags.FLAGS.output_dir, "phrases-" + split)}')
-
-
-def _define_flags():
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('output_dir', None,
-                      'Where nsynth-{train,valid,test}/ are written.',
-                      required=True)
-  flags.DEFINE_integer('pitch_step', 4,
-                       'Render every Nth MIDI pitch of each family\'s range.',
-                       lower_bound=1)
-  flags.DEFINE_list('velocities', ['50', '100'],
-                    f'MIDI velocities to render, some of {NSYNTH_VELOCITIES}.')
-  flags.register_validator(
-      'velocities',
-      lambda v: bool(v) and all(s.isdigit() and int(s) in NSYNTH_VELOCITIES
-                                for s in v),
-      message=f'--velocities must be a non-empty list of {NSYNTH_VELOCITIES}')
-  flags.DEFINE_list('libraries', [], 'Sample libraries to render, of '
-                    f'{",".join(libraries.BY_NAME)} (default: every one '
-                    'installed).')
-  flags.DEFINE_integer('phrases_per_instrument', 1, 'Solo phrases (10-30 s) '
-                       'to render per kept instrument, into '
-                       'phrases-<split>/ (0: none).', lower_bound=0)
-
-
-def main() -> None:
-  """Console entry point (nsynth-render-demo)."""
-  cli.run(_define_flags, _main, user_errors=(libraries.LibraryMissingError,))
-
-
-if __name__ == '__main__':
-  main()

@@ -6,14 +6,10 @@ notes of varied length, loudness and pitch within its family's range. They
 share the notes' instrument-disjoint splits, so a test phrase comes from an
 instrument no training note or phrase was played on.
 
-Layout, one directory per split (a directory of recordings plus a JSON of
-labels, the layout nsynth-tfrecords --recordings reads):
-  <output_dir>/phrases-<split>/labels.json   {"<file>": {"family", "source",
-                                               "instrument_str", "library"}}
-  <output_dir>/phrases-<split>/audio/<file>  16 kHz mono 16-bit WAV
+One directory of labelled recordings per split, `<output_dir>/phrases-<split>/`
+(nsynth_contracts.recordings_layout), of 16 kHz mono 16-bit WAVs.
 """
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -22,11 +18,11 @@ import numpy as np
 
 from demo_data import general_midi
 from demo_data import libraries
-from demo_data import render
+from demo_data import notes
 from nsynth_contracts import audio
 from nsynth_contracts import labels
-
-LABELS_JSON = 'labels.json'
+from nsynth_contracts import recordings_layout as layout
+from nsynth_contracts import stable_random
 
 
 def phrase_events(family: str, seconds: float, rng: np.random.Generator
@@ -45,11 +41,6 @@ def phrase_events(family: str, seconds: float, rng: np.random.Generator
   return sorted(events, key=lambda e: (e[0], e[1]))
 
 
-def _rng(key: str) -> np.random.Generator:
-  return np.random.default_rng(int.from_bytes(
-      hashlib.sha256(key.encode()).digest()[:8], 'little'))
-
-
 def render_phrases(output_dir: str, per_instrument: int = 1,
                    library_names: Sequence[str] | None = None,
                    kept_sources: Sequence[str] = labels.DEFAULT_KEPT_SOURCES,
@@ -59,35 +50,34 @@ def render_phrases(output_dir: str, per_instrument: int = 1,
   """Renders `per_instrument` phrases of every instrument whose family and
   source a default job keeps; returns phrases per split."""
   chosen = libraries.resolve(list(library_names or []))
-  renderers = {lib.name: render.NoteRenderer(lib.path()) for lib in chosen}
+  renderers = {lib.name: notes.NoteRenderer(lib.path()) for lib in chosen}
   plan = [(instrument, k)
-          for instrument in render.assign_instruments(list(renderers))
+          for instrument in notes.assign_instruments(list(renderers))
           if instrument.gm.source in kept_sources
           and instrument.gm.family not in dropped_families
           for k in range(per_instrument)]
   if progress:
     import tqdm  # pylint: disable=g-import-not-at-top
     plan = tqdm.tqdm(plan, desc='Rendering phrases', unit='phrase')
-  labels_by_split = {split: {} for split in render.SPLITS}
-  for split in render.SPLITS:
-    os.makedirs(os.path.join(output_dir, f'phrases-{split}', 'audio'),
+  labels_by_split = {split: {} for split in notes.SPLITS}
+  for split in notes.SPLITS:
+    os.makedirs(os.path.join(output_dir, f'phrases-{split}', layout.AUDIO_DIR),
                 exist_ok=True)
   for instrument, k in plan:
     name = f'{instrument.instrument_str}-phrase{k}.wav'
-    rng = _rng(name)
+    rng = stable_random.generator(name)
     seconds = float(rng.uniform(10.0, 30.0))
     waveform = renderers[instrument.library].render_events(
         instrument.gm.program, phrase_events(instrument.gm.family, seconds,
                                              rng), seconds)
     split_dir = os.path.join(output_dir, f'phrases-{instrument.split}')
-    with open(os.path.join(split_dir, 'audio', name), 'wb') as f:
-      f.write(audio.encode_pcm16(waveform, render.SAMPLE_RATE_HZ))
-    labels_by_split[instrument.split][name] = {
-        'family': instrument.gm.family, 'source': instrument.gm.source,
-        'instrument_str': instrument.instrument_str,
-        'library': instrument.library}
+    with open(layout.audio_path(split_dir, name), 'wb') as f:
+      f.write(audio.encode_pcm16(waveform, notes.SAMPLE_RATE_HZ))
+    labels_by_split[instrument.split][name] = layout.label(
+        instrument.gm.family, instrument.gm.source, instrument.instrument_str,
+        instrument.library)
   for split, entries in labels_by_split.items():
-    with open(os.path.join(output_dir, f'phrases-{split}', LABELS_JSON),
+    with open(os.path.join(output_dir, f'phrases-{split}', layout.LABELS_JSON),
               'w') as f:
       json.dump(entries, f, indent=1)
   return {split: len(entries) for split, entries in labels_by_split.items()}

@@ -12,6 +12,7 @@ import posixpath
 
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
+from nsynth_contracts import outcomes
 
 MANIFEST_FILENAME = 'manifest.json'
 FORMAT_VERSION = 2   # 2: lists the files of the dataset
@@ -19,7 +20,6 @@ GZIP = 'GZIP'
 NO_COMPRESSION = 'NONE'
 # TFRecord compression -> shard file suffix.
 SHARD_SUFFIXES = {GZIP: '.tfrecord.gz', NO_COMPRESSION: '.tfrecord'}
-SHARD_SUFFIX = SHARD_SUFFIXES[GZIP]
 
 
 class ManifestError(ValueError):
@@ -57,21 +57,89 @@ class Normalization:
 
 
 @dataclasses.dataclass(frozen=True)
+class Filters:
+  """Which notes the run kept."""
+  kept_sources: tuple[str, ...]
+  dropped_families: tuple[str, ...]
+  max_notes_per_family: int          # 0: no cap
+
+  def to_json(self) -> dict:
+    return {'kept_sources': list(self.kept_sources),
+            'dropped_families': list(self.dropped_families),
+            'max_notes_per_family': self.max_notes_per_family}
+
+  @classmethod
+  def from_json(cls, data: dict) -> 'Filters':
+    return cls(tuple(data['kept_sources']), tuple(data['dropped_families']),
+               data['max_notes_per_family'])
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitRecord:
+  """How notes were put in splits, and whether the splits share
+  instruments (measured on the output, not assumed)."""
+  name: str                          # directories | instrument | note | library
+  description: str
+  fractions: tuple[float, ...] | None
+  inputs: tuple[str, ...]
+  instruments_in_several_splits: int
+  instrument_disjoint: bool
+  holdout_library: str | None = None
+
+  def to_json(self) -> dict:
+    data = dataclasses.asdict(self)
+    data.update(fractions=(list(self.fractions) if self.fractions is not None
+                           else None), inputs=list(self.inputs))
+    return data
+
+  @classmethod
+  def from_json(cls, data: dict) -> 'SplitRecord':
+    fractions = data.get('fractions')
+    return cls(
+        name=data['name'], description=data['description'],
+        fractions=tuple(fractions) if fractions is not None else None,
+        inputs=tuple(data['inputs']),
+        instruments_in_several_splits=data['instruments_in_several_splits'],
+        instrument_disjoint=data['instrument_disjoint'],
+        holdout_library=data.get('holdout_library'))
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationRecord:
+  """The augmented copies a run wrote: to which split, how many of each
+  note, the seed, and the range of every transformation."""
+  split: str
+  copies: int
+  seed: int
+  ranges: dict                       # transformation -> its range or value
+
+  def to_json(self) -> dict:
+    return {'split': self.split, 'copies': self.copies, 'seed': self.seed,
+            **self.ranges}
+
+  @classmethod
+  def from_json(cls, data: dict) -> 'AugmentationRecord':
+    ranges = {k: v for k, v in data.items()
+              if k not in ('split', 'copies', 'seed')}
+    return cls(data['split'], data['copies'], data['seed'], ranges)
+
+
+@dataclasses.dataclass(frozen=True)
 class Manifest:
   project_version: str
   feature_params: feature_params.FeatureParams
   vocabulary: labels.LabelVocabulary
   splits: dict[str, SplitSummary]
   normalization: Normalization | None
-  filters: dict                  # kept_sources, dropped_families, cap
-  split_method: dict             # name, description, instrument_disjoint
-  accounting: dict               # read / written / filtered / dead_lettered
+  filters: Filters
+  split_method: SplitRecord
+  accounting: outcomes.Accounting
   audio_samples: int | None = None   # set when records keep the waveform
   # Every file of the dataset but the manifest, relative to its directory:
   # what --overwrite may replace, and the shards a reader opens.
   files: tuple[str, ...] = ()
   compression: str = GZIP        # of the shards: GZIP or NONE
-  augmentation: dict | None = None   # copies, seed, split, the ranges
+  augmentation: AugmentationRecord | None = None
   format_version: int = FORMAT_VERSION
 
   @property
@@ -99,12 +167,13 @@ class Manifest:
         'splits': {k: dataclasses.asdict(v) for k, v in self.splits.items()},
         'normalization': (dataclasses.asdict(self.normalization)
                           if self.normalization else None),
-        'filters': self.filters,
-        'split_method': self.split_method,
-        'accounting': self.accounting,
+        'filters': self.filters.to_json(),
+        'split_method': self.split_method.to_json(),
+        'accounting': self.accounting.to_json(),
         'files': list(self.files),
         'compression': self.compression,
-        'augmentation': self.augmentation,
+        'augmentation': (self.augmentation.to_json() if self.augmentation
+                         else None),
     }
 
   @classmethod
@@ -122,13 +191,14 @@ class Manifest:
         vocabulary=labels.LabelVocabulary.from_json(data['label_vocabulary']),
         splits={k: SplitSummary(**v) for k, v in data['splits'].items()},
         normalization=Normalization(**norm) if norm else None,
-        filters=data['filters'],
-        split_method=data['split_method'],
-        accounting=data['accounting'],
+        filters=Filters.from_json(data['filters']),
+        split_method=SplitRecord.from_json(data['split_method']),
+        accounting=outcomes.Accounting.from_json(data['accounting']),
         audio_samples=data.get('audio_samples'),
         files=tuple(data['files']),
         compression=_known_compression(data['compression']),
-        augmentation=data.get('augmentation'),
+        augmentation=(AugmentationRecord.from_json(data['augmentation'])
+                      if data.get('augmentation') else None),
         format_version=data['format_version'],
     )
 

@@ -13,36 +13,11 @@ CLI and the phrase report all call these functions, so they cut and
 aggregate alike. Core TensorFlow ops only (the serving graph holds them).
 """
 
-import dataclasses
-import math
-
 import tensorflow as tf
 
 from nsynth_contracts import feature_params
-
-# A clip whose RMS is below this holds no sound to name: the one threshold
-# of windows and notes alike.
-SILENCE_THRESHOLD_DBFS = -60.0
-NO_SOUND = '(no sound)'   # the family of a clip or recording without sound
-
-
-@dataclasses.dataclass(frozen=True)
-class WindowParams:
-  """How a recording is cut; the window itself is one feature clip."""
-  hop_seconds: float = 2.0
-  silence_threshold_dbfs: float = SILENCE_THRESHOLD_DBFS  # RMS below: silent
-  max_seconds: float = 600.0              # longer requests are refused
-
-  def hop_samples(self, params: feature_params.FeatureParams) -> int:
-    return int(round(self.hop_seconds * params.sample_rate_hz))
-
-  def max_windows(self, params: feature_params.FeatureParams) -> int:
-    """The most windows a recording of max_seconds is cut into."""
-    hops = (self.max_seconds - params.clip_seconds) / self.hop_seconds
-    return 1 + math.ceil(max(hops, 0.0))
-
-
-DEFAULT_WINDOWS = WindowParams()
+from nsynth_contracts.window_params import DEFAULT_WINDOWS
+from nsynth_contracts.window_params import WindowParams
 
 
 def frame_windows(
@@ -78,7 +53,8 @@ def frame_windows(
 def sounding(clips: tf.Tensor, windows: WindowParams = DEFAULT_WINDOWS
              ) -> tf.Tensor:
   """bool [B]: whether each clip (float32 [B, samples], a window or a padded
-  note) is loud enough to name, its RMS at or above the threshold."""
+  note) is loud enough to name, its RMS at or above the threshold.
+  window_params.sounding_numpy is its twin for NumPy (tested equal)."""
   rms = tf.sqrt(tf.reduce_mean(tf.square(clips), axis=1))     # [B]
   dbfs = 20.0 * tf.math.log(tf.maximum(rms, 1e-10)) / tf.math.log(10.0)
   return dbfs >= windows.silence_threshold_dbfs

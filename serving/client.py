@@ -39,7 +39,7 @@ from nsynth_contracts import audio_decoding
 from nsynth_contracts import audio_limits
 from nsynth_contracts import feature_params
 from nsynth_contracts import file_safety
-from nsynth_contracts import windows
+from nsynth_contracts import window_params
 from serving import bounded_http
 from serving import naming
 from serving import results
@@ -69,7 +69,7 @@ class _Request:
   @property
   def max_reply_bytes(self) -> int:
     # A recording's answer: a row per window, and one for the whole.
-    rows = self.rows or 1 + windows.DEFAULT_WINDOWS.max_windows(
+    rows = self.rows or 1 + window_params.DEFAULT_WINDOWS.max_windows(
         feature_params.DEFAULT_PARAMS)
     return REPLY_BYTES_BASE + REPLY_BYTES_PER_ROW * rows
 
@@ -295,7 +295,7 @@ def _main(argv: list[str]) -> None:
   for path in files:
     try:
       audio[path] = read_audio(path, params,
-                               windows.DEFAULT_WINDOWS.max_seconds)
+                               window_params.DEFAULT_WINDOWS.max_seconds)
     except audio_limits.AudioError as e:
       raise cli.UserError(f'{path}: {e}') from None
   options = flags.FLAGS

@@ -30,6 +30,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from nsynth_contracts import audio
 from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import window_params
 from serving import naming
 from serving import signatures
 from serving import warmup
@@ -116,7 +117,8 @@ def verify_export(path: str, model: keras.Model,
   np.testing.assert_allclose(by_audio[signatures.PROBABILITIES].numpy(),
                              expected, atol=tolerance)
   families = [f.decode() for f in by_audio[signatures.FAMILY].numpy()]
-  assert families == [manifest.vocabulary.family(i) if h else windows.NO_SOUND
+  assert families == [manifest.vocabulary.family(i) if h
+                      else window_params.NO_SOUND
                       for i, h in zip(expected.argmax(axis=1), heard[:, 0])]
   # WAV bytes are 16-bit: close to, not equal to, the float clips.
   np.testing.assert_allclose(by_wav[signatures.PROBABILITIES].numpy(),

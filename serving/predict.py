@@ -36,6 +36,7 @@ from absl import flags
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import audio_limits
 from nsynth_contracts import feature_params
+from nsynth_contracts import window_params
 from serving import results
 
 
@@ -106,7 +107,6 @@ class Predictor:
                    feature_params.DEFAULT_PARAMS)):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-    from nsynth_contracts import windows  # pylint: disable=g-import-not-at-top
     from serving import signatures  # pylint: disable=g-import-not-at-top
     self._tf = tf
     self._signatures = signatures
@@ -115,7 +115,7 @@ class Predictor:
     self._serve_recording = loaded.signatures[
         signatures.LONG_AUDIO_SIGNATURE]
     self._params = params
-    self.max_seconds = windows.DEFAULT_WINDOWS.max_seconds
+    self.max_seconds = window_params.DEFAULT_WINDOWS.max_seconds
     self._top_k = top_k
     self.recordings = {}   # file -> (waveform, outputs), for --plot
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nsynth_contracts import window_params
+
 
 @dataclasses.dataclass(frozen=True)
 class Window:
@@ -80,11 +82,10 @@ def predictions_from_outputs(files: Sequence[str], probabilities: np.ndarray,
                              ) -> list[Prediction]:
   """Rows of the signature's `probabilities` and `classes` outputs; a row of
   zeros is a note with no sound (nsynth_contracts.windows)."""
-  from nsynth_contracts import windows  # pylint: disable=g-import-not-at-top
   predictions = []
   for file, row, names in zip(files, probabilities, classes):
     if not np.any(row):
-      predictions.append(Prediction(file=file, family=windows.NO_SOUND))
+      predictions.append(Prediction(file=file, family=window_params.NO_SOUND))
       continue
     names = [printable(n) for n in names]
     order = np.argsort(-row)[:top_k]

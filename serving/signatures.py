@@ -16,6 +16,7 @@ import tensorflow as tf
 from nsynth_contracts import audio_limits
 from nsynth_contracts import features
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import window_params
 from nsynth_contracts import windows as windows_lib
 from serving import wav_graph
 from serving.graph_checks import fill
@@ -84,8 +85,8 @@ def checked_recording(audio: tf.Tensor, max_seconds: float,
 
 
 def make_serving_functions(model, manifest: manifest_lib.Manifest,
-                           windows: windows_lib.WindowParams = (
-                               windows_lib.DEFAULT_WINDOWS)):
+                           windows: window_params.WindowParams = (
+                               window_params.DEFAULT_WINDOWS)):
   """{signature name: tf.function} bound to `model`.
 
   The note signatures return {probabilities: float32 [B, classes], class_id:
@@ -118,7 +119,7 @@ def make_serving_functions(model, manifest: manifest_lib.Manifest,
     return {PROBABILITIES: probabilities, CLASS_ID: class_id,
             FAMILY: tf.where(heard, tf.gather(families,
                                               tf.maximum(class_id, 0)),
-                             windows_lib.NO_SOUND),
+                             window_params.NO_SOUND),
             CLASSES: tf.tile(families[tf.newaxis], [tf.shape(class_id)[0], 1])}
 
   # The inputs are declared of unknown rank and checked at run time: TF
@@ -164,7 +165,7 @@ def make_serving_functions(model, manifest: manifest_lib.Manifest,
         PROBABILITIES: probabilities,
         CLASS_ID: class_id,
         FAMILY: tf.where(heard, tf.gather(families, tf.maximum(class_id, 0)),
-                         windows_lib.NO_SOUND),
+                         window_params.NO_SOUND),
         CLASSES: families,
     }
 

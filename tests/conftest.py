@@ -26,9 +26,9 @@ TINY_LIBRARIES = ('timgm6mb', 'merlin')
 @pytest.fixture(scope='session')
 def tiny_demo(tmp_path_factory):
   """A rendered demo dataset: <dir>/nsynth-{train,valid,test}/."""
-  from demo_data import render
+  from demo_data import notes as demo_notes
   root = tmp_path_factory.mktemp('tiny_demo')
-  render.render_dataset(str(root), TINY_PITCH_STEP, TINY_VELOCITIES,
+  demo_notes.render_dataset(str(root), TINY_PITCH_STEP, TINY_VELOCITIES,
                         TINY_LIBRARIES)
   return root
 

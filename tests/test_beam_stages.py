@@ -1,5 +1,6 @@
-"""Beam stages with TestPipeline and assert_that."""
+"""The Beam job's stages, each alone, with TestPipeline and assert_that."""
 
+import dataclasses
 import json
 import math
 
@@ -11,11 +12,20 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 from apache_beam.testing.util import equal_to
 
+from beam_pipelines import accounting
 from beam_pipelines import examples_json
+from beam_pipelines import featurize
+from beam_pipelines import reading
+from beam_pipelines import selection
 from beam_pipelines import splits
-from beam_pipelines import transforms
+from beam_pipelines import statistics
+from beam_pipelines.batches import FeaturizedBatch
+from beam_pipelines.job_config import JobConfig
 from nsynth_contracts import features
 from nsynth_contracts import labels
+from nsynth_contracts import outcomes
+from nsynth_contracts.outcomes import Kind
+from nsynth_contracts.outcomes import OutcomeKey
 from tests.conftest import wav_bytes
 
 VOCABULARY = labels.LabelVocabulary.from_filters()
@@ -27,12 +37,24 @@ def pipeline():
 
 
 def note(name='guitar_acoustic_000-060-100', family='guitar',
-         source='acoustic', split='train', audio_path='/nonexistent.wav'):
+         source='acoustic', split='train', audio_path='/nonexistent.wav',
+         library=''):
   instrument = name.split('-')[0]
   return examples_json.Note(
       note_str=name, instrument=0, instrument_str=instrument, pitch=60,
       velocity=100, family=family, source=source, audio_path=audio_path,
-      split=split)
+      split=split, library=library)
+
+
+def config(**changes):
+  return JobConfig(inputs=(), output_dir='', **changes)
+
+
+def featurizer(batch_size=8):
+  return featurize.Featurizer(features.DEFAULT_PARAMS, keep_audio=False,
+                              batch_size=batch_size, jit_compile=True,
+                              augment=featurize.augmentation.NO_AUGMENTATION,
+                              train_split='train')
 
 
 def test_read_split_validates_entries_and_dead_letters_the_bad(split_copy):
@@ -46,11 +68,11 @@ def test_read_split_validates_entries_and_dead_letters_the_bad(split_copy):
                               instrument_family_str='kazoo')
   (directory / 'examples.json').write_text(json.dumps(entries))
   with pipeline() as p:
-    read = p | transforms.ReadNSynthSplit(str(directory), 'valid')
-    assert_that(read[transforms.NOTES] | beam.Map(lambda n: n.note_str),
+    read = p | reading.ReadNSynthSplit(str(directory), 'valid')
+    assert_that(read[accounting.NOTES] | beam.Map(lambda n: n.note_str),
                 equal_to(good), label='GoodNotes')
     assert_that(
-        read[transforms.DEAD_LETTERS] | beam.Map(lambda d: (d.note_str,
+        read[accounting.DEAD_LETTERS] | beam.Map(lambda d: (d.note_str,
                                                             d.kind)),
         equal_to([('broken-001', 'invalid_metadata'),
                   ('mistyped-001', 'invalid_metadata'),
@@ -86,11 +108,11 @@ def test_filter_tags_each_note_with_the_first_filter_it_fails():
                                                       'synthetic')]
   with pipeline() as p:
     result = (p | beam.Create(notes) | beam.FlatMap(
-        transforms.filter_note, ['acoustic', 'electronic'],
-        VOCABULARY).with_outputs(transforms.FILTERED, main=transforms.NOTES))
-    assert_that(result[transforms.NOTES] | 'Kept' >> beam.Map(
+        selection.select_note, config(kept_sources=('acoustic', 'electronic')),
+        VOCABULARY).with_outputs(accounting.FILTERED, main=accounting.NOTES))
+    assert_that(result[accounting.NOTES] | 'Kept' >> beam.Map(
         lambda n: n.note_str), equal_to(['a']), label='Kept')
-    assert_that(result[transforms.FILTERED] | beam.Map(
+    assert_that(result[accounting.FILTERED] | beam.Map(
         lambda f: (f.note.note_str, f.filter_name)),
                 equal_to([('b', 'family'), ('c', 'source'), ('d', 'source')]),
                 label='Filtered')
@@ -105,14 +127,14 @@ def test_cap_keeps_the_same_notes_per_split_and_family_every_time():
              if n.family == 'guitar' and n.split == split]
     return sorted(names, key=splits.unit_interval_hash)[:3]
   with pipeline() as p:
-    capped = p | beam.Create(notes) | transforms.CapPerFamily(3)
-    assert_that(capped[transforms.NOTES] | beam.Map(
+    capped = p | beam.Create(notes) | selection.CapPerFamily(3)
+    assert_that(capped[accounting.NOTES] | beam.Map(
         lambda n: (n.split, n.note_str)),
                 equal_to([('train', s) for s in kept_by_hash('train')] +
                          [('valid', s) for s in kept_by_hash('valid')] +
                          [('train', n.note_str) for n in notes
                           if n.family == 'bass']), label='Kept')
-    assert_that(capped[transforms.FILTERED] | beam.combiners.Count.Globally(),
+    assert_that(capped[accounting.FILTERED] | beam.combiners.Count.Globally(),
                 equal_to([14]), label='CountCapped')
 
 
@@ -138,10 +160,9 @@ def test_featurize_dead_letters_bad_audio_and_keeps_the_good(tmp_path):
     assert batch.clips is None
 
   with pipeline() as p:
-    result = p | beam.Create(notes) | transforms.FeaturizeNotes(
-        max_batch_size=8)
-    assert_that(result[transforms.NOTES], check_features, label='Features')
-    assert_that(result[transforms.DEAD_LETTERS] | beam.Map(
+    result = p | beam.Create(notes) | featurize.FeaturizeNotes(featurizer())
+    assert_that(result[accounting.NOTES], check_features, label='Features')
+    assert_that(result[accounting.DEAD_LETTERS] | beam.Map(
         lambda d: (d.note_str, d.kind)),
                 equal_to([('empty', 'empty_file'), ('junk', 'not_audio'),
                           ('missing', 'missing_audio')]), label='Dead')
@@ -161,14 +182,14 @@ def test_statistics_combiner_equals_numpy_over_all_frames():
 
   with pipeline() as p:
     result = (p | beam.Create(mfccs, reshuffle=True)
-              | beam.CombineGlobally(transforms.MfccStatisticsFn()))
+              | beam.CombineGlobally(statistics.MfccStatisticsFn()))
     assert_that(result, check)
 
 
 def test_statistics_of_nothing_is_none():
   with pipeline() as p:
     result = (p | beam.Create([]) |
-              beam.CombineGlobally(transforms.MfccStatisticsFn()))
+              beam.CombineGlobally(statistics.MfccStatisticsFn()))
     assert_that(result, equal_to([None]))
 
 
@@ -176,8 +197,8 @@ def test_instrument_split_never_puts_an_instrument_in_two_splits():
   notes = [note(f'{family}_acoustic_{i:03d}-{pitch:03d}-100', family)
            for family in ('guitar', 'bass', 'reed') for i in range(40)
            for pitch in range(30, 90, 7)]
-  assigned = [transforms.reassign_split(n, splits.SplitMethod.INSTRUMENT,
-                                        (0.8, 0.1, 0.1)) for n in notes]
+  assigned = [dataclasses.replace(n, split=selection.assigned_split(
+      n, splits.SplitMethod.INSTRUMENT, (0.8, 0.1, 0.1))) for n in notes]
   splits_of = {}
   for n in assigned:
     splits_of.setdefault(n.instrument_str, set()).add(n.split)
@@ -190,8 +211,8 @@ def test_instrument_split_never_puts_an_instrument_in_two_splits():
 def test_note_split_spreads_each_instrument_over_splits():
   notes = [note(f'guitar_acoustic_000-{pitch:03d}-{v:03d}')
            for pitch in range(21, 109) for v in (25, 50, 75, 100, 127)]
-  assigned = {transforms.reassign_split(n, splits.SplitMethod.NOTE,
-                                        (0.8, 0.1, 0.1)).split for n in notes}
+  assigned = {selection.assigned_split(n, splits.SplitMethod.NOTE,
+                                       (0.8, 0.1, 0.1)) for n in notes}
   assert assigned == {'train', 'valid', 'test'}
 
 
@@ -206,24 +227,80 @@ def test_split_hash_is_a_fixed_function_of_the_key():
 
 @pytest.mark.parametrize('directory,name', [
     ('/data/nsynth-valid', 'valid'), ('gs://bucket/nsynth-train/', 'train'),
-    ('/data/NSynth-Test', 'test'), ('/data/holdout_2', 'holdout_2')])
+    ('/data/NSynth-Test', 'test'), ('/data/holdout_2', 'holdout_2'),
+    ('/data/phrases-valid', 'valid')])
 def test_split_name_comes_from_the_directory(directory, name):
   assert splits.split_name_from_dir(directory) == name
 
 
 def test_outcome_counts_name_every_outcome():
   n = note()
-  batch = transforms.FeaturizedBatch(
+  batch = FeaturizedBatch(
       (n, note('guitar_acoustic_000-061-100'), note(split='valid')),
       np.zeros((3, 126, 20), np.float32), None)
-  assert sorted(transforms.outcome_counts(batch)) == [('written/train', 2),
-                                                      ('written/valid', 1)]
-  assert transforms.outcome_counts(
-      transforms.Filtered(n, 'cap')) == [('filtered/cap', 1)]
-  assert transforms.outcome_counts(transforms.DeadLetter(
-      'x', 'f', 'train', 'non_finite', 'r')) == [('dead_letter/non_finite', 1)]
+  assert sorted(accounting.outcome_counts(batch), key=str) == [
+      (OutcomeKey(Kind.WRITTEN, 'train'), 2),
+      (OutcomeKey(Kind.WRITTEN, 'valid'), 1)]
+  assert accounting.outcome_counts(accounting.Filtered(n, 'cap')) == [
+      (OutcomeKey(Kind.FILTERED, 'cap'), 1)]
+  assert accounting.outcome_counts(outcomes.DeadLetter(
+      'x', 'f', 'train', 'non_finite', 'r')) == [
+          (OutcomeKey(Kind.DEAD_LETTER, 'non_finite'), 1)]
   with pytest.raises(TypeError):
-    transforms.outcome_counts(n)
+    accounting.outcome_counts(n)
+  # The counters keep their names: written_train, dead_letter_non_finite.
+  assert OutcomeKey(Kind.WRITTEN, 'train').counter_name == 'written_train'
+  assert OutcomeKey(Kind.RECORDING_DEAD_LETTER, 'not_audio').counter_name == (
+      'recording_dead_letter_not_audio')
+
+
+def test_the_accounting_adds_the_outcomes_of_every_note_once():
+  counts = {OutcomeKey(Kind.WRITTEN, 'train'): 5,
+            OutcomeKey(Kind.FILTERED, 'source'): 2,
+            OutcomeKey(Kind.DEAD_LETTER, 'no_sound'): 1,
+            OutcomeKey(Kind.AUGMENTED, 'train'): 10,
+            OutcomeKey(Kind.WINDOW, 'train'): 7,
+            OutcomeKey(Kind.RECORDING_WINDOWED, 'train'): 2,
+            OutcomeKey(Kind.SILENT_WINDOWS): 3}
+  books = outcomes.Accounting.from_counts(counts, with_recordings=True)
+  assert books.read == 8   # copies and windows are not notes read
+  assert books.recordings.read == 2
+  assert books.recordings.windows_written == {'train': 7}
+  assert outcomes.Accounting.from_json(books.to_json()) == books
+
+
+def test_a_silent_note_is_dead_lettered_as_no_sound(tmp_path):
+  t = np.arange(64000) / 16000.0
+  (tmp_path / 'tone.wav').write_bytes(wav_bytes(0.5 * np.sin(
+      2 * np.pi * 440 * t)))
+  (tmp_path / 'silence.wav').write_bytes(wav_bytes(np.zeros(64000)))
+  (tmp_path / 'whisper.wav').write_bytes(wav_bytes(1e-4 * np.sin(
+      2 * np.pi * 440 * t)))   # -83 dBFS
+  notes = [note(n, audio_path=str(tmp_path / f'{n}.wav'))
+           for n in ('tone', 'silence', 'whisper')]
+  with pipeline() as p:
+    result = p | beam.Create(notes) | featurize.FeaturizeNotes(featurizer())
+    assert_that(result[accounting.NOTES] | beam.FlatMap(
+        lambda b: [n.note_str for n in b.notes]), equal_to(['tone']),
+                label='Written')
+    assert_that(result[accounting.DEAD_LETTERS] | beam.Map(
+        lambda d: (d.note_str, d.kind)),
+                equal_to([('silence', 'no_sound'), ('whisper', 'no_sound')]),
+                label='NoSound')
+
+
+def test_leaving_a_library_out_filters_its_training_notes_as_holdout():
+  notes = [note('a', library='merlin', split='train'),
+           note('b', library='timgm6mb', split='train'),
+           note('c', library='timgm6mb', split='test')]
+  chosen = config(split_method=splits.SplitMethod.LIBRARY,
+                  holdout_library='timgm6mb')
+  selected = [next(selection.select_note(n, chosen, VOCABULARY))
+              for n in notes]
+  assert selected[0].split == 'train'
+  assert isinstance(selected[1].value, accounting.Filtered)
+  assert selected[1].value.filter_name == 'holdout'
+  assert selected[2].split == 'test'
 
 
 def test_a_batch_of_several_splits_comes_apart_row_by_row():
@@ -231,7 +308,7 @@ def test_a_batch_of_several_splits_comes_apart_row_by_row():
            note('c', split='train'))
   mfccs = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 2, 2))
   clips = np.arange(3, dtype=np.float32)[:, None] * np.ones((3, 4))
-  parts = {b.split: b for b in transforms.FeaturizedBatch(
+  parts = {b.split: b for b in FeaturizedBatch(
       notes, mfccs, clips).per_split()}
   assert [n.note_str for n in parts['train'].notes] == ['a', 'c']
   assert parts['train'].mfccs[:, 0, 0].tolist() == [0, 2]

@@ -26,12 +26,13 @@ import soundfile
 import tensorflow as tf
 
 from beam_pipelines import examples_json
+from beam_pipelines import note_audio
 from beam_pipelines import nsynth_tfrecords
-from beam_pipelines import transforms
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import audio_limits
 from nsynth_contracts import feature_params
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import outcomes
 from nsynth_contracts import schema
 from serving import client
 from serving import export
@@ -144,8 +145,8 @@ def case_files(tmp_path_factory):
 def beam_note(path):
   note = examples_json.Note('n', 0, 'n', 60, 100, 'guitar', 'acoustic', path,
                             'train')
-  clip = transforms.load_clip(note, PARAMS)
-  return clip.reason if isinstance(clip, transforms.DeadLetter) else clip
+  clip = note_audio.load_clip(note, PARAMS)
+  return clip.reason if isinstance(clip, outcomes.DeadLetter) else clip
 
 
 def beam_recording(path):

@@ -7,7 +7,7 @@ import wave
 import pytest
 
 from demo_data import libraries
-from demo_data import render
+from demo_data import notes as demo_notes
 from nsynth_contracts import labels
 from tests.conftest import TINY_LIBRARIES
 
@@ -23,7 +23,7 @@ def load(root, split):
 
 
 def test_every_entry_has_nsynth_fields_and_a_matching_wav(tiny_demo):
-  for split in render.SPLITS:
+  for split in demo_notes.SPLITS:
     for key, entry in load(tiny_demo, split).items():
       assert entry['note_str'] == key
       for field, kind in FIELDS.items():
@@ -40,7 +40,7 @@ def test_every_entry_has_nsynth_fields_and_a_matching_wav(tiny_demo):
 
 
 def test_all_families_and_sources_are_present(tiny_demo):
-  entries = [e for s in render.SPLITS for e in load(tiny_demo, s).values()]
+  entries = [e for s in demo_notes.SPLITS for e in load(tiny_demo, s).values()]
   assert {e['instrument_family_str'] for e in entries} == set(
       labels.NSYNTH_FAMILIES)
   assert {e['instrument_source_str'] for e in entries} == set(
@@ -49,7 +49,7 @@ def test_all_families_and_sources_are_present(tiny_demo):
 
 def test_valid_and_test_instruments_never_appear_in_train(tiny_demo):
   instruments = {s: {e['instrument'] for e in load(tiny_demo, s).values()}
-                 for s in render.SPLITS}
+                 for s in demo_notes.SPLITS}
   assert not instruments['train'] & instruments['valid']
   assert not instruments['train'] & instruments['test']
   assert not instruments['valid'] & instruments['test']
@@ -66,8 +66,8 @@ def test_rendering_is_deterministic(tmp_path):
       if path.is_file():
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
-  render.render_dataset(str(tmp_path / 'a'), 36, [127], TINY_LIBRARIES)
-  render.render_dataset(str(tmp_path / 'b'), 36, [127], TINY_LIBRARIES)
+  demo_notes.render_dataset(str(tmp_path / 'a'), 36, [127], TINY_LIBRARIES)
+  demo_notes.render_dataset(str(tmp_path / 'b'), 36, [127], TINY_LIBRARIES)
   assert digest(tmp_path / 'a') == digest(tmp_path / 'b')
 
 
@@ -88,12 +88,12 @@ def test_notes_are_held_then_released(tiny_demo):
     ({'pitch_step': 0}, 'pitch_step'), ({'velocities': [64]}, 'velocities')])
 def test_bad_sizes_are_refused(tmp_path, kwargs, message):
   with pytest.raises(ValueError, match=message):
-    render.render_dataset(str(tmp_path), **kwargs)
+    demo_notes.render_dataset(str(tmp_path), **kwargs)
 
 
 def test_each_library_and_program_is_one_instrument_named_after_its_library(
     tiny_demo):
-  entries = [e for s in render.SPLITS for e in load(tiny_demo, s).values()]
+  entries = [e for s in demo_notes.SPLITS for e in load(tiny_demo, s).values()]
   assert {e['library'] for e in entries} == set(TINY_LIBRARIES)
   for entry in entries:
     family, source, library, number = entry['instrument_str'].rsplit('_', 3)
@@ -111,7 +111,7 @@ def test_a_program_is_in_the_same_split_in_every_library():
   """The General MIDI libraries share samples: a program heard in train in
   one library must not be tested in another."""
   split_of = {}
-  for instrument in render.assign_instruments(
+  for instrument in demo_notes.assign_instruments(
       [library.name for library in libraries.LIBRARIES]):
     if instrument.library == 'opl3':  # its own, synthetic-only groups
       continue
@@ -125,6 +125,6 @@ def test_a_missing_library_asked_for_by_name_says_how_to_install_it(
   monkeypatch.setattr(libraries.SampleLibrary, 'path', lambda self: None)
   with pytest.raises(libraries.LibraryMissingError,
                      match='apt-get install csound-soundfont'):
-    render.render_dataset(str(tmp_path), 36, [127], ['sf_gmbank'])
+    demo_notes.render_dataset(str(tmp_path), 36, [127], ['sf_gmbank'])
   with pytest.raises(libraries.LibraryMissingError, match='unknown'):
-    render.render_dataset(str(tmp_path), 36, [127], ['fluidr3'])
+    demo_notes.render_dataset(str(tmp_path), 36, [127], ['fluidr3'])

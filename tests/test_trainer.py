@@ -255,8 +255,9 @@ def test_the_report_states_a_leaky_split_honestly(trained_job, tiny_tfrecords):
   manifest = manifest_lib.read(str(tiny_tfrecords))
   leaky = manifest_lib.Manifest(**{
       **manifest.__dict__,
-      'split_method': {'name': 'note', 'instrument_disjoint': False,
-                       'instruments_in_several_splits': 12}})
+      'split_method': dataclasses.replace(
+          manifest.split_method, name='note', instrument_disjoint=False,
+          instruments_in_several_splits=12)})
   statement = metrics.honest_split_statement(leaky, 'valid', 'train')
   assert statement.startswith('NOT instrument-disjoint')
   assert 'overstates' in statement

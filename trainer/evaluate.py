@@ -84,7 +84,7 @@ def write_report(job_dir: str, split: str, predictions: SplitPredictions,
   report.update({
       'split': split,
       'model': model_name,
-      'split_method': manifest.split_method.get('name'),
+      'split_method': manifest.split_method.name,
       'split_statement': metrics.honest_split_statement(manifest, split,
                                                         train_split),
       'instruments': manifest.splits[split].num_instruments,
@@ -97,7 +97,7 @@ def write_report(job_dir: str, split: str, predictions: SplitPredictions,
   })
   job_layout.write_json(job_layout.path(out_dir, f'{split}_metrics.json'),
                         report)
-  disjoint = bool(manifest.split_method.get('instrument_disjoint'))
+  disjoint = manifest.split_method.instrument_disjoint
   report_plots.plot_confusion(
       report, f'{model_name} on {split}: accuracy {report["accuracy"]:.3f} '
       f'({report["num_examples"]} notes)\n{report["split_method"]} split, '

@@ -57,13 +57,13 @@ def honest_split_statement(manifest: manifest_lib.Manifest, split: str,
   method = manifest.split_method
   if split == train_split:
     return 'the training split: these notes were learned from'
-  if method.get('instrument_disjoint'):
+  if method.instrument_disjoint:
     return ('instrument-disjoint: no instrument of this split was seen in '
             'training, so this measures generalization to new instruments')
-  shared = method.get('instruments_in_several_splits')
+  shared = method.instruments_in_several_splits
   return (f'NOT instrument-disjoint ({shared}'
           f' instruments appear in several splits, split method '
-          f'{method.get("name")!r}): the same instruments were seen in '
+          f'{method.name!r}): the same instruments were seen in '
           f'training, so this overstates accuracy on new instruments')
 
 

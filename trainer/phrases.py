@@ -7,16 +7,17 @@ serving signatures run, so this report measures what TF Serving answers.
 """
 
 import dataclasses
-import json
-import posixpath
 
 import numpy as np
 import tensorflow as tf
 
+from beam_pipelines import labelled_recordings
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import feature_params
 from nsynth_contracts import features
 from nsynth_contracts import labels
+from nsynth_contracts import outcomes
+from nsynth_contracts import window_params
 from nsynth_contracts import windows as windows_lib
 
 
@@ -28,16 +29,10 @@ class PhrasePrediction:
   window_probabilities: np.ndarray    # float32 [W, classes], sounding ones
 
 
-def read_phrase_labels(directory: str) -> dict[str, dict]:
-  """{file name: label} of a recordings directory (labels.json)."""
-  with tf.io.gfile.GFile(posixpath.join(directory, 'labels.json')) as f:
-    return json.load(f)
-
-
 def predict_phrases(model, directory: str, vocabulary: labels.LabelVocabulary,
                     params: feature_params.FeatureParams,
-                    windows: windows_lib.WindowParams = (
-                        windows_lib.DEFAULT_WINDOWS)
+                    windows: window_params.WindowParams = (
+                        window_params.DEFAULT_WINDOWS)
                     ) -> list[PhrasePrediction]:
   """The window probabilities of every phrase whose family the model knows.
 
@@ -47,11 +42,11 @@ def predict_phrases(model, directory: str, vocabulary: labels.LabelVocabulary,
   Recordings without a sounding window are left out (nothing to name).
   """
   predictions = []
-  for name, label in sorted(read_phrase_labels(directory).items()):
-    if label['family'] not in vocabulary.families:
+  for recording in sorted(_recordings(directory), key=lambda r: r.name):
+    if recording.family not in vocabulary.families:
       continue
     waveform = audio_decoding.read_file(
-        posixpath.join(directory, 'audio', name), params.sample_rate_hz,
+        recording.path, params.sample_rate_hz,
         max_seconds=windows.max_seconds).samples
     framed, _, sounding = windows_lib.frame_windows(waveform, params, windows)
     clips = tf.boolean_mask(framed, sounding)
@@ -62,9 +57,26 @@ def predict_phrases(model, directory: str, vocabulary: labels.LabelVocabulary,
               training=False).numpy()
         for i in range(0, int(tf.shape(clips)[0]), 64)])
     predictions.append(PhrasePrediction(
-        name, label.get('instrument_str', name), label['family'],
+        recording.name, recording.instrument_str, recording.family,
         window_probabilities))
   return predictions
+
+
+def _recordings(directory: str) -> list[labelled_recordings.Recording]:
+  """The directory's recordings, as the Beam job's --recordings reads them.
+
+  Raises:
+    labelled_recordings.RecordingsError: the directory or its labels.json
+      is unusable, or a label is (the report would leave that recording out
+      without a word).
+  """
+  recordings = []
+  for item in labelled_recordings.recordings_of(directory):
+    if isinstance(item, outcomes.DeadLetter):
+      raise labelled_recordings.RecordingsError(
+          f'{item.file}: {item.note_str}: {item.reason}')
+    recordings.append(item)
+  return recordings
 
 
 def phrase_probabilities(predictions: list[PhrasePrediction]) -> np.ndarray:
