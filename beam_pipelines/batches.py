@@ -28,6 +28,7 @@ class FeaturizedBatch:
   clips: np.ndarray | None    # float32 [rows, clip_samples], with keep_audio
   copies: tuple[int, ...] = ()   # per row; empty: every row is copy 0
   windows: bool = False          # rows are windows of --recordings
+  embeddings: np.ndarray | None = None   # float32 [rows, size], if computed
 
   @property
   def split(self) -> str:
@@ -63,4 +64,5 @@ class FeaturizedBatch:
         tuple(self.notes[i] for i in indices), self.mfccs[list(indices)],
         None if self.clips is None else self.clips[list(indices)],
         tuple(self.copies[i] for i in indices) if self.copies else (),
-        self.windows)
+        self.windows,
+        None if self.embeddings is None else self.embeddings[list(indices)])

@@ -30,10 +30,12 @@ _LIBRARY = 'library'   # (split, _LIBRARY, library) -> notes and windows read
 class WriteManifest(beam.PTransform):
   """{BATCHES, COUNTS} -> manifest.json in `staging_dir`."""
 
-  def __init__(self, config: JobConfig, staging_dir: str):
+  def __init__(self, config: JobConfig, staging_dir: str,
+               embedding_sha256: str | None = None):
     super().__init__()
     self._config = config
     self._staging_dir = staging_dir
+    self._embedding_sha256 = embedding_sha256
 
   def expand(self, inputs):
     batches = inputs[BATCHES]
@@ -46,13 +48,16 @@ class WriteManifest(beam.PTransform):
         | 'SplitInstrument' >> beam.FlatMap(_instrument_pairs)
         | 'DistinctInstruments' >> beam.Distinct()
         | 'InstrumentsToList' >> beam.combiners.ToList())
-    statistics = (
-        batches
-        | 'StatisticsSplit' >> beam.Filter(
-            lambda b, split: b.split == split, self._config.train_split)
-        | 'Mfccs' >> beam.Map(lambda b: b.mfccs)
-        | 'Statistics' >> beam.CombineGlobally(
-            statistics_lib.MfccStatisticsFn()))
+    trained_on = batches | 'StatisticsSplit' >> beam.Filter(
+        lambda b, split: b.split == split, self._config.train_split)
+    statistics = {
+        name: (trained_on
+               | f'{name}Columns' >> beam.Map(getattr, attribute)
+               | f'{name}Statistics' >> beam.CombineGlobally(
+                   statistics_lib.FeatureStatisticsFn()))
+        for name, attribute in (('Mfcc', 'mfccs'),
+                                ('Embedding', 'embeddings'))
+        if attribute == 'mfccs' or self._config.embedding}
     return (batches.pipeline
             | 'Seed' >> beam.Create([None])
             | 'Assemble' >> beam.Map(
@@ -60,7 +65,10 @@ class WriteManifest(beam.PTransform):
                 beam.pvalue.AsSingleton(counts),
                 beam.pvalue.AsSingleton(instrument_pairs),
                 beam.pvalue.AsSingleton(inputs[COUNTS]),
-                beam.pvalue.AsSingleton(statistics))
+                beam.pvalue.AsSingleton(statistics['Mfcc']),
+                self._embedding_sha256,
+                (beam.pvalue.AsSingleton(statistics['Embedding'])
+                 if 'Embedding' in statistics else None))
             | 'Write' >> beam.io.WriteToText(
                 posixpath.join(self._staging_dir,
                                manifest_lib.MANIFEST_FILENAME),
@@ -86,7 +94,9 @@ def _instrument_pairs(batch: FeaturizedBatch
 def assemble_manifest(_, config: JobConfig, counts: dict,
                       instrument_pairs: list,
                       outcome_counts: dict[outcomes.OutcomeKey, int],
-                      statistics: dict | None) -> str:
+                      statistics: dict | None,
+                      embedding_sha256: str | None = None,
+                      embedding_statistics: dict | None = None) -> str:
   """The manifest's JSON text, from the pipeline's combined side inputs."""
   accounting = outcomes.Accounting.from_counts(
       outcome_counts, with_recordings=bool(config.recordings))
@@ -106,7 +116,12 @@ def assemble_manifest(_, config: JobConfig, counts: dict,
       compression=config.compression,
       augmentation=(manifest_lib.AugmentationRecord.from_json(
           {'split': config.train_split, **config.augment.to_json()})
-                    if config.augment.copies else None))
+                    if config.augment.copies else None),
+      embedding=(manifest_lib.EmbeddingRecord(
+          config.embedding, embedding_sha256,
+          manifest_lib.Normalization(split=config.train_split,
+                                     **embedding_statistics)
+          if embedding_statistics else None) if config.embedding else None))
   return manifest.dumps()
 
 

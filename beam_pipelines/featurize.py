@@ -10,6 +10,7 @@ for each note that has no sound or no finite features.
 a Featurizer; `beam_pipelines.recordings` runs one on windows.
 """
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Iterator
@@ -24,12 +25,36 @@ from beam_pipelines import examples_json
 from beam_pipelines import note_audio
 from beam_pipelines.batches import FeaturizedBatch
 from nsynth_contracts import cli
+from nsynth_contracts import embedding_params
 from nsynth_contracts import feature_params
+from nsynth_contracts import musicnn_weights
 from nsynth_contracts import outcomes
 from nsynth_contracts import window_params
 
 # One row of a batch: the note (or window), its copy index, its clip.
 Row = tuple[examples_json.Note, int, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingSpec:
+  """The pretrained network to run beside the MFCCs: its parameters and its
+  weights as NumPy arrays (nsynth_contracts.musicnn_weights.read_weights).
+  The weights travel pickled with the DoFn, so workers need no musicnn
+  wheel."""
+  params: embedding_params.EmbeddingParams
+  weights: dict[str, np.ndarray]
+  weights_sha256: str      # names the weights (the manifest records it)
+
+  @classmethod
+  def installed(cls, params: embedding_params.EmbeddingParams
+                ) -> 'EmbeddingSpec':
+    """The spec of the installed musicnn wheel's weights.
+
+    Raises:
+      musicnn_weights.MusicnnWeightsError: the wheel is not installed.
+    """
+    weights = musicnn_weights.read_weights(params.model_name)
+    return cls(params, weights, musicnn_weights.weights_sha256(weights))
 
 
 @functools.cache
@@ -43,10 +68,10 @@ def _worker_functions(params: feature_params.FeatureParams, batch_size: int,
   --direct_running_mode=multi_threading every bundle thread has its own
   DoFn, and they share one compiled program.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
 
-  from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
-  from nsynth_contracts import windows  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import features
+  from nsynth_contracts import windows
   mfcc_fn = tf.function(
       lambda clips: features.waveform_to_mfcc(clips, params),
       input_signature=[tf.TensorSpec([batch_size, params.clip_samples],
@@ -55,6 +80,26 @@ def _worker_functions(params: feature_params.FeatureParams, batch_size: int,
       # ~15% less CPU per note here, same function, same numbers (tested).
       jit_compile=jit_compile)
   return tf, mfcc_fn, windows
+
+
+_EMBEDDING_FUNCTIONS = {}
+
+
+def _embedding_function(spec: EmbeddingSpec, batch_size: int):
+  """The embedding network traced for one batch shape, once per process and
+  set of weights: every thread's DoFn shares it."""
+  key = (spec.params, batch_size, spec.weights_sha256)
+  if key not in _EMBEDDING_FUNCTIONS:
+    import tensorflow as tf
+
+    from nsynth_contracts import embedding
+    model = embedding.build_embedding_model(spec.weights, spec.params)
+    # No XLA: its CPU convolutions ran 2-6x slower than TensorFlow's here.
+    _EMBEDDING_FUNCTIONS[key] = tf.function(
+        lambda clips: model(clips, training=False),
+        input_signature=[tf.TensorSpec([batch_size, spec.params.clip_samples],
+                                       tf.float32)])
+  return _EMBEDDING_FUNCTIONS[key]
 
 
 def _aligned_zeros(shape: tuple[int, ...], alignment: int = 64) -> np.ndarray:
@@ -76,7 +121,9 @@ class Featurizer:
   def __init__(self, params: feature_params.FeatureParams, keep_audio: bool,
                batch_size: int, jit_compile: bool,
                augment: augmentation.AugmentationConfig, train_split: str,
-               windows: bool = False):
+               windows: bool = False, embedding: EmbeddingSpec | None = None):
+    if embedding and embedding.params.clip_samples != params.clip_samples:
+      raise ValueError('the embedding and the MFCCs must hear the same clip')
     self.params = params
     self.batch_size = batch_size
     self._keep_audio = keep_audio
@@ -84,6 +131,8 @@ class Featurizer:
     self._augment = augment
     self._train_split = train_split
     self._windows = windows
+    self._embedding = embedding
+    self._embed_fn = None
     self._mfcc_fn = None
     self._windows_lib = None
     self._clips = None
@@ -100,6 +149,9 @@ class Featurizer:
         self._clips.__dlpack__())
     with cli.native_stderr_silenced():  # XLA's compile-time log lines.
       self._mfcc_fn(self._clips_tensor)
+    if self._embedding:
+      self._embed_fn = _embedding_function(self._embedding, self.batch_size)
+      self._embed_fn(self._clips_tensor)
 
   def frame(self, waveform: np.ndarray,
             windows: window_params.WindowParams
@@ -134,14 +186,14 @@ class Featurizer:
     count = len(rows)
     for i, (_, _, clip) in enumerate(rows):
       self._clips[i] = clip
-    try:
-      # Synchronous: the batch array is free to refill once this returns.
-      mfccs = self._mfcc_fn(self._clips_tensor).numpy()[:count]
-    except Exception:  # pylint: disable=broad-except
-      mfccs = self._features_row_by_row(count)
+    mfccs = self._computed(self._mfcc_fn, count)
+    embeddings = (self._computed(self._embed_fn, count) if self._embed_fn
+                  else [np.zeros(0, np.float32)] * count)
     kept = []
     for i, (note, copy, _) in enumerate(rows):
-      if mfccs[i] is not None and np.isfinite(mfccs[i]).all():
+      failed = mfccs[i] is None or embeddings[i] is None
+      if not failed and np.isfinite(mfccs[i]).all() and np.isfinite(
+          embeddings[i]).all():
         kept.append(i)
       elif copy:
         accounting.count(outcomes.AUGMENTATION_FAILED_COUNTER)
@@ -149,7 +201,7 @@ class Featurizer:
         yield beam.pvalue.TaggedOutput(
             accounting.DEAD_LETTERS, outcomes.DeadLetter(
                 note.note_str, note.audio_path, note.split, 'feature_error',
-                'the feature function failed on this note' if mfccs[i] is None
+                'the feature function failed on this note' if failed
                 else 'its features are not finite'))
     if not kept:
       return
@@ -157,18 +209,25 @@ class Featurizer:
     yield FeaturizedBatch(
         tuple(rows[i][0] for i in kept), np.stack([mfccs[i] for i in kept]),
         self._clips[kept].copy() if self._keep_audio else None,
-        copies if any(copies) else (), self._windows)
+        copies if any(copies) else (), self._windows,
+        np.stack([embeddings[i] for i in kept]) if self._embed_fn else None)
 
-  def _features_row_by_row(self, count: int) -> list[np.ndarray | None]:
-    """Each clip alone, when the batch failed: only the bad row is lost."""
+  def _computed(self, function, count: int) -> list[np.ndarray | None]:
+    """`function` of the batch array's first `count` rows; if the batch
+    fails, each clip alone, so that only a bad row is lost (None)."""
+    try:
+      # Synchronous: the batch array is free to refill once this returns.
+      return list(function(self._clips_tensor).numpy()[:count])
+    except Exception:  # The batch failed: find the row at fault.
+      pass
     clips = self._clips[:count].copy()
     result = []
     for clip in clips:
       self._clips[:] = 0.0
       self._clips[0] = clip
       try:
-        result.append(self._mfcc_fn(self._clips_tensor).numpy()[0])
-      except Exception:  # pylint: disable=broad-except
+        result.append(function(self._clips_tensor).numpy()[0])
+      except Exception:  # A row the function cannot take: its note only.
         result.append(None)
     self._clips[:count] = clips
     return result

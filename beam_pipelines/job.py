@@ -24,6 +24,7 @@ from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 from beam_pipelines import commit
 from beam_pipelines import examples_json
+from beam_pipelines import featurize
 from beam_pipelines import labelled_recordings
 from beam_pipelines import output
 from beam_pipelines import pipeline as pipeline_lib
@@ -32,6 +33,7 @@ from beam_pipelines import tfds_metadata
 from beam_pipelines import tfrecord_sink
 from beam_pipelines.job_config import JobConfig
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import musicnn_weights
 from nsynth_contracts import outcomes
 
 
@@ -150,6 +152,7 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
       tfds_metadata.check_available()
     except tfds_metadata.TfdsMissingError as e:
       raise JobInputError(str(e)) from None
+  embedding = _embedding_spec(config)
   with output.claimed(config.output_dir):
     recovered = commit.recover(config.output_dir)
     try:
@@ -162,7 +165,7 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
     staging_dir = output.new_staging_dir(config.output_dir)
     try:
       try:
-        result = _run_pipeline(config, beam_args, staging_dir)
+        result = _run_pipeline(config, beam_args, staging_dir, embedding)
         manifest = _complete_manifest(staging_dir)
       except Exception as e:  # Beam re-raises a worker's error as it came.
         if not _disk_full(e):
@@ -180,13 +183,31 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
                    tuple(recovered))
 
 
+def _embedding_spec(config: JobConfig) -> featurize.EmbeddingSpec | None:
+  """The network and weights the workers will run, read once here so that
+  they travel with the pipeline (workers need no musicnn wheel).
+
+  Raises:
+    JobInputError: the weights are not installed (it says how to install
+      them, or to pass --embedding=none).
+  """
+  if config.embedding is None:
+    return None
+  try:
+    return featurize.EmbeddingSpec.installed(config.embedding)
+  except musicnn_weights.MusicnnWeightsError as e:
+    raise JobInputError(f'--embedding={config.embedding.model_name}: {e} '
+                        f'(or pass --embedding=none)') from None
+
+
 def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
-                  staging_dir: str):
+                  staging_dir: str,
+                  embedding: featurize.EmbeddingSpec | None):
   options = PipelineOptions(list(beam_args))
   with output.pattern_free_path(staging_dir) as pipeline_dir:
     pipeline = beam.Pipeline(runner=local_runner_for(options),
                              options=options)
-    pipeline_lib.build_pipeline(pipeline, config, pipeline_dir)
+    pipeline_lib.build_pipeline(pipeline, config, pipeline_dir, embedding)
     result = pipeline.run()
     result.wait_until_finish()
   return result
@@ -222,7 +243,8 @@ def _complete_manifest(staging_dir: str) -> manifest_lib.Manifest:
               for split in manifest.splits}
     tfds_metadata.write(staging_dir, manifest.project_version,
                         manifest.vocabulary.families, manifest.mfcc_shape,
-                        manifest.audio_samples, shards)
+                        manifest.audio_samples, manifest.embedding_size,
+                        shards)
   manifest = dataclasses.replace(manifest, files=tuple(sorted(
       output.final_name(name) for name in output.staged_files(staging_dir)
       if name != manifest_lib.MANIFEST_FILENAME)))

@@ -37,6 +37,7 @@ from beam_pipelines import output
 from beam_pipelines import splits
 from beam_pipelines import tfrecord_sink
 from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import embedding_params
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
 
@@ -142,6 +143,19 @@ def _define_record_flags(flag_values: flags.FlagValues) -> None:
       'and the seed_cnn recipe\'s; more keep more of the spectral envelope '
       '(BUILD_NOTES.md, "Unheard instruments").',
       lower_bound=1, upper_bound=_DEFAULTS.params.num_mel_bands, **fv)
+  embedding = _DEFAULTS.embedding
+  flags.DEFINE_enum(
+      'embedding', embedding.model_name,
+      [*embedding_params.MODEL_NAMES, 'none'],
+      'The pretrained network whose embedding each record also holds '
+      '(musicnn, trained on MagnaTagATune or the Million Song Dataset; its '
+      'weights come from the musicnn wheel, ISC licence). none: MFCCs only.',
+      **fv)
+  flags.DEFINE_enum(
+      'embedding_layer', embedding.layer,
+      list(embedding_params.LAYER_WIDTHS), 'Which layer of the network is '
+      'the embedding (frame layers are pooled over time: mean, then max).',
+      **fv)
   flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size,
                        'Notes per feature computation.', lower_bound=1, **fv)
   flags.DEFINE_boolean('jit_compile', _DEFAULTS.jit_compile, 'Compile the '
@@ -183,7 +197,10 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
       augment=augmentation.AugmentationConfig(copies=values.augment_copies,
                                               seed=values.augment_seed),
       overwrite=values.overwrite,
-      params=dataclasses.replace(_DEFAULTS.params, num_mfcc=values.num_mfcc))
+      params=dataclasses.replace(_DEFAULTS.params, num_mfcc=values.num_mfcc),
+      embedding=(None if values.embedding == 'none' else dataclasses.replace(
+          _DEFAULTS.embedding, model_name=values.embedding,
+          layer=values.embedding_layer)))
   try:
     _ = config.vocabulary
   except ValueError as e:

@@ -21,21 +21,28 @@ from beam_pipelines.batches import FeaturizedBatch
 from beam_pipelines.job_config import JobConfig
 
 
-def featurizer(config: JobConfig, windows: bool = False
-               ) -> featurize.Featurizer:
+def featurizer(config: JobConfig,
+               embedding: featurize.EmbeddingSpec | None,
+               windows: bool = False) -> featurize.Featurizer:
   """The job's per-worker feature state, for notes or for windows."""
   return featurize.Featurizer(config.params, config.keep_audio,
                               config.batch_size, config.jit_compile,
                               config.augment, config.train_split,
-                              windows=windows)
+                              windows=windows, embedding=embedding)
 
 
 def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
-                   staging_dir: str) -> None:
-  """Adds the whole job to `pipeline`, writing into `staging_dir`."""
+                   staging_dir: str,
+                   embedding: featurize.EmbeddingSpec | None = None) -> None:
+  """Adds the whole job to `pipeline`, writing into `staging_dir`.
+
+  Args:
+    embedding: the network and weights of config.embedding, read once by
+      the launcher (None when the config asks for no embedding).
+  """
   notes = pipeline | 'Notes' >> selection.SelectNotes(config)
   featurized = notes[accounting.NOTES] | 'Featurize' >> (
-      featurize.FeaturizeNotes(featurizer(config)))
+      featurize.FeaturizeNotes(featurizer(config, embedding)))
   batches = [featurized[accounting.NOTES]]
   dead_letters = [notes[accounting.DEAD_LETTERS],
                   featurized[accounting.DEAD_LETTERS]]
@@ -43,7 +50,8 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
   if config.recordings:
     windowed = pipeline | 'Recordings' >> recordings.WindowRecordings(
         [d for d, _ in config.recordings], config.kept_sources,
-        config.vocabulary, featurizer(config, windows=True), config.windows)
+        config.vocabulary, featurizer(config, embedding, windows=True),
+        config.windows)
     batches.append(windowed[accounting.NOTES])
     dead_letters.append(windowed[accounting.DEAD_LETTERS])
     outcomes.update(
@@ -59,4 +67,6 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
   outcomes.update(written=batches, dead_lettered=dead_letters)
   counts = outcomes | 'Account' >> accounting.CountOutcomes()
   _ = ({dataset_summary.BATCHES: batches, dataset_summary.COUNTS: counts}
-       | 'Manifest' >> dataset_summary.WriteManifest(config, staging_dir))
+       | 'Manifest' >> dataset_summary.WriteManifest(
+           config, staging_dir,
+           embedding.weights_sha256 if embedding else None))

@@ -1,16 +1,16 @@
-"""Per-coefficient MFCC statistics of the training split, for normalising.
+"""Per-column statistics of the training split's features, for normalising.
 
-The trainer's models normalise their input with these (the manifest carries
-them), so they are computed over every frame of every training record,
-exactly, in one pass.
+The trainer's models normalise their inputs with these (the manifest carries
+them): for the MFCCs over every frame of every training record, for the
+embedding over every training record, exactly, in one pass.
 """
 
 import apache_beam as beam
 import numpy as np
 
 
-class MfccStatisticsFn(beam.CombineFn):
-  """Per-coefficient mean and standard deviation over all frames.
+class FeatureStatisticsFn(beam.CombineFn):
+  """Per-column mean and standard deviation over all rows of the last axis.
 
   Accumulates (count, mean, M2) and merges with Chan et al.'s parallel
   update, which stays accurate where sum-of-squares would cancel (c0 is in
@@ -35,7 +35,7 @@ class MfccStatisticsFn(beam.CombineFn):
     return n, mean, m2
 
   def add_input(self, accumulator, mfccs):
-    # [frames, coefficients] of a note, or [notes, frames, coefficients].
+    # [..., columns]: a note's MFCCs, a batch's, or a batch's embeddings.
     mfccs = np.asarray(mfccs, dtype=np.float64)
     frames = mfccs.reshape(-1, mfccs.shape[-1])
     mean = frames.mean(axis=0)

@@ -32,7 +32,9 @@ def to_serialized_examples(batch: FeaturizedBatch,
           velocity=note.velocity,
           note_str=note.note_str,
           augmentation=batch.copy_of(i),
-          audio=None if batch.clips is None else batch.clips[i]))
+          audio=None if batch.clips is None else batch.clips[i],
+          embedding=(None if batch.embeddings is None
+                     else batch.embeddings[i])))
       for i, note in enumerate(batch.notes)]
 
 

@@ -10,6 +10,7 @@ import fnmatch
 import json
 import posixpath
 
+from nsynth_contracts import embedding_params
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
@@ -54,6 +55,35 @@ class Normalization:
   num_frames: int
   mean: list[float]              # [coefficients]
   std: list[float]               # [coefficients]
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingRecord:
+  """The pretrained representation the records hold: which network, which
+  layer and pooling, exactly which weights, and its statistics."""
+  params: embedding_params.EmbeddingParams
+  weights_sha256: str                # of the arrays the network was built from
+  normalization: Normalization | None   # over the training split's records
+
+  @property
+  def size(self) -> int:
+    return self.params.output_size
+
+  def to_json(self) -> dict:
+    return {'params': self.params.to_json(), 'size': self.size,
+            'weights_sha256': self.weights_sha256,
+            'normalization': (dataclasses.asdict(self.normalization)
+                              if self.normalization else None)}
+
+  @classmethod
+  def from_json(cls, data: dict) -> 'EmbeddingRecord':
+    params = embedding_params.EmbeddingParams.from_json(data['params'])
+    if data['size'] != params.output_size:
+      raise ValueError(f'embedding size {data["size"]} disagrees with its '
+                       f'params, which give {params.output_size}')
+    norm = data.get('normalization')
+    return cls(params, data['weights_sha256'],
+               Normalization(**norm) if norm else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +170,7 @@ class Manifest:
   files: tuple[str, ...] = ()
   compression: str = GZIP        # of the shards: GZIP or NONE
   augmentation: AugmentationRecord | None = None
+  embedding: EmbeddingRecord | None = None   # records hold no embedding
   format_version: int = FORMAT_VERSION
 
   @property
@@ -155,6 +186,11 @@ class Manifest:
   @property
   def mfcc_shape(self) -> tuple[int, int]:
     return self.feature_params.mfcc_shape
+
+  @property
+  def embedding_size(self) -> int | None:
+    """Values per record's embedding, or None without one."""
+    return self.embedding.size if self.embedding else None
 
   def to_json(self) -> dict:
     return {
@@ -174,6 +210,7 @@ class Manifest:
         'compression': self.compression,
         'augmentation': (self.augmentation.to_json() if self.augmentation
                          else None),
+        'embedding': self.embedding.to_json() if self.embedding else None,
     }
 
   @classmethod
@@ -199,6 +236,8 @@ class Manifest:
         compression=_known_compression(data['compression']),
         augmentation=(AugmentationRecord.from_json(data['augmentation'])
                       if data.get('augmentation') else None),
+        embedding=(EmbeddingRecord.from_json(data['embedding'])
+                   if data.get('embedding') else None),
         format_version=data['format_version'],
     )
 

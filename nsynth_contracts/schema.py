@@ -29,6 +29,8 @@ NOTE_STR = 'note_str'        # bytes []: NSynth's unique note name
 AUGMENTATION = 'augmentation'  # int64 []: 0 the note as read; k its k-th
                                # augmented copy (train split only)
 AUDIO = 'audio'              # float32 [clip_samples], only with --keep_audio
+EMBEDDING = 'embedding'      # float32 [size]: the pretrained representation
+                             # (nsynth_contracts.embedding), when computed
 
 # Every record's scalar features and their dtypes: the parse spec and the
 # TFDS feature description are both made from this.
@@ -52,6 +54,7 @@ class NoteExample:
   note_str: str
   augmentation: int = 0
   audio: np.ndarray | None = None  # float32 [clip_samples]
+  embedding: np.ndarray | None = None  # float32 [size]
 
 
 _ONE_BYTE_VARINTS = tuple(bytes((v,)) for v in range(0x80))
@@ -98,7 +101,7 @@ def _int_feature(*values: int) -> bytes:
 # value = 2 }. The key halves never change, so they are encoded once.
 _ENTRY_KEYS = {key: _field(1, key.encode('utf-8')) for key in (
     MFCC, MFCC_SHAPE, LABEL, FAMILY, SOURCE, INSTRUMENT, PITCH, VELOCITY,
-    NOTE_STR, AUGMENTATION, AUDIO)}
+    NOTE_STR, AUGMENTATION, AUDIO, EMBEDDING)}
 
 
 def serialize_note(note: NoteExample) -> bytes:
@@ -120,18 +123,22 @@ def serialize_note(note: NoteExample) -> bytes:
   ]
   if note.audio is not None:
     feature.append((AUDIO, _float_feature(note.audio)))
+  if note.embedding is not None:
+    feature.append((EMBEDDING, _float_feature(note.embedding)))
   entries = b''.join(
       _field(1, _ENTRY_KEYS[key] + _field(2, value)) for key, value in feature)
   return _field(1, entries)
 
 
 def feature_spec(mfcc_shape: tuple[int, int],
-                 audio_samples: int | None = None) -> dict:
+                 audio_samples: int | None = None,
+                 embedding_size: int | None = None) -> dict:
   """The tf.io.parse_example spec for records of the given shapes.
 
   Args:
     mfcc_shape: (frames, coefficients), from the manifest.
     audio_samples: clip length in samples when the records keep audio.
+    embedding_size: values per embedding when the records hold one.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   frames, coefficients = mfcc_shape
@@ -145,22 +152,27 @@ def feature_spec(mfcc_shape: tuple[int, int],
   spec[AUGMENTATION] = tf.io.FixedLenFeature([], tf.int64, default_value=0)
   if audio_samples:
     spec[AUDIO] = tf.io.FixedLenFeature([audio_samples], tf.float32)
+  if embedding_size:
+    spec[EMBEDDING] = tf.io.FixedLenFeature([embedding_size], tf.float32)
   return spec
 
 
 def parse_batch(serialized: 'tf.Tensor', mfcc_shape: tuple[int, int],
-                audio_samples: int | None = None) -> dict[str, 'tf.Tensor']:
+                audio_samples: int | None = None,
+                embedding_size: int | None = None
+                ) -> dict[str, 'tf.Tensor']:
   """Parses a batch of records with one parse_example call.
 
   Args:
     serialized: string [batch].
     mfcc_shape: (frames, coefficients), from the manifest.
     audio_samples: clip length in samples when the records keep audio.
+    embedding_size: values per embedding when the records hold one.
 
   Returns:
     A dict of tensors keyed by this module's feature names; `mfcc` is
     float32 [batch, frames, coefficients].
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return tf.io.parse_example(serialized,
-                             feature_spec(mfcc_shape, audio_samples))
+  return tf.io.parse_example(
+      serialized, feature_spec(mfcc_shape, audio_samples, embedding_size))

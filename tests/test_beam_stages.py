@@ -182,14 +182,14 @@ def test_statistics_combiner_equals_numpy_over_all_frames():
 
   with pipeline() as p:
     result = (p | beam.Create(mfccs, reshuffle=True)
-              | beam.CombineGlobally(statistics.MfccStatisticsFn()))
+              | beam.CombineGlobally(statistics.FeatureStatisticsFn()))
     assert_that(result, check)
 
 
 def test_statistics_of_nothing_is_none():
   with pipeline() as p:
     result = (p | beam.Create([]) |
-              beam.CombineGlobally(statistics.MfccStatisticsFn()))
+              beam.CombineGlobally(statistics.FeatureStatisticsFn()))
     assert_that(result, equal_to([None]))
 
 

@@ -32,6 +32,15 @@ def test_parse_batch_recovers_every_field():
   assert parsed[schema.NOTE_STR][0].numpy() == b'guitar_acoustic_001-060-100'
 
 
+def test_the_embedding_parses_back_when_the_spec_asks_for_it():
+  embedding = np.linspace(-3, 3, 306, dtype=np.float32)
+  note = dataclasses.replace(_note(), embedding=embedding)
+  parsed = schema.parse_batch(tf.constant([schema.serialize_note(note)]),
+                              (126, 20), embedding_size=306)
+  np.testing.assert_array_equal(parsed[schema.EMBEDDING][0].numpy(),
+                                embedding)
+
+
 def _expected_message(note):
   """The same Example built through protobuf's own API (the reference)."""
   expected = example_pb2.Example()
@@ -49,12 +58,18 @@ def _expected_message(note):
   feature[schema.AUGMENTATION].int64_list.value.append(note.augmentation)
   if note.audio is not None:
     feature[schema.AUDIO].float_list.value.extend(note.audio.tolist())
+  if note.embedding is not None:
+    feature[schema.EMBEDDING].float_list.value.extend(
+        note.embedding.tolist())
   return expected
 
 
 def test_hand_encoded_example_is_the_message_protobuf_builds():
+  embedding = np.random.default_rng(1).standard_normal(306).astype(
+      np.float32)
   for note in (_note(), _note(np.linspace(-1, 1, 64000, dtype=np.float32)),
-               dataclasses.replace(_note(), augmentation=3)):
+               dataclasses.replace(_note(), augmentation=3),
+               dataclasses.replace(_note(), embedding=embedding)):
     parsed = example_pb2.Example.FromString(schema.serialize_note(note))
     assert parsed == _expected_message(note)
 
