@@ -100,6 +100,26 @@ class SummaryStatistics(keras.layers.Layer):
         ops.std(inputs[:, 1:] - inputs[:, :-1], axis=1)], axis=-1)
 
 
+def input_names(model: keras.Model) -> tuple[str, ...]:
+  """The features a model reads ('mfcc', 'embedding'), in input order; an
+  ensemble reads what its members read."""
+  if isinstance(model, AveragedEnsemble):
+    return tuple(dict.fromkeys(name for member in model.members
+                               for name in input_names(member)))
+  return tuple(tensor.name.split(':')[0] for tensor in model.inputs)
+
+
+def member_inputs(model: keras.Model, features):
+  """What `model` is called with: from a dict of features, the one tensor
+  it reads, or the dict of the ones it reads (a tensor passes as it is)."""
+  if not isinstance(features, dict):
+    return features
+  names = input_names(model)
+  if len(names) == 1:
+    return features[names[0]]
+  return {name: features[name] for name in names}
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class AveragedEnsemble(keras.Model):
   """Averages its members' probabilities; each member learns on its own.
@@ -121,7 +141,8 @@ class AveragedEnsemble(keras.Model):
     self._member_outputs = None
 
   def call(self, inputs, training=None):
-    outputs = [member(inputs, training=training) for member in self.members]
+    outputs = [member(member_inputs(member, inputs), training=training)
+               for member in self.members]
     self._member_outputs = outputs
     return ops.mean(ops.stack(outputs, axis=0), axis=0)
 
