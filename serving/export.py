@@ -29,8 +29,11 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from nsynth_contracts import audio
 from nsynth_contracts import directory_lock
+from nsynth_contracts import features
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import serving_contract
 from nsynth_contracts import window_params
+from nsynth_contracts import windows
 from serving import naming
 from serving import signatures
 from serving import warmup
@@ -82,58 +85,77 @@ def models_config(model_name: str, base_path: str) -> str:
   return text_format.MessageToString(config)
 
 
-def _write_saved_model(model: keras.Model, manifest: manifest_lib.Manifest,
+def _write_saved_model(model: keras.Model,
+                       contract: serving_contract.ServingContract,
                        path: str) -> None:
   archive = keras.export.ExportArchive()
   archive.track(model)
   for name, function in signatures.make_serving_functions(
-      model, manifest).items():
+      model, contract).items():
     archive.add_endpoint(name, function)
   archive.write_out(path, verbose=False)
 
 
+class ExportCheckError(ExportError):
+  """The reloaded export disagrees with the model it was made from."""
+
+
+def _check_close(answer: np.ndarray, expected: np.ndarray, tolerance: float,
+                 what: str) -> None:
+  difference = float(np.max(np.abs(answer - expected))) if (
+      answer.shape == expected.shape) else float('inf')
+  if not difference <= tolerance:
+    raise ExportCheckError(
+        f'the reloaded export disagrees with the model: {what} differs by '
+        f'{difference:.3g} (shapes {answer.shape} and {expected.shape}), '
+        f'more than {tolerance:g}')
+
+
 def verify_export(path: str, model: keras.Model,
-                  manifest: manifest_lib.Manifest,
+                  contract: serving_contract.ServingContract,
                   tolerance: float = 1e-5) -> None:
-  """Reloads the SavedModel and checks it against the Keras model.
+  """Reloads the SavedModel and checks it against the Keras model: every
+  signature on the same sounds, and the contract it answers.
 
   Raises:
-    AssertionError: the reloaded signatures disagree with the model run on
-      the same features.
+    ExportCheckError: the reloaded export disagrees, naming the signature.
   """
-  from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
-  from nsynth_contracts import windows  # pylint: disable=g-import-not-at-top
   loaded = tf.saved_model.load(path)
-  clips = warmup.warmup_clips(manifest.feature_params.sample_rate_hz)
+  params = contract.feature_params
+  if signatures.read_contract(loaded, path) != contract:
+    raise ExportCheckError(f'{path} answers another contract than it was '
+                           f'made with')
+  clips = warmup.warmup_clips(params.sample_rate_hz, params.clip_seconds)
   # A silent clip is answered "no sound" with probabilities of zero.
-  heard = windows.sounding(tf.constant(clips)).numpy()[:, np.newaxis]
+  heard = windows.sounding(tf.constant(clips),
+                           contract.windows).numpy()[:, np.newaxis]
   expected = np.where(heard, model(features.waveform_to_mfcc(
-      clips, manifest.feature_params), training=False).numpy(), 0.0)
+      clips, params), training=False).numpy(), 0.0)
   by_audio = loaded.signatures[signatures.AUDIO_SIGNATURE](
       audio=tf.constant(clips))
-  by_wav = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant(
-      [audio.encode_pcm16(c, manifest.feature_params.sample_rate_hz)
-       for c in clips]))
-  np.testing.assert_allclose(by_audio[signatures.PROBABILITIES].numpy(),
-                             expected, atol=tolerance)
+  _check_close(by_audio[signatures.PROBABILITIES].numpy(), expected,
+               tolerance, signatures.AUDIO_SIGNATURE)
   families = [f.decode() for f in by_audio[signatures.FAMILY].numpy()]
-  assert families == [manifest.vocabulary.family(i) if h
-                      else window_params.NO_SOUND
-                      for i, h in zip(expected.argmax(axis=1), heard[:, 0])]
+  named = [contract.vocabulary.family(i) if h else window_params.NO_SOUND
+           for i, h in zip(expected.argmax(axis=1), heard[:, 0])]
+  if families != named:
+    raise ExportCheckError(f'the reloaded export names {families} where the '
+                           f'model names {named}')
   # WAV bytes are 16-bit: close to, not equal to, the float clips.
-  np.testing.assert_allclose(by_wav[signatures.PROBABILITIES].numpy(),
-                             expected, atol=1e-2)
+  by_wav = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant(
+      [audio.encode_pcm16(c, params.sample_rate_hz) for c in clips]))
+  _check_close(by_wav[signatures.PROBABILITIES].numpy(), expected, 1e-2,
+               signatures.WAV_SIGNATURE)
   # A recording of one clip is one window: the note's own answer.
   tone = clips[0]
   long = loaded.signatures[signatures.LONG_AUDIO_SIGNATURE](
       audio=tf.constant(tone))
-  np.testing.assert_allclose(long[signatures.PROBABILITIES].numpy(),
-                             expected[0], atol=tolerance)
+  _check_close(long[signatures.PROBABILITIES].numpy(), expected[0],
+               tolerance, signatures.LONG_AUDIO_SIGNATURE)
   long_wav = loaded.signatures[signatures.LONG_WAV_SIGNATURE](
-      wav=tf.constant(audio.encode_pcm16(
-          tone, manifest.feature_params.sample_rate_hz)))
-  np.testing.assert_allclose(long_wav[signatures.PROBABILITIES].numpy(),
-                             expected[0], atol=1e-2)
+      wav=tf.constant(audio.encode_pcm16(tone, params.sample_rate_hz)))
+  _check_close(long_wav[signatures.PROBABILITIES].numpy(), expected[0], 1e-2,
+               signatures.LONG_WAV_SIGNATURE)
 
 
 def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
@@ -207,14 +229,16 @@ def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
              model_dir: str, model_name: str) -> str:
   staging = os.path.join(model_dir, f'.staging-{uuid.uuid4().hex[:12]}')
   try:
-    _write_saved_model(model, manifest, staging)
+    contract = signatures.contract_for(manifest)
+    _write_saved_model(model, contract, staging)
     extra = os.path.join(staging, 'assets.extra')
     tf.io.gfile.makedirs(extra)
-    rate = manifest.feature_params.sample_rate_hz
+    params = contract.feature_params
     warmup.write(os.path.join(extra, warmup.WARMUP_FILE),
-                 warmup.warmup_requests(model_name, warmup.warmup_clips(rate),
-                                        rate))
-    verify_export(staging, model, manifest)
+                 warmup.warmup_requests(model_name, warmup.warmup_clips(
+                     params.sample_rate_hz, params.clip_seconds),
+                                        params.sample_rate_hz))
+    verify_export(staging, model, contract)
     version = next_version(model_dir)
     final = os.path.join(model_dir, str(version))
     if tf.io.gfile.exists(final):

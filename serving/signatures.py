@@ -5,10 +5,13 @@ kernels). The features come from nsynth_contracts.features, the very function
 the Beam job ran, and normalisation is the model's own first layer.
 
 Two for notes (`serving_default` on float audio, `serving_wav` on WAV bytes:
-one 4 s clip per row) and two for recordings of any length
+one 4 s clip per row), two for recordings of any length
 (`serving_long_audio`, `serving_long_wav`: one recording per request, cut
 into windows and answered per window and as a whole, by the same
-nsynth_contracts.windows functions the Beam job and the report use).
+nsynth_contracts.windows functions the Beam job and the report use), and
+`serving_contract`, which answers the export's own contract
+(nsynth_contracts.serving_contract): how audio must be prepared for the
+others. Every signature is built from that one contract.
 """
 
 import tensorflow as tf
@@ -16,6 +19,7 @@ import tensorflow as tf
 from nsynth_contracts import audio_limits
 from nsynth_contracts import features
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import serving_contract
 from nsynth_contracts import window_params
 from nsynth_contracts import windows as windows_lib
 from serving import wav_graph
@@ -38,6 +42,15 @@ LONG_WAV_INPUT = 'wav'         # string []: one WAV file's bytes
 WINDOW_PROBABILITIES = 'window_probabilities'   # [W, classes], sounding ones
 WINDOW_START_SECONDS = 'window_start_seconds'   # [W]
 SOUNDING_WINDOWS = 'sounding_windows'           # int32 []: W
+# The contract as a signature, not an asset file: TF Serving serves
+# signatures only (assets.extra never leaves the server, and its model
+# metadata API gives signatures' shapes, not values), so a remote client
+# reads it through Predict like any answer. TF Serving's REST API refuses a
+# signature without inputs, hence the one input, which names the format.
+CONTRACT_SIGNATURE = 'serving_contract'
+CONTRACT_INPUT = 'format'      # string []: CONTRACT_FORMAT
+CONTRACT_FORMAT = 'json'
+CONTRACT = 'contract'          # string []: ServingContract.to_json()
 
 
 def checked_audio(audio: tf.Tensor) -> tf.Tensor:
@@ -84,10 +97,36 @@ def checked_recording(audio: tf.Tensor, max_seconds: float,
   return checked_audio(audio[tf.newaxis])[0]
 
 
-def make_serving_functions(model, manifest: manifest_lib.Manifest,
-                           windows: window_params.WindowParams = (
-                               window_params.DEFAULT_WINDOWS)):
-  """{signature name: tf.function} bound to `model`.
+def contract_for(manifest: manifest_lib.Manifest,
+                 windows: window_params.WindowParams = (
+                     window_params.DEFAULT_WINDOWS)
+                 ) -> serving_contract.ServingContract:
+  """The contract of an export of a model trained on `manifest`'s data."""
+  return serving_contract.ServingContract(
+      feature_params=manifest.feature_params, windows=windows,
+      vocabulary=manifest.vocabulary, wav_encodings=wav_graph.ENCODINGS)
+
+
+def read_contract(loaded, where: str) -> serving_contract.ServingContract:
+  """The contract a loaded export (tf.saved_model.load) answers.
+
+  Raises:
+    serving_contract.ContractError: the export has no contract signature
+      (it predates them) or answers no readable contract; `where` names it.
+  """
+  if CONTRACT_SIGNATURE not in loaded.signatures:
+    raise serving_contract.ContractError(
+        f'{where} has no {CONTRACT_SIGNATURE} signature, so how to prepare '
+        f'audio for it is unknown: export the model again with nsynth-export')
+  answer = loaded.signatures[CONTRACT_SIGNATURE](
+      **{CONTRACT_INPUT: tf.constant(CONTRACT_FORMAT)})
+  return serving_contract.ServingContract.from_json(
+      answer[CONTRACT].numpy(), where)
+
+
+def make_serving_functions(model,
+                           contract: serving_contract.ServingContract):
+  """{signature name: tf.function} bound to `model`, built from `contract`.
 
   The note signatures return {probabilities: float32 [B, classes], class_id:
   int64 [B], family: string [B], classes: string [B, classes]}; a note
@@ -96,12 +135,14 @@ def make_serving_functions(model, manifest: manifest_lib.Manifest,
   with no sounding window does. The recording signatures return, for the
   sounding windows, probabilities [W, classes] and start times [W], and for
   the whole recording probabilities [classes], class_id, family, classes
-  [classes] and the number of sounding windows. Bad requests raise
+  [classes] and the number of sounding windows. The contract signature
+  returns {contract: string []}, the contract's JSON. Bad requests raise
   InvalidArgument with a message.
   """
-  params = manifest.feature_params
-  families = tf.constant(list(manifest.vocabulary.families))
-  num_classes = len(manifest.vocabulary.families)
+  params = contract.feature_params
+  windows = contract.windows
+  families = tf.constant(list(contract.vocabulary.families))
+  num_classes = len(contract.vocabulary.families)
 
   def classify(clips):
     mfcc = features.waveform_to_mfcc(clips, params)           # [B, T, C]
@@ -187,6 +228,21 @@ def make_serving_functions(model, manifest: manifest_lib.Manifest,
     return classify_recording(checked_recording(
         mono, windows.max_seconds, params.sample_rate_hz))
 
+  @tf.function(input_signature=[
+      tf.TensorSpec(None, tf.string, name=CONTRACT_INPUT)])
+  def serve_contract(format_name):
+    format_name = require(
+        format_name, tf.equal(tf.rank(format_name), 0),
+        f'{CONTRACT_INPUT} must be one string, {CONTRACT_FORMAT}: this '
+        f'request has another rank')
+    text = require(
+        tf.constant(contract.to_json()),
+        tf.equal(tf.reshape(format_name, []), CONTRACT_FORMAT),
+        f'{CONTRACT_SIGNATURE} answers {CONTRACT_INPUT} {CONTRACT_FORMAT} '
+        f'only')
+    return {CONTRACT: text}
+
   return {AUDIO_SIGNATURE: serve_audio, WAV_SIGNATURE: serve_wav,
           LONG_AUDIO_SIGNATURE: serve_long_audio,
-          LONG_WAV_SIGNATURE: serve_long_wav}
+          LONG_WAV_SIGNATURE: serve_long_wav,
+          CONTRACT_SIGNATURE: serve_contract}

@@ -19,6 +19,10 @@ from nsynth_contracts import wav_header
 from serving.graph_checks import fill
 from serving.graph_checks import require
 
+# What `decode` accepts, as wav_header.WavHeader.encoding names it: the
+# export's contract tells clients so (a test checks every encoding against
+# the graph).
+ENCODINGS = ('pcm16',)
 OTHER_FORMAT = ('{} audio: {} decodes 16-bit PCM WAV only; send decoded float '
                 'samples to {}')
 OTHER_ENCODING = ('{}-bit {} WAV: {} decodes 16-bit PCM only; send decoded '

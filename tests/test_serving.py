@@ -24,6 +24,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from beam_pipelines import nsynth_tfrecords
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
+from nsynth_contracts import window_params
 from serving import client
 from serving import export
 from serving import signatures
@@ -249,6 +250,37 @@ def test_warmup_records_parse_and_the_signatures_accept_them(exported,
   assert used == {signatures.AUDIO_SIGNATURE, signatures.WAV_SIGNATURE,
                   signatures.LONG_AUDIO_SIGNATURE,
                   signatures.LONG_WAV_SIGNATURE}
+
+
+def test_the_export_carries_the_contract_of_its_data(exported, loaded):
+  _, _, manifest = exported
+  contract = signatures.read_contract(loaded, exported[0])
+  assert contract.feature_params == manifest.feature_params
+  assert contract.vocabulary == manifest.vocabulary
+  assert contract.windows == window_params.DEFAULT_WINDOWS
+
+
+@pytest.mark.parametrize('encoding,subtype', [
+    ('pcm8', 'PCM_U8'), ('pcm16', 'PCM_16'), ('pcm24', 'PCM_24'),
+    ('pcm32', 'PCM_32'), ('float32', 'FLOAT'), ('float64', 'DOUBLE')])
+def test_the_contract_names_exactly_the_wav_encodings_the_graph_decodes(
+    loaded, encoding, subtype):
+  import io
+
+  import soundfile
+  contract = signatures.read_contract(loaded, 'the export')
+  rate = contract.feature_params.sample_rate_hz
+  buffer = io.BytesIO()
+  soundfile.write(buffer, 0.3 * np.sin(np.arange(rate) / 4.0), rate,
+                  subtype=subtype, format='WAV')
+  try:
+    loaded.signatures[signatures.WAV_SIGNATURE](
+        wav=tf.constant([buffer.getvalue()]))
+    decoded = True
+  except tf.errors.InvalidArgumentError as e:
+    assert 'decodes 16-bit PCM only' in e.message
+    decoded = False
+  assert decoded == contract.accepts_wav(encoding, rate)
 
 
 def test_versions_only_grow_and_are_never_overwritten(exported, tmp_path):

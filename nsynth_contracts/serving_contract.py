@@ -1,0 +1,151 @@
+"""What an export promises its callers, carried inside the export itself.
+
+An export answers audio prepared one way: resampled to its feature rate,
+cut into clips of its length, windows of its hop, a recording no longer than
+its limit, WAV bytes of the encodings its graph decodes, and answers named
+in its label vocabulary. Whoever prepares audio for it (nsynth-predict,
+nsynth-client, the phrase report) reads these from the export they call,
+never from this project's defaults: an export made with other parameters
+would otherwise be fed wrongly prepared audio without a word.
+
+The contract travels as one JSON document, answered by the export's
+`serving_contract` signature (serving.signatures), so that a client of a
+remote TF Serving reads it through the same Predict API as the answers.
+
+Usage:
+  contract = ServingContract.from_json(text, where='--model exports/x/1')
+  contract.feature_params.sample_rate_hz
+"""
+
+import dataclasses
+import json
+import math
+
+from nsynth_contracts import audio_limits
+from nsynth_contracts import feature_params as feature_params_lib
+from nsynth_contracts import labels
+from nsynth_contracts import window_params as window_params_lib
+
+# Bumped when a field changes meaning; a reader refuses versions it does not
+# know rather than guess.
+CONTRACT_VERSION = 1
+# The most a contract's JSON may hold: a few hundred bytes in practice.
+MAX_CONTRACT_BYTES = 2**16
+
+
+class ContractError(ValueError):
+  """An export carries no contract this code can read; the message names
+  where it came from and what is wrong, in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingContract:
+  """The parameters an export was made with, and what its graph accepts."""
+  feature_params: feature_params_lib.FeatureParams
+  windows: window_params_lib.WindowParams
+  vocabulary: labels.LabelVocabulary
+  # The WAV encodings (wav_header.WavHeader.encoding, e.g. 'pcm16') that the
+  # WAV signatures decode in the graph, at feature_params' rate only; audio
+  # of any other kind goes to the float signatures as decoded samples.
+  wav_encodings: tuple[str, ...]
+
+  def accepts_wav(self, encoding: str, sample_rate_hz: int) -> bool:
+    """Whether the WAV signatures decode such a file's bytes themselves."""
+    return (encoding in self.wav_encodings and
+            sample_rate_hz == self.feature_params.sample_rate_hz)
+
+  def max_windows(self) -> int:
+    """The most windows a recording the export accepts is cut into."""
+    return self.windows.max_windows(self.feature_params)
+
+  def to_json(self) -> str:
+    return json.dumps({
+        'contract_version': CONTRACT_VERSION,
+        'feature_params': self.feature_params.to_json(),
+        'window_params': dataclasses.asdict(self.windows),
+        'label_vocabulary': self.vocabulary.to_json(),
+        'wav_encodings': list(self.wav_encodings),
+    }, sort_keys=True)
+
+  @classmethod
+  def from_json(cls, text: str | bytes, where: str) -> 'ServingContract':
+    """Parses and checks a contract; `where` names its source in errors.
+
+    Raises:
+      ContractError: not JSON, another version, a field missing, unknown or
+        of the wrong type, or a value no audio can be prepared for. The
+        message never quotes the document (it may come from a server).
+    """
+    if len(text) > MAX_CONTRACT_BYTES:
+      raise ContractError(f'{where}: its contract is larger than '
+                          f'{MAX_CONTRACT_BYTES} bytes')
+    try:
+      data = json.loads(text)
+    except (ValueError, RecursionError):
+      raise ContractError(f'{where}: its contract is not JSON') from None
+    if not isinstance(data, dict):
+      raise ContractError(f'{where}: its contract is not a JSON object')
+    version = data.get('contract_version')
+    if version != CONTRACT_VERSION:
+      raise ContractError(
+          f'{where}: its contract has version '
+          f'{version if isinstance(version, int) else "(none)"}; this code '
+          f'reads version {CONTRACT_VERSION}')
+    return cls(
+        _fields(feature_params_lib.FeatureParams,
+                data.get('feature_params'), f'{where}: feature_params'),
+        _fields(window_params_lib.WindowParams, data.get('window_params'),
+                f'{where}: window_params'),
+        _vocabulary(data.get('label_vocabulary'), where),
+        _encodings(data.get('wav_encodings'), where))
+
+
+def _fields(cls, values, where: str):
+  """`cls(**values)` for a frozen dataclass of numbers, each checked to be a
+  finite number (or None where its default is None), positive where it
+  sizes or times something."""
+  if not isinstance(values, dict):
+    raise ContractError(f'{where} is missing')
+  names = {f.name: f for f in dataclasses.fields(cls)}
+  unknown = sorted(set(values) - set(names))
+  if unknown:
+    raise ContractError(f'{where}: {len(unknown)} unknown field(s)')
+  for name, value in values.items():
+    default = names[name].default
+    if value is None and default is None:
+      continue
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+        isinstance(default, int) and not isinstance(value, int)) or (
+            not math.isfinite(value)):
+      raise ContractError(f'{where}: {name} is not a number of its kind')
+    if value <= 0 and name not in _MAY_BE_ZERO_OR_LESS:
+      raise ContractError(f'{where}: {name} must be positive')
+  instance = cls(**values)
+  rate = getattr(instance, 'sample_rate_hz', None)
+  limits = audio_limits.DEFAULT_LIMITS
+  if rate is not None and not (limits.min_sample_rate_hz <= rate <=
+                               limits.max_sample_rate_hz):
+    raise ContractError(f'{where}: sample_rate_hz {rate} is outside '
+                        f'{limits.min_sample_rate_hz}..'
+                        f'{limits.max_sample_rate_hz}')
+  return instance
+
+
+# Fields that are levels or offsets, not sizes: any finite value.
+_MAY_BE_ZERO_OR_LESS = ('mel_min_hz', 'silence_threshold_dbfs')
+
+
+def _vocabulary(entries, where: str) -> labels.LabelVocabulary:
+  try:
+    return labels.LabelVocabulary.from_json(entries)
+  except (ValueError, KeyError, TypeError, AttributeError):
+    raise ContractError(f'{where}: its label_vocabulary is not NSynth '
+                        f'families in label id order') from None
+
+
+def _encodings(values, where: str) -> tuple[str, ...]:
+  if not isinstance(values, list) or not all(
+      isinstance(v, str) and v.isidentifier() for v in values):
+    raise ContractError(f'{where}: its wav_encodings are not a list of '
+                        f'encoding names')
+  return tuple(values)
