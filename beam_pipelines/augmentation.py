@@ -52,7 +52,8 @@ NO_AUGMENTATION = AugmentationConfig()
 # The default recipe's copies per training note (make demo, and the
 # generalization benchmark). None: on libraries never heard (20 MFCCs, same
 # seeds), two copies took the TCN from 0.497 to 0.484 and the stats MLP from
-# 0.476 to 0.469, at three times the training time (BUILD_NOTES.md, issue 9).
+# 0.476 to 0.469, at three times the training time (BUILD_NOTES.md,
+# "Unheard instruments").
 # The flag stays for data where it pays.
 RECIPE_COPIES = 0
 
@@ -109,8 +110,8 @@ def apply_chain(clip: np.ndarray, chain: Chain, config: AugmentationConfig,
                 params: feature_params.FeatureParams = (
                     feature_params.DEFAULT_PARAMS)) -> np.ndarray:
   """float32 [clip_samples] -> the same length, played through `chain`."""
-  import pedalboard  # pylint: disable=g-import-not-at-top
-  import soxr  # pylint: disable=g-import-not-at-top
+  import pedalboard
+  import soxr
   rate = params.sample_rate_hz
   # Played faster or slower, as a tape or a detuned sampler would.
   x = soxr.resample(clip, rate * chain.speed, rate).astype(np.float32)

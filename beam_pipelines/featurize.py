@@ -169,7 +169,7 @@ class Featurizer:
     try:
       copies = augmentation.augmented_copies(clip, note.note_str,
                                              self._augment, self.params)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       # The note itself is still written; only its extra copies are lost.
       accounting.count(outcomes.AUGMENTATION_FAILED_COUNTER)
       return rows

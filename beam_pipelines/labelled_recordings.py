@@ -59,7 +59,7 @@ def read_labels(directory: str) -> list[examples_json.RawEntry]:
   try:
     with FileSystems.open(path) as f:
       text = f.read()
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     raise RecordingsError(f'Cannot read {path}: {e}') from None
   try:
     return examples_json.parse_examples_json(path, text)
@@ -113,7 +113,7 @@ def recordings_of(directory: str
         yield recording_from_label(entry.key, examples_json.as_plain_json(
             entry.value), directory, split)
         continue
-      except Exception as e:  # pylint: disable=broad-except
+      except Exception as e:
         kind = examples_json.INVALID_METADATA
         reason = (str(e) if isinstance(e, examples_json.EntryError)
                   else f'cannot read the label ({type(e).__name__})')

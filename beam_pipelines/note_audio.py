@@ -45,7 +45,7 @@ def _read_remote(path: str, max_bytes: int) -> bytes:
   try:
     with FileSystems.open(path) as f:
       data = f.read(max_bytes + 1)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     if not FileSystems.exists(path):
       raise audio_limits.AudioError('missing_audio',
                                     'file does not exist') from None
@@ -69,7 +69,7 @@ def load_clip(
     return audio_decoding.decode_clip(data, params)
   except audio_limits.AudioError as e:
     kind, reason = e.kind, str(e)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     kind, reason = 'undecodable', f'{type(e).__name__} while decoding'
   return outcomes.DeadLetter(note.note_str, note.audio_path, note.split, kind,
                              reason)

@@ -60,7 +60,7 @@ def validated_note(item: tuple[str, Any], split_dir: str, split: str
   key, entry = item
   try:
     yield examples_json.note_from_entry(key, entry, split_dir, split)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     reason = (str(e) if isinstance(e, examples_json.EntryError)
               else f'cannot read the entry ({type(e).__name__})')
     yield beam.pvalue.TaggedOutput(accounting.DEAD_LETTERS, outcomes.DeadLetter(

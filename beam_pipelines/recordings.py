@@ -87,7 +87,7 @@ class WindowRecordingFn(beam.DoFn):
           max_seconds=self._windows.max_seconds,
           inside=posixpath.dirname(recording.path)).samples
       framed, starts, sounding = featurizer.frame(waveform, self._windows)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       kind, reason = ((e.kind, str(e))
                       if isinstance(e, audio_limits.AudioError)
                       else ('undecodable', type(e).__name__))

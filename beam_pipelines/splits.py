@@ -17,7 +17,7 @@ class SplitMethod(enum.Enum):
   """How notes are assigned to splits; recorded in the manifest."""
   DIRECTORIES = 'directories'   # one input directory per split, as given
   INSTRUMENT = 'instrument'     # one directory split by instrument hash
-  NOTE = 'note'                 # one directory split by note hash (the blog's)
+  NOTE = 'note'                 # one directory split by note hash (leaks)
   LIBRARY = 'library'           # leave one sample library out
 
   @property

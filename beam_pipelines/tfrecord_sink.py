@@ -111,8 +111,8 @@ def count_records(path: str) -> tuple[int, int]:
   Raises:
     ValueError: the file ends inside a record.
   """
-  from apache_beam.io.filesystem import CompressionTypes as types  # pylint: disable=g-import-not-at-top
-  from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
+  from apache_beam.io.filesystem import CompressionTypes as types
+  from apache_beam.io.filesystems import FileSystems
   records = position = 0
   with FileSystems.open(path, compression_type=types.UNCOMPRESSED) as f:
     size = f.seek(0, 2)

@@ -109,7 +109,7 @@ class NoteRenderer:
   """Plays notes on one SoundFont with tinysoundfont, NSynth's way."""
 
   def __init__(self, soundfont: str):
-    import tinysoundfont  # pylint: disable=g-import-not-at-top
+    import tinysoundfont
     self._synth = tinysoundfont.Synth(samplerate=SAMPLE_RATE_HZ)
     self._soundfont_id = self._synth.sfload(soundfont)
 
@@ -212,7 +212,7 @@ def render_dataset(output_dir: str, pitch_step: int = 4,
                 exist_ok=True)
   plan = list(planned_notes(pitch_step, velocities, list(renderers)))
   if progress:
-    import tqdm  # pylint: disable=g-import-not-at-top
+    import tqdm
     plan = tqdm.tqdm(plan, desc='Rendering notes', unit='note')
   for note_id, (instrument, pitch, velocity) in enumerate(plan):
     waveform = renderers[instrument.library].render(instrument.gm.program,

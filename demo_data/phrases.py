@@ -57,7 +57,7 @@ def render_phrases(output_dir: str, per_instrument: int = 1,
           and instrument.gm.family not in dropped_families
           for k in range(per_instrument)]
   if progress:
-    import tqdm  # pylint: disable=g-import-not-at-top
+    import tqdm
     plan = tqdm.tqdm(plan, desc='Rendering phrases', unit='phrase')
   labels_by_split = {split: {} for split in notes.SPLITS}
   for split in notes.SPLITS:

@@ -154,7 +154,7 @@ def decode(source: bytes | BinaryIO, sample_rate_hz: int, *,
             if container == 'WAV' else None)
   quiet = (_native_stderr_discarded() if container == 'MP3'
            else contextlib.nullcontext())
-  import soundfile  # pylint: disable=g-import-not-at-top
+  import soundfile
   try:
     with quiet, soundfile.SoundFile(file) as sound:
       return _decoded(sound, container, header, sample_rate_hz, max_seconds,
@@ -203,7 +203,7 @@ def _read_mono(sound, header: wav_header.WavHeader | None, rate: int,
   check = audio_limits.SampleCheck()
   resampler = None
   if rate != sample_rate_hz:
-    import soxr  # pylint: disable=g-import-not-at-top
+    import soxr
     resampler = soxr.ResampleStream(rate, sample_rate_hz, 1, dtype='float32',
                                     quality=RESAMPLE_QUALITY)
   parts, frames = [], 0

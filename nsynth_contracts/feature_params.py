@@ -22,9 +22,10 @@ class FeatureParams:
   num_mel_bands: int = 128
   mel_min_hz: float = 0.0
   mel_max_hz: float | None = None  # None: Nyquist, as librosa.
-  # All 128: the whole log-mel envelope, orthonormally rotated. The blog (and
-  # librosa's default) kept 20; on libraries never heard, 20 -> 40 -> 64 -> 128
-  # raised accuracy at every step (BUILD_NOTES.md, issue 9).
+  # All 128: the whole log-mel envelope, orthonormally rotated. The seed
+  # recipe (and librosa's default) kept 20; on libraries never heard,
+  # 20 -> 40 -> 64 -> 128 raised accuracy at every step (BUILD_NOTES.md,
+  # "Unheard instruments").
   num_mfcc: int = 128
   log_floor_power: float = 1e-10   # librosa's `amin`.
   top_db: float = 80.0

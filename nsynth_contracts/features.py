@@ -8,7 +8,8 @@ serving signature, so training and serving cannot disagree.
 Only core TensorFlow ops are used (TF Serving's standard binary has no
 tensorflow-io kernels). The defaults reproduce
 `librosa.feature.mfcc(y, sr=16000, n_mfcc=128)` with librosa >= 0.10 defaults,
-and `FeatureParams(num_mfcc=20)` librosa's default n_mfcc, the blog's.
+and `FeatureParams(num_mfcc=20)` librosa's default n_mfcc, the seed
+recipe's (trainer.models.seed_cnn).
 """
 
 import functools

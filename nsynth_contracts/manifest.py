@@ -291,7 +291,7 @@ def read(data_dir: str) -> Manifest:
       manifest (missing, empty, or a Beam job that did not finish), or the
       manifest is malformed.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   path = manifest_path(data_dir)
   if not tf.io.gfile.exists(path):
     raise ManifestError(

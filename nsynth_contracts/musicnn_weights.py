@@ -79,7 +79,7 @@ def read_weights(model_name: str,
   # tf.train.load_checkpoint takes a directory to mean "read its `checkpoint`
   # file", and musicnn's names the author's machine; the reader it wraps
   # opens the prefix itself.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   try:
     reader = tf.compat.v1.train.NewCheckpointReader(prefix)
   except (tf.errors.OpError, RuntimeError, ValueError) as e:

@@ -140,7 +140,7 @@ def feature_spec(mfcc_shape: tuple[int, int],
     audio_samples: clip length in samples when the records keep audio.
     embedding_size: values per embedding when the records hold one.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   frames, coefficients = mfcc_shape
   spec = {
       MFCC: tf.io.FixedLenFeature([frames, coefficients], tf.float32),
@@ -173,6 +173,6 @@ def parse_batch(serialized: 'tf.Tensor', mfcc_shape: tuple[int, int],
     A dict of tensors keyed by this module's feature names; `mfcc` is
     float32 [batch, frames, coefficients].
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   return tf.io.parse_example(
       serialized, feature_spec(mfcc_shape, audio_samples, embedding_size))

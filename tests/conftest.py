@@ -107,9 +107,9 @@ def _tiny_records(tiny_demo, out, splits, *flags):
 @pytest.fixture(scope='session')
 def tiny_tfrecords(tiny_demo, tmp_path_factory):
   """The Beam job's output on the tiny demo data: a --data_dir for training."""
-  # The blog's 20 coefficients: these records exercise the trainer and the
-  # export, which take the shape from the manifest; the default (128) is the
-  # Beam tests' and make demo's. On 128 the blog's seed_cnn has 50M
+  # The seed recipe's 20 coefficients: these records exercise the trainer and
+  # the export, which take the shape from the manifest; the default (128) is
+  # the Beam tests' and make demo's. On 128 seed_cnn has 50M
   # parameters, and the trained-job fixtures took 3 minutes instead of 30 s.
   return _tiny_records(tiny_demo, tmp_path_factory.mktemp('tiny_tfrecords'),
                        ('train', 'valid', 'test'), '--num_shards=2',

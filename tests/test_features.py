@@ -16,7 +16,7 @@ PARAMS = features.DEFAULT_PARAMS
 
 
 def librosa_mfcc(y: np.ndarray, params=PARAMS) -> np.ndarray:
-  """librosa's MFCCs (the blog's computation, with params' coefficient
+  """librosa's MFCCs (the seed recipe's computation, with params' coefficient
   count), transposed to [frames, coefficients]."""
   return librosa.feature.mfcc(y=np.asarray(y, np.float32), sr=16000,
                               n_mfcc=params.num_mfcc).T
@@ -46,9 +46,9 @@ def test_matches_librosa_on_demo_notes(tiny_demo, jit_compile):
 
 def test_the_blogs_20_coefficients_match_librosa(tiny_demo):
   """nsynth-tfrecords --num_mfcc=20: librosa.feature.mfcc's default, the
-  blog's features, for the reproduction of its figures."""
+  seed recipe's features, for the reproduction of its figures."""
   blog = features.FeatureParams(num_mfcc=20)
-  # 20 is librosa's own default, what the blog got without asking.
+  # 20 is librosa's own default, what the seed recipe got without asking.
   assert librosa.feature.mfcc(y=np.zeros(64000, np.float32), sr=16000).shape == (
       20, 126)
   paths = sorted(glob.glob(str(tiny_demo / 'nsynth-*' / 'audio' / '*.wav')))

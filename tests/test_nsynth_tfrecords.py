@@ -84,7 +84,7 @@ def demo_job(tiny_demo, tmp_path_factory):
 
 def test_num_mfcc_gives_the_blogs_20_coefficients_the_first_of_ours(
     demo_job, tiny_demo, tmp_path):
-  """--num_mfcc=20 writes the blog's features. An orthonormal DCT's rows do
+  """--num_mfcc=20 writes the seed recipe's features. An orthonormal DCT's rows do
   not depend on how many are kept, so they are our default's first 20."""
   _, default_out = demo_job
   out = tmp_path / 'blog'

@@ -20,7 +20,8 @@ class SpecAugment(keras.layers.Layer):
   Placed after the normalisation, where zero is the training mean, so a
   masked stretch looks like 'nothing unusual here'. Park et al. 2019 (without
   time warping). Over three seeds it lifted accuracy on unheard libraries by
-  0.014 and on the validation split by 0.03 (BUILD_NOTES.md, issue 9).
+  0.014 and on the validation split by 0.03 (BUILD_NOTES.md, "Unheard
+  instruments").
   """
 
   def __init__(self, time_masks: int = 2, max_time_width: int = 15,
@@ -127,8 +128,8 @@ class AveragedEnsemble(keras.Model):
   The loss is the mean of each member's own loss against the labels, not the
   loss of the average: members trained apart disagree in useful ways, and the
   average of members that disagree is what generalises (BUILD_NOTES.md,
-  issue 9). With Adam this trains each member exactly as if alone, in one
-  fit, one checkpoint and one SavedModel.
+  "Unheard instruments"). With Adam this trains each member exactly as if
+  alone, in one fit, one checkpoint and one SavedModel.
   """
 
   def __init__(self, members: Sequence[keras.Model], **kwargs):

@@ -1,4 +1,4 @@
-"""The models: the blog's seed CNN, the team's temporal conv net, a
+"""The models: the seed recipe's CNN, the team's temporal conv net, a
 statistics MLP, and the default: an ensemble of the last two.
 
 Each takes MFCCs [batch, frames, coefficients] and starts with a
@@ -30,7 +30,9 @@ def normalization_layer(manifest: manifest_lib.Manifest) -> keras.layers.Layer:
 
 def seed_cnn(mfcc_shape: Sequence[int], num_classes: int,
              normalize: keras.layers.Layer) -> keras.Model:
-  """The blog's network, layer for layer, after our normalisation layer."""
+  """The seed recipe's network, layer for layer, after our normalisation
+  layer: the small Keras CNN on 20 librosa MFCCs of the blog post this
+  project started from."""
   frames, coefficients = mfcc_shape
   inputs = keras.Input(shape=(frames, coefficients), name='mfcc')
   x = normalize(inputs)
@@ -78,7 +80,7 @@ def timbre_tcn(mfcc_shape: Sequence[int], num_classes: int,
   coefficient dropout during training push it to rely on no single
   coefficient or moment, which is what carries over to instruments it has
   never heard. ~105k parameters on 20 MFCCs, ~125k on 128, instead of the
-  blog CNN's 6.5M (50M on 128): it trains and serves far faster.
+  seed CNN's 6.5M (50M on 128): it trains and serves far faster.
   """
   frames, coefficients = mfcc_shape
   inputs = keras.Input(shape=(frames, coefficients), name='mfcc')
@@ -112,8 +114,8 @@ def stats_mlp(mfcc_shape: Sequence[int], num_classes: int,
   Why: it sees the note only as a whole (its envelope's level, spread,
   extremes and movement), not the order of frames, so it errs differently
   from timbre_tcn; alone it is about as good, averaged with it better
-  (BUILD_NOTES.md, issue 9). The statistics' scales differ widely, hence
-  the batch normalisation first.
+  (BUILD_NOTES.md, "Unheard instruments"). The statistics' scales differ
+  widely, hence the batch normalisation first.
   """
   frames, coefficients = mfcc_shape
   inputs = keras.Input(shape=(frames, coefficients), name='mfcc')
@@ -138,7 +140,7 @@ def timbre_ensemble(mfcc_shape: Sequence[int], num_classes: int,
 
   Why: on libraries never heard, averaging members that learned apart was
   the largest gain we measured after the features, and an MLP trains in about
-  half a TCN's time (BUILD_NOTES.md, issue 9).
+  half a TCN's time (BUILD_NOTES.md, "Unheard instruments").
   """
   def fresh_normalize():
     return keras.layers.Normalization.from_config(normalize.get_config())

@@ -71,7 +71,7 @@ def reference(extractor, path: str, model: str) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-  from musicnn import extractor  # pylint: disable=g-import-not-at-top
+  from musicnn import extractor
   sine = os.path.join(CLIP_DIR, 'sine_440hz.wav')
   if not os.path.exists(sine):
     write_sine(sine)
