@@ -254,13 +254,36 @@ def _load_weights(network: keras.Model, weights: dict[str, np.ndarray]):
     layer.set_weights(values)
 
 
-def _pool(tensor, layer: str, name: str):
-  """Frame layers: mean and max over time; clip layers as they are."""
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TimeStatistics(keras.layers.Layer):
+  """[batch, frames, channels] -> [batch, channels * len(statistics)]: each
+  channel's statistics over time, in the order named (TIME_STATISTICS)."""
+
+  def __init__(self, statistics: Sequence[str], **kwargs):
+    super().__init__(**kwargs)
+    self.statistics = tuple(statistics)
+
+  def call(self, maps):
+    summaries = {
+        'mean': lambda: keras.ops.mean(maps, axis=1),
+        'max': lambda: keras.ops.max(maps, axis=1),
+        'std': lambda: keras.ops.std(maps, axis=1),
+        'mean_abs_delta': lambda: keras.ops.mean(
+            keras.ops.abs(maps[:, 1:] - maps[:, :-1]), axis=1),
+    }
+    return keras.ops.concatenate([summaries[s]() for s in self.statistics],
+                                 axis=-1)
+
+  def get_config(self):
+    return {**super().get_config(), 'statistics': list(self.statistics)}
+
+
+def _pool(tensor, layer: str, params: EmbeddingParams, name: str):
+  """Frame layers: params.time_statistics over time; clip layers as they
+  are."""
   if layer not in FRAME_LAYER_WIDTHS:
     return tensor
-  return keras.layers.Concatenate(name=name)([
-      keras.layers.GlobalAveragePooling1D()(tensor),
-      keras.layers.GlobalMaxPooling1D()(tensor)])
+  return TimeStatistics(params.time_statistics, name=name)(tensor)
 
 
 def build_embedding_model(weights: dict[str, np.ndarray],
@@ -275,8 +298,9 @@ def build_embedding_model(weights: dict[str, np.ndarray],
   Returns:
     A frozen model: float32 [batch, samples] 16 kHz waveforms in [-1, 1], any
     length (padded or trimmed to one clip) -> float32 [batch,
-    params.output_size]: the layer's mean over time, then its max, for frame
-    layers (1,506 values for 'midend'); the layer itself for clip layers.
+    params.output_size]: for frame layers, params.time_statistics of each
+    channel over time, concatenated in that order (the mean, then the max:
+    1,506 values for 'midend'); the layer itself for clip layers.
   """
   return _waveform_model(weights, params, (params.layer,))
 
@@ -296,7 +320,7 @@ def _waveform_model(weights, params, layers) -> keras.Model:
   spectrogram = MusicnnLogMel(params.to_json(), name='log_mel')(waveforms)
   network = build_network(weights, params.num_mel_bands, layers)
   maps = network(spectrogram)
-  outputs = {layer: _pool(maps[layer], layer, f'{layer}_embedding')
+  outputs = {layer: _pool(maps[layer], layer, params, f'{layer}_embedding')
              for layer in layers}
   if len(layers) == 1:
     outputs = outputs[layers[0]]

@@ -33,6 +33,10 @@ CLIP_LAYER_WIDTHS = {
     'taggram': 50,     # the tag probabilities
 }
 LAYER_WIDTHS = {**FRAME_LAYER_WIDTHS, **CLIP_LAYER_WIDTHS}
+# How a frame layer is summarised over time, each per channel: its mean, max,
+# standard deviation, and the mean of its absolute frame-to-frame change
+# (how much the sound moves).
+TIME_STATISTICS = ('mean', 'max', 'std', 'mean_abs_delta')
 
 
 class EmbeddingParamsError(ValueError):
@@ -54,6 +58,8 @@ class EmbeddingParams:
   # MTT's 0.499; on the held-out libraries themselves the choice scored 0.508.
   model_name: str = 'MSD_musicnn'
   layer: str = 'temporal'
+  # For frame layers, in this order, concatenated.
+  time_statistics: tuple[str, ...] = ('mean', 'max')
   sample_rate_hz: int = 16000
   clip_seconds: float = 4.0
   fft_length_samples: int = 512
@@ -68,6 +74,12 @@ class EmbeddingParams:
     if self.layer not in LAYER_WIDTHS:
       raise EmbeddingParamsError(
           f'layer {self.layer!r} is not one of {tuple(LAYER_WIDTHS)}')
+    unknown = [s for s in self.time_statistics if s not in TIME_STATISTICS]
+    if unknown or not self.time_statistics or len(
+        set(self.time_statistics)) != len(self.time_statistics):
+      raise EmbeddingParamsError(
+          f'time_statistics {self.time_statistics!r} must be distinct names '
+          f'of {TIME_STATISTICS}')
 
   @property
   def clip_samples(self) -> int:
@@ -90,7 +102,7 @@ class EmbeddingParams:
 
   @property
   def pooled_over_time(self) -> bool:
-    """Frame layers are pooled (mean, then max); clip layers are not."""
+    """Frame layers are summarised by time_statistics; clip layers not."""
     return self.layer in FRAME_LAYER_WIDTHS
 
   @property
@@ -100,10 +112,13 @@ class EmbeddingParams:
   @property
   def output_size(self) -> int:
     """Values per clip: 306 for the temporal maps' mean and max."""
-    return self.layer_width * (2 if self.pooled_over_time else 1)
+    return self.layer_width * (len(self.time_statistics)
+                               if self.pooled_over_time else 1)
 
   def to_json(self) -> dict:
-    return dataclasses.asdict(self)
+    data = dataclasses.asdict(self)
+    data['time_statistics'] = list(self.time_statistics)
+    return data
 
   @classmethod
   def from_json(cls, fields: dict) -> 'EmbeddingParams':
@@ -112,6 +127,9 @@ class EmbeddingParams:
     if unknown:
       raise EmbeddingParamsError(
           f'Unknown embedding parameters: {sorted(unknown)}')
+    fields = dict(fields)
+    if 'time_statistics' in fields:
+      fields['time_statistics'] = tuple(fields['time_statistics'])
     return cls(**fields)
 
 

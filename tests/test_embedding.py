@@ -339,3 +339,20 @@ def test_exports_to_a_saved_model_of_core_ops_only(default_model, tmp_path):
   reloaded = tf.saved_model.load(str(tmp_path))
   np.testing.assert_allclose(reloaded.serve(batch), model(batch).numpy(),
                              atol=1e-5)
+
+
+def test_time_statistics_are_numpys_over_time():
+  maps = np.random.default_rng(5).standard_normal((3, 251, 7)).astype(
+      np.float32)
+  statistics = ('mean', 'max', 'std', 'mean_abs_delta')
+  got = embedding.TimeStatistics(statistics)(maps).numpy()
+  expected = np.concatenate([
+      maps.mean(1), maps.max(1), maps.std(1),
+      np.abs(np.diff(maps, axis=1)).mean(1)], axis=-1)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+  params = EmbeddingParams(time_statistics=statistics)
+  assert params.output_size == 4 * 153
+  assert EmbeddingParams.from_json(params.to_json()) == params
+  with pytest.raises(embedding_params.EmbeddingParamsError,
+                     match='time_statistics'):
+    EmbeddingParams(time_statistics=('median',))
