@@ -19,27 +19,27 @@ This module is the command: flags, the summary, one-line errors. The job
 itself is `beam_pipelines.job.run_job(JobConfig)`.
 """
 
-# First: it quiets what Beam says at import.
-from nsynth_contracts import cli
-
-# isort: split
-
 import dataclasses
 import posixpath
 from collections.abc import Sequence
 
 from absl import flags
 
-from beam_pipelines import augmentation
-from beam_pipelines import job as job_lib
-from beam_pipelines import labelled_recordings
-from beam_pipelines import output
-from beam_pipelines import splits
-from beam_pipelines import tfrecord_sink
-from beam_pipelines.job_config import JobConfig
-from nsynth_contracts import embedding_params
-from nsynth_contracts import labels
-from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import cli
+
+# What Beam logs when first imported ("apitools not found") is no news to a
+# user; the filter lasts for these imports only.
+with cli.import_noise_filtered():
+  from beam_pipelines import augmentation
+  from beam_pipelines import job as job_lib
+  from beam_pipelines import labelled_recordings
+  from beam_pipelines import output
+  from beam_pipelines import splits
+  from beam_pipelines import tfrecord_sink
+  from beam_pipelines.job_config import JobConfig
+  from nsynth_contracts import embedding_params
+  from nsynth_contracts import labels
+  from nsynth_contracts import manifest as manifest_lib
 
 _DEFAULTS = JobConfig(inputs=(), output_dir='')
 _PROGRAM = 'nsynth-tfrecords'

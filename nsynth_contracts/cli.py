@@ -9,7 +9,12 @@
   `error: <what, naming the file or flag>` and exit status 1, not a traceback
   or a page of usage text. Bugs still show their traceback.
 
-Every command's entry point is `cli.run(define_flags, main, user_errors)`.
+Importing this module changes nothing. A command's entry point is
+`cli.run(define_flags, main)`: it quiets the logs, then defines and parses
+the flags, then calls `main`. TensorFlow reads its log level once, when it
+is imported, so a command whose library imports TensorFlow imports that
+library inside `main`, after `cli.run` has quieted it; `main` maps the
+library's exceptions to one-line errors with `one_line_errors`.
 """
 
 import contextlib
@@ -18,20 +23,17 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
+
+from absl import app
+from absl import flags
+from absl import logging as absl_logging
 
 # Said at import by libraries, about parts of them this project never uses.
 _IMPORT_NOISE = (
     'apitools not found, and bigquery client libraries',  # apache_beam
 )
-
-
-def _not_import_noise(record: logging.LogRecord) -> bool:
-  return not any(noise in str(record.msg) for noise in _IMPORT_NOISE)
-
-
-# Commands import this module before Beam, so the filter is in place in time.
-logging.getLogger().addFilter(_not_import_noise)
 
 # TensorFlow's C++ log threshold while quiet: 3 hides INFO, WARNING and the
 # start-up ERROR lines; real failures still reach Python as exceptions.
@@ -40,6 +42,23 @@ _QUIET_TF_CPP_LEVEL = '3'
 
 class UserError(Exception):
   """Anything a user can fix; the message says what and where."""
+
+
+def _not_import_noise(record: logging.LogRecord) -> bool:
+  return not any(noise in str(record.msg) for noise in _IMPORT_NOISE)
+
+
+@contextlib.contextmanager
+def import_noise_filtered() -> Iterator[None]:
+  """While inside, what libraries log at import about parts of them this
+  project never uses (Beam's "apitools not found") is dropped. For a
+  command module that must import such a library at its top."""
+  root = logging.getLogger()
+  root.addFilter(_not_import_noise)
+  try:
+    yield
+  finally:
+    root.removeFilter(_not_import_noise)
 
 
 def asked_for_verbosity(argv: Sequence[str]) -> bool:
@@ -61,7 +80,7 @@ def native_logs_quiet() -> bool:
 
 
 @contextlib.contextmanager
-def native_stderr_silenced():
+def native_stderr_silenced() -> Iterator[None]:
   """While inside, C++ writes to stderr go nowhere, if logs are quiet.
 
   XLA logs its start-up ("XLA service ... initialized", "Compiled cluster
@@ -85,21 +104,35 @@ def native_stderr_silenced():
     os.close(saved)
 
 
-# Commands import this module before anything imports TensorFlow.
-quiet_native_logs(sys.argv)
-
-
 def quiet_python_logs(argv: Sequence[str]) -> None:
-  """WARNING and above from Python's logging, unless --verbosity was given."""
+  """WARNING and above from Python's logging, unless --verbosity was given;
+  never the import noise of libraries (for commands that import them in
+  main)."""
+  logging.getLogger().addFilter(_not_import_noise)
   if asked_for_verbosity(argv):
     return
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   absl_logging.set_verbosity(absl_logging.WARNING)
   logging.getLogger().setLevel(logging.WARNING)
   # Library advice aimed at their own developers, not at our users.
   warnings.filterwarnings('ignore', category=DeprecationWarning)
   warnings.filterwarnings('ignore', category=FutureWarning)
   warnings.filterwarnings('ignore', module='keras')
+
+
+@contextlib.contextmanager
+def one_line_errors(*errors: type[BaseException]) -> Iterator[None]:
+  """Inside, these exception types (a library's bad-input errors) become
+  UserError: the command ends with their message in one line."""
+  try:
+    yield
+  except errors as e:
+    raise UserError(str(e)) from None
+
+
+def no_arguments(argv: Sequence[str]) -> None:
+  """Raises UserError for words after the flags of a command taking none."""
+  if len(argv) > 1:
+    raise UserError(f'unexpected arguments {list(argv[1:])}')
 
 
 def fail(message: str) -> None:
@@ -116,19 +149,18 @@ def run(define_flags: Callable[[], None], main: Callable[[list[str]], None],
 
   Args:
     define_flags: defines the command's flags (only when it runs, so that
-      importing a command as a library defines none).
+      importing a command module defines none).
     main: absl main, given the remaining argv.
-    user_errors: exception types that mean bad input, shown in one line.
+    user_errors: exception types that mean bad input, shown in one line
+      (those of libraries `main` imports itself it maps with
+      one_line_errors).
     argv: the command line (default sys.argv).
     flags_parser: absl's flags_parser hook (the Beam job passes unknown flags
       on to Beam).
   """
   argv = list(sys.argv if argv is None else argv)
   quiet_native_logs(argv)
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
   define_flags()
-  errors = (UserError,) + tuple(user_errors)
   parse = flags_parser or flags.FLAGS
 
   def parse_or_fail(args):
@@ -140,8 +172,9 @@ def run(define_flags: Callable[[], None], main: Callable[[list[str]], None],
   def main_with_errors(remaining):
     quiet_python_logs(argv)
     try:
-      main(remaining)
-    except errors as e:
+      with one_line_errors(*user_errors):
+        main(remaining)
+    except UserError as e:
       fail(str(e))
 
   app.run(main_with_errors, argv=argv, flags_parser=parse_or_fail)
