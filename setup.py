@@ -29,7 +29,8 @@ INSTALL_REQUIRES = [
     'soxr>=0.3,<2',            # resampling, and --augment_copies' speed change.
 ]
 
-_TRAIN = ['matplotlib>=3.8,<4']
+# scikit-learn computes the report's classification metrics.
+_TRAIN = ['matplotlib>=3.8,<4', 'scikit-learn>=1.3,<2']
 _SERVE = ['tensorflow-serving-api==2.17.1', 'tqdm>=4.66,<5',
           'matplotlib>=3.8,<4']  # nsynth-predict --plot
 _DEMO = ['pretty_midi>=0.2.10,<0.3', 'tqdm>=4.66,<5']

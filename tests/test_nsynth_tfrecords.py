@@ -624,6 +624,7 @@ def test_tensorflow_datasets_loads_the_uncompressed_output(tiny_demo,
                                                            tmp_path):
   import tensorflow_datasets as tfds
 
+  from trainer import data_checks
   from trainer import input_pipeline
   out = tmp_path / 'out'
   inputs = ','.join(str(tiny_demo / f'nsynth-{s}')
@@ -648,7 +649,7 @@ def test_tensorflow_datasets_loads_the_uncompressed_output(tiny_demo,
   # And the trainer reads the same uncompressed output.
   manifest = manifest_lib.read(str(out))
   files = input_pipeline.split_files(str(out), manifest, 'train')
-  assert input_pipeline.validate_split(files, manifest, 'train') == \
+  assert data_checks.validate_split(files, manifest, 'train') == \
       manifest.splits['train'].num_examples
 
 

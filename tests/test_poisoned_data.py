@@ -26,8 +26,9 @@ import tensorflow as tf
 
 from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
-from trainer import evaluate
+from trainer import data_checks
 from trainer import input_pipeline
+from trainer import job_layout
 from trainer import models
 from trainer import train
 
@@ -93,7 +94,7 @@ def rewrite_manifest(data_dir, change):
 
 
 def history_epochs(job_dir):
-  return [int(row['epoch']) for row in evaluate.read_history(str(job_dir))]
+  return [int(row['epoch']) for row in job_layout.read_history(str(job_dir))]
 
 
 def all_finite(model):
@@ -109,7 +110,7 @@ def test_validation_names_the_shard_and_note_of_a_non_finite_mfcc(
   manifest = manifest_lib.read(str(tfrecords_copy))
   files = input_pipeline.split_files(str(tfrecords_copy), manifest, 'train')
   with pytest.raises(input_pipeline.DataError) as error:
-    input_pipeline.validate_split(files, manifest, 'train')
+    data_checks.validate_split(files, manifest, 'train')
   assert str(error.value) == f'{shard}, record 6 ({note!r}): {NOT_FINITE}'
 
 
@@ -137,7 +138,7 @@ def test_validation_checks_the_kept_audio_too(damage, problem,
   note = rewrite_record(shards[1], 2, spoil)
   manifest = manifest_lib.read(str(tfrecords_copy))
   with pytest.raises(input_pipeline.DataError) as error:
-    input_pipeline.validate_split([str(s) for s in shards], manifest,
+    data_checks.validate_split([str(s) for s in shards], manifest,
                                   'valid')
   assert str(error.value) == f'{shards[1]}, record 3 ({note!r}): {problem}'
 
@@ -216,7 +217,7 @@ def test_weights_gone_non_finite_are_never_recorded_and_a_rerun_resumes(
       'train again with a lower one and --overwrite')
   # Epoch 2 reached neither the history nor the best model nor the backup.
   assert history_epochs(job_dir) == [0]
-  assert all_finite(models.load(train.best_model_path(str(job_dir))))
+  assert all_finite(models.load(job_layout.best_model_path(str(job_dir))))
   assert not (job_dir / 'finished.json').exists()
   first_epoch = (job_dir / 'history.csv').read_text().splitlines()[:2]
 
@@ -225,7 +226,7 @@ def test_weights_gone_non_finite_are_never_recorded_and_a_rerun_resumes(
   assert history_epochs(job_dir) == [0, 1, 2]
   assert (job_dir / 'history.csv').read_text().splitlines()[:2] == \
       first_epoch
-  assert all_finite(models.load(train.best_model_path(str(job_dir))))
+  assert all_finite(models.load(job_layout.best_model_path(str(job_dir))))
   assert (job_dir / 'finished.json').exists()
 
 
@@ -262,21 +263,22 @@ def test_export_refuses_non_finite_weights_in_one_line_leaving_nothing(
 def test_a_failed_export_leaves_no_directory_it_created(tiny_tfrecords,
                                                         tmp_path,
                                                         monkeypatch):
-  from serving import export  # pylint: disable=g-import-not-at-top
+  from serving import export_check
+  from serving import exporter
   manifest = manifest_lib.read(str(tiny_tfrecords))
   model = models.build('stats_mlp', manifest)
 
   def disagree(*args, **kwargs):
     raise AssertionError('the reloaded export disagrees with the model')
 
-  monkeypatch.setattr(export, 'verify_export', disagree)
+  monkeypatch.setattr(export_check, 'verify_export', disagree)
   base = tmp_path / 'exports'
   (base / 'another_model' / '1').mkdir(parents=True)
   with pytest.raises(AssertionError):
-    export.export_model(model, manifest, str(base), 'nsynth_instrument')
+    exporter.export_model(model, manifest, str(base), 'nsynth_instrument')
   assert sorted(os.listdir(base)) == ['another_model']
   with pytest.raises(AssertionError):
-    export.export_model(model, manifest, str(tmp_path / 'new' / 'base'),
+    exporter.export_model(model, manifest, str(tmp_path / 'new' / 'base'),
                         'nsynth_instrument')
   assert sorted(os.listdir(tmp_path)) == ['exports']
 
@@ -542,6 +544,6 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_whole(
   resumed = run_command('trainer.task', *flags)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert history_epochs(job_dir) == [0, 1, 2]
-  assert all_finite(models.load(train.best_model_path(str(job_dir))))
+  assert all_finite(models.load(job_layout.best_model_path(str(job_dir))))
   assert sorted(os.listdir(job_dir / 'checkpoints')) == ['best.keras']
   assert (job_dir / 'finished.json').exists()

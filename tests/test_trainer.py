@@ -19,12 +19,13 @@ import tensorflow as tf
 from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
-from trainer import evaluate
+from trainer import cluster
 from trainer import input_pipeline
 from trainer import job_layout
 from trainer import metrics
+from trainer import model_names
 from trainer import models
-from trainer import task
+from trainer import report as report_lib
 from trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,7 +73,7 @@ def test_shuffling_is_seeded(tiny_tfrecords):
 
 
 def test_seed_cnn_is_the_blogs_network():
-  # On the blog's features: 126 frames of 20 MFCCs (nsynth-tfrecords
+  # On the seed recipe's features: 126 frames of 20 MFCCs (nsynth-tfrecords
   # --num_mfcc=20), 9 families.
   model = models.seed_cnn((126, 20), 9, keras.layers.Normalization(
       mean=0.0, variance=1.0, name='normalize_mfcc'))
@@ -124,13 +125,13 @@ def test_short_training_beats_chance_clearly(trained_job):
 
 def test_the_phrase_report_uses_the_models_own_features(trained_job,
                                                        tiny_phrases):
-  """This job learned the blog's 20 coefficients (tiny_tfrecords), not the
+  """This job learned the seed recipe's 20 coefficients (tiny_tfrecords), not the
   default 128: the phrase report must featurise windows as the job's
   manifest says. It once used the default, and failed on the shape."""
   job_dir, _ = trained_job
   phrases_dir = tiny_phrases / 'phrases-test'
   labels = json.loads((phrases_dir / 'labels.json').read_text())
-  report = evaluate.evaluate_phrases(str(job_dir), str(phrases_dir))
+  report = report_lib.evaluate_phrases(str(job_dir), str(phrases_dir))
   assert report['num_examples'] == len(labels)
   confusion = np.array(report['confusion_matrix'][
       'rows_true_columns_predicted'])
@@ -145,7 +146,7 @@ def test_the_phrase_report_uses_the_models_own_features(trained_job,
 def test_report_files_agree_with_a_recomputation(trained_job, tiny_tfrecords):
   job_dir, reports = trained_job
   manifest = manifest_lib.read(str(tiny_tfrecords))
-  model = models.load(train.best_model_path(str(job_dir)))
+  model = models.load(job_layout.best_model_path(str(job_dir)))
   files = input_pipeline.split_files(str(tiny_tfrecords), manifest, 'valid')
   records = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(999)
   parsed = schema.parse_batch(next(iter(records)), manifest.mfcc_shape)
@@ -235,7 +236,7 @@ def test_every_metric_of_the_report_is_scikit_learns(true_ids, predicted):
 
 
 def test_the_command_knows_every_model_without_importing_keras():
-  assert task.MODEL_NAMES == tuple(sorted(models.MODELS))
+  assert model_names.MODEL_NAMES == tuple(sorted(models.MODELS))
 
 
 def test_job_dir_holds_checkpoint_logs_history_and_report(trained_job):
@@ -245,7 +246,7 @@ def test_job_dir_holds_checkpoint_logs_history_and_report(trained_job):
       'logs']
   assert (job_dir / 'checkpoints' / 'best.keras').exists()
   assert list((job_dir / 'logs').rglob('events.out.tfevents.*'))
-  history = evaluate.read_history(str(job_dir))
+  history = job_layout.read_history(str(job_dir))
   assert [int(h['epoch']) for h in history] == list(range(8))
   assert not (job_dir / 'backup').exists() or not os.listdir(
       job_dir / 'backup')
@@ -280,7 +281,7 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tiny_tfrecords,
                              stderr=subprocess.DEVNULL)
   deadline = time.time() + 240
   while time.time() < deadline:
-    finished = (len(evaluate.read_history(str(job_dir)))
+    finished = (len(job_layout.read_history(str(job_dir)))
                 if history.exists() else 0)
     if finished >= 2:
       break
@@ -288,7 +289,7 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tiny_tfrecords,
     time.sleep(0.2)
   process.send_signal(signal.SIGKILL)
   process.wait()
-  done_before_kill = len(evaluate.read_history(str(job_dir)))
+  done_before_kill = len(job_layout.read_history(str(job_dir)))
   assert 2 <= done_before_kill < 6
   assert os.listdir(job_dir / 'backup')
 
@@ -301,7 +302,7 @@ def test_a_killed_run_resumes_from_its_last_finished_epoch(tiny_tfrecords,
   assert epoch_lines, resumed.stdout[-2000:]
   first_resumed = int(epoch_lines[0].split()[1].split('/')[0])
   assert first_resumed > done_before_kill - 1
-  assert [int(h['epoch']) for h in evaluate.read_history(str(job_dir))] == \
+  assert [int(h['epoch']) for h in job_layout.read_history(str(job_dir))] == \
       list(range(6))
 
 
@@ -323,6 +324,7 @@ def test_bad_flags_end_the_command_in_one_line_naming_the_flag(
   assert not (tmp_path / 'job').exists()
 
 
+@pytest.mark.slow
 def test_the_command_reports_a_missing_data_dir_naming_it(tmp_path):
   result = run_task(f'--data_dir={tmp_path / "nowhere"}',
                     f'--job_dir={tmp_path / "job"}')
@@ -388,7 +390,7 @@ def test_a_finished_job_is_not_silently_trained_again(tiny_tfrecords,
     train.train(config)
   assert (job_dir / 'history.csv').read_text() == history
   train.train(dataclasses.replace(config, overwrite=True))
-  epochs = [int(h['epoch']) for h in evaluate.read_history(str(job_dir))]
+  epochs = [int(h['epoch']) for h in job_layout.read_history(str(job_dir))]
   assert epochs == [0, 1]  # From scratch: no duplicate epoch 0.
   assert (job_dir / 'history.csv').read_text().count('epoch') == 1
   assert (job_dir / 'my_notes.txt').read_text() == 'mine'
@@ -434,7 +436,7 @@ def test_a_label_outside_the_vocabulary_stops_evaluation_naming_the_file(
   model = models.build('timbre_tcn', manifest)
   with pytest.raises(input_pipeline.DataError,
                      match=r'outside the vocabulary.*valid-00009-of-00009'):
-    evaluate.evaluate_split(model, str(tfrecords_copy), manifest, 'valid')
+    report_lib.evaluate_split(model, str(tfrecords_copy), manifest, 'valid')
   with pytest.raises(input_pipeline.DataError,
                      match=r'outside the vocabulary.*valid-00009-of-00009'):
     train.train(quick_config(tfrecords_copy, tmp_path / 'job', epochs=1,
@@ -504,7 +506,7 @@ def test_mirrored_strategy_trains_and_reports(tiny_tfrecords, tmp_path):
 def test_multi_worker_without_tf_config_is_refused(monkeypatch):
   monkeypatch.delenv('TF_CONFIG', raising=False)
   with pytest.raises(ValueError, match='TF_CONFIG'):
-    train.distribution_strategy('multi_worker')
+    cluster.distribution_strategy('multi_worker')
 
 
 def _free_ports(count):
@@ -523,10 +525,10 @@ def test_two_workers_train_together_and_only_the_chief_writes(tiny_tfrecords,
   job_dir = tmp_path / 'job'
   scratch = tmp_path / 'tmp'
   scratch.mkdir()
-  cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
+  addresses = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
   workers = []
   for index in range(2):
-    tf_config = {'cluster': cluster, 'task': {'type': 'worker',
+    tf_config = {'cluster': addresses, 'task': {'type': 'worker',
                                               'index': index}}
     workers.append(subprocess.Popen(
         [sys.executable, '-m', 'trainer.task', f'--data_dir={tiny_tfrecords}',
@@ -555,12 +557,12 @@ def test_two_workers_train_together_and_only_the_chief_writes(tiny_tfrecords,
   assert sorted(os.listdir(job_dir)) == [
       'checkpoints', 'eval', 'finished.json', 'history.csv', 'job_config.json',
       'logs']
-  assert [int(h['epoch']) for h in evaluate.read_history(str(job_dir))] == [0]
+  assert [int(h['epoch']) for h in job_layout.read_history(str(job_dir))] == [0]
   assert (job_dir / 'history.csv').read_text().count('epoch') == 1
   assert not [p for p in os.listdir(scratch) if p.startswith('nsynth-worker')]
   # The model the chief saved is the model both workers ended with.
-  saved = models.load(train.best_model_path(str(job_dir)))
-  assert train.weights_fingerprint(saved) == fingerprints[0]
+  saved = models.load(job_layout.best_model_path(str(job_dir)))
+  assert cluster.weights_fingerprint(saved) == fingerprints[0]
 
 
 def test_the_same_seed_repeats_a_run_exactly(tiny_tfrecords, tmp_path):
@@ -573,6 +575,7 @@ def test_the_same_seed_repeats_a_run_exactly(tiny_tfrecords, tmp_path):
   assert histories[0] == histories[1]
 
 
+@pytest.mark.slow
 def test_the_blogs_recipe_can_leave_the_augmented_copies_out(tiny_demo,
                                                              tmp_path):
   from beam_pipelines import nsynth_tfrecords

@@ -31,7 +31,6 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from trainer import evaluate
 from trainer import job_layout
 
 MONITOR = 'val_accuracy'
@@ -154,7 +153,7 @@ def save_model(model: keras.Model, path: str) -> None:
 
 def _best_so_far(job_dir: str) -> float | None:
   """The monitored metric's best value of a run being resumed."""
-  values = [row[MONITOR] for row in evaluate.read_history(job_dir)
+  values = [row[MONITOR] for row in job_layout.read_history(job_dir)
             if MONITOR in row]
   return max(values) if values else None
 

@@ -5,34 +5,20 @@ compression, the MFCC shape, the label vocabulary. The records are parsed
 with the shared schema module, a whole batch per parse_example call. A
 record whose label is outside the vocabulary stops the pipeline with an
 error naming its file: it must never be trained on or counted as class 0.
-
-`validate_split` reads every record once before training and names the
-first record that cannot be trained on: unreadable, of another schema,
-shape or vocabulary than the manifest's, or holding NaN or Inf. When a
-pipeline fails without it (--novalidate_data), `data_error` runs the same
-checks to say which file and record is at fault.
+trainer.data_checks reads every record once, to name a bad one.
 """
 
-import collections
 import posixpath
-import re
 
-import numpy as np
 import tensorflow as tf
 
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 
 AUTOTUNE = tf.data.AUTOTUNE
-_LABEL_OUTSIDE = 'a label id outside the vocabulary of the manifest, in'
-# Records per parse while validating: about 16 MB of 126 x 128 MFCCs.
-_VALIDATION_BATCH = 256
-# What TensorFlow wraps around the reason an op failed: graph and op names,
-# and the Python stack of the node, none of which a user can act on.
-_TF_WRAPPING = re.compile(r'\{\{function_node [^}]*\}\}|\[\[[^\]]*\]\]|'
-                          r'\[Op:[^\]]*\]( name:.*)?|Graph execution error:')
-# Bytes of TFRecord framing around each record: length, its CRC, data CRC.
-_RECORD_FRAMING = 8 + 4 + 4
+# The start of the message of the assertion on labels; data_checks finds
+# the file and label in it.
+LABEL_OUTSIDE = 'a label id outside the vocabulary of the manifest, in'
 
 
 class DataError(ValueError):
@@ -65,247 +51,50 @@ def split_files(data_dir: str, manifest: manifest_lib.Manifest,
   return files
 
 
-def tf_reason(error: tf.errors.OpError) -> str:
-  """TensorFlow's reason for a failed op in one line, unwrapped."""
-  for line in _TF_WRAPPING.sub('', error.message or '').splitlines():
-    line = line.strip()
-    if line and not line.startswith(('Detected at node', 'File "')):
-      return line
-  return type(error).__name__
+def _records(files: list[str], compression: str, shuffle: bool, seed: int,
+             originals_only: bool) -> tf.data.Dataset:
+  """(serialized record, its file's path) from every shard, read in
+  parallel; without augmented copies if `originals_only`."""
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  if shuffle:
+    dataset = dataset.shuffle(len(files), seed=seed)
+  dataset = dataset.interleave(
+      lambda path: tf.data.TFRecordDataset(
+          path, compression_type=compression).map(lambda r: (r, path)),
+      cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
+      deterministic=True)
+  if originals_only:
+    copy_spec = {schema.AUGMENTATION: tf.io.FixedLenFeature(
+        [], tf.int64, default_value=0)}
+    dataset = dataset.filter(lambda record, _: tf.equal(
+        tf.io.parse_single_example(record, copy_spec)[schema.AUGMENTATION],
+        0))
+  return dataset
 
 
-def _validation_spec(manifest: manifest_lib.Manifest, any_size: bool
-                     ) -> dict:
-  """The schema's parse spec; with `any_size`, the float features ragged,
-  so that a record of another size is ours to name, not a parse error.
-  Ragged parsing costs twice the CPU time of the whole read, so it is
-  kept for naming a record once the exact parse has failed."""
-  spec = schema.feature_spec(manifest.mfcc_shape, manifest.audio_samples)
-  for key in (schema.MFCC, schema.AUDIO):
-    if any_size and key in spec:
-      spec[key] = tf.io.RaggedFeature(tf.float32, row_splits_dtype=tf.int64)
-  return spec
-
-
-def _summaries(files: list[str], manifest: manifest_lib.Manifest,
-               any_size: bool = False) -> tf.data.Dataset:
-  """Per batch of one file's records: the scalars a check needs, the
-  file's index, and for each float feature whether all its values are
-  finite (and, with `any_size`, how many there are). Parsing and the
-  finiteness reduction run in tf.data's threads, traced once for all
-  files; Python sees no floats."""
-  spec = _validation_spec(manifest, any_size)
-  paths = tf.constant(files)
-
-  def batches(index):
-    return tf.data.TFRecordDataset(
-        paths[index], compression_type=manifest.tf_compression_type).batch(
-            _VALIDATION_BATCH).map(lambda serialized: (serialized, index))
-
-  def summarize(serialized, index):
-    parsed = tf.io.parse_example(serialized, spec)
-    summary = {key: parsed[key] for key in (
-        schema.LABEL, schema.MFCC_SHAPE, schema.FAMILY, schema.NOTE_STR)}
-    summary['file'] = index
-    for key in (schema.MFCC, schema.AUDIO):
-      if key in parsed:
-        values = parsed[key]
-        if any_size:
-          summary[key + '_size'] = values.row_lengths()
-        summary[key + '_finite'] = tf.reduce_all(
-            tf.math.is_finite(values), axis=list(range(1, values.shape.rank)))
-    return summary
-
-  return tf.data.Dataset.range(len(files)).flat_map(batches).map(
-      summarize, num_parallel_calls=AUTOTUNE,
-      deterministic=True).prefetch(AUTOTUNE)
-
-
-def _record(path: str, index: int, note: bytes) -> str:
-  """A record for a message: its file, its place there and its note name
-  (shortened, with anything unprintable escaped)."""
-  name = note.decode('utf-8', 'backslashreplace')[:80]
-  return f'{path}, record {index + 1} ({name!r})'
-
-
-def _batch_problem(batch: dict, start: int, path: str,
-                   manifest: manifest_lib.Manifest) -> str | None:
-  """What is wrong with the first bad record of one batch, or None."""
-  frames, coefficients = manifest.mfcc_shape
+def _parse_function(manifest: manifest_lib.Manifest, with_metadata: bool):
+  """(serialized [B], paths [B]) -> the model's inputs and one-hot labels,
+  refusing a label outside the vocabulary, naming its file."""
   num_classes = manifest.vocabulary.num_classes
-  labels = batch[schema.LABEL]
-  families = np.array([f.encode() for f in manifest.vocabulary.families])
-  named = families[np.clip(labels, 0, num_classes - 1)]
-  # Sizes are counted only when read with any_size (exact parsing failed).
-  mfcc_size = batch.get('mfcc_size', np.full(len(labels),
-                                             frames * coefficients))
-  audio_size = batch.get('audio_size', np.full(len(labels),
-                                               manifest.audio_samples or 0))
-  checks = [
-      ((labels < 0) | (labels >= num_classes), lambda i: (
-          f'label id {labels[i]} is outside the vocabulary '
-          f'[0, {num_classes}) of the manifest')),
-      ((batch[schema.MFCC_SHAPE] != [frames, coefficients]).any(axis=1),
-       lambda i: (f'mfcc_shape {batch[schema.MFCC_SHAPE][i].tolist()} '
-                  f'disagrees with the manifest\'s {[frames, coefficients]}')),
-      (mfcc_size != frames * coefficients, lambda i: (
-          f'mfcc holds {mfcc_size[i]} values, not the manifest\'s '
-          f'{frames} x {coefficients}')),
-      (named != batch[schema.FAMILY], lambda i: (
-          f'a {batch[schema.FAMILY][i].decode(errors="replace")!r} note has '
-          f'label id {labels[i]}, which the manifest\'s vocabulary calls '
-          f'{named[i].decode()!r}: the vocabulary disagrees with the shards')),
-      (~batch['mfcc_finite'], lambda i: (
-          'mfcc holds NaN or Inf: nothing can be learned from it; write the '
-          'data again with nsynth-tfrecords')),
-  ]
-  if 'audio_finite' in batch:
-    checks += [
-        (audio_size != manifest.audio_samples, lambda i: (
-            f'audio holds {audio_size[i]} samples, not the manifest\'s '
-            f'{manifest.audio_samples}')),
-        (~batch['audio_finite'], lambda i: 'audio holds NaN or Inf'),
-    ]
-  found = [(int(np.flatnonzero(bad)[0]), order)
-           for order, (bad, _) in enumerate(checks) if bad.any()]
-  if not found:
-    return None
-  i, order = min(found)  # The first bad record, and its first problem.
-  return (f'{_record(path, start + i, batch[schema.NOTE_STR][i])}: '
-          f'{checks[order][1](i)}')
 
+  def to_inputs(serialized, paths):
+    parsed = schema.parse_batch(serialized, manifest.mfcc_shape,
+                                manifest.audio_samples)
+    labels = parsed[schema.LABEL]
+    inside = (labels >= 0) & (labels < num_classes)
+    check = tf.debugging.Assert(
+        tf.reduce_all(inside),
+        [LABEL_OUTSIDE, tf.boolean_mask(paths, ~inside)[:1],
+         'label id', tf.boolean_mask(labels, ~inside)[:1]], summarize=1)
+    with tf.control_dependencies([check]):
+      one_hot = tf.one_hot(labels, num_classes)
+    if with_metadata:
+      return parsed[schema.MFCC], one_hot, {
+          key: parsed[key] for key in (schema.SOURCE, schema.PITCH,
+                                       schema.INSTRUMENT, schema.NOTE_STR)}
+    return parsed[schema.MFCC], one_hot
 
-def _unreadable(path: str, manifest: manifest_lib.Manifest) -> str | None:
-  """Where reading `path` fails: the first unreadable record and its byte
-  offset in the record stream, or None if it reads to its end."""
-  readable, offset = 0, 0
-  try:
-    for record in tf.data.TFRecordDataset(
-        path, compression_type=manifest.tf_compression_type):
-      readable += 1
-      offset += len(record.numpy()) + _RECORD_FRAMING
-  except tf.errors.OpError:
-    stream = ('of the decompressed data' if manifest.tf_compression_type
-              else 'of the file')
-    return (f'truncated or corrupted record in {path}: record '
-            f'{readable + 1} (at byte {offset} {stream}) cannot be read; the '
-            f'{readable} before it can')
-  return None
-
-
-def check_files(files: list[str], manifest: manifest_lib.Manifest
-                ) -> collections.Counter:
-  """Reads every record of these shards once and checks it.
-
-  Returns:
-    Their records per family name.
-
-  Raises:
-    DataError: naming the file, and the record where one can be named:
-      unreadable (and where), of another schema, shape or size than the
-      manifest's, a label outside its vocabulary or for another family, or
-      NaN or Inf in a feature.
-  """
-  position = [0, 0]
-  try:
-    return _scan(files, manifest, position)
-  except tf.errors.OpError as e:
-    error = e
-  # Read again from the file that failed (tf.data reads ahead, so it may be
-  # a later one), parsing records of any size, to name file and record.
-  for path in files[position[0]:]:
-    here = [0, 0]
-    try:
-      _scan([path], manifest, here, any_size=True)
-    except tf.errors.OpError as e:
-      raise _read_error(e, path, here[1], manifest) from None
-  raise _read_error(error, files[position[0]], position[1], manifest)
-
-
-def _scan(files: list[str], manifest: manifest_lib.Manifest,
-          position: list[int], any_size: bool = False
-          ) -> collections.Counter:
-  """check_files' reading, which keeps `position` (the index of the file
-  being read, the records read from it) for the caller's messages."""
-  families = collections.Counter()
-  for batch in _summaries(files, manifest, any_size).as_numpy_iterator():
-    if batch['file'] != position[0]:
-      position[:] = [int(batch['file']), 0]
-    problem = _batch_problem(batch, position[1], files[position[0]],
-                             manifest)
-    if problem:
-      raise DataError(problem)
-    families.update(f.decode(errors='replace') for f in batch[schema.FAMILY])
-    position[1] += len(batch[schema.LABEL])
-  return families
-
-
-def _read_error(error: tf.errors.OpError, path: str, start: int,
-                manifest: manifest_lib.Manifest) -> DataError:
-  if isinstance(error, tf.errors.DataLossError):
-    return DataError(_unreadable(path, manifest) or
-                     f'truncated or corrupted record in {path} '
-                     f'({tf_reason(error)})')
-  return DataError(f'{path}: a record after the first {start} does not '
-                   f'match the manifest\'s schema ({tf_reason(error)})')
-
-
-def validate_split(files: list[str], manifest: manifest_lib.Manifest,
-                   split: str) -> int:
-  """Checks every record of a split (check_files) and its counts.
-
-  Returns:
-    The number of records.
-
-  Raises:
-    DataError: naming the file and record that cannot be trained on, or
-      the split whose counts disagree with the manifest.
-  """
-  families = check_files(files, manifest)
-  total = sum(families.values())
-  summary = manifest.splits[split]
-  if total != summary.num_examples:
-    raise DataError(f'Split {split!r}: {len(files)} shards hold {total} '
-                    f'records but the manifest says {summary.num_examples}')
-  for family in sorted(set(families) | set(summary.families)):
-    if families[family] != summary.families.get(family, 0):
-      raise DataError(
-          f'Split {split!r}: its shards hold {families[family]} {family} '
-          f'records but the manifest says {summary.families.get(family, 0)}')
-  return total
-
-
-def find_problem(files: list[str], manifest: manifest_lib.Manifest
-                 ) -> DataError | None:
-  """The first problem validate_split finds in any split these files
-  belong to, or None. For error paths: it reads every record."""
-  names = {posixpath.basename(path): path for path in files}
-  for split in manifest.splits:
-    mine = [names[name] for name in map(posixpath.basename,
-                                        manifest.split_files(split))
-            if name in names]
-    if mine:
-      try:
-        validate_split(mine, manifest, split)
-      except DataError as e:
-        return e
-  return None
-
-
-def data_error(error: tf.errors.OpError, files: list[str],
-               manifest: manifest_lib.Manifest) -> DataError:
-  """A DataError in our words for an error raised while reading records."""
-  message = error.message or ''
-  if _LABEL_OUTSIDE in message:
-    # The assertion's data: [path] [label id] [the id].
-    where = [w.strip() for w in re.findall(
-        r'\[([^\]]*)\]', message.split(_LABEL_OUTSIDE, 1)[1])[:3]]
-    detail = (f'{where[0]}: label id {where[2]}' if len(where) == 3
-              else ', '.join(where))
-    return DataError(f'{_LABEL_OUTSIDE} {detail} (vocabulary of '
-                     f'{manifest.vocabulary.num_classes} families)')
-  return (find_problem(files, manifest) or
-          DataError(f'cannot read the records: {tf_reason(error)}'))
+  return to_inputs
 
 
 def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
@@ -323,26 +112,14 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
   name of its file, so that a bad label can be traced to it.
 
   Args:
+    num_examples: the records these files hold (the manifest's count), so
+      that Keras knows an epoch's length.
     with_metadata: also yield a third element, {source, pitch, instrument,
       note_str} tensors [B], for sliced evaluation.
     originals_only: leave out the records that are augmented copies.
   """
-  num_classes = manifest.vocabulary.num_classes
-  compression = manifest.tf_compression_type
-  dataset = tf.data.Dataset.from_tensor_slices(files)
-  if shuffle:
-    dataset = dataset.shuffle(len(files), seed=seed)
-  dataset = dataset.interleave(
-      lambda path: tf.data.TFRecordDataset(
-          path, compression_type=compression).map(lambda r: (r, path)),
-      cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
-      deterministic=True)
-  if originals_only:
-    copy_spec = {schema.AUGMENTATION: tf.io.FixedLenFeature(
-        [], tf.int64, default_value=0)}
-    dataset = dataset.filter(lambda record, _: tf.equal(
-        tf.io.parse_single_example(record, copy_spec)[schema.AUGMENTATION],
-        0))
+  dataset = _records(files, manifest.tf_compression_type, shuffle, seed,
+                     originals_only)
   if cache:
     dataset = dataset.cache()
   if shuffle:
@@ -350,26 +127,8 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
                               reshuffle_each_iteration=True)
   dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
   if num_examples is not None:
-    # The manifest knows the count: Keras then knows an epoch's length.
     batches = (num_examples // batch_size if drop_remainder
                else -(-num_examples // batch_size))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
-
-  def to_inputs(serialized, paths):
-    parsed = schema.parse_batch(serialized, manifest.mfcc_shape,
-                                manifest.audio_samples)
-    labels = parsed[schema.LABEL]
-    inside = (labels >= 0) & (labels < num_classes)
-    check = tf.debugging.Assert(
-        tf.reduce_all(inside),
-        [_LABEL_OUTSIDE, tf.boolean_mask(paths, ~inside)[:1],
-         'label id', tf.boolean_mask(labels, ~inside)[:1]], summarize=1)
-    with tf.control_dependencies([check]):
-      one_hot = tf.one_hot(labels, num_classes)
-    if with_metadata:
-      return parsed[schema.MFCC], one_hot, {
-          key: parsed[key] for key in (schema.SOURCE, schema.PITCH,
-                                       schema.INSTRUMENT, schema.NOTE_STR)}
-    return parsed[schema.MFCC], one_hot
-
-  return dataset.map(to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+  return dataset.map(_parse_function(manifest, with_metadata),
+                     num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -5,6 +5,8 @@ Every access goes through tf.io.gfile, so a job directory may be local or on
 cloud storage (gs://), as a multi-worker cluster needs.
 """
 
+import csv
+import io
 import json
 import os
 import posixpath
@@ -84,6 +86,21 @@ def read_job_config(job_dir: str) -> dict:
     raise JobDirError(f'{config_path} is not a trainer\'s job config (it '
                       f'needs {", ".join(REQUIRED_SETTINGS)})')
   return config
+
+
+def read_history(job_dir: str) -> list[dict]:
+  """history.csv, one row per epoch (a resumed run's repeat kept last)."""
+  history_path = path(job_dir, HISTORY_CSV)
+  if not tf.io.gfile.exists(history_path):
+    return []
+  by_epoch = {}
+  with tf.io.gfile.GFile(history_path, 'r') as f:
+    for row in csv.DictReader(io.StringIO(f.read())):
+      if row.get('epoch', 'epoch') == 'epoch':
+        continue  # A header repeated by CSVLogger after a resume.
+      by_epoch[int(row['epoch'])] = {k: float(v) for k, v in row.items()
+                                     if v not in ('', None)}
+  return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def read_finished(job_dir: str) -> dict | None:

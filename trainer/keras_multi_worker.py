@@ -33,7 +33,7 @@ _original_reduce_per_replica = keras_tf_trainer.reduce_per_replica
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
-  return keras_tf_trainer._collective_all_reduce_multi_worker(strategy)  # pylint: disable=protected-access
+  return keras_tf_trainer._collective_all_reduce_multi_worker(strategy)
 
 
 def _reduce_per_replica(values, strategy, reduction):
@@ -48,7 +48,7 @@ def enable(model, strategy: tf.distribute.Strategy) -> None:
   if not is_multi_worker(strategy):
     return
   keras_tf_trainer.reduce_per_replica = _reduce_per_replica
-  for layer in model._flatten_layers():  # pylint: disable=protected-access
+  for layer in model._flatten_layers():
     if isinstance(layer, keras.layers.BatchNormalization):
       layer.synchronized = True
 
@@ -63,6 +63,6 @@ def enable(model, strategy: tf.distribute.Strategy) -> None:
         data_batch = tree.map_structure(local, next(batches))
         break
     with strategy.scope():
-      model._symbolic_build(data_batch=data_batch)  # pylint: disable=protected-access
+      model._symbolic_build(data_batch=data_batch)
 
-  model._maybe_symbolic_build = symbolic_build  # pylint: disable=protected-access
+  model._maybe_symbolic_build = symbolic_build

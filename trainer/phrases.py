@@ -31,13 +31,14 @@ class PhrasePrediction:
 
 def predict_phrases(model, directory: str, vocabulary: labels.LabelVocabulary,
                     params: feature_params.FeatureParams,
-                    windows: window_params.WindowParams = (
-                        window_params.DEFAULT_WINDOWS)
+                    windows: window_params.WindowParams
                     ) -> list[PhrasePrediction]:
   """The window probabilities of every phrase whose family the model knows.
 
-  `params` must be the model's own (its manifest's feature_params): there is
-  no default, so that a model trained on other features cannot be fed ours.
+  `params` must be the model's own (its manifest's, or its export's
+  contract), and `windows` those of the export whose answers the report
+  stands for: there are no defaults, so that a model trained on other
+  features cannot be fed ours.
 
   Recordings without a sounding window are left out (nothing to name).
   """

@@ -1,29 +1,30 @@
-"""The report's pictures, as PNG files local or on cloud storage."""
+"""The report's pictures, as PNG files local or on cloud storage.
+
+Drawn on matplotlib's Figure objects, not pyplot: no backend to choose and
+no global figure state to close, so drawing works the same in any process.
+"""
 
 import io
 
 import numpy as np
 import tensorflow as tf
+from matplotlib.figure import Figure
 
 
-def save_figure(fig, path: str, dpi: int) -> None:
-  """A matplotlib figure as PNG at `path` (local or gs://), then closed."""
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+def save_figure(fig: Figure, path: str, dpi: int) -> None:
+  """A matplotlib figure as PNG at `path` (local or gs://)."""
   buffer = io.BytesIO()
   fig.savefig(buffer, format='png', dpi=dpi)
-  plt.close(fig)
   with tf.io.gfile.GFile(path, 'wb') as f:
     f.write(buffer.getvalue())
 
 
 def plot_confusion(report: dict, title: str, path: str) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   names = report['confusion_matrix']['labels']
   counts = np.array(report['confusion_matrix']['rows_true_columns_predicted'])
   fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-  fig, ax = plt.subplots(figsize=(7.5, 6.5))
+  fig = Figure(figsize=(7.5, 6.5))
+  ax = fig.subplots()
   image = ax.imshow(fractions, cmap='Blues', vmin=0, vmax=1)
   ax.set_xticks(range(len(names)), names, rotation=45, ha='right')
   ax.set_yticks(range(len(names)), names)
@@ -53,14 +54,11 @@ def plot_examples(examples: dict[int, np.ndarray], true_ids: np.ndarray,
     title: figure title.
     path: PNG to write.
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   ids = sorted(examples)
   columns = 3
   rows = -(-len(ids) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(12, 2.6 * rows),
-                           squeeze=False)
+  fig = Figure(figsize=(12, 2.6 * rows))
+  axes = fig.subplots(rows, columns, squeeze=False)
   for ax in axes.flat:
     ax.axis('off')
   for ax, label in zip(axes.flat, ids):
@@ -82,11 +80,9 @@ def plot_examples(examples: dict[int, np.ndarray], true_ids: np.ndarray,
 
 
 def plot_curves(history: list[dict], title: str, path: str) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   epochs = [int(h['epoch']) + 1 for h in history]
-  fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+  fig = Figure(figsize=(11, 4))
+  loss_ax, acc_ax = fig.subplots(1, 2)
   for key, style in (('loss', '-'), ('val_loss', '--')):
     if key in history[0]:
       loss_ax.plot(epochs, [h[key] for h in history], style, label=key)
@@ -107,13 +103,9 @@ def plot_slices(slices: dict[str, dict[str, dict]], title: str,
                 path: str) -> None:
   """One bar chart per slicing (source, pitch range): accuracy per slice,
   with the number of notes on each bar."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, len(slices), figsize=(5.5 * len(slices), 4.2),
-                           squeeze=False,
-                           gridspec_kw={'width_ratios': [
-                               max(2, len(v)) for v in slices.values()]})
+  fig = Figure(figsize=(5.5 * len(slices), 4.2))
+  axes = fig.subplots(1, len(slices), squeeze=False, gridspec_kw={
+      'width_ratios': [max(2, len(v)) for v in slices.values()]})
   for ax, (slicing, values) in zip(axes[0], slices.items()):
     names = list(values)
     accuracy = [values[n]['accuracy'] for n in names]
