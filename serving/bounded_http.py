@@ -19,6 +19,37 @@ class RequestError(Exception):
   """The request failed; the message says how, in one line."""
 
 
+def _connected(host: str, port: int, timeout: float
+               ) -> http.client.HTTPConnection:
+  """An open connection, or RequestError saying why there is none."""
+  where = f'http://{host}:{port}'
+  connection = http.client.HTTPConnection(host, port, timeout=timeout)
+  try:
+    connection.connect()
+  except TimeoutError:
+    raise RequestError(f'no reply from {where} within {timeout:g} s'
+                       ) from None
+  except OSError as e:
+    connection.close()
+    raise RequestError(f'cannot reach {where}: '
+                       f'{e.strerror or type(e).__name__}') from None
+  return connection
+
+
+def _body(response: http.client.HTTPResponse, max_reply_bytes: int,
+          where: str) -> bytes:
+  """The reply body, read in chunks counted against the limit."""
+  chunks, size = [], 0
+  while chunk := response.read1(_READ_BYTES):
+    size += len(chunk)
+    if size > max_reply_bytes:
+      raise RequestError(f'the reply from {where} is larger than '
+                         f'{max_reply_bytes} bytes, more than an answer '
+                         f'to this request can be; refused')
+    chunks.append(chunk)
+  return b''.join(chunks)
+
+
 def post(host: str, port: int, path: str, body: bytes, timeout: float,
          max_reply_bytes: int,
          content_type: str = 'application/json') -> tuple[int, bytes]:
@@ -35,7 +66,7 @@ def post(host: str, port: int, path: str, body: bytes, timeout: float,
   """
   where = f'http://{host}:{port}'
   deadline = time.monotonic() + timeout
-  connection = http.client.HTTPConnection(host, port, timeout=timeout)
+  connection = _connected(host, port, timeout)
   expired = threading.Event()
 
   def expire():
@@ -46,31 +77,15 @@ def post(host: str, port: int, path: str, body: bytes, timeout: float,
       except OSError:
         pass   # Already closed: the request has ended anyway.
 
-  try:
-    connection.connect()
-  except TimeoutError:
-    raise RequestError(f'no reply from {where} within {timeout:g} s'
-                       ) from None
-  except OSError as e:
-    connection.close()
-    raise RequestError(f'cannot reach {where}: '
-                       f'{e.strerror or type(e).__name__}') from None
   timer = threading.Timer(max(deadline - time.monotonic(), 0.0), expire)
   timer.start()
   try:
     connection.request('POST', path, body, {'Content-Type': content_type})
     response = connection.getresponse()
-    chunks, size = [], 0
-    while chunk := response.read1(_READ_BYTES):
-      size += len(chunk)
-      if size > max_reply_bytes:
-        raise RequestError(f'the reply from {where} is larger than '
-                           f'{max_reply_bytes} bytes, more than an answer '
-                           f'to this request can be; refused')
-      chunks.append(chunk)
+    reply = _body(response, max_reply_bytes, where)
     if expired.is_set():
       raise TimeoutError
-    return response.status, b''.join(chunks)
+    return response.status, reply
   except (OSError, http.client.HTTPException) as e:
     if expired.is_set() or isinstance(e, TimeoutError):
       raise RequestError(f'no reply from {where} within {timeout:g} s'

@@ -1,4 +1,4 @@
-r"""Exports a trained model as a SavedModel for TF Serving.
+r"""Exports a trained model as a SavedModel for TF Serving (serving.exporter).
 
 Usage:
   nsynth-export --job_dir=jobs/demo --export_base=exports \
@@ -11,272 +11,19 @@ existing version is never touched. The export is reloaded and checked before
 it is moved into place.
 """
 
-# First: as a command, this quiets TensorFlow before anything imports it.
-from nsynth_contracts import cli
-
-# isort: split
-
-import logging
 import os
-import re
-import uuid
 
-import keras
-import numpy as np
-import tensorflow as tf
-from google.protobuf import text_format
-from tensorflow_serving.config import model_server_config_pb2
+from absl import flags
 
-from nsynth_contracts import audio
-from nsynth_contracts import directory_lock
-from nsynth_contracts import features
-from nsynth_contracts import manifest as manifest_lib
-from nsynth_contracts import serving_contract
-from nsynth_contracts import window_params
-from nsynth_contracts import windows
+from nsynth_contracts import cli
 from serving import naming
-from serving import signatures
-from serving import warmup
-from trainer import fit_callbacks
-from trainer import job_layout
-from trainer import models
-
-DEFAULT_MODEL_NAME = 'nsynth_instrument'
-
-
-class ExportError(cli.UserError):
-  """The export cannot be made as asked; the message says why."""
-
-
-def check_model_name(name: str) -> str:
-  """Returns `name` if TF Serving can serve a model under it.
-
-  Raises:
-    ExportError: a name that is empty, starts with a dot, or holds a path
-      separator or other characters TF Serving's model names do not use.
-  """
-  if not naming.is_model_name(name):
-    raise ExportError(f'model name {name!r} {naming.MESSAGE} (TF Serving '
-                      f'serves <export_base>/<model_name>/<version>/)')
-  return name
-
-
-def existing_versions(model_dir: str) -> list[int]:
-  """Integer version directories, the only ones TF Serving loads."""
-  if not tf.io.gfile.isdir(model_dir):
-    return []
-  return sorted(int(name.rstrip('/')) for name in tf.io.gfile.listdir(model_dir)
-                if re.fullmatch(r'\d+/?', name))
-
-
-def next_version(model_dir: str) -> int:
-  versions = existing_versions(model_dir)
-  return versions[-1] + 1 if versions else 1
-
-
-def models_config(model_name: str, base_path: str) -> str:
-  """A TF Serving --model_config_file for this model: its own
-  ModelServerConfig proto, in text format."""
-  config = model_server_config_pb2.ModelServerConfig()
-  model = config.model_config_list.config.add()
-  model.name = check_model_name(model_name)
-  model.base_path = base_path
-  model.model_platform = 'tensorflow'
-  return text_format.MessageToString(config)
-
-
-def _write_saved_model(model: keras.Model,
-                       contract: serving_contract.ServingContract,
-                       path: str) -> None:
-  archive = keras.export.ExportArchive()
-  archive.track(model)
-  for name, function in signatures.make_serving_functions(
-      model, contract).items():
-    archive.add_endpoint(name, function)
-  archive.write_out(path, verbose=False)
-
-
-class ExportCheckError(ExportError):
-  """The reloaded export disagrees with the model it was made from."""
-
-
-def _check_close(answer: np.ndarray, expected: np.ndarray, tolerance: float,
-                 what: str) -> None:
-  difference = float(np.max(np.abs(answer - expected))) if (
-      answer.shape == expected.shape) else float('inf')
-  if not difference <= tolerance:
-    raise ExportCheckError(
-        f'the reloaded export disagrees with the model: {what} differs by '
-        f'{difference:.3g} (shapes {answer.shape} and {expected.shape}), '
-        f'more than {tolerance:g}')
-
-
-def verify_export(path: str, model: keras.Model,
-                  contract: serving_contract.ServingContract,
-                  tolerance: float = 1e-5) -> None:
-  """Reloads the SavedModel and checks it against the Keras model: every
-  signature on the same sounds, and the contract it answers.
-
-  Raises:
-    ExportCheckError: the reloaded export disagrees, naming the signature.
-  """
-  loaded = tf.saved_model.load(path)
-  params = contract.feature_params
-  if signatures.read_contract(loaded, path) != contract:
-    raise ExportCheckError(f'{path} answers another contract than it was '
-                           f'made with')
-  clips = warmup.warmup_clips(params.sample_rate_hz, params.clip_seconds)
-  # A silent clip is answered "no sound" with probabilities of zero.
-  heard = windows.sounding(tf.constant(clips),
-                           contract.windows).numpy()[:, np.newaxis]
-  expected = np.where(heard, model(features.waveform_to_mfcc(
-      clips, params), training=False).numpy(), 0.0)
-  by_audio = loaded.signatures[signatures.AUDIO_SIGNATURE](
-      audio=tf.constant(clips))
-  _check_close(by_audio[signatures.PROBABILITIES].numpy(), expected,
-               tolerance, signatures.AUDIO_SIGNATURE)
-  families = [f.decode() for f in by_audio[signatures.FAMILY].numpy()]
-  named = [contract.vocabulary.family(i) if h else window_params.NO_SOUND
-           for i, h in zip(expected.argmax(axis=1), heard[:, 0])]
-  if families != named:
-    raise ExportCheckError(f'the reloaded export names {families} where the '
-                           f'model names {named}')
-  # WAV bytes are 16-bit: close to, not equal to, the float clips.
-  by_wav = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant(
-      [audio.encode_pcm16(c, params.sample_rate_hz) for c in clips]))
-  _check_close(by_wav[signatures.PROBABILITIES].numpy(), expected, 1e-2,
-               signatures.WAV_SIGNATURE)
-  # A recording of one clip is one window: the note's own answer.
-  tone = clips[0]
-  long = loaded.signatures[signatures.LONG_AUDIO_SIGNATURE](
-      audio=tf.constant(tone))
-  _check_close(long[signatures.PROBABILITIES].numpy(), expected[0],
-               tolerance, signatures.LONG_AUDIO_SIGNATURE)
-  long_wav = loaded.signatures[signatures.LONG_WAV_SIGNATURE](
-      wav=tf.constant(audio.encode_pcm16(tone, params.sample_rate_hz)))
-  _check_close(long_wav[signatures.PROBABILITIES].numpy(), expected[0], 1e-2,
-               signatures.LONG_WAV_SIGNATURE)
-
-
-def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
-                 export_base: str, model_name: str = DEFAULT_MODEL_NAME
-                 ) -> str:
-  """Writes, checks and publishes the next version; returns its path.
-
-  The model directory is locked while a version is written, so two exports
-  never race for one version number; a staging directory left by a killed
-  export is removed.
-
-  Raises:
-    ExportError: the model name, or the export base, cannot be used, or
-      the model holds NaN or Inf.
-  """
-  model_dir = os.path.join(export_base, check_model_name(model_name))
-  refuse_non_finite(model, 'the model')
-  if directory_lock.is_remote(model_dir):
-    tf.io.gfile.makedirs(model_dir)
-  elif os.path.exists(export_base) and not os.path.isdir(export_base):
-    raise ExportError(f'--export_base {export_base} is a file, not a '
-                      f'directory')
-  created = _missing_directories(model_dir)
-  try:
-    with directory_lock.claimed(model_dir, 'model directory', ExportError):
-      for name in tf.io.gfile.listdir(model_dir):
-        if re.fullmatch(r'\.staging-[0-9a-f]{12}/?', name):
-          logging.warning('Removing %s, left by an export that did not '
-                          'finish', name)
-          tf.io.gfile.rmtree(os.path.join(model_dir, name.rstrip('/')))
-      return _publish(model, manifest, model_dir, model_name)
-  except BaseException:
-    _remove_if_empty(created)
-    raise
-
-
-def refuse_non_finite(model: keras.Model, source: str) -> None:
-  """Raises ExportError naming `source` if a weight holds NaN or Inf: such
-  a model answers NaN, or nothing that means anything."""
-  bad = fit_callbacks.non_finite_weight(model)
-  if bad:
-    raise ExportError(f'{source} holds NaN or Inf in its weights (first '
-                      f'{bad}); it cannot be served: train again')
-
-
-def _missing_directories(directory: str) -> list[str]:
-  """The local directories, deepest first, that creating `directory`
-  would create."""
-  missing = []
-  while (not directory_lock.is_remote(directory) and directory and
-         not os.path.exists(directory)):
-    missing.append(directory)
-    parent = os.path.dirname(directory.rstrip(os.sep))
-    if parent == directory:
-      break
-    directory = parent
-  return missing
-
-
-def _remove_if_empty(directories: list[str]) -> None:
-  """A failed export leaves no directory it created behind (deepest first;
-  one that something else has filled since is kept)."""
-  for directory in directories:
-    try:
-      os.rmdir(directory)
-    except OSError:
-      return
-
-
-def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
-             model_dir: str, model_name: str) -> str:
-  staging = os.path.join(model_dir, f'.staging-{uuid.uuid4().hex[:12]}')
-  try:
-    contract = signatures.contract_for(manifest)
-    _write_saved_model(model, contract, staging)
-    extra = os.path.join(staging, 'assets.extra')
-    tf.io.gfile.makedirs(extra)
-    params = contract.feature_params
-    warmup.write(os.path.join(extra, warmup.WARMUP_FILE),
-                 warmup.warmup_requests(model_name, warmup.warmup_clips(
-                     params.sample_rate_hz, params.clip_seconds),
-                                        params.sample_rate_hz))
-    verify_export(staging, model, contract)
-    version = next_version(model_dir)
-    final = os.path.join(model_dir, str(version))
-    if tf.io.gfile.exists(final):
-      raise FileExistsError(f'{final} exists; versions are never overwritten')
-    tf.io.gfile.rename(staging, final)
-  finally:
-    if tf.io.gfile.exists(staging):
-      tf.io.gfile.rmtree(staging)
-  logging.info('Exported %s', final)
-  return final
-
-
-def export_job(job_dir: str, export_base: str,
-               model_name: str = DEFAULT_MODEL_NAME,
-               checkpoint: str | None = None) -> str:
-  """Exports a trainer job's best model (or `checkpoint`); returns the
-  version directory."""
-  check_model_name(model_name)
-  config = job_layout.read_job_config(job_dir)
-  manifest = manifest_lib.read(config['data_dir'])
-  checkpoint = checkpoint or job_layout.best_model_path(job_dir)
-  if not tf.io.gfile.exists(checkpoint) or tf.io.gfile.isdir(checkpoint):
-    raise ExportError(f'{checkpoint} is not a .keras file')
-  try:
-    model = models.load(checkpoint)
-  except (ValueError, OSError, TypeError, KeyError) as e:
-    raise ExportError(f'{checkpoint} is not a model Keras can load '
-                      f'({type(e).__name__})') from None
-  refuse_non_finite(model, checkpoint)
-  return export_model(model, manifest, export_base, model_name)
 
 
 def _define_flags() -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('job_dir', None, 'A trainer --job_dir.', required=True)
   flags.DEFINE_string('export_base', None, 'Exports go to '
                       '<export_base>/<model_name>/<version>/.', required=True)
-  flags.DEFINE_string('model_name', DEFAULT_MODEL_NAME,
+  flags.DEFINE_string('model_name', naming.DEFAULT_MODEL_NAME,
                       'TF Serving model name.')
   flags.DEFINE_string('checkpoint', None, 'A .keras checkpoint (default: the '
                       'job\'s best).')
@@ -287,25 +34,33 @@ def _define_flags() -> None:
 
 
 def _main(argv: list[str]) -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  if len(argv) > 1:
-    raise cli.UserError(f'unexpected arguments {argv[1:]}')
+  cli.no_arguments(argv)
+  # Imported here, not at the top: TensorFlow reads its log level when it
+  # is imported, and cli.run sets it before calling this.
+  import tensorflow as tf
+
+  from nsynth_contracts import manifest
+  from serving import export_check
+  from serving import exporter
+  from trainer import job_layout
   values = flags.FLAGS
-  path = export_job(values.job_dir, values.export_base, values.model_name,
-                    values.checkpoint)
+  with cli.one_line_errors(job_layout.JobDirError, manifest.ManifestError,
+                           exporter.ExportError,
+                           export_check.ExportCheckError):
+    path = exporter.export_job(values.job_dir, values.export_base,
+                               values.model_name, values.checkpoint)
   print(f'Exported {path}')
   if values.models_config:
     base = os.path.abspath(os.path.join(values.export_base,
                                         values.model_name))
     with tf.io.gfile.GFile(values.models_config, 'w') as f:
-      f.write(models_config(values.model_name, base))
+      f.write(exporter.models_config(values.model_name, base))
     print(f'TF Serving model config: {values.models_config}')
 
 
 def main() -> None:
   """Console entry point (nsynth-export)."""
-  cli.run(_define_flags, _main, user_errors=(
-      job_layout.JobDirError, manifest_lib.ManifestError, ExportError))
+  cli.run(_define_flags, _main)
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ dot (`..` would leave the base; a space breaks the URL).
 
 import re
 
+DEFAULT_MODEL_NAME = 'nsynth_instrument'
 MODEL_NAME = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]*')
 MESSAGE = ('must be a plain name: letters, digits, _ . -, not starting with '
            'a dot')

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from nsynth_contracts import window_params
+from serving import signatures
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,6 @@ def printable(value) -> str:
 def recording_prediction(file: str, seconds: float, outputs: dict,
                          top_k: int) -> Prediction:
   """A long-audio signature's outputs (NumPy) as one Prediction."""
-  from serving import signatures  # pylint: disable=g-import-not-at-top
   names = [printable(n) for n in outputs[signatures.CLASSES]]
   family = printable(outputs[signatures.FAMILY])
   timeline = tuple(

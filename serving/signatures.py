@@ -17,6 +17,7 @@ others. Every signature is built from that one contract.
 import tensorflow as tf
 
 from nsynth_contracts import audio_limits
+from nsynth_contracts import feature_params
 from nsynth_contracts import features
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import serving_contract
@@ -124,52 +125,83 @@ def read_contract(loaded, where: str) -> serving_contract.ServingContract:
       answer[CONTRACT].numpy(), where)
 
 
-def make_serving_functions(model,
-                           contract: serving_contract.ServingContract):
-  """{signature name: tf.function} bound to `model`, built from `contract`.
+class _Answers:
+  """The model's answers to clips and recordings, as the signatures return
+  them; a clip or recording below the silence threshold (windows.sounding)
+  gets family window_params.NO_SOUND, class_id -1 and probabilities of
+  zero."""
 
-  The note signatures return {probabilities: float32 [B, classes], class_id:
-  int64 [B], family: string [B], classes: string [B, classes]}; a note
-  below the silence threshold (windows.sounding) gets family
-  windows.NO_SOUND, class_id -1 and probabilities of zero, as a recording
-  with no sounding window does. The recording signatures return, for the
-  sounding windows, probabilities [W, classes] and start times [W], and for
-  the whole recording probabilities [classes], class_id, family, classes
-  [classes] and the number of sounding windows. The contract signature
-  returns {contract: string []}, the contract's JSON. Bad requests raise
-  InvalidArgument with a message.
-  """
-  params = contract.feature_params
-  windows = contract.windows
-  families = tf.constant(list(contract.vocabulary.families))
-  num_classes = len(contract.vocabulary.families)
+  def __init__(self, model, contract: serving_contract.ServingContract):
+    self._model = model
+    self._params = contract.feature_params
+    self._windows = contract.windows
+    self._families = tf.constant(list(contract.vocabulary.families))
+    self._num_classes = contract.vocabulary.num_classes
 
-  def classify(clips):
-    mfcc = features.waveform_to_mfcc(clips, params)           # [B, T, C]
-    probabilities = model(mfcc, training=False)               # [B, classes]
+  def probabilities(self, clips: tf.Tensor) -> tf.Tensor:
+    """float32 [B, classes] of clips [B, clip]."""
+    mfcc = features.waveform_to_mfcc(clips, self._params)     # [B, T, C]
+    probabilities = self._model(mfcc, training=False)         # [B, classes]
     # The last guard: an answer is finite, or the request is refused.
     return require(probabilities,
                    tf.reduce_all(tf.math.is_finite(probabilities)),
                    'the model\'s output for this audio is not finite')
 
-  def classify_notes(clips):                                  # [B, clip]
-    heard = windows_lib.sounding(clips, windows)              # [B]
-    probabilities = tf.where(heard[:, tf.newaxis], classify(clips), 0.0)
+  def _family(self, heard: tf.Tensor, class_id: tf.Tensor) -> tf.Tensor:
+    return tf.where(heard, tf.gather(self._families, tf.maximum(class_id, 0)),
+                    window_params.NO_SOUND)
+
+  def notes(self, clips: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The note signatures' outputs for clips [B, clip]."""
+    heard = windows_lib.sounding(clips, self._windows)        # [B]
+    probabilities = tf.where(heard[:, tf.newaxis],
+                             self.probabilities(clips), 0.0)
     class_id = tf.where(heard, tf.argmax(probabilities, axis=-1),
                         tf.constant(-1, tf.int64))            # [B]
     return {PROBABILITIES: probabilities, CLASS_ID: class_id,
-            FAMILY: tf.where(heard, tf.gather(families,
-                                              tf.maximum(class_id, 0)),
-                             window_params.NO_SOUND),
-            CLASSES: tf.tile(families[tf.newaxis], [tf.shape(class_id)[0], 1])}
+            FAMILY: self._family(heard, class_id),
+            CLASSES: tf.tile(self._families[tf.newaxis],
+                             [tf.shape(class_id)[0], 1])}
 
-  # The inputs are declared of unknown rank and checked at run time: TF
-  # Serving feeds a tensor without checking it against the signature, and
-  # with a declared rank the checks would be folded away as always true.
+  def recording(self, recording: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The recording signatures' outputs for samples [S]: per sounding
+    window and for the whole."""
+    framed, starts, sounding = windows_lib.frame_windows(
+        recording, self._params, self._windows)
+    clips = tf.boolean_mask(framed, sounding)                 # [W, clip]
+    starts = tf.boolean_mask(starts, sounding)                # [W]
+    heard = tf.size(starts) > 0
+    # The model never runs on an empty batch (its convolutions refuse one).
+    window_probabilities = tf.cond(
+        heard, lambda: self.probabilities(clips),
+        lambda: tf.zeros([0, self._num_classes]))             # [W, classes]
+    probabilities = tf.cond(
+        heard, lambda: windows_lib.aggregate(window_probabilities),
+        lambda: tf.zeros([self._num_classes]))                # [classes]
+    class_id = tf.where(heard, tf.argmax(probabilities),
+                        tf.constant(-1, tf.int64))
+    return {
+        WINDOW_PROBABILITIES: window_probabilities,
+        WINDOW_START_SECONDS: starts,
+        SOUNDING_WINDOWS: tf.size(starts),
+        PROBABILITIES: probabilities,
+        CLASS_ID: class_id,
+        FAMILY: self._family(heard, class_id),
+        CLASSES: self._families,
+    }
+
+
+# The inputs are declared of unknown rank and checked at run time: TF
+# Serving feeds a tensor without checking it against the signature, and
+# with a declared rank the checks would be folded away as always true.
+
+def _note_functions(answers: _Answers,
+                    params: feature_params.FeatureParams) -> dict:
+  """serving_default (float clips) and serving_wav (WAV files' bytes)."""
   @tf.function(input_signature=[
       tf.TensorSpec(None, tf.float32, name=AUDIO_INPUT)])
   def serve_audio(audio):
-    return classify_notes(features.pad_or_trim(checked_audio(audio), params))
+    return answers.notes(features.pad_or_trim(checked_audio(audio), params))
 
   def decode_one(wav_bytes):
     mono = wav_graph.decode(wav_bytes, params.sample_rate_hz, WAV_SIGNATURE,
@@ -182,39 +214,22 @@ def make_serving_functions(model,
     clips = tf.map_fn(decode_one, checked_wav_batch(wav),
                       fn_output_signature=tf.TensorSpec(
                           [params.clip_samples], tf.float32))  # [B, clip]
-    return classify_notes(clips)
+    return answers.notes(clips)
 
-  def classify_recording(recording):
-    framed, starts, sounding = windows_lib.frame_windows(recording, params,
-                                                         windows)
-    clips = tf.boolean_mask(framed, sounding)                 # [W, clip]
-    starts = tf.boolean_mask(starts, sounding)                # [W]
-    heard = tf.size(starts) > 0
-    # The model never runs on an empty batch (its convolutions refuse one).
-    window_probabilities = tf.cond(
-        heard, lambda: classify(clips),
-        lambda: tf.zeros([0, num_classes]))                   # [W, classes]
-    probabilities = tf.cond(
-        heard, lambda: windows_lib.aggregate(window_probabilities),
-        lambda: tf.zeros([num_classes]))                      # [classes]
-    class_id = tf.where(heard, tf.argmax(probabilities),
-                        tf.constant(-1, tf.int64))
-    return {
-        WINDOW_PROBABILITIES: window_probabilities,
-        WINDOW_START_SECONDS: starts,
-        SOUNDING_WINDOWS: tf.size(starts),
-        PROBABILITIES: probabilities,
-        CLASS_ID: class_id,
-        FAMILY: tf.where(heard, tf.gather(families, tf.maximum(class_id, 0)),
-                         window_params.NO_SOUND),
-        CLASSES: families,
-    }
+  return {AUDIO_SIGNATURE: serve_audio, WAV_SIGNATURE: serve_wav}
+
+
+def _recording_functions(answers: _Answers,
+                         contract: serving_contract.ServingContract) -> dict:
+  """serving_long_audio (float samples) and serving_long_wav (a WAV
+  file's bytes), one recording each."""
+  rate = contract.feature_params.sample_rate_hz
+  max_seconds = contract.windows.max_seconds
 
   @tf.function(input_signature=[
       tf.TensorSpec(None, tf.float32, name=LONG_AUDIO_INPUT)])
   def serve_long_audio(audio):
-    return classify_recording(checked_recording(
-        audio, windows.max_seconds, params.sample_rate_hz))
+    return answers.recording(checked_recording(audio, max_seconds, rate))
 
   @tf.function(input_signature=[
       tf.TensorSpec(None, tf.string, name=LONG_WAV_INPUT)])
@@ -223,11 +238,16 @@ def make_serving_functions(model,
                   'wav must be one WAV file\'s bytes (a string scalar): this '
                   'request has another rank')
     wav.set_shape([])
-    mono = wav_graph.decode(wav, params.sample_rate_hz, LONG_WAV_SIGNATURE,
-                            LONG_AUDIO_SIGNATURE, windows.max_seconds)
-    return classify_recording(checked_recording(
-        mono, windows.max_seconds, params.sample_rate_hz))
+    mono = wav_graph.decode(wav, rate, LONG_WAV_SIGNATURE,
+                            LONG_AUDIO_SIGNATURE, max_seconds)
+    return answers.recording(checked_recording(mono, max_seconds, rate))
 
+  return {LONG_AUDIO_SIGNATURE: serve_long_audio,
+          LONG_WAV_SIGNATURE: serve_long_wav}
+
+
+def _contract_function(contract: serving_contract.ServingContract) -> dict:
+  """serving_contract: the contract's JSON, for format=json."""
   @tf.function(input_signature=[
       tf.TensorSpec(None, tf.string, name=CONTRACT_INPUT)])
   def serve_contract(format_name):
@@ -242,7 +262,25 @@ def make_serving_functions(model,
         f'only')
     return {CONTRACT: text}
 
-  return {AUDIO_SIGNATURE: serve_audio, WAV_SIGNATURE: serve_wav,
-          LONG_AUDIO_SIGNATURE: serve_long_audio,
-          LONG_WAV_SIGNATURE: serve_long_wav,
-          CONTRACT_SIGNATURE: serve_contract}
+  return {CONTRACT_SIGNATURE: serve_contract}
+
+
+def make_serving_functions(model,
+                           contract: serving_contract.ServingContract):
+  """{signature name: tf.function} bound to `model`, built from `contract`.
+
+  The note signatures return {probabilities: float32 [B, classes], class_id:
+  int64 [B], family: string [B], classes: string [B, classes]}; a note
+  below the silence threshold gets family windows.NO_SOUND, class_id -1 and
+  probabilities of zero, as a recording with no sounding window does. The
+  recording signatures return, for the sounding windows, probabilities
+  [W, classes] and start times [W], and for the whole recording
+  probabilities [classes], class_id, family, classes [classes] and the
+  number of sounding windows. The contract signature returns {contract:
+  string []}, the contract's JSON. Bad requests raise InvalidArgument with
+  a message.
+  """
+  answers = _Answers(model, contract)
+  return {**_note_functions(answers, contract.feature_params),
+          **_recording_functions(answers, contract),
+          **_contract_function(contract)}

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from nsynth_contracts import feature_params
 from serving import signatures
@@ -27,8 +28,7 @@ def png_names(files: Sequence[str]) -> dict[str, str]:
 
 
 def plot(waveform: np.ndarray, outputs: dict, title: str, path: str,
-         params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS
-         ) -> None:
+         params: feature_params.FeatureParams) -> None:
   """Family probabilities per window over time, above the spectrogram.
 
   Args:
@@ -36,18 +36,16 @@ def plot(waveform: np.ndarray, outputs: dict, title: str, path: str,
     outputs: the long-audio signature's outputs, as NumPy.
     title: the recording's name.
     path: PNG to write.
+    params: the export's own feature parameters (its contract).
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   families = [f.decode() if isinstance(f, bytes) else f
               for f in outputs[signatures.CLASSES]]
   starts = outputs[signatures.WINDOW_START_SECONDS]
   window_p = outputs[signatures.WINDOW_PROBABILITIES]          # [W, C]
   seconds = len(waveform) / params.sample_rate_hz
-  fig, (top, bottom) = plt.subplots(
-      2, 1, figsize=(11, 6), sharex=True,
-      gridspec_kw={'height_ratios': [3, 2]})
+  fig = Figure(figsize=(11, 6))
+  top, bottom = fig.subplots(2, 1, sharex=True,
+                             gridspec_kw={'height_ratios': [3, 2]})
   centres = starts + params.clip_seconds / 2
   shown = [i for i in range(len(families))
            if len(window_p) and window_p[:, i].max() >= 0.1]
@@ -67,4 +65,17 @@ def plot(waveform: np.ndarray, outputs: dict, title: str, path: str,
   bottom.set(xlabel='time (s)', ylabel='frequency (Hz)', xlim=(0, seconds))
   fig.tight_layout()
   fig.savefig(path, dpi=100)
-  plt.close(fig)
+
+
+def plot_recordings(recordings: dict[str, tuple[np.ndarray, dict]],
+                    directory: str, params: feature_params.FeatureParams
+                    ) -> dict[str, str]:
+  """A PNG per recording (file -> (waveform, long-audio outputs)) in
+  `directory`, named by png_names; returns file -> PNG path."""
+  os.makedirs(directory, exist_ok=True)
+  names = png_names(list(recordings))
+  written = {}
+  for file, (waveform, outputs) in recordings.items():
+    written[file] = os.path.join(directory, names[file])
+    plot(waveform, outputs, os.path.basename(file), written[file], params)
+  return written

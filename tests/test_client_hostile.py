@@ -21,8 +21,12 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from serving import client
+from nsynth_contracts import feature_params
+from nsynth_contracts import labels
+from nsynth_contracts import serving_contract
+from nsynth_contracts import window_params
 from serving import signatures
+from serving import tf_serving
 from tests.conftest import wav_bytes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,9 +95,20 @@ def endless(connection, _):
     connection.sendall(b'%x\r\n' % len(chunk) + chunk + b'\r\n')
 
 
+# The contract of an export of the default features, as TF Serving answers
+# the one-output serving_contract signature (the value alone).
+CONTRACT_REPLY = json.dumps({'outputs': serving_contract.ServingContract(
+    feature_params.DEFAULT_PARAMS, window_params.DEFAULT_WINDOWS,
+    labels.LabelVocabulary.from_filters(), ('pcm16',)).to_json()}).encode()
+
+
 def hostile_names(connection, body):
   """A well-formed answer whose names carry terminal control sequences."""
   request = json.loads(body)
+  if request['signature_name'] == signatures.CONTRACT_SIGNATURE:
+    connection.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n'
+                       % len(CONTRACT_REPLY) + CONTRACT_REPLY)
+    return
   rows = len(request['inputs'][signatures.WAV_INPUT])
   names = [f'bass{ESCAPES}', 'string']
   reply = json.dumps({'outputs': {
@@ -125,19 +140,19 @@ def server():
 def test_the_timeout_bounds_the_whole_request_not_each_read(server):
   slow = server(drip)
   start = time.monotonic()
-  with pytest.raises(client.ServerError, match=r'no reply from .* within 3 s'):
-    client.predict_rest('127.0.0.1', slow.port, 'nsynth_instrument',
-                        [wav_bytes(NOTE)], timeout=3)
+  with pytest.raises(tf_serving.ServerError, match=r'no reply from .* within 3 s'):
+    tf_serving.predict_rest('127.0.0.1', slow.port, 'nsynth_instrument',
+                            [wav_bytes(NOTE)], timeout=3)
   assert time.monotonic() - start < 4.5
 
 
 def test_an_endless_reply_is_refused_at_a_bound_not_read_into_memory(server):
   flood = server(endless)
   start = time.monotonic()
-  with pytest.raises(client.ServerError) as error:
-    client.predict_rest('127.0.0.1', flood.port, 'nsynth_instrument',
-                        [wav_bytes(NOTE)] * 2, timeout=60)
-  expected = client.REPLY_BYTES_BASE + 2 * client.REPLY_BYTES_PER_ROW
+  with pytest.raises(tf_serving.ServerError) as error:
+    tf_serving.predict_rest('127.0.0.1', flood.port, 'nsynth_instrument',
+                            [wav_bytes(NOTE)] * 2, timeout=60)
+  expected = tf_serving.REPLY_BYTES_BASE + 2 * tf_serving.REPLY_BYTES_PER_ROW
   assert str(error.value) == (
       f'the reply from http://127.0.0.1:{flood.port} is larger than '
       f'{expected} bytes, more than an answer to this request can be; '
@@ -235,11 +250,11 @@ def test_grpc_replies_are_bounded_in_size_and_time(grpc_server):
   # 50 rows of a thousand 48-byte names for one note: 2.5 MB, beyond what
   # one row may take.
   port = grpc_server(_Servicer(rows=50))
-  with pytest.raises(client.ServerError, match='is larger than 1114112 '
+  with pytest.raises(tf_serving.ServerError, match='is larger than 1114112 '
                      'bytes, more than an answer to this request can be'):
-    client.predict_grpc('127.0.0.1', port, 'm', [wav_bytes(NOTE)])
+    tf_serving.predict_grpc('127.0.0.1', port, 'm', [wav_bytes(NOTE)])
   slow = grpc_server(_Servicer(rows=1, delay=5.0))
   start = time.monotonic()
-  with pytest.raises(client.ServerError, match='DEADLINE_EXCEEDED'):
-    client.predict_grpc('127.0.0.1', slow, 'm', [wav_bytes(NOTE)], timeout=1)
+  with pytest.raises(tf_serving.ServerError, match='DEADLINE_EXCEEDED'):
+    tf_serving.predict_grpc('127.0.0.1', slow, 'm', [wav_bytes(NOTE)], timeout=1)
   assert time.monotonic() - start < 3

@@ -31,12 +31,14 @@ from beam_pipelines import nsynth_tfrecords
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import audio_limits
 from nsynth_contracts import feature_params
+from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import outcomes
 from nsynth_contracts import schema
-from serving import client
-from serving import export
-from serving import predict
+from nsynth_contracts import serving_contract
+from nsynth_contracts import window_params
+from serving import audio_files
+from serving import exporter
 from serving import results
 from serving import signatures
 from serving import wav_graph
@@ -47,6 +49,10 @@ from trainer import models
 PARAMS = feature_params.DEFAULT_PARAMS
 RATE = PARAMS.sample_rate_hz
 MAX_SECONDS = 600.0
+# What an export of the default features is made with.
+CONTRACT = serving_contract.ServingContract(
+    PARAMS, window_params.DEFAULT_WINDOWS,
+    labels.LabelVocabulary.from_filters(), wav_graph.ENCODINGS)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -160,12 +166,12 @@ def beam_recording(path):
 
 
 def predict_reader(path):
-  return predict.read_file(path, MAX_SECONDS, PARAMS)
+  return audio_files.read_samples(path, RATE, MAX_SECONDS)
 
 
 def client_reader(path):
   try:
-    return client.read_audio(path, PARAMS, MAX_SECONDS).samples
+    return audio_files.read_for_server(path, CONTRACT).samples
   except audio_limits.AudioError as e:
     return str(e)
 
@@ -232,7 +238,7 @@ def test_every_entry_point_decodes_alike_or_refuses_alike(case, case_files):
                                   if v[2] is not None])
 def test_the_client_sends_bytes_only_where_serving_wav_decodes_them_alike(
     case, case_files):
-  local = client.read_audio(case_files[case], PARAMS, MAX_SECONDS)
+  local = audio_files.read_for_server(case_files[case], CONTRACT)
   assert (local.wav is not None) == (CASES[case][4] == 'same')
   if local.wav is not None:
     np.testing.assert_array_equal(
@@ -259,7 +265,7 @@ def exported(default_tfrecords, tmp_path_factory):
   as good as any for comparing entry points, and it costs no training."""
   manifest = manifest_lib.read(str(default_tfrecords))
   model = models.build('stats_mlp', manifest)
-  path = export.export_model(model, manifest,
+  path = exporter.export_model(model, manifest,
                              str(tmp_path_factory.mktemp('export')))
   return path, tf.saved_model.load(path)
 
@@ -342,13 +348,20 @@ class _SignatureServer:
   Serving's columnar format, for WAV bytes and float samples alike."""
 
   def __init__(self, loaded):
-    self.signatures_called = []
+    self.signatures_called = []   # those that answer audio
+    self.contracts_asked = 0
 
     def answer(request: bytes) -> tuple[int, bytes]:
       body = json.loads(request)
       name = body['signature_name']
-      self.signatures_called.append(name)
       (key, value), = body['inputs'].items()
+      if name == signatures.CONTRACT_SIGNATURE:
+        self.contracts_asked += 1
+        # One output: TF Serving's columnar reply is the value alone.
+        return 200, json.dumps({'outputs': loaded.signatures[name](
+            **{key: tf.constant(value)})[signatures.CONTRACT].numpy().decode(
+            )}).encode()
+      self.signatures_called.append(name)
       if key == signatures.WAV_INPUT:
         value = (base64.b64decode(value['b64']) if isinstance(value, dict)
                  else [base64.b64decode(x['b64']) for x in value])
@@ -365,7 +378,7 @@ class _SignatureServer:
           for k, v in outputs.items()}}).encode()
 
     class Handler(BaseHTTPRequestHandler):
-      def do_POST(self):  # pylint: disable=invalid-name
+      def do_POST(self):
         code, data = answer(self.rfile.read(
             int(self.headers['Content-Length'])))
         self.send_response(code)
@@ -404,6 +417,7 @@ def test_the_client_answers_every_encoding_as_predict_does(exported,
   assert sorted(server.signatures_called) == [
       signatures.AUDIO_SIGNATURE, signatures.LONG_AUDIO_SIGNATURE,
       signatures.WAV_SIGNATURE]
+  assert server.contracts_asked == 1
   by_client = json.loads(result.stdout)
   by_predict = json.loads(run_command('serving.predict', f'--model={path}',
                                       '--json', *files).stdout)

@@ -25,12 +25,13 @@ from beam_pipelines import nsynth_tfrecords
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 from nsynth_contracts import window_params
-from serving import client
-from serving import export
+from serving import exporter
 from serving import signatures
+from serving import tf_serving
 from serving import warmup
 from tests.conftest import float_wav_bytes
 from tests.conftest import wav_bytes
+from trainer import job_layout
 from trainer import models
 from trainer import train
 
@@ -45,8 +46,8 @@ def exported(default_tfrecords, tmp_path_factory):
   train.train(train.TrainConfig(
       data_dir=str(default_tfrecords), job_dir=str(job_dir), epochs=2,
       batch_size=16, eval_splits=('valid',)))
-  path = export.export_job(str(job_dir), str(tmp_path_factory.mktemp('export')))
-  model = models.load(train.best_model_path(str(job_dir)))
+  path = exporter.export_job(str(job_dir), str(tmp_path_factory.mktemp('export')))
+  model = models.load(job_layout.best_model_path(str(job_dir)))
   return path, model, manifest_lib.read(str(default_tfrecords))
 
 
@@ -286,14 +287,14 @@ def test_the_contract_names_exactly_the_wav_encodings_the_graph_decodes(
 def test_versions_only_grow_and_are_never_overwritten(exported, tmp_path):
   _, model, manifest = exported
   base = tmp_path / 'exports'
-  first = export.export_model(model, manifest, str(base))
+  first = exporter.export_model(model, manifest, str(base))
   stamp = os.path.getmtime(os.path.join(first, 'saved_model.pb'))
   (base / 'nsynth_instrument' / 'v7').mkdir()   # ignored, as TF Serving does
-  second = export.export_model(model, manifest, str(base))
+  second = exporter.export_model(model, manifest, str(base))
   assert [os.path.basename(first), os.path.basename(second)] == ['1', '2']
   assert os.path.getmtime(os.path.join(first, 'saved_model.pb')) == stamp
   assert not glob.glob(str(base / 'nsynth_instrument' / '.staging-*'))
-  config = export.models_config('nsynth_instrument', '/models/nsynth')
+  config = exporter.models_config('nsynth_instrument', '/models/nsynth')
   parsed = text_format.Parse(config, model_server_config_pb2.ModelServerConfig())
   (model,) = parsed.model_config_list.config
   assert (model.name, model.base_path, model.model_platform) == (
@@ -306,8 +307,8 @@ def test_model_names_tf_serving_cannot_serve_are_refused(exported, tmp_path,
                                                          name):
   _, model, manifest = exported
   base = tmp_path / 'exports'
-  with pytest.raises(export.ExportError, match='must be a plain name'):
-    export.export_model(model, manifest, str(base), name)
+  with pytest.raises(exporter.ExportError, match='must be a plain name'):
+    exporter.export_model(model, manifest, str(base), name)
   assert not tmp_path.joinpath('escape').exists()
   assert not base.exists() or not any(base.rglob('saved_model.pb'))
 
@@ -439,19 +440,19 @@ def test_grpc_client_against_a_prediction_service(grpc_server, loaded,
   paths = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
                                '*.wav')))[:3]
   contents = [open(p, 'rb').read() for p in paths]
-  outputs = client.predict_grpc('127.0.0.1', grpc_server, 'nsynth_instrument',
-                                contents)
+  outputs = tf_serving.predict_grpc('127.0.0.1', grpc_server, 'nsynth_instrument',
+                                    contents)
   direct = loaded.signatures[signatures.WAV_SIGNATURE](
       wav=tf.constant(contents))
   np.testing.assert_allclose(outputs[signatures.PROBABILITIES],
                              direct[signatures.PROBABILITIES].numpy())
-  with pytest.raises(client.ServerError,
+  with pytest.raises(tf_serving.ServerError,
                      match='INVALID_ARGUMENT: not a WAV, FLAC, OGG or MP3 '
                      'file$'):
-    client.predict_grpc('127.0.0.1', grpc_server, 'nsynth_instrument',
-                        [b'junk bytes'])
-  with pytest.raises(client.ServerError, match='NOT_FOUND'):
-    client.predict_grpc('127.0.0.1', grpc_server, 'no_such_model', contents)
+    tf_serving.predict_grpc('127.0.0.1', grpc_server, 'nsynth_instrument',
+                            [b'junk bytes'])
+  with pytest.raises(tf_serving.ServerError, match='NOT_FOUND'):
+    tf_serving.predict_grpc('127.0.0.1', grpc_server, 'no_such_model', contents)
 
 
 def test_rest_client_sends_b64_wav_the_way_tf_serving_reads_it(loaded,
@@ -462,16 +463,16 @@ def test_rest_client_sends_b64_wav_the_way_tf_serving_reads_it(loaded,
     path = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
                                 '*.wav')))[0]
     data = open(path, 'rb').read()
-    outputs = client.predict_rest('127.0.0.1', server.port,
-                                  'nsynth_instrument', [data])
+    outputs = tf_serving.predict_rest('127.0.0.1', server.port,
+                                      'nsynth_instrument', [data])
     direct = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant([data]))
     np.testing.assert_allclose(outputs[signatures.PROBABILITIES],
                                direct[signatures.PROBABILITIES].numpy(),
                                rtol=1e-6)
-    with pytest.raises(client.ServerError,
+    with pytest.raises(tf_serving.ServerError,
                        match='HTTP 400: WAV sample rate must be 16000 Hz'):
-      client.predict_rest('127.0.0.1', server.port, 'nsynth_instrument',
-                          [wav_bytes(np.zeros(8000), sample_rate=8000)])
+      tf_serving.predict_rest('127.0.0.1', server.port, 'nsynth_instrument',
+                              [wav_bytes(np.zeros(8000), sample_rate=8000)])
   finally:
     server.close()
 
@@ -509,6 +510,7 @@ def test_predict_command_on_a_folder_reports_each_file(exported, tiny_demo,
   assert '3 of 6 files could not be predicted' in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('make_model_path,message', [
     (lambda tmp: tmp / 'nowhere', 'does not exist'),
     (lambda tmp: tmp, 'holds neither saved_model.pb nor integer version'),
@@ -534,7 +536,7 @@ class _FakeServer:
       return answer(path, request) if answer else (status, body)
 
     class Handler(BaseHTTPRequestHandler):
-      def do_POST(self):  # pylint: disable=invalid-name
+      def do_POST(self):
         code, data = reply(self.path, self.rfile.read(
             int(self.headers['Content-Length'])))
         self.send_response(code)
@@ -574,9 +576,9 @@ def test_rest_client_turns_every_bad_reply_into_one_readable_error(
     status, body, delay, message):
   server = _FakeServer(status, body, delay)
   try:
-    with pytest.raises(client.ServerError, match=message) as error:
-      client.predict_rest('127.0.0.1', server.port, 'nsynth_instrument',
-                          [b'RIFF....WAVE'], timeout=0.5)
+    with pytest.raises(tf_serving.ServerError, match=message) as error:
+      tf_serving.predict_rest('127.0.0.1', server.port, 'nsynth_instrument',
+                              [b'RIFF....WAVE'], timeout=0.5)
     assert '\n' not in str(error.value)
   finally:
     server.close()
@@ -584,9 +586,9 @@ def test_rest_client_turns_every_bad_reply_into_one_readable_error(
 
 def test_rest_client_names_an_unreachable_server():
   (port,) = [p for p in [_unused_port()]]
-  with pytest.raises(client.ServerError, match=f'cannot reach '
+  with pytest.raises(tf_serving.ServerError, match=f'cannot reach '
                      f'http://127.0.0.1:{port}'):
-    client.predict_rest('127.0.0.1', port, 'm', [b'x'], timeout=2)
+    tf_serving.predict_rest('127.0.0.1', port, 'm', [b'x'], timeout=2)
 
 
 def _unused_port():
@@ -639,8 +641,10 @@ def test_a_minute_gets_the_same_answer_from_signature_cli_rest_and_cpp(
   # The REST client, against a stand-in that runs the signature.
   server = _SignatureServer(loaded)
   try:
-    outputs = client.predict_rest('127.0.0.1', server.port,
-                                  'nsynth_instrument', path.read_bytes())
+    outputs = tf_serving.predict_rest(
+        '127.0.0.1', server.port, 'nsynth_instrument', path.read_bytes(),
+        max_windows=signatures.read_contract(loaded, 'the export')
+        .max_windows())
   finally:
     server.close()
   np.testing.assert_allclose(outputs[signatures.PROBABILITIES], probabilities,
@@ -719,7 +723,7 @@ def test_users_formats_rates_and_channels_are_decoded(fmt, subtype, suffix,
   assert 0.3 < np.max(np.abs(decoded)) < 0.5
 
 
-def _SignatureServer(loaded_model) -> _FakeServer:  # pylint: disable=invalid-name
+def _SignatureServer(loaded_model) -> _FakeServer:
   """A REST stand-in that answers with the loaded signatures, as TF
   Serving's columnar format does."""
   import base64

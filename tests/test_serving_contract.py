@@ -3,18 +3,30 @@
 Fast: a tiny Keras model and only the signatures under test are exported.
 """
 
+import base64
+import dataclasses
 import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler
+from http.server import HTTPServer
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from nsynth_contracts import audio_decoding
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import serving_contract
 from nsynth_contracts import window_params
+from serving import export_check
 from serving import signatures
+from serving import tf_serving
+from tests.conftest import wav_bytes
 
 # Not this project's defaults: whoever reads them from the export must get
 # these, and prepare audio for them.
@@ -36,6 +48,7 @@ def tiny_model(params=PARAMS, classes=3):
 
 def export_signatures(path, contract=CONTRACT, names=None):
   """The model's SavedModel with the signatures `names` (default: all)."""
+  keras.utils.set_random_seed(0)
   model = tiny_model(contract.feature_params,
                      contract.vocabulary.num_classes)
   archive = keras.export.ExportArchive()
@@ -101,6 +114,7 @@ def test_an_unreadable_contract_is_one_line_naming_its_source(text, message):
   assert '\n' not in said and '\x1b' not in said
 
 
+@pytest.mark.slow
 def test_the_export_answers_the_contract_it_was_made_with(tmp_path):
   path = export_signatures(tmp_path / '1',
                            names=[signatures.CONTRACT_SIGNATURE])
@@ -116,6 +130,7 @@ def test_the_export_answers_the_contract_it_was_made_with(tmp_path):
         format=tf.constant(['json', 'json']))
 
 
+@pytest.mark.slow
 def test_an_export_without_a_contract_is_refused_in_one_line(tmp_path):
   path = export_signatures(tmp_path / '1',
                            names=[signatures.AUDIO_SIGNATURE])
@@ -126,6 +141,7 @@ def test_an_export_without_a_contract_is_refused_in_one_line(tmp_path):
       f'audio for it is unknown: export the model again with nsynth-export')
 
 
+@pytest.mark.slow
 def test_the_signatures_prepare_audio_by_the_contract_not_the_defaults(
     tmp_path):
   """A 2 s clip at 8 kHz is one whole window of this export; 4 s of it are
@@ -145,3 +161,160 @@ def test_the_signatures_prepare_audio_by_the_contract_not_the_defaults(
       first[signatures.PROBABILITIES].numpy()[0], atol=1e-6)
   assert [c.decode() for c in first[signatures.CLASSES].numpy()[0]] == [
       'bass', 'guitar', 'string']
+
+
+# nsynth-predict and nsynth-client prepare files as the export says.
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def other_export(tmp_path_factory):
+  """Every signature of an export of CONTRACT (8 kHz, 2 s clips, windows
+  every second): (version dir, loaded)."""
+  path = export_signatures(tmp_path_factory.mktemp('other') / '1')
+  return path, tf.saved_model.load(path)
+
+
+@pytest.fixture(scope='module')
+def user_files(tmp_path_factory):
+  """A 1.5 s note and a 3 s recording at 16 kHz, 16-bit PCM: a note and a
+  recording for the export, notes both for this project's defaults."""
+  folder = tmp_path_factory.mktemp('files')
+  files = []
+  for name, seconds in (('note.wav', 1.5), ('take.wav', 3.0)):
+    t = np.arange(int(16000 * seconds)) / 16000
+    (folder / name).write_bytes(wav_bytes(
+        0.4 * np.sin(2 * np.pi * 220 * t) * np.exp(-t), 16000))
+    files.append(str(folder / name))
+  return files
+
+
+def expected_answers(loaded, files):
+  """What the export answers on the files prepared by its contract: the
+  note padded to one 2 s clip at 8 kHz, the take cut into its windows."""
+  note, take = (audio_decoding.read_file(f, 8000).samples for f in files)
+  by_note = loaded.signatures[signatures.AUDIO_SIGNATURE](audio=tf.constant(
+      feature_params.pad_or_trim_numpy(note, PARAMS)[np.newaxis]))
+  by_take = loaded.signatures[signatures.LONG_AUDIO_SIGNATURE](
+      audio=tf.constant(take))
+  return (by_note[signatures.PROBABILITIES].numpy()[0],
+          by_take[signatures.PROBABILITIES].numpy(),
+          by_take[signatures.WINDOW_START_SECONDS].numpy().tolist())
+
+
+def assert_answered_as_the_export_says(rows, loaded, files):
+  note_p, take_p, starts = expected_answers(loaded, files)
+  assert starts == [0.0, 1.0]
+  note, take = rows
+  assert 'seconds' not in note          # a note: one clip of 2 s
+  assert take['seconds'] == 3.0 and take['windows'] == 2
+  for row, expected in ((note, note_p), (take, take_p)):
+    assert row['top'][0]['probability'] == pytest.approx(expected.max(),
+                                                         abs=1e-5)
+    assert row['family'] == CONTRACT.vocabulary.family(int(expected.argmax()))
+
+
+def run_module(module, *args):
+  return subprocess.run([sys.executable, '-m', module, *map(str, args)],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_predict_prepares_files_as_the_export_says(other_export, user_files):
+  path, loaded = other_export
+  result = run_module('serving.predict', f'--model={path}', '--json',
+                      *user_files)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert_answered_as_the_export_says(json.loads(result.stdout), loaded,
+                                     user_files)
+
+
+class ExportServer:
+  """A REST stand-in for TF Serving over a loaded export: every signature,
+  inputs and outputs in TF Serving's columnar JSON (bytes as {"b64"}, a
+  one-output signature's value alone)."""
+
+  def __init__(self, loaded):
+    def run(body):
+      (key, value), = body['inputs'].items()
+      if isinstance(value, dict) or (isinstance(value, list) and value and
+                                     isinstance(value[0], dict)):
+        value = (base64.b64decode(value['b64']) if isinstance(value, dict)
+                 else [base64.b64decode(v['b64']) for v in value])
+        tensor = tf.constant(value)
+      else:
+        tensor = tf.constant(value, None if isinstance(value, str)
+                             else tf.float32)
+      outputs = {k: (np.asarray(v.numpy()).astype(str).tolist()
+                     if v.dtype == tf.string else v.numpy().tolist())
+                 for k, v in loaded.signatures[body['signature_name']](
+                     **{key: tensor}).items()}
+      return outputs if len(outputs) > 1 else next(iter(outputs.values()))
+
+    class Handler(BaseHTTPRequestHandler):
+      def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+        try:
+          code, reply = 200, {'outputs': run(body)}
+        except tf.errors.InvalidArgumentError as e:
+          code, reply = 400, {'error': e.message}
+        data = json.dumps(reply).encode()
+        self.send_response(code)
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+      def log_message(self, *args):
+        pass
+
+    self.server = HTTPServer(('127.0.0.1', 0), Handler)
+    self.port = self.server.server_port
+    threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+  def close(self):
+    self.server.shutdown()
+    self.server.server_close()
+
+
+@pytest.mark.slow
+def test_the_client_prepares_files_as_the_served_export_says(other_export,
+                                                             user_files):
+  path, loaded = other_export
+  server = ExportServer(loaded)
+  try:
+    result = run_module('serving.client', '--host=127.0.0.1',
+                        f'--port={server.port}', '--json', *user_files)
+  finally:
+    server.close()
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert_answered_as_the_export_says(json.loads(result.stdout), loaded,
+                                     user_files)
+
+
+@pytest.mark.slow
+def test_the_client_reads_the_contract_a_server_answers(other_export):
+  _, loaded = other_export
+  server = ExportServer(loaded)
+  try:
+    assert tf_serving.contract_rest('127.0.0.1', server.port,
+                                    'nsynth_instrument') == CONTRACT
+  finally:
+    server.close()
+
+
+@pytest.mark.slow
+def test_an_export_that_disagrees_with_its_model_is_refused_in_our_words(
+    other_export):
+  """Checked with our exception, not `assert`, which `python -O` drops."""
+  path, _ = other_export
+  keras.utils.set_random_seed(1)
+  another = tiny_model()   # other weights than the exported model's
+  with pytest.raises(export_check.ExportCheckError,
+                     match='the reloaded export disagrees with the model: '
+                     'serving_default differs by'):
+    export_check.verify_export(path, another, CONTRACT)
+  with pytest.raises(export_check.ExportCheckError,
+                     match='answers another contract than it was made with'):
+    export_check.verify_export(path, another, dataclasses.replace(
+        CONTRACT, wav_encodings=()))

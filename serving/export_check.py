@@ -1,0 +1,80 @@
+"""The export, reloaded and checked against the model it was made from.
+
+Every signature answers the same sounds (a decaying tone, seeded noise,
+silence) as the Keras model does on the features of the contract, and the
+export answers the contract it was made with.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nsynth_contracts import audio
+from nsynth_contracts import features
+from nsynth_contracts import serving_contract
+from nsynth_contracts import window_params
+from nsynth_contracts import windows
+from serving import signatures
+from serving import warmup
+
+
+class ExportCheckError(ValueError):
+  """The reloaded export disagrees with the model it was made from."""
+
+
+def _check_close(answer: np.ndarray, expected: np.ndarray, tolerance: float,
+                 what: str) -> None:
+  difference = float(np.max(np.abs(answer - expected))) if (
+      answer.shape == expected.shape) else float('inf')
+  if not difference <= tolerance:
+    raise ExportCheckError(
+        f'the reloaded export disagrees with the model: {what} differs by '
+        f'{difference:.3g} (shapes {answer.shape} and {expected.shape}), '
+        f'more than {tolerance:g}')
+
+
+def verify_export(path: str, model: keras.Model,
+                  contract: serving_contract.ServingContract,
+                  tolerance: float = 1e-5) -> None:
+  """Reloads the SavedModel and checks it against the Keras model: every
+  signature on the same sounds, and the contract it answers.
+
+  Raises:
+    ExportCheckError: the reloaded export disagrees, naming the signature.
+  """
+  loaded = tf.saved_model.load(path)
+  params = contract.feature_params
+  if signatures.read_contract(loaded, path) != contract:
+    raise ExportCheckError(f'{path} answers another contract than it was '
+                           f'made with')
+  clips = warmup.warmup_clips(params.sample_rate_hz, params.clip_seconds)
+  # A silent clip is answered "no sound" with probabilities of zero.
+  heard = windows.sounding(tf.constant(clips),
+                           contract.windows).numpy()[:, np.newaxis]
+  expected = np.where(heard, model(features.waveform_to_mfcc(
+      clips, params), training=False).numpy(), 0.0)
+  by_audio = loaded.signatures[signatures.AUDIO_SIGNATURE](
+      audio=tf.constant(clips))
+  _check_close(by_audio[signatures.PROBABILITIES].numpy(), expected,
+               tolerance, signatures.AUDIO_SIGNATURE)
+  families = [f.decode() for f in by_audio[signatures.FAMILY].numpy()]
+  named = [contract.vocabulary.family(i) if h else window_params.NO_SOUND
+           for i, h in zip(expected.argmax(axis=1), heard[:, 0])]
+  if families != named:
+    raise ExportCheckError(f'the reloaded export names {families} where the '
+                           f'model names {named}')
+  # WAV bytes are 16-bit: close to, not equal to, the float clips.
+  by_wav = loaded.signatures[signatures.WAV_SIGNATURE](wav=tf.constant(
+      [audio.encode_pcm16(c, params.sample_rate_hz) for c in clips]))
+  _check_close(by_wav[signatures.PROBABILITIES].numpy(), expected, 1e-2,
+               signatures.WAV_SIGNATURE)
+  # A recording of one clip is one window: the note's own answer.
+  tone = clips[0]
+  long = loaded.signatures[signatures.LONG_AUDIO_SIGNATURE](
+      audio=tf.constant(tone))
+  _check_close(long[signatures.PROBABILITIES].numpy(), expected[0],
+               tolerance, signatures.LONG_AUDIO_SIGNATURE)
+  long_wav = loaded.signatures[signatures.LONG_WAV_SIGNATURE](
+      wav=tf.constant(audio.encode_pcm16(tone, params.sample_rate_hz)))
+  _check_close(long_wav[signatures.PROBABILITIES].numpy(), expected[0], 1e-2,
+               signatures.LONG_WAV_SIGNATURE)

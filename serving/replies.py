@@ -1,0 +1,91 @@
+"""What a TF Serving reply must be before anything of it is used.
+
+A reply answers the request it came for (one row per file, or one
+recording as a whole), with finite probabilities in [0, 1] and string class
+names, and every name is made printable; TF Serving's REST error body is
+read in its own words. Anything else is a ServerError in one line.
+"""
+
+import json
+
+import numpy as np
+
+from serving import results
+from serving import signatures
+
+
+class ServerError(Exception):
+  """TF Serving refused the request or answered nonsense; the message says
+  which, in one line."""
+
+
+def checked_outputs(outputs, num_files: int | None, where: str
+                    ) -> dict[str, np.ndarray]:
+  """The reply's outputs, if they answer `num_files` files (None: one
+  recording, answered as a whole), with every string made printable.
+
+  Raises:
+    ServerError: outputs missing, or not one row per file.
+  """
+  if not isinstance(outputs, dict):
+    raise ServerError(f'the reply from {where} holds no outputs object')
+  missing = [k for k in (signatures.PROBABILITIES, signatures.CLASSES)
+             if k not in outputs]
+  if missing:
+    raise ServerError(f'the reply from {where} lacks the outputs {missing} '
+                      f'(it has {[results.printable(k) for k in outputs][:8]})')
+  if num_files is None:
+    missing = [k for k in (signatures.FAMILY, signatures.WINDOW_PROBABILITIES,
+                           signatures.WINDOW_START_SECONDS) if k not in outputs]
+    if missing:
+      raise ServerError(f'the reply from {where} lacks the outputs {missing} '
+                        f'a recording is answered with')
+  try:
+    arrays = {key: np.asarray(value) for key, value in outputs.items()}
+  except (ValueError, TypeError):
+    raise ServerError(f'the reply from {where} holds outputs that are not '
+                      f'rectangular arrays') from None
+  probabilities = arrays[signatures.PROBABILITIES]
+  classes = arrays[signatures.CLASSES]
+  # Notes: [files, classes] each; a recording: [classes] each.
+  rank = 1 if num_files is None else 2
+  if probabilities.ndim != rank or classes.ndim != rank:
+    raise ServerError(f'the reply from {where} has probabilities of rank '
+                      f'{probabilities.ndim} and classes of rank '
+                      f'{classes.ndim}; {rank} was expected')
+  if num_files is not None and probabilities.shape[0] != num_files:
+    raise ServerError(f'the reply from {where} has {probabilities.shape[0]} '
+                      f'rows of {signatures.PROBABILITIES!r} for {num_files} '
+                      f'file(s)')
+  if probabilities.shape != classes.shape:
+    raise ServerError(f'the reply from {where} names {classes.shape[-1]} '
+                      f'classes for {probabilities.shape[-1]} probabilities')
+  if classes.dtype.kind not in 'USO' or not all(
+      isinstance(c, (str, bytes)) for c in classes.ravel().tolist()):
+    raise ServerError(f'the reply from {where} has class names that are not '
+                      f'strings')
+  if probabilities.dtype.kind not in 'fi' or not np.all(
+      np.isfinite(probabilities)) or probabilities.min(initial=0) < 0 or (
+          probabilities.max(initial=0) > 1 + 1e-6):
+    raise ServerError(f'the reply from {where} holds probabilities that are '
+                      f'not numbers in [0, 1]')
+  for key in (signatures.CLASSES, signatures.FAMILY):
+    if key in arrays and arrays[key].dtype.kind in 'USO':
+      arrays[key] = np.vectorize(results.printable, otypes=[object])(
+          arrays[key]) if arrays[key].size else arrays[key]
+  return arrays
+
+
+def error_detail(body: bytes) -> str:
+  """TF Serving's REST error body is {"error": "..."}; anything else is
+  shown as it came, briefly."""
+  text = body.decode('utf-8', 'replace')
+  try:
+    parsed = json.loads(text)
+  except (ValueError, RecursionError):
+    parsed = text
+  if isinstance(parsed, dict) and isinstance(parsed.get('error'), str):
+    return results.readable_error(parsed['error'])
+  detail = parsed if isinstance(parsed, str) else json.dumps(parsed)
+  detail = results.printable(' '.join(detail.split()))
+  return detail[:200] + ('...' if len(detail) > 200 else '')
