@@ -10,11 +10,6 @@ notes with each --copies value, and prints wall time, the notes read per
 second and the records written per second, and each run against the first.
 """
 
-# First: it quiets TensorFlow's start-up, as the commands do.
-from nsynth_contracts import cli  # noqa: F401
-
-# isort: split
-
 import json
 import os
 import subprocess
@@ -22,24 +17,27 @@ import sys
 import tempfile
 import time
 
-from absl import app
 from absl import flags
 
-_INPUT = flags.DEFINE_string('input', 'data/nsynth-demo/nsynth-train',
-                             'An NSynth-layout split directory.')
-_COPIES = flags.DEFINE_list('copies', ['0', '4'], '--augment_copies values.')
-_BEAM_ARGS = flags.DEFINE_string(
-    'beam_args',
-    '--direct_num_workers=0 --direct_running_mode=multi_threading',
-    'Beam options for every run.')
+from nsynth_contracts import cli
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string('input', 'data/nsynth-demo/nsynth-train',
+                      'An NSynth-layout split directory.')
+  flags.DEFINE_list('copies', ['0', '4'], '--augment_copies values.')
+  flags.DEFINE_string(
+      'beam_args',
+      '--direct_num_workers=0 --direct_running_mode=multi_threading',
+      'Beam options for every run.')
 
 
 def run_job(copies: int, out: str) -> tuple[float, dict]:
   command = [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
-             f'--input={_INPUT.value}', f'--output_dir={out}',
+             f'--input={flags.FLAGS.input}', f'--output_dir={out}',
              '--split_single_input=instrument', '--split_fractions=1,0,0',
              '--overwrite', f'--augment_copies={copies}',
-             *_BEAM_ARGS.value.split()]
+             *flags.FLAGS.beam_args.split()]
   start = time.perf_counter()
   subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
   seconds = time.perf_counter() - start
@@ -47,14 +45,14 @@ def run_job(copies: int, out: str) -> tuple[float, dict]:
     return seconds, json.load(f)
 
 
-def main(argv):
-  del argv
+def _main(argv: list[str]) -> None:
+  cli.no_arguments(argv)
   scratch = tempfile.mkdtemp(prefix='nsynth-bench-augment-')
-  print(f'Beam job on {_INPUT.value} ({_BEAM_ARGS.value}):')
+  print(f'Beam job on {flags.FLAGS.input} ({flags.FLAGS.beam_args}):')
   print(f'  {"copies":>6} {"wall s":>8} {"notes/s":>9} {"records/s":>10} '
         f'{"notes/s vs first":>17}')
   first = None
-  for copies in (int(c) for c in _COPIES.value):
+  for copies in (int(c) for c in flags.FLAGS.copies):
     seconds, manifest = run_job(copies, os.path.join(scratch, str(copies)))
     notes = manifest['accounting']['read']
     records = sum(s['num_examples'] for s in manifest['splits'].values())
@@ -64,5 +62,9 @@ def main(argv):
           f' {rate / first:16.2f}x')
 
 
+def main() -> None:
+  cli.run(_define_flags, _main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  main()

@@ -16,11 +16,6 @@ and prints notes per second for each, the ratios c/a and c/b, and where one
 note's time goes inside the job (read, decode, features, serialize, write).
 """
 
-# First: it quiets TensorFlow's start-up, as the commands do.
-from nsynth_contracts import cli  # noqa: F401
-
-# isort: split
-
 import glob
 import json
 import os
@@ -31,24 +26,36 @@ import tempfile
 import time
 import zlib
 
-from absl import app
+import librosa
+import numpy as np
 from absl import flags
+from isal import isal_zlib
 
-_WORK_DIR = flags.DEFINE_string(
-    'work_dir', os.path.join(tempfile.gettempdir(), 'nsynth-bench'),
-    'Scratch directory for audio and TFRecords.')
-_PITCH_STEP = flags.DEFINE_integer('pitch_step', 2, 'Demo pitch step.')
-_VELOCITIES = flags.DEFINE_list('velocities', ['50', '100'],
-                                'Demo velocities.')
-_LIBROSA_NOTES = flags.DEFINE_integer(
-    'librosa_notes', 0, 'Time (a) on the first N notes only (0: all); its '
-    'rate is per note, so a subset shortens the run without changing it.')
-_BEAM_ARGS = flags.DEFINE_list(
-    'beam_args',
-    ['--direct_num_workers=0 --direct_running_mode=multi_processing',
-     '--direct_num_workers=0 --direct_running_mode=multi_threading',
-                  '--direct_running_mode=in_memory'],
-    'Beam options for (c), one run per comma-separated entry.')
+from demo_data import notes as demo_notes
+from nsynth_contracts import audio_decoding
+from nsynth_contracts import cli
+from nsynth_contracts import feature_params
+from nsynth_contracts import schema
+
+# TensorFlow and Beam are imported inside the functions that use them: they
+# log at import, and cli.run quiets them first.
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string(
+      'work_dir', os.path.join(tempfile.gettempdir(), 'nsynth-bench'),
+      'Scratch directory for audio and TFRecords.')
+  flags.DEFINE_integer('pitch_step', 2, 'Demo pitch step.')
+  flags.DEFINE_list('velocities', ['50', '100'], 'Demo velocities.')
+  flags.DEFINE_integer(
+      'librosa_notes', 0, 'Time (a) on the first N notes only (0: all); its '
+      'rate is per note, so a subset shortens the run without changing it.')
+  flags.DEFINE_list(
+      'beam_args',
+      ['--direct_num_workers=0 --direct_running_mode=multi_processing',
+       '--direct_num_workers=0 --direct_running_mode=multi_threading',
+       '--direct_running_mode=in_memory'],
+      'Beam options for (c), one run per comma-separated entry.')
 
 
 def _audio_paths(split_dirs):
@@ -61,7 +68,6 @@ def _audio_paths(split_dirs):
 
 
 def time_librosa_loop(paths):
-  import librosa  # pylint: disable=g-import-not-at-top
   librosa.feature.mfcc(y=librosa.load(paths[0])[0], sr=22050)  # warm caches
   start = time.perf_counter()
   for path in paths:
@@ -71,17 +77,14 @@ def time_librosa_loop(paths):
 
 
 def decode_all(paths):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  from nsynth_contracts import audio_decoding  # pylint: disable=g-import-not-at-top
   return np.stack([audio_decoding.decode_clip(open(p, 'rb').read())
                    for p in paths])
 
 
 def time_feature_function(clips, jit_compile, batch_size=64):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
 
-  from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
+  from nsynth_contracts import features
   fn = tf.function(features.waveform_to_mfcc, jit_compile=jit_compile,
                    input_signature=[tf.TensorSpec([None, clips.shape[1]],
                                                   tf.float32)])
@@ -110,15 +113,10 @@ def time_beam_job(split_dirs, output_dir, beam_args):
 
 def per_note_breakdown(paths, clips, sample=512):
   """Microseconds per note for each step the job does, single process."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from isal import isal_zlib  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
 
-  from beam_pipelines import tfrecord_sink  # pylint: disable=g-import-not-at-top
-  from nsynth_contracts import audio_decoding  # pylint: disable=g-import-not-at-top
-  from nsynth_contracts import feature_params  # pylint: disable=g-import-not-at-top
-  from nsynth_contracts import features  # pylint: disable=g-import-not-at-top
-  from nsynth_contracts import schema  # pylint: disable=g-import-not-at-top
+  from beam_pipelines import tfrecord_sink
+  from nsynth_contracts import features
   paths = paths[:sample]
   steps = {}
 
@@ -163,15 +161,14 @@ def per_note_breakdown(paths, clips, sample=512):
   return steps
 
 
-def main(argv):
-  del argv
-  from demo_data import notes as demo_notes
-  work = _WORK_DIR.value
+def _main(argv: list[str]) -> None:
+  cli.no_arguments(argv)
+  work = flags.FLAGS.work_dir
   audio_dir = os.path.join(work, 'audio')
   if not glob.glob(os.path.join(audio_dir, 'nsynth-*', 'examples.json')):
     print(f'Rendering demo notes into {audio_dir} ...', flush=True)
-    demo_notes.render_dataset(audio_dir, _PITCH_STEP.value,
-                          [int(v) for v in _VELOCITIES.value])
+    demo_notes.render_dataset(audio_dir, flags.FLAGS.pitch_step,
+                              [int(v) for v in flags.FLAGS.velocities])
   split_dirs = sorted(glob.glob(os.path.join(audio_dir, 'nsynth-*')))
   paths = _audio_paths(split_dirs)
   print(f'{len(paths)} notes of 4 s in {len(split_dirs)} split directories',
@@ -183,7 +180,7 @@ def main(argv):
     print(f'  {name:<30} {micros:8.1f}')
   print(flush=True)
 
-  librosa_paths = paths[:_LIBROSA_NOTES.value or len(paths)]
+  librosa_paths = paths[:flags.FLAGS.librosa_notes or len(paths)]
   rate_a = time_librosa_loop(librosa_paths)
   print(f'(a) librosa loop: {rate_a:8.1f} notes/s '
         f'({len(librosa_paths)} notes)', flush=True)
@@ -196,7 +193,7 @@ def main(argv):
   del clips
   rate_b = max(rates_b.values())
   small_dir = min(split_dirs, key=lambda d: len(_audio_paths([d])))
-  for beam_args in _BEAM_ARGS.value:
+  for beam_args in flags.FLAGS.beam_args:
     written, seconds = time_beam_job(
         split_dirs, os.path.join(work, 'tfrecords'), beam_args)
     rate_c = written / seconds
@@ -215,5 +212,9 @@ def main(argv):
           flush=True)
 
 
+def main() -> None:
+  cli.run(_define_flags, _main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  main()

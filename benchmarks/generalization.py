@@ -22,11 +22,6 @@ Prints accuracy and macro-F1 per held-out library, accuracy per family, and
 the means; then the targets: mean >= 0.70 and >= the peer + 0.10.
 """
 
-# First: it quiets TensorFlow's start-up, as the commands do.
-from nsynth_contracts import cli  # noqa: F401
-
-# isort: split
-
 import os
 import subprocess
 import sys
@@ -34,24 +29,36 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app
 from absl import flags
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from beam_pipelines import augmentation
+from demo_data import libraries
+from demo_data import notes as demo_notes
+from nsynth_contracts import cli
+from nsynth_contracts import labels
+from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import schema
+from trainer import metrics
 
-_WORK_DIR = flags.DEFINE_string(
-    'work_dir', os.path.join(tempfile.gettempdir(), 'nsynth-generalization'),
-    'Scratch directory (the rendered notes are reused when present).')
-_LIBRARIES = flags.DEFINE_list('libraries', [], 'Libraries to render and hold '
-                               'out (default: every one installed that has '
-                               'acoustic or electronic instruments).')
-_PITCH_STEP = flags.DEFINE_integer('pitch_step', 4, 'Demo pitch step.')
-_VELOCITIES = flags.DEFINE_list('velocities', ['50', '100'],
-                                'Demo velocities.')
-_SEED_CNN_EPOCHS = flags.DEFINE_integer('seed_cnn_epochs', 15,
-                                        'Epochs of the blog\'s network.')
-_MODELS = flags.DEFINE_list('models', ['peer', 'seed_cnn', 'recipe'],
-                            'Which of the three to run.')
+# TensorFlow and the trainer are imported inside the functions that use
+# them: they log at import, and cli.run quiets them first.
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string(
+      'work_dir', os.path.join(tempfile.gettempdir(), 'nsynth-generalization'),
+      'Scratch directory (the rendered notes are reused when present).')
+  flags.DEFINE_list('libraries', [], 'Libraries to render and hold '
+                    'out (default: every one installed that has '
+                    'acoustic or electronic instruments).')
+  flags.DEFINE_integer('pitch_step', 4, 'Demo pitch step.')
+  flags.DEFINE_list('velocities', ['50', '100'],
+                    'Demo velocities.')
+  flags.DEFINE_integer('seed_cnn_epochs', 15,
+                       'Epochs of the blog\'s network.')
+  flags.DEFINE_list('models', ['peer', 'seed_cnn', 'recipe'],
+                    'Which of the three to run.')
 
 
 def mfcc_statistics(mfccs: np.ndarray) -> np.ndarray:
@@ -61,10 +68,7 @@ def mfcc_statistics(mfccs: np.ndarray) -> np.ndarray:
 
 
 def read_records(data_dir: str, split: str, originals_only: bool):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  from nsynth_contracts import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
-  from nsynth_contracts import schema  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   manifest = manifest_lib.read(data_dir)
   files = [os.path.join(data_dir, f) for f in manifest.split_files(split)]
   mfccs, label_ids = [], []
@@ -80,7 +84,6 @@ def read_records(data_dir: str, split: str, originals_only: bool):
 
 def run_peer(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
   """(true ids, predicted ids) on the test split."""
-  from sklearn.ensemble import HistGradientBoostingClassifier  # pylint: disable=g-import-not-at-top
   train_x, train_y = read_records(data_dir, 'train', originals_only=True)
   test_x, test_y = read_records(data_dir, 'test', originals_only=True)
   peer = HistGradientBoostingClassifier(max_iter=300, random_state=0)
@@ -90,7 +93,6 @@ def run_peer(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
 
 def write_records(demo: str, data_dir: str, held_out: str, *extra: str):
   """The Beam job, holding out one library, as a user would run it."""
-  from demo_data import notes as demo_notes
   subprocess.run(
       [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
        '--input=' + ','.join(os.path.join(demo, f'nsynth-{s}')
@@ -104,8 +106,9 @@ def write_records(demo: str, data_dir: str, held_out: str, *extra: str):
 
 def run_trainer(data_dir: str, job_dir: str, **overrides
                 ) -> tuple[np.ndarray, np.ndarray]:
-  from trainer import train  # pylint: disable=g-import-not-at-top
-  reports = train.train(train.TrainConfig(
+  from trainer import train
+  from trainer.train_config import TrainConfig
+  reports = train.train(TrainConfig(
       data_dir=data_dir, job_dir=job_dir, eval_splits=('valid', 'test'),
       overwrite=True, **overrides))
   confusion = np.array(reports['test']['confusion_matrix'][
@@ -116,41 +119,39 @@ def run_trainer(data_dir: str, job_dir: str, **overrides
   return true_ids, predicted
 
 
-def main(argv):
-  del argv
-  from demo_data import libraries  # pylint: disable=g-import-not-at-top
-  from demo_data import notes as demo_notes
-  from nsynth_contracts import labels  # pylint: disable=g-import-not-at-top
-  from trainer import metrics  # pylint: disable=g-import-not-at-top
-  chosen = [lib.name for lib in libraries.resolve(_LIBRARIES.value)
+def _main(argv: list[str]) -> None:
+  cli.no_arguments(argv)
+  chosen = [lib.name for lib in libraries.resolve(flags.FLAGS.libraries)
             if lib.only_source is None]
-  demo = os.path.join(_WORK_DIR.value, 'demo')
+  demo = os.path.join(flags.FLAGS.work_dir, 'demo')
   if not os.path.exists(os.path.join(demo, 'nsynth-test', 'examples.json')):
-    demo_notes.render_dataset(demo, _PITCH_STEP.value,
-                          [int(v) for v in _VELOCITIES.value], chosen)
+    demo_notes.render_dataset(demo, flags.FLAGS.pitch_step,
+                              [int(v) for v in flags.FLAGS.velocities],
+                              chosen)
   families = labels.LabelVocabulary.from_filters().families
   results = {}   # (model, library) -> (true ids, predicted ids)
   for held_out in chosen:
     start = time.perf_counter()
-    data_dir = os.path.join(_WORK_DIR.value, held_out, 'records')
+    data_dir = os.path.join(flags.FLAGS.work_dir, held_out, 'records')
     write_records(demo, data_dir, held_out,
                   f'--augment_copies={augmentation.RECIPE_COPIES}')
-    if 'peer' in _MODELS.value:
+    if 'peer' in flags.FLAGS.models:
       results[('peer', held_out)] = run_peer(data_dir)
-    if 'seed_cnn' in _MODELS.value:
-      blog_dir = os.path.join(_WORK_DIR.value, held_out, 'records_mfcc20')
+    if 'seed_cnn' in flags.FLAGS.models:
+      blog_dir = os.path.join(flags.FLAGS.work_dir, held_out, 'records_mfcc20')
       write_records(demo, blog_dir, held_out, '--num_mfcc=20')
       results[('seed_cnn', held_out)] = run_trainer(
-          blog_dir, os.path.join(_WORK_DIR.value, held_out, 'seed_cnn'),
-          model='seed_cnn', epochs=_SEED_CNN_EPOCHS.value,
+          blog_dir, os.path.join(flags.FLAGS.work_dir, held_out, 'seed_cnn'),
+          model='seed_cnn', epochs=flags.FLAGS.seed_cnn_epochs,
           train_on_augmented=False)
-    if 'recipe' in _MODELS.value:
+    if 'recipe' in flags.FLAGS.models:
       results[('recipe', held_out)] = run_trainer(
-          data_dir, os.path.join(_WORK_DIR.value, held_out, 'recipe'))
+          data_dir, os.path.join(flags.FLAGS.work_dir, held_out, 'recipe'))
     print(f'held out {held_out}: {time.perf_counter() - start:.0f} s',
           flush=True)
 
-  models = [m for m in ('peer', 'seed_cnn', 'recipe') if m in _MODELS.value]
+  models = [m for m in ('peer', 'seed_cnn', 'recipe')
+            if m in flags.FLAGS.models]
   print('\nLeave one library out (test: the held-out library\'s valid and test '
         'instruments; never heard, programs never trained on):')
   print(f'  {"held out":<12}' + ''.join(f'{m + " acc":>14}{"F1":>7}'
@@ -189,5 +190,9 @@ def main(argv):
           f'{"met" if recipe - peer >= 0.10 else "missed"})')
 
 
+def main() -> None:
+  cli.run(_define_flags, _main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  main()

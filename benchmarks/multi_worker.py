@@ -15,11 +15,6 @@ On one machine the two workers share its cores, so this measures the cost
 of the collectives rather than a real cluster's gain.
 """
 
-# First: it quiets TensorFlow's start-up, as the commands do.
-from nsynth_contracts import cli  # noqa: F401
-
-# isort: split
-
 import json
 import os
 import socket
@@ -28,15 +23,19 @@ import sys
 import tempfile
 import time
 
-from absl import app
 from absl import flags
 
-_DATA_DIR = flags.DEFINE_string('data_dir', 'data/tfrecords',
-                                'A nsynth-tfrecords output.')
-_MODEL = flags.DEFINE_string('model', 'timbre_tcn', 'Model to train.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
-_EPOCHS = flags.DEFINE_integer('epochs', 3, 'Epochs of the longer run.',
-                               lower_bound=2)
+from nsynth_contracts import cli
+from nsynth_contracts import manifest as manifest_lib
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string('data_dir', 'data/tfrecords',
+                      'A nsynth-tfrecords output.')
+  flags.DEFINE_string('model', 'timbre_tcn', 'Model to train.')
+  flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
+  flags.DEFINE_integer('epochs', 3, 'Epochs of the longer run.',
+                       lower_bound=2)
 
 
 def _free_ports(count: int) -> list[int]:
@@ -53,7 +52,7 @@ def train_seconds(workers: int, epochs: int, scratch: str) -> float:
   """Wall time of one training run with `workers` processes."""
   job_dir = tempfile.mkdtemp(dir=scratch)
   cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(workers)]}
-  per_worker_batch = _BATCH_SIZE.value // workers
+  per_worker_batch = flags.FLAGS.batch_size // workers
   start = time.perf_counter()
   processes = []
   for index in range(workers):
@@ -61,8 +60,8 @@ def train_seconds(workers: int, epochs: int, scratch: str) -> float:
         {'cluster': cluster, 'task': {'type': 'worker', 'index': index}}))
     processes.append(subprocess.Popen(
         [sys.executable, '-m', 'trainer.task',
-         f'--data_dir={_DATA_DIR.value}', f'--job_dir={job_dir}',
-         f'--model={_MODEL.value}', f'--epochs={epochs}',
+         f'--data_dir={flags.FLAGS.data_dir}', f'--job_dir={job_dir}',
+         f'--model={flags.FLAGS.model}', f'--epochs={epochs}',
          f'--batch_size={per_worker_batch}', '--eval_splits=valid',
          '--distribution=multi_worker', '--novalidate_data'],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -74,24 +73,29 @@ def train_seconds(workers: int, epochs: int, scratch: str) -> float:
   return time.perf_counter() - start
 
 
-def main(argv):
-  del argv
-  from nsynth_contracts import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
-  examples = manifest_lib.read(_DATA_DIR.value).splits['train'].num_examples
+def _main(argv: list[str]) -> None:
+  cli.no_arguments(argv)
+  manifest = manifest_lib.read(flags.FLAGS.data_dir)
+  examples = manifest.splits['train'].num_examples
   scratch = tempfile.mkdtemp(prefix='nsynth-bench-mw-')
   rates = {}
-  print(f'{examples} training examples, global batch {_BATCH_SIZE.value}, '
-        f'model {_MODEL.value}')
+  print(f'{examples} training examples, global batch {flags.FLAGS.batch_size}, '
+        f'model {flags.FLAGS.model}')
   for workers in (1, 2):
     short = train_seconds(workers, 1, scratch)
-    long = train_seconds(workers, _EPOCHS.value, scratch)
-    per_epoch = (long - short) / (_EPOCHS.value - 1)
+    long = train_seconds(workers, flags.FLAGS.epochs, scratch)
+    per_epoch = (long - short) / (flags.FLAGS.epochs - 1)
     rates[workers] = examples / per_epoch
     print(f'  {workers} worker(s): {short:6.1f} s for 1 epoch, {long:6.1f} s '
-          f'for {_EPOCHS.value}: {per_epoch:5.2f} s per epoch past start-up, '
+          f'for {flags.FLAGS.epochs}: {per_epoch:5.2f} s per epoch past '
+          f'start-up, '
           f'{rates[workers]:7.1f} examples/s')
   print(f'  2 workers / 1 worker: {rates[2] / rates[1]:.2f}x')
 
 
+def main() -> None:
+  cli.run(_define_flags, _main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  main()

@@ -31,11 +31,6 @@ removes --work_dir, unless --keep (a kept run's rendered notes and layout
 are reused by the next run of the same settings).
 """
 
-# First: it quiets TensorFlow's start-up, as the commands do.
-from nsynth_contracts import cli
-
-# isort: split
-
 import dataclasses
 import json
 import os
@@ -45,6 +40,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 
+from absl import flags
+
 from benchmarks import nsynth_layout
 from benchmarks import nsynth_stages
 from benchmarks import process_tree
@@ -52,6 +49,7 @@ from benchmarks.nsynth_stages import GB
 from benchmarks.nsynth_stages import STAGES
 from benchmarks.nsynth_stages import StageResult
 from benchmarks.nsynth_stages import StageSettings
+from nsynth_contracts import cli
 from nsynth_contracts import embedding_params
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
@@ -78,7 +76,6 @@ class ScaleConfig:
 
 
 def _define_flags() -> None:
-  from absl import flags
   d, s = ScaleConfig(), StageSettings()
   # allow_override: a benchmark whose functions the ceilings reuse may
   # define flags of these names when imported (beam_features defined
@@ -280,9 +277,7 @@ def config_from_flags(values) -> ScaleConfig:
 
 
 def _main(argv: list[str]) -> None:
-  from absl import flags
-  if len(argv) > 1:
-    raise cli.UserError(f'unexpected arguments {argv[1:]}')
+  cli.no_arguments(argv)
   config = config_from_flags(flags.FLAGS)
   results = run(config)
   print('\n' + ' '.join(['python -m benchmarks.nsynth_scale'] + sys.argv[1:]))

@@ -16,29 +16,32 @@ seed_cnn's examples per second per core beside the blog's 9,460 examples per
 minute on an 8-core desktop.
 """
 
-# First: it quiets TensorFlow's start-up, as the commands do.
-from nsynth_contracts import cli  # noqa: F401
-
-# isort: split
-
 import os
+import tempfile
 import time
 
-from absl import app
 from absl import flags
 
-_DATA_DIR = flags.DEFINE_string('data_dir', 'data/tfrecords',
-                                'A beam_pipelines.nsynth_tfrecords output.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Batch size.')
-_SECONDS = flags.DEFINE_float('seconds', 20.0, 'Time per measurement.')
+from nsynth_contracts import cli
+from nsynth_contracts import manifest as manifest_lib
+
+# TensorFlow and the trainer are imported inside the functions that use
+# them: they log at import, and cli.run quiets them first.
 
 BLOG_EXAMPLES_PER_MINUTE = 9460
 BLOG_CORES = 8
 
 
+def _define_flags() -> None:
+  flags.DEFINE_string('data_dir', 'data/tfrecords',
+                      'A beam_pipelines.nsynth_tfrecords output.')
+  flags.DEFINE_integer('batch_size', 64, 'Batch size.')
+  flags.DEFINE_float('seconds', 20.0, 'Time per measurement.')
+
+
 def rewrite_stored(files, out_dir):
   """The same records in GZIP files with level 0 (stored, no deflate)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   os.makedirs(out_dir, exist_ok=True)
   options = tf.io.TFRecordOptions(compression_type='GZIP',
                                   compression_level=0)
@@ -53,7 +56,7 @@ def rewrite_stored(files, out_dir):
 
 
 def input_pipeline_rate(files, manifest, batch_size, seconds, cache=False):
-  from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
+  from trainer import input_pipeline
   dataset = input_pipeline.make_dataset(files, manifest, batch_size,
                                         shuffle=True, seed=0,
                                         cache=cache).repeat()
@@ -70,14 +73,14 @@ def input_pipeline_rate(files, manifest, batch_size, seconds, cache=False):
 
 
 def training_rate(model_name, data_dir, manifest, batch_size, seconds):
-  import keras  # pylint: disable=g-import-not-at-top
+  import keras
 
-  from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
-  from trainer import models  # pylint: disable=g-import-not-at-top
+  from trainer import input_pipeline
+  from trainer import recipes
   files = input_pipeline.split_files(data_dir, manifest, 'train')
   batches = list(input_pipeline.make_dataset(
       files, manifest, batch_size, drop_remainder=True).take(8))
-  model = models.build(model_name, manifest)
+  model = recipes.build(model_name, manifest)
   model.compile(optimizer=keras.optimizers.Adam(1e-3),
                 loss=keras.losses.CategoricalCrossentropy(),
                 metrics=['accuracy'])
@@ -90,16 +93,13 @@ def training_rate(model_name, data_dir, manifest, batch_size, seconds):
   return examples / (time.perf_counter() - start)
 
 
-def main(argv):
-  del argv
-  from nsynth_contracts import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
-  data_dir = _DATA_DIR.value
+def _main(argv: list[str]) -> None:
+  cli.no_arguments(argv)
+  from trainer import input_pipeline
+  data_dir = flags.FLAGS.data_dir
   manifest = manifest_lib.read(data_dir)
-  batch, seconds = _BATCH_SIZE.value, _SECONDS.value
+  batch, seconds = flags.FLAGS.batch_size, flags.FLAGS.seconds
   cores = os.cpu_count()
-  import tempfile  # pylint: disable=g-import-not-at-top
-
-  from trainer import input_pipeline  # pylint: disable=g-import-not-at-top
   files = input_pipeline.split_files(data_dir, manifest, 'train')
   rates = {
       'disk': input_pipeline_rate(files, manifest, batch, seconds),
@@ -128,5 +128,9 @@ def main(argv):
             f'({BLOG_EXAMPLES_PER_MINUTE}/min on {BLOG_CORES} cores)')
 
 
+def main() -> None:
+  cli.run(_define_flags, _main)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  main()
