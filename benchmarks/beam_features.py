@@ -1,11 +1,11 @@
-r"""Benchmark: the blog's librosa loop vs our feature function vs the Beam job.
+r"""Benchmark: the seed recipe's librosa loop vs our features vs the Beam job.
 
 Usage:
   python -m benchmarks.beam_features [--work_dir=SCRATCH_DIR]
       [--pitch_step=2] [--velocities=50,100] [--librosa_notes=0]
 
 On one set of rendered demo notes, in one run, it times
-  (a) the blog's way: a Python loop of librosa.load(path) (resampling to
+  (a) the seed recipe's way: a Python loop of librosa.load(path) (resampling to
       22,050 Hz, librosa's default) + librosa.feature.mfcc per file;
   (b) the bare feature function (nsynth_contracts.features) in batches of 64
       over audio already decoded into memory, as a plain tf.function and

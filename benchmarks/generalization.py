@@ -14,10 +14,10 @@ side on exactly the same notes:
   * the peer: gradient boosting on per-coefficient MFCC statistics (mean,
     std, max, min, std of the frame-to-frame difference), scikit-learn, on
     the recipe's records (the default features, all 128 coefficients);
-  * seed_cnn, the blog's network, on the blog's features (the same notes
+  * seed_cnn, the seed recipe's network, on its 20 MFCCs (the same notes
     written again with --num_mfcc=20, librosa's default);
   * the default recipe: nsynth-tfrecords --augment_copies=RECIPE_COPIES,
-    then nsynth-train with its defaults (trainer.train.TrainConfig).
+    then nsynth-train with its defaults (trainer.train_config.TrainConfig).
 Prints accuracy and macro-F1 per held-out library, accuracy per family, and
 the means; then the targets: mean >= 0.70 and >= the peer + 0.10.
 """
@@ -56,7 +56,7 @@ def _define_flags() -> None:
   flags.DEFINE_list('velocities', ['50', '100'],
                     'Demo velocities.')
   flags.DEFINE_integer('seed_cnn_epochs', 15,
-                       'Epochs of the blog\'s network.')
+                       'Epochs of seed_cnn, the seed recipe\'s network.')
   flags.DEFINE_list('models', ['peer', 'seed_cnn', 'recipe'],
                     'Which of the three to run.')
 
@@ -138,10 +138,11 @@ def _main(argv: list[str]) -> None:
     if 'peer' in flags.FLAGS.models:
       results[('peer', held_out)] = run_peer(data_dir)
     if 'seed_cnn' in flags.FLAGS.models:
-      blog_dir = os.path.join(flags.FLAGS.work_dir, held_out, 'records_mfcc20')
-      write_records(demo, blog_dir, held_out, '--num_mfcc=20')
+      mfcc20_dir = os.path.join(flags.FLAGS.work_dir, held_out,
+                                'records_mfcc20')
+      write_records(demo, mfcc20_dir, held_out, '--num_mfcc=20')
       results[('seed_cnn', held_out)] = run_trainer(
-          blog_dir, os.path.join(flags.FLAGS.work_dir, held_out, 'seed_cnn'),
+          mfcc20_dir, os.path.join(flags.FLAGS.work_dir, held_out, 'seed_cnn'),
           model='seed_cnn', epochs=flags.FLAGS.seed_cnn_epochs,
           train_on_augmented=False)
     if 'recipe' in flags.FLAGS.models:

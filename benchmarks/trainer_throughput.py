@@ -12,8 +12,8 @@ Measures, on the Beam job's TFRecords, in one run:
   (b) training throughput of each model (Keras train steps on batches already
       in memory, so the input pipeline is not in (b)).
 Prints a/b per model (target >= 20: input never limits training) and
-seed_cnn's examples per second per core beside the blog's 9,460 examples per
-minute on an 8-core desktop.
+seed_cnn's examples per second per core beside the seed recipe's 9,460
+examples per minute on an 8-core desktop.
 """
 
 import os
@@ -28,8 +28,8 @@ from nsynth_contracts import manifest as manifest_lib
 # TensorFlow and the trainer are imported inside the functions that use
 # them: they log at import, and cli.run quiets them first.
 
-BLOG_EXAMPLES_PER_MINUTE = 9460
-BLOG_CORES = 8
+SEED_RECIPE_EXAMPLES_PER_MINUTE = 9460
+SEED_RECIPE_CORES = 8
 
 
 def _define_flags() -> None:
@@ -122,10 +122,11 @@ def _main(argv: list[str]) -> None:
     print(f'(b) train {name:<10}: {rate_b:7.1f} examples/s  '
           f'a/b: {ratios} (target >= 20)', flush=True)
     if name == 'seed_cnn':
-      blog = BLOG_EXAMPLES_PER_MINUTE / 60 / BLOG_CORES
+      seed = SEED_RECIPE_EXAMPLES_PER_MINUTE / 60 / SEED_RECIPE_CORES
       print(f'    seed_cnn per core here: {rate_b / cores:.1f} examples/s '
-            f'({cores} cores); the blog: {blog:.1f} examples/s per core '
-            f'({BLOG_EXAMPLES_PER_MINUTE}/min on {BLOG_CORES} cores)')
+            f'({cores} cores); the seed recipe: {seed:.1f} examples/s per '
+            f'core ({SEED_RECIPE_EXAMPLES_PER_MINUTE}/min on '
+            f'{SEED_RECIPE_CORES} cores)')
 
 
 def main() -> None:
