@@ -16,6 +16,18 @@ def pytest_configure(config):
       'markers', 'slow: end-to-end (subprocesses, training, whole jobs); '
       '`pytest -m "not slow"` runs the fast unit tier')
 
+
+# Fixtures that run the whole Beam job: every test that needs one, directly
+# or through a fixture built on it (a trained job, an export), is end-to-end
+# whatever it checks, and belongs to the slow tier without saying so again.
+_BEAM_JOB_FIXTURES = frozenset({'tiny_tfrecords', 'default_tfrecords'})
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    if _BEAM_JOB_FIXTURES & set(item.fixturenames):
+      item.add_marker(pytest.mark.slow)
+
 # A few notes per instrument: renders in about a second.
 TINY_PITCH_STEP = 24
 TINY_VELOCITIES = (100,)

@@ -23,6 +23,9 @@ from beam_pipelines import nsynth_tfrecords
 from beam_pipelines import output
 from nsynth_contracts import manifest as manifest_lib
 
+# Every test runs the whole Beam job (and most kill and rerun it).
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGING = '.staging-0123456789ab'
 

@@ -22,6 +22,9 @@ from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import musicnn_weights
 from nsynth_contracts import schema
 
+# Every test runs the whole Beam job, the embedding included.
+pytestmark = pytest.mark.slow
+
 PARAMS = embedding_params.DEFAULT_PARAMS
 
 

@@ -219,6 +219,7 @@ def test_epoch_seconds_are_read_from_keras_epoch_lines(tmp_path):
   assert nsynth_stages.epoch_seconds(str(log)) == [58, 61]
 
 
+@pytest.mark.slow
 def test_peak_rss_sums_the_whole_process_tree(tmp_path):
   """Two children that each hold 200 MB at once: the tree's peak is at
   least their sum, which the largest single process would not show."""

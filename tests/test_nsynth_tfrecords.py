@@ -27,6 +27,10 @@ from tests.conftest import float_wav_bytes
 from tests.conftest import read_demo_wav
 from tests.conftest import wav_bytes
 
+# The whole Beam job, run by nearly every test; the one that only parses
+# flags is not worth a tier of its own.
+pytestmark = pytest.mark.slow
+
 MFCC_SHAPE = feature_params.DEFAULT_PARAMS.mfcc_shape
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
