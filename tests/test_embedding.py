@@ -318,6 +318,7 @@ def test_params_refuse_what_we_cannot_compute(fields, named):
     EmbeddingParams.from_json(fields)
 
 
+@pytest.mark.slow
 def test_exports_to_a_saved_model_of_core_ops_only(default_model, tmp_path):
   """What TF Serving's standard binary can load: no tensorflow-io or
   py_function op anywhere in the graph, and the reloaded copy agrees."""
