@@ -55,6 +55,7 @@ def _phrase_report(job_dir: str, phrases_dir: str, loaded,
   """(a): the phrases prepared as the export's contract says."""
   from nsynth_contracts import manifest as manifest_lib
   from serving import signatures
+  from trainer import clip_features
   from trainer import job_layout
   from trainer import metrics
   from trainer import models
@@ -69,9 +70,9 @@ def _phrase_report(job_dir: str, phrases_dir: str, loaded,
                         f'or families than the data of --job_dir {job_dir}')
   families = contract.vocabulary.families
   model = models.load(job_layout.best_model_path(job_dir))
-  predicted = phrases.predict_phrases(model, phrases_dir, contract.vocabulary,
-                                      contract.feature_params,
-                                      contract.windows)
+  predicted = phrases.predict_phrases(
+      model, phrases_dir, contract.vocabulary, contract.feature_params,
+      contract.windows, clip_features.ClipFeatures.for_model(model, manifest))
   true_ids = np.array([families.index(p.true_family) for p in predicted])
   notes = report.evaluate_split(model, config['data_dir'], manifest, 'test')
   same = np.isin(notes.instruments, [p.instrument_str for p in predicted])

@@ -10,12 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 from nsynth_contracts import audio
-from nsynth_contracts import features
 from nsynth_contracts import serving_contract
 from nsynth_contracts import window_params
 from nsynth_contracts import windows
 from serving import signatures
 from serving import warmup
+from trainer.clip_features import ClipFeatures
 
 
 class ExportCheckError(ValueError):
@@ -35,6 +35,7 @@ def _check_close(answer: np.ndarray, expected: np.ndarray, tolerance: float,
 
 def verify_export(path: str, model: keras.Model,
                   contract: serving_contract.ServingContract,
+                  features_of: ClipFeatures | None = None,
                   tolerance: float = 1e-5) -> None:
   """Reloads the SavedModel and checks it against the Keras model: every
   signature on the same sounds, and the contract it answers.
@@ -51,8 +52,9 @@ def verify_export(path: str, model: keras.Model,
   # A silent clip is answered "no sound" with probabilities of zero.
   heard = windows.sounding(tf.constant(clips),
                            contract.windows).numpy()[:, np.newaxis]
-  expected = np.where(heard, model(features.waveform_to_mfcc(
-      clips, params), training=False).numpy(), 0.0)
+  features_of = features_of or ClipFeatures(params)
+  expected = np.where(heard, model(features_of(tf.constant(clips)),
+                                   training=False).numpy(), 0.0)
   by_audio = loaded.signatures[signatures.AUDIO_SIGNATURE](
       audio=tf.constant(clips))
   _check_close(by_audio[signatures.PROBABILITIES].numpy(), expected,

@@ -21,15 +21,18 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import musicnn_weights
 from nsynth_contracts import serving_contract
 from serving import export_check
 from serving import naming
 from serving import signatures
 from serving import versions
 from serving import warmup
+from trainer import clip_features
 from trainer import fit_callbacks
 from trainer import job_layout
 from trainer import models
+from trainer.clip_features import ClipFeatures
 
 
 class ExportError(ValueError):
@@ -62,11 +65,13 @@ def models_config(model_name: str, base_path: str) -> str:
 
 def _write_saved_model(model: keras.Model,
                        contract: serving_contract.ServingContract,
-                       path: str) -> None:
+                       features_of: ClipFeatures, path: str) -> None:
   archive = keras.export.ExportArchive()
   archive.track(model)
+  if features_of.network is not None:  # its weights go into the SavedModel
+    archive.track(features_of.network)
   for name, function in signatures.make_serving_functions(
-      model, contract).items():
+      model, contract, features_of).items():
     archive.add_endpoint(name, function)
   archive.write_out(path, verbose=False)
 
@@ -138,12 +143,28 @@ def _remove_if_empty(directories: list[str]) -> None:
       return
 
 
+def _features_of(model: keras.Model,
+                 manifest: manifest_lib.Manifest) -> ClipFeatures:
+  """What the model reads, with the embedding network built from the
+  installed weights (the data's, checked by SHA-256).
+
+  Raises:
+    ExportError: the embedding's weights are missing or not the data's.
+  """
+  try:
+    return ClipFeatures.for_model(model, manifest)
+  except (musicnn_weights.MusicnnWeightsError,
+          clip_features.EmbeddingWeightsError) as e:
+    raise ExportError(f'the model reads the embedding, and {e}') from None
+
+
 def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
              model_dir: str, model_name: str) -> str:
   staging = os.path.join(model_dir, f'.staging-{uuid.uuid4().hex[:12]}')
   try:
     contract = signatures.contract_for(manifest)
-    _write_saved_model(model, contract, staging)
+    features_of = _features_of(model, manifest)
+    _write_saved_model(model, contract, features_of, staging)
     extra = os.path.join(staging, 'assets.extra')
     tf.io.gfile.makedirs(extra)
     params = contract.feature_params
@@ -151,7 +172,7 @@ def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
                  warmup.warmup_requests(model_name, warmup.warmup_clips(
                      params.sample_rate_hz, params.clip_seconds),
                                         params.sample_rate_hz))
-    export_check.verify_export(staging, model, contract)
+    export_check.verify_export(staging, model, contract, features_of)
     version = versions.next_version(model_dir)
     final = os.path.join(model_dir, str(version))
     if tf.io.gfile.exists(final):

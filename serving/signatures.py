@@ -26,6 +26,7 @@ from nsynth_contracts import windows as windows_lib
 from serving import wav_graph
 from serving.graph_checks import fill
 from serving.graph_checks import require
+from trainer.clip_features import ClipFeatures
 
 AUDIO_SIGNATURE = 'serving_default'
 WAV_SIGNATURE = 'serving_wav'
@@ -131,8 +132,10 @@ class _Answers:
   gets family window_params.NO_SOUND, class_id -1 and probabilities of
   zero."""
 
-  def __init__(self, model, contract: serving_contract.ServingContract):
+  def __init__(self, model, contract: serving_contract.ServingContract,
+               features_of: ClipFeatures):
     self._model = model
+    self._features_of = features_of
     self._params = contract.feature_params
     self._windows = contract.windows
     self._families = tf.constant(list(contract.vocabulary.families))
@@ -140,8 +143,8 @@ class _Answers:
 
   def probabilities(self, clips: tf.Tensor) -> tf.Tensor:
     """float32 [B, classes] of clips [B, clip]."""
-    mfcc = features.waveform_to_mfcc(clips, self._params)     # [B, T, C]
-    probabilities = self._model(mfcc, training=False)         # [B, classes]
+    inputs = self._features_of(clips)           # mfcc [B, T, C], embedding
+    probabilities = self._model(inputs, training=False)       # [B, classes]
     # The last guard: an answer is finite, or the request is refused.
     return require(probabilities,
                    tf.reduce_all(tf.math.is_finite(probabilities)),
@@ -266,7 +269,8 @@ def _contract_function(contract: serving_contract.ServingContract) -> dict:
 
 
 def make_serving_functions(model,
-                           contract: serving_contract.ServingContract):
+                           contract: serving_contract.ServingContract,
+                           features_of: ClipFeatures | None = None):
   """{signature name: tf.function} bound to `model`, built from `contract`.
 
   The note signatures return {probabilities: float32 [B, classes], class_id:
@@ -279,8 +283,14 @@ def make_serving_functions(model,
   number of sounding windows. The contract signature returns {contract:
   string []}, the contract's JSON. Bad requests raise InvalidArgument with
   a message.
+
+  Args:
+    features_of: what the model reads, from clips (default: the contract's
+      MFCCs alone); its embedding network, if any, must be tracked by the
+      export too, so that its weights are saved.
   """
-  answers = _Answers(model, contract)
+  answers = _Answers(model, contract, features_of or ClipFeatures(
+      contract.feature_params))
   return {**_note_functions(answers, contract.feature_params),
           **_recording_functions(answers, contract),
           **_contract_function(contract)}

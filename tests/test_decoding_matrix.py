@@ -44,7 +44,7 @@ from serving import signatures
 from serving import wav_graph
 from tests.conftest import float_wav_bytes
 from tests.conftest import wav_bytes
-from trainer import models
+from trainer import recipes
 
 PARAMS = feature_params.DEFAULT_PARAMS
 RATE = PARAMS.sample_rate_hz
@@ -264,7 +264,7 @@ def exported(default_tfrecords, tmp_path_factory):
   """An untrained model on the default features, exported: its answers are
   as good as any for comparing entry points, and it costs no training."""
   manifest = manifest_lib.read(str(default_tfrecords))
-  model = models.build('stats_mlp', manifest)
+  model = recipes.build('stats_mlp', manifest)
   path = exporter.export_model(model, manifest,
                              str(tmp_path_factory.mktemp('export')))
   return path, tf.saved_model.load(path)

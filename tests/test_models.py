@@ -9,6 +9,7 @@ import pytest
 from nsynth_contracts import manifest as manifest_lib
 from trainer import layers
 from trainer import models
+from trainer import recipes
 
 SHAPE = (126, 20)
 
@@ -101,7 +102,7 @@ def test_an_ensemble_needs_two_members():
 def test_a_saved_model_loads_and_predicts_the_same(name, tiny_tfrecords,
                                                    tmp_path):
   manifest = manifest_lib.read(str(tiny_tfrecords))
-  model = models.build(name, manifest)
+  model = recipes.build(name, manifest)
   model.compile(optimizer='adam', loss='categorical_crossentropy')
   x = np.random.default_rng(0).normal(
       size=(4, *manifest.mfcc_shape)).astype(np.float32)

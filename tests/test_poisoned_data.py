@@ -30,6 +30,7 @@ from trainer import data_checks
 from trainer import input_pipeline
 from trainer import job_layout
 from trainer import models
+from trainer import recipes
 from trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -244,7 +245,7 @@ def _job_with_best_model(job_dir, data_dir, model):
 @pytest.mark.slow
 def test_export_refuses_non_finite_weights_in_one_line_leaving_nothing(
     tiny_tfrecords, tmp_path):
-  model = models.build('stats_mlp', manifest_lib.read(str(tiny_tfrecords)))
+  model = recipes.build('stats_mlp', manifest_lib.read(str(tiny_tfrecords)))
   kernel = model.trainable_weights[-2]
   values = kernel.numpy()
   values[0, 0] = np.nan
@@ -266,7 +267,7 @@ def test_a_failed_export_leaves_no_directory_it_created(tiny_tfrecords,
   from serving import export_check
   from serving import exporter
   manifest = manifest_lib.read(str(tiny_tfrecords))
-  model = models.build('stats_mlp', manifest)
+  model = recipes.build('stats_mlp', manifest)
 
   def disagree(*args, **kwargs):
     raise AssertionError('the reloaded export disagrees with the model')

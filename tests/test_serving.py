@@ -32,6 +32,7 @@ from serving import warmup
 from tests.conftest import float_wav_bytes
 from tests.conftest import wav_bytes
 from trainer import job_layout
+from trainer import layers
 from trainer import models
 from trainer import train
 
@@ -67,13 +68,17 @@ def test_signature_on_raw_audio_equals_the_model_on_beam_features(
   files = sorted(glob.glob(str(out / 'valid-*.tfrecord.gz')))
   records = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(64)
   parsed = schema.parse_batch(next(iter(records)), manifest.mfcc_shape,
-                              manifest.feature_params.clip_samples)
+                              manifest.feature_params.clip_samples,
+                              manifest.embedding_size)
   # A note below the silence threshold (the demo renders a few digitally
   # silent ones) is answered no sound; every other gets the model's answer.
   heard = np.sqrt(np.mean(parsed[schema.AUDIO].numpy().astype(np.float64) ** 2,
                           axis=1)) >= 10 ** (-60 / 20)
+  # The default model reads the MFCCs and the embedding the Beam job wrote.
+  assert layers.input_names(model) == (schema.MFCC, schema.EMBEDDING)
   from_features = np.where(heard[:, np.newaxis], model(
-      parsed[schema.MFCC], training=False).numpy(), 0.0)
+      {name: parsed[name] for name in layers.input_names(model)},
+      training=False).numpy(), 0.0)
   served = loaded.signatures[signatures.AUDIO_SIGNATURE](
       audio=parsed[schema.AUDIO])
   np.testing.assert_allclose(served[signatures.PROBABILITIES].numpy(),

@@ -25,6 +25,7 @@ from trainer import job_layout
 from trainer import metrics
 from trainer import model_names
 from trainer import models
+from trainer import recipes
 from trainer import report as report_lib
 from trainer import train
 
@@ -236,7 +237,7 @@ def test_every_metric_of_the_report_is_scikit_learns(true_ids, predicted):
 
 
 def test_the_command_knows_every_model_without_importing_keras():
-  assert model_names.MODEL_NAMES == tuple(sorted(models.MODELS))
+  assert model_names.MODEL_NAMES == tuple(sorted(recipes.MODELS))
 
 
 def test_job_dir_holds_checkpoint_logs_history_and_report(trained_job):
@@ -433,7 +434,7 @@ def test_a_label_outside_the_vocabulary_stops_evaluation_naming_the_file(
     tfrecords_copy, tmp_path):
   _add_a_shard_with_label_42(tfrecords_copy)
   manifest = manifest_lib.read(str(tfrecords_copy))
-  model = models.build('timbre_tcn', manifest)
+  model = recipes.build('timbre_tcn', manifest)
   with pytest.raises(input_pipeline.DataError,
                      match=r'outside the vocabulary.*valid-00009-of-00009'):
     report_lib.evaluate_split(model, str(tfrecords_copy), manifest, 'valid')

@@ -9,7 +9,9 @@ Keras calls callbacks in list order, so the order is the contract:
    probabilities) while its gradient turns every weight into NaN, so the
    weights are checked, not only the loss.
 2. The best model, written under a staging name and renamed into place,
-   so a kill while it is written leaves the previous best.keras whole.
+   so a kill while it is written leaves the previous best.keras whole; for
+   an ensemble, each member at its own best epoch
+   (member_selection.MemberSelection, which also stops early).
 3. history.csv and TensorBoard.
 4. Early stopping.
 5. The backup last: it records an epoch only once everything above has,
@@ -32,6 +34,7 @@ import keras
 import tensorflow as tf
 
 from trainer import job_layout
+from trainer import member_selection
 
 MONITOR = 'val_accuracy'
 
@@ -158,27 +161,38 @@ def _best_so_far(job_dir: str) -> float | None:
   return max(values) if values else None
 
 
-def callbacks(job_dir: str, write_dir: str, early_stopping_patience: int
+def callbacks(job_dir: str, write_dir: str, early_stopping_patience: int,
+              members_validation: tf.data.Dataset | None = None
               ) -> list[keras.callbacks.Callback]:
   """The callbacks of a run of `job_dir`, writing under `write_dir` (the
-  job dir itself for the chief), in the order the module describes."""
+  job dir itself for the chief), in the order the module describes.
+
+  Args:
+    members_validation: for an AveragedEnsemble, the validation data its
+      members are each selected on (None: one checkpoint for the model).
+  """
   tf.io.gfile.makedirs(job_layout.path(write_dir, job_layout.CHECKPOINTS_DIR))
   best_so_far = _best_so_far(job_dir)
   if best_so_far is not None:
     logging.info('Resuming: the best %s so far is %.4f', MONITOR, best_so_far)
+  if members_validation is not None:
+    selection = [member_selection.MemberSelection(
+        members_validation, write_dir, early_stopping_patience)]
+  else:
+    selection = [StagedModelCheckpoint(
+        job_layout.best_model_path(write_dir), monitor=MONITOR, mode='max',
+        save_best_only=True,
+        # A resumed run must not replace the best model with a worse one.
+        initial_value_threshold=best_so_far)]
   result = [
       FiniteGuard(),
-      StagedModelCheckpoint(
-          job_layout.best_model_path(write_dir), monitor=MONITOR, mode='max',
-          save_best_only=True,
-          # A resumed run must not replace the best model with a worse one.
-          initial_value_threshold=best_so_far),
+      *selection,
       keras.callbacks.CSVLogger(
           job_layout.path(write_dir, job_layout.HISTORY_CSV), append=True),
       keras.callbacks.TensorBoard(job_layout.path(write_dir,
                                                   job_layout.LOGS_DIR)),
   ]
-  if early_stopping_patience:
+  if early_stopping_patience and members_validation is None:
     result.append(keras.callbacks.EarlyStopping(
         monitor=MONITOR, mode='max', patience=early_stopping_patience,
         restore_best_weights=False))

@@ -72,14 +72,16 @@ def _records(files: list[str], compression: str, shuffle: bool, seed: int,
   return dataset
 
 
-def _parse_function(manifest: manifest_lib.Manifest, with_metadata: bool):
+def _parse_function(manifest: manifest_lib.Manifest, with_metadata: bool,
+                    features: tuple[str, ...]):
   """(serialized [B], paths [B]) -> the model's inputs and one-hot labels,
   refusing a label outside the vocabulary, naming its file."""
   num_classes = manifest.vocabulary.num_classes
 
   def to_inputs(serialized, paths):
-    parsed = schema.parse_batch(serialized, manifest.mfcc_shape,
-                                manifest.audio_samples)
+    parsed = schema.parse_batch(
+        serialized, manifest.mfcc_shape, manifest.audio_samples,
+        manifest.embedding_size if schema.EMBEDDING in features else None)
     labels = parsed[schema.LABEL]
     inside = (labels >= 0) & (labels < num_classes)
     check = tf.debugging.Assert(
@@ -88,11 +90,13 @@ def _parse_function(manifest: manifest_lib.Manifest, with_metadata: bool):
          'label id', tf.boolean_mask(labels, ~inside)[:1]], summarize=1)
     with tf.control_dependencies([check]):
       one_hot = tf.one_hot(labels, num_classes)
+    inputs = ({name: parsed[name] for name in features} if len(features) > 1
+              else parsed[features[0]])
     if with_metadata:
-      return parsed[schema.MFCC], one_hot, {
+      return inputs, one_hot, {
           key: parsed[key] for key in (schema.SOURCE, schema.PITCH,
                                        schema.INSTRUMENT, schema.NOTE_STR)}
-    return parsed[schema.MFCC], one_hot
+    return inputs, one_hot
 
   return to_inputs
 
@@ -103,8 +107,12 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
                  drop_remainder: bool = False,
                  num_examples: int | None = None,
                  with_metadata: bool = False,
-                 originals_only: bool = False) -> tf.data.Dataset:
-  """(mfcc float32 [B, frames, coefficients], one-hot float32 [B, classes]).
+                 originals_only: bool = False,
+                 features: tuple[str, ...] = (schema.MFCC,)
+                 ) -> tf.data.Dataset:
+  """(inputs, one-hot float32 [B, classes]): the inputs are the mfcc
+  float32 [B, frames, coefficients] alone, or a dict of the `features` a
+  model reads (schema.MFCC, schema.EMBEDDING float32 [B, size]).
 
   Shards are read in parallel (interleave), optionally cached as serialized
   records, shuffled with a seeded buffer, batched, parsed a batch at a time
@@ -130,5 +138,5 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
     batches = (num_examples // batch_size if drop_remainder
                else -(-num_examples // batch_size))
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
-  return dataset.map(_parse_function(manifest, with_metadata),
+  return dataset.map(_parse_function(manifest, with_metadata, features),
                      num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

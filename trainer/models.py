@@ -7,7 +7,6 @@ saved or exported model normalises exactly as in training. Load saved ones
 with `load`, which knows our layers.
 """
 
-from collections.abc import Callable
 from collections.abc import Sequence
 
 import keras
@@ -154,21 +153,6 @@ def timbre_ensemble(mfcc_shape: Sequence[int], num_classes: int,
   model = layers.AveragedEnsemble(members, name='timbre_ensemble')
   model.build((None, *mfcc_shape))
   return model
-
-
-MODELS: dict[str, Callable[..., keras.Model]] = {
-    'seed_cnn': seed_cnn,
-    'stats_mlp': stats_mlp,
-    'timbre_ensemble': timbre_ensemble,
-    'timbre_tcn': timbre_tcn,
-}
-
-
-def build(name: str, manifest: manifest_lib.Manifest) -> keras.Model:
-  if name not in MODELS:
-    raise ValueError(f'Unknown model {name!r}; choose one of {sorted(MODELS)}')
-  return MODELS[name](manifest.mfcc_shape, manifest.vocabulary.num_classes,
-                      normalization_layer(manifest))
 
 
 def load(path: str) -> keras.Model:

@@ -14,11 +14,11 @@ import tensorflow as tf
 from beam_pipelines import labelled_recordings
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import feature_params
-from nsynth_contracts import features
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
 from nsynth_contracts import window_params
 from nsynth_contracts import windows as windows_lib
+from trainer.clip_features import ClipFeatures
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +31,8 @@ class PhrasePrediction:
 
 def predict_phrases(model, directory: str, vocabulary: labels.LabelVocabulary,
                     params: feature_params.FeatureParams,
-                    windows: window_params.WindowParams
-                    ) -> list[PhrasePrediction]:
+                    windows: window_params.WindowParams,
+                    clip_features: ClipFeatures) -> list[PhrasePrediction]:
   """The window probabilities of every phrase whose family the model knows.
 
   `params` must be the model's own (its manifest's, or its export's
@@ -54,8 +54,7 @@ def predict_phrases(model, directory: str, vocabulary: labels.LabelVocabulary,
     if not int(tf.shape(clips)[0]):
       continue
     window_probabilities = np.concatenate([
-        model(features.waveform_to_mfcc(clips[i:i + 64], params),
-              training=False).numpy()
+        model(clip_features(clips[i:i + 64]), training=False).numpy()
         for i in range(0, int(tf.shape(clips)[0]), 64)])
     predictions.append(PhrasePrediction(
         recording.name, recording.instrument_str, recording.family,

@@ -23,9 +23,11 @@ from tensorboard.plugins.hparams import api as hparams_api
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 from nsynth_contracts import window_params
+from trainer import clip_features
 from trainer import data_checks
 from trainer import input_pipeline
 from trainer import job_layout
+from trainer import layers
 from trainer import metrics
 from trainer import models
 from trainer import phrases
@@ -124,12 +126,14 @@ def evaluate_split(model, data_dir: str, manifest: manifest_lib.Manifest,
   """
   files = input_pipeline.split_files(data_dir, manifest, split)
   dataset = input_pipeline.make_dataset(files, manifest, batch_size,
-                                        with_metadata=True)
+                                        with_metadata=True,
+                                        features=layers.input_names(model))
   true_ids, probabilities, sources, pitches, examples = [], [], [], [], {}
   instruments = []
   try:
-    for mfcc, one_hot, metadata in dataset:
-      probabilities.append(model(mfcc, training=False).numpy())
+    for inputs, one_hot, metadata in dataset:
+      probabilities.append(model(inputs, training=False).numpy())
+      mfcc = inputs[schema.MFCC] if isinstance(inputs, dict) else inputs
       ids = one_hot.numpy().argmax(axis=1)
       true_ids.append(ids)
       sources.append(metadata[schema.SOURCE].numpy().astype(str))
@@ -212,7 +216,8 @@ def evaluate_phrases(job_dir: str, phrases_dir: str, note_split: str = 'test',
   families = manifest.vocabulary.families
   predicted = phrases.predict_phrases(
       model, phrases_dir, manifest.vocabulary, manifest.feature_params,
-      window_params.DEFAULT_WINDOWS)
+      window_params.DEFAULT_WINDOWS,
+      clip_features.ClipFeatures.for_model(model, manifest))
   if not predicted:
     raise ReportError(f'{phrases_dir} holds no sounding recording of a '
                       f'family the model knows')

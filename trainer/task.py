@@ -38,8 +38,11 @@ def _define_flags() -> None:
       'gs://). Re-running with the same --job_dir resumes an interrupted '
       'run.', required=True)
   flags.DEFINE_enum('model', _DEFAULTS['model'], model_names.MODEL_NAMES,
-                    'timbre_ensemble: two timbre_tcn and two stats_mlp, '
-                    'averaged (the default); timbre_tcn: our temporal conv '
+                    'musicnn_ensemble (the default): timbre_ensemble\'s '
+                    'members and four heads on the pretrained embedding, '
+                    'averaged, each member at its own best epoch; '
+                    'timbre_ensemble: two timbre_tcn and two stats_mlp on '
+                    'the MFCCs, averaged; timbre_tcn: our temporal conv '
                     'net; stats_mlp: an MLP on MFCC statistics; seed_cnn: '
                     'the seed recipe\'s CNN, for 20 MFCCs.')
   flags.DEFINE_integer('epochs', _DEFAULTS['epochs'], 'Training epochs.',
@@ -107,6 +110,7 @@ def _main(argv: list[str]) -> None:
   # Imported here, not at the top: TensorFlow reads its log level when it
   # is imported, and cli.run sets it before calling this.
   from nsynth_contracts import manifest
+  from trainer import embedding_models
   from trainer import fit_callbacks
   from trainer import input_pipeline
   from trainer import job_layout
@@ -115,7 +119,8 @@ def _main(argv: list[str]) -> None:
   config = config_from_flags(flags.FLAGS)
   with cli.one_line_errors(manifest.ManifestError, input_pipeline.DataError,
                            job_layout.JobDirError, ConfigError,
-                           fit_callbacks.NonFiniteLossError):
+                           fit_callbacks.NonFiniteLossError,
+                           embedding_models.ModelInputError):
     reports = train.train(config)
   if reports:  # Workers other than the chief report nothing.
     print(report.headline(reports, config.job_dir))

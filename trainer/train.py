@@ -23,7 +23,8 @@ from trainer import fit_callbacks
 from trainer import input_pipeline
 from trainer import job_layout
 from trainer import keras_multi_worker
-from trainer import models
+from trainer import layers
+from trainer import recipes
 from trainer import report
 from trainer import resume
 from trainer.train_config import TrainConfig
@@ -64,8 +65,9 @@ def load_data(config: TrainConfig):
 
 
 def _datasets(config: TrainConfig, global_batch: int, worker, manifest,
-              files):
-  """(training data, validation data or None), sharded for the cluster."""
+              files, features: tuple[str, ...]):
+  """(training data, validation data or None), sharded for the cluster;
+  their inputs are the `features` the model reads."""
   options = cluster.input_options(worker)
   summary = manifest.splits[config.train_split]
   train_data = input_pipeline.make_dataset(
@@ -74,35 +76,39 @@ def _datasets(config: TrainConfig, global_batch: int, worker, manifest,
       cache=config.cache,
       num_examples=(summary.num_examples if config.train_on_augmented
                     else summary.num_examples - summary.num_augmented),
-      originals_only=not config.train_on_augmented).with_options(options)
+      originals_only=not config.train_on_augmented,
+      features=features).with_options(options)
   if not config.eval_splits:
     return train_data, None
   validation = config.eval_splits[0]
   return train_data, input_pipeline.make_dataset(
       files[validation], manifest, global_batch, cache=config.cache,
-      num_examples=manifest.splits[validation].num_examples
-  ).with_options(options)
+      num_examples=manifest.splits[validation].num_examples,
+      features=features).with_options(options)
 
 
 def _fit(config: TrainConfig, strategy, worker: cluster.Worker, manifest,
          files, write_dir: str) -> keras.Model:
-  train_data, validation_data = _datasets(
-      config, config.batch_size * strategy.num_replicas_in_sync, worker,
-      manifest, files)
   with strategy.scope():
-    model = models.build(config.model, manifest)
+    model = recipes.build(config.model, manifest)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=['accuracy'])
   keras_multi_worker.enable(model, strategy)
+  train_data, validation_data = _datasets(
+      config, config.batch_size * strategy.num_replicas_in_sync, worker,
+      manifest, files, layers.input_names(model))
+  selecting_members = (isinstance(model, layers.AveragedEnsemble) and
+                       validation_data is not None)
   try:
     # shuffle=False: the dataset shuffles itself, seeded (Keras would only
     # warn that it ignores its own shuffle for a tf.data input).
     model.fit(train_data, validation_data=validation_data, shuffle=False,
               epochs=config.epochs, verbose=2 if worker.is_chief else 0,
               callbacks=fit_callbacks.callbacks(
-                  config.job_dir, write_dir, config.early_stopping_patience))
+                  config.job_dir, write_dir, config.early_stopping_patience,
+                  validation_data if selecting_members else None))
   except _DATA_ERRORS as e:
     all_files = [f for split_files in files.values() for f in split_files]
     raise data_checks.data_error(e, all_files, manifest) from None
