@@ -13,7 +13,7 @@ benchmarks.nsynth_stages):
   tfrecords  nsynth-tfrecords, DirectRunner as the README recommends for
              large local runs
   train      nsynth-train: --epochs of the default recipe, streaming from
-             disk (--nocache); its wall time includes start-up, the
+             disk (--cache=none); its wall time includes start-up, the
              validation pass over every record and the report on valid and
              test, and a second row times the epochs alone (from Keras's
              epoch lines)

@@ -137,7 +137,7 @@ def stage_args(stage: str, settings: StageSettings, paths: dict[str, str]
             *settings.beam_args.split()]
   if stage == 'train':
     return [f'--data_dir={paths["tfrecords"]}', job,
-            f'--epochs={settings.epochs}', '--nocache']
+            f'--epochs={settings.epochs}', '--cache=none']
   if stage == 'evaluate':
     return [job, '--split=valid', '--split=test']
   if stage == 'export':

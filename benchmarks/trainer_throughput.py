@@ -8,7 +8,8 @@ Measures, on the Beam job's TFRecords, in one run:
   (a) the input pipeline alone: examples per second from the shard files to
       parsed, batched tensors, three ways: from disk as written (GZIP level
       1 by default), from disk re-written at GZIP level 0 (stored blocks), and
-      from the in-memory cache the trainer uses by default (--cache);
+      from the in-memory cache (--cache=memory, which --cache=auto picks when
+      the records fit);
   (b) training throughput of each model (Keras train steps on batches already
       in memory, so the input pipeline is not in (b)).
 Prints a/b per model (target >= 20: input never limits training) and
@@ -55,13 +56,13 @@ def rewrite_stored(files, out_dir):
   return rewritten
 
 
-def input_pipeline_rate(files, manifest, batch_size, seconds, cache=False):
+def input_pipeline_rate(files, manifest, batch_size, seconds, cache='none'):
   from trainer import input_pipeline
   dataset = input_pipeline.make_dataset(files, manifest, batch_size,
                                         shuffle=True, seed=0,
                                         cache=cache).repeat()
   iterator = iter(dataset)
-  if cache:  # one pass fills the cache; the trainer's later epochs read it
+  if cache != 'none':  # one pass fills it; the trainer's later epochs read it
     for _ in range(-(-manifest.splits['train'].num_examples // batch_size)):
       next(iterator)
   next(iterator)  # start the threads
@@ -107,11 +108,11 @@ def _main(argv: list[str]) -> None:
           rewrite_stored(files, tempfile.mkdtemp()), manifest, batch,
           seconds),
       'cache': input_pipeline_rate(
-          files, manifest, batch, seconds, cache=True),
+          files, manifest, batch, seconds, cache='memory'),
   }
   described = {'disk': 'from disk as written',
                'disk-level0': 'from disk, rewritten at GZIP level 0',
-               'cache': 'from the cache (trainer default)'}
+               'cache': 'from the cache in memory'}
   for how, rate in rates.items():
     print(f'(a) input pipeline {how:<11}: {rate:9.1f} examples/s '
           f'({described[how]}; parsed batches of {batch})', flush=True)

@@ -43,7 +43,7 @@ def test_input_pipeline_yields_what_the_manifest_promises(tiny_tfrecords):
   manifest = manifest_lib.read(str(tiny_tfrecords))
   files = input_pipeline.split_files(str(tiny_tfrecords), manifest, 'train')
   dataset = input_pipeline.make_dataset(
-      files, manifest, 32, shuffle=True, seed=3, cache=True,
+      files, manifest, 32, shuffle=True, seed=3, cache='memory',
       num_examples=manifest.splits['train'].num_examples)
   assert dataset.element_spec[0].shape.as_list() == [
       None, *manifest.mfcc_shape]

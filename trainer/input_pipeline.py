@@ -103,7 +103,8 @@ def _parse_function(manifest: manifest_lib.Manifest, with_metadata: bool,
 
 def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
                  batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                 shuffle_buffer: int = 10_000, cache: bool = False,
+                 shuffle_buffer: int = 10_000, cache: str = 'none',
+                 cache_file: str | None = None,
                  drop_remainder: bool = False,
                  num_examples: int | None = None,
                  with_metadata: bool = False,
@@ -125,11 +126,15 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
     with_metadata: also yield a third element, {source, pitch, instrument,
       note_str} tensors [B], for sliced evaluation.
     originals_only: leave out the records that are augmented copies.
+    cache: where to keep the records after the first pass:
+      cache_policy.MEMORY, DISK (in `cache_file`) or NONE.
   """
   dataset = _records(files, manifest.tf_compression_type, shuffle, seed,
                      originals_only)
-  if cache:
+  if cache == 'memory':
     dataset = dataset.cache()
+  elif cache == 'disk':
+    dataset = dataset.cache(filename=cache_file)
   if shuffle:
     dataset = dataset.shuffle(shuffle_buffer, seed=seed,
                               reshuffle_each_iteration=True)

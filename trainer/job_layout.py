@@ -23,10 +23,11 @@ BEST_MODEL = posixpath.join(CHECKPOINTS_DIR, 'best.keras')
 BACKUP_DIR = 'backup'                   # BackupAndRestore state
 LOGS_DIR = 'logs'                       # TensorBoard
 EVAL_DIR = 'eval'                       # the report
+CACHE_DIR = 'cache'                     # --cache=disk, while training runs
 
 # Everything above: what --overwrite may delete, and nothing else.
 TRAINER_OUTPUTS = (JOB_CONFIG, FINISHED, HISTORY_CSV, CHECKPOINTS_DIR,
-                   BACKUP_DIR, LOGS_DIR, EVAL_DIR)
+                   BACKUP_DIR, LOGS_DIR, EVAL_DIR, CACHE_DIR)
 
 
 # What the report and the export read from job_config.json.

@@ -17,10 +17,12 @@ for TF Serving with nsynth-export.
 """
 
 import dataclasses
+import sys
 
 from absl import flags
 
 from nsynth_contracts import cli
+from trainer import cache_policy
 from trainer import model_names
 from trainer.train_config import DISTRIBUTIONS
 from trainer.train_config import ConfigError
@@ -70,8 +72,12 @@ def _define_flags() -> None:
 
 
 def _define_data_flags() -> None:
-  flags.DEFINE_boolean('cache', _DEFAULTS['cache'], 'Cache the records in '
-                       'memory after the first epoch (when the splits fit).')
+  flags.DEFINE_enum(
+      'cache', _DEFAULTS['cache'], list(cache_policy.CHOICES), 'Where to keep '
+      'the records after the first epoch: auto decides from the manifest (in '
+      'memory when they fit half the available memory, else in a cache file '
+      'in --job_dir when the shards are compressed and the disk has room, '
+      'else none) and says which; memory, disk or none to choose.')
   flags.DEFINE_integer('shuffle_buffer', _DEFAULTS['shuffle_buffer'],
                        'Examples in the shuffle buffer.', lower_bound=1)
   flags.DEFINE_boolean(
@@ -105,6 +111,16 @@ def config_from_flags(values: flags.FlagValues) -> TrainConfig:
   return TrainConfig(**settings)
 
 
+def _decide_cache(config: TrainConfig) -> TrainConfig:
+  """The config with --cache=auto decided, saying which in one line."""
+  if config.cache != cache_policy.AUTO:
+    return config
+  from trainer import train
+  choice = train.cache_choice(config)
+  print(choice.describe(), file=sys.stderr)
+  return dataclasses.replace(config, cache=choice.where)
+
+
 def _main(argv: list[str]) -> None:
   cli.no_arguments(argv)
   # Imported here, not at the top: TensorFlow reads its log level when it
@@ -121,7 +137,7 @@ def _main(argv: list[str]) -> None:
                            job_layout.JobDirError, ConfigError,
                            fit_callbacks.NonFiniteLossError,
                            embedding_models.ModelInputError):
-    reports = train.train(config)
+    reports = train.train(_decide_cache(config))
   if reports:  # Workers other than the chief report nothing.
     print(report.headline(reports, config.job_dir))
 

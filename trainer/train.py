@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
+from trainer import cache_policy
 from trainer import cluster
 from trainer import data_checks
 from trainer import fit_callbacks
@@ -64,16 +65,55 @@ def load_data(config: TrainConfig):
   return manifest, files
 
 
+def _cached_splits(config: TrainConfig) -> tuple[str, ...]:
+  return (config.train_split,) + tuple(config.eval_splits[:1])
+
+
+def _cache_dir(write_dir: str) -> str | None:
+  """Where disk caches go: inside the (local) directory this worker writes;
+  None for a remote job directory."""
+  if directory_lock.is_remote(write_dir):
+    return None
+  return job_layout.path(write_dir, job_layout.CACHE_DIR)
+
+
+def cache_choice(config: TrainConfig) -> cache_policy.CacheChoice:
+  """Where this run keeps its records (config.cache, or decided from the
+  manifest when it is 'auto').
+
+  Raises:
+    manifest_lib.ManifestError: the data directory has no usable manifest.
+  """
+  manifest = manifest_lib.read(config.data_dir)
+  directory = _cache_dir(config.job_dir)
+  return cache_policy.choose(
+      config.cache, manifest, _cached_splits(config),
+      cache_policy.available_memory_bytes(),
+      cache_policy.free_disk_bytes(directory) if directory else None)
+
+
 def _datasets(config: TrainConfig, global_batch: int, worker, manifest,
-              files, features: tuple[str, ...]):
+              files, features: tuple[str, ...], write_dir: str):
   """(training data, validation data or None), sharded for the cluster;
   their inputs are the `features` the model reads."""
   options = cluster.input_options(worker)
+  cache = config.cache
+  if cache == cache_policy.AUTO:
+    choice = cache_choice(config)
+    logging.info('%s', choice.describe())
+    cache = choice.where
+  cache_dir = _cache_dir(write_dir)
+  if cache == cache_policy.DISK and cache_dir is None:
+    cache = cache_policy.NONE   # no local disk for a remote job directory
+  if cache == cache_policy.DISK:
+    tf.io.gfile.makedirs(cache_dir)
+  def cache_file(split):
+    return job_layout.path(cache_dir, split) if cache_dir else None
   summary = manifest.splits[config.train_split]
   train_data = input_pipeline.make_dataset(
       files[config.train_split], manifest, global_batch, shuffle=True,
       seed=config.seed, shuffle_buffer=config.shuffle_buffer,
-      cache=config.cache,
+      cache=cache, cache_file=cache_file(config.train_split),
       num_examples=(summary.num_examples if config.train_on_augmented
                     else summary.num_examples - summary.num_augmented),
       originals_only=not config.train_on_augmented,
@@ -82,7 +122,8 @@ def _datasets(config: TrainConfig, global_batch: int, worker, manifest,
     return train_data, None
   validation = config.eval_splits[0]
   return train_data, input_pipeline.make_dataset(
-      files[validation], manifest, global_batch, cache=config.cache,
+      files[validation], manifest, global_batch, cache=cache,
+      cache_file=cache_file(validation),
       num_examples=manifest.splits[validation].num_examples,
       features=features).with_options(options)
 
@@ -96,9 +137,10 @@ def _fit(config: TrainConfig, strategy, worker: cluster.Worker, manifest,
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=['accuracy'])
   keras_multi_worker.enable(model, strategy)
+  _remove_cache(write_dir)   # a killed run's half-written cache files
   train_data, validation_data = _datasets(
       config, config.batch_size * strategy.num_replicas_in_sync, worker,
-      manifest, files, layers.input_names(model))
+      manifest, files, layers.input_names(model), write_dir)
   selecting_members = (isinstance(model, layers.AveragedEnsemble) and
                        validation_data is not None)
   try:
@@ -115,7 +157,16 @@ def _fit(config: TrainConfig, strategy, worker: cluster.Worker, manifest,
   except fit_callbacks.NonFiniteLossError as e:
     raise _non_finite_cause(e, config, files[config.train_split],
                             manifest) from None
+  finally:
+    _remove_cache(write_dir)
   return model
+
+
+def _remove_cache(write_dir: str) -> None:
+  """Disk caches are this run's alone: gone before and after it."""
+  directory = _cache_dir(write_dir)
+  if directory and tf.io.gfile.isdir(directory):
+    tf.io.gfile.rmtree(directory)
 
 
 def _non_finite_cause(error: fit_callbacks.NonFiniteLossError,

@@ -32,7 +32,7 @@ class TrainConfig:
   train_split: str = 'train'
   eval_splits: tuple[str, ...] = ('valid', 'test')
   distribution: str = 'default'          # one of DISTRIBUTIONS
-  cache: bool = True
+  cache: str = 'auto'                   # auto | memory | disk | none
   shuffle_buffer: int = 10_000
   validate_data: bool = True
   train_on_augmented: bool = True        # use the data's augmented copies
