@@ -128,7 +128,9 @@ def _close_to_musicnn(ours, theirs, what):
 
 def test_every_layer_matches_the_musicnn_package(model_weights, reference):
   model_name, weights = model_weights
-  model = embedding.build_all_layers_model(weights, _params(model_name))
+  # The reference holds musicnn's own pooling: mean and max over time.
+  model = embedding.build_all_layers_model(
+      weights, _params(model_name, time_statistics=('mean', 'max')))
   names = list(CLIPS)
   outputs = model(np.stack(list(CLIPS.values())))
   for layer in embedding_params.LAYER_WIDTHS:
@@ -303,7 +305,7 @@ def test_params_describe_one_musicnn_patch_per_clip():
   params = EmbeddingParams(model_name='MTT_musicnn', layer='midend')
   assert params.clip_samples == 64000
   assert params.num_frames == 251
-  assert params.output_size == 2 * 753
+  assert params.output_size == 4 * 753   # four statistics over time
   assert EmbeddingParams(layer='penultimate').output_size == 200
   assert EmbeddingParams.from_json(params.to_json()) == params
 

@@ -52,10 +52,10 @@ def test_records_hold_the_embedding_the_contract_computes(embedded_job,
   job, out = embedded_job
   manifest = job.manifest
   assert manifest.embedding.params == PARAMS
-  assert manifest.embedding_size == PARAMS.output_size == 306
+  assert manifest.embedding_size == PARAMS.output_size == 612
   records = read_records(out, 'test', manifest)
   assert records[schema.EMBEDDING].shape == (len(records[schema.NOTE_STR]),
-                                             306)
+                                             612)
   model = embedding.build_embedding_model(
       musicnn_weights.read_weights(PARAMS.model_name), PARAMS)
   names = [n.decode() for n in records[schema.NOTE_STR][:16]]
