@@ -3,7 +3,8 @@ r"""Benchmark: a full-size NSynth rehearsal through every command.
 Usage:
   python -m benchmarks.nsynth_scale [--scale=1.0] [--work_dir=SCRATCH_DIR]
       [--stages=tfrecords,train,evaluate,export,predict] [--epochs=1]
-      [--beam_args='--runner=DirectRunner ...'] [--keep]
+      [--beam_args='--runner=DirectRunner ...'] [--train_args='--model=...']
+      [--keep]
 
 Lays out a dataset of NSynth's size and layout in --work_dir
 (benchmarks.nsynth_layout: --scale of NSynth's 305,979 notes, audio as hard
@@ -94,6 +95,8 @@ def _define_flags() -> None:
                        **fv)
   flags.DEFINE_string('beam_args', s.beam_args, 'Beam options of the Beam '
                       'job, space-separated.', **fv)
+  flags.DEFINE_string('train_args', s.train_args, 'Options of nsynth-train, '
+                      'space-separated (none: its defaults).', **fv)
   flags.DEFINE_integer('pool_pitch_step', d.pool_pitch_step, 'Pitch step of '
                        'the rendered demo notes the audio links to (0: every '
                        'pitch at full size, coarser for small runs).',

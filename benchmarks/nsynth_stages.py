@@ -43,6 +43,7 @@ class StageSettings:
   """How the stages run; the benchmark's flags take their defaults here."""
   beam_args: str = ('--runner=DirectRunner --direct_num_workers=0 '
                     '--direct_running_mode=multi_threading')
+  train_args: str = ''           # nsynth-train's defaults: the product's recipe
   epochs: int = 1
   predict_notes: int = 256
   ceiling_notes: int = 512
@@ -137,7 +138,8 @@ def stage_args(stage: str, settings: StageSettings, paths: dict[str, str]
             *settings.beam_args.split()]
   if stage == 'train':
     return [f'--data_dir={paths["tfrecords"]}', job,
-            f'--epochs={settings.epochs}', '--cache=none']
+            f'--epochs={settings.epochs}', '--cache=none',
+            *settings.train_args.split()]
   if stage == 'evaluate':
     return [job, '--split=valid', '--split=test']
   if stage == 'export':
