@@ -154,7 +154,8 @@ def _define_record_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_enum(
       'embedding_layer', embedding.layer,
       list(embedding_params.LAYER_WIDTHS), 'Which layer of the network is '
-      'the embedding (frame layers are pooled over time: mean, then max).',
+      'the embedding (frame layers are summarised over time: '
+      f'{", ".join(embedding.time_statistics)}).',
       **fv)
   flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size,
                        'Notes per feature computation.', lower_bound=1, **fv)

@@ -5,7 +5,7 @@ apart: today's MFCC ensemble (two timbre_tcn, two stats_mlp), two heads on
 the embedding and the MFCC statistics together (`joint_mlp`), and two on the
 embedding alone (`embedding_mlp`). Each member is selected at its own best
 epoch (fit_callbacks.MemberSelection). Chosen on the leave-one-library-out
-validation (BUILD_NOTES.md, "A pretrained representation"): 0.820 mean
+validation (BUILD_NOTES.md, "Pretrained representation"): 0.820 mean
 validation accuracy against 0.801 for the MFCC ensemble alone.
 
 The embedding's channels are standardised by the training split's statistics
