@@ -17,7 +17,6 @@ for TF Serving with nsynth-export.
 """
 
 import dataclasses
-import sys
 
 from absl import flags
 
@@ -117,7 +116,7 @@ def _decide_cache(config: TrainConfig) -> TrainConfig:
     return config
   from trainer import train
   choice = train.cache_choice(config)
-  print(choice.describe(), file=sys.stderr)
+  print(choice.describe(), flush=True)
   return dataclasses.replace(config, cache=choice.where)
 
 
