@@ -59,8 +59,8 @@ def _define_flags() -> None:
        '--direct_num_workers=0 --direct_running_mode=multi_threading '
        '--embedding=none'],
       'Beam options (and job flags) for (c), one run per comma-separated '
-      'entry; an entry with --embedding=none is compared with the MFCC '
-      'function alone, the others with MFCCs + embedding.')
+      'entry; each job is compared with the bare function of the features '
+      'it wrote (the MFCCs alone, or with the embedding).')
   flags.DEFINE_integer('embedding_notes', 512, 'Notes (b) times the '
                        'Featurizer with the embedding on.', lower_bound=64)
 
@@ -141,8 +141,9 @@ def time_beam_job(split_dirs, output_dir, beam_args):
                  stderr=subprocess.DEVNULL)
   seconds = time.perf_counter() - start
   with open(os.path.join(output_dir, 'manifest.json')) as f:
-    written = sum(json.load(f)['accounting']['written'].values())
-  return written, seconds
+    manifest = json.load(f)
+  written = sum(manifest['accounting']['written'].values())
+  return written, seconds, bool(manifest.get('embedding'))
 
 
 def per_note_breakdown(paths, clips, sample=512):
@@ -232,16 +233,16 @@ def _main(argv: list[str]) -> None:
         f'notes/s ({flags.FLAGS.embedding_notes} notes)', flush=True)
   small_dir = min(split_dirs, key=lambda d: len(_audio_paths([d])))
   for beam_args in flags.FLAGS.beam_args:
-    rate_b = (rate_mfcc if '--embedding=none' in beam_args.split()
-              else rate_embedding)
-    written, seconds = time_beam_job(
+    written, seconds, embedded = time_beam_job(
         split_dirs, os.path.join(work, 'tfrecords'), beam_args)
+    # Against the bare function of the features this job wrote.
+    rate_b = rate_embedding if embedded else rate_mfcc
     rate_c = written / seconds
     print(f'(c) Beam job:     {rate_c:8.1f} notes/s ({written} notes in '
           f'{seconds:.1f} s wall, {beam_args})', flush=True)
     # The same job on the smallest split alone separates the fixed cost
     # (imports, worker start-up, tracing) from the cost per note.
-    small_written, small_seconds = time_beam_job(
+    small_written, small_seconds, _ = time_beam_job(
         [small_dir], os.path.join(work, 'tfrecords-small'), beam_args)
     marginal = (written - small_written) / max(seconds - small_seconds, 1e-9)
     fixed = small_seconds - small_written / marginal

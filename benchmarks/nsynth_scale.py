@@ -96,7 +96,7 @@ def _define_flags() -> None:
   flags.DEFINE_string('beam_args', s.beam_args, 'Beam options of the Beam '
                       'job, space-separated.', **fv)
   flags.DEFINE_string('train_args', s.train_args, 'Options of nsynth-train, '
-                      'space-separated (none: its defaults).', **fv)
+                      'space-separated (empty: its defaults).', **fv)
   flags.DEFINE_integer('pool_pitch_step', d.pool_pitch_step, 'Pitch step of '
                        'the rendered demo notes the audio links to (0: every '
                        'pitch at full size, coarser for small runs).',

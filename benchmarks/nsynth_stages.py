@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -135,11 +136,11 @@ def stage_args(stage: str, settings: StageSettings, paths: dict[str, str]
   if stage == 'tfrecords':
     inputs = ','.join(split_dir(paths, s) for s in nsynth_layout.NSYNTH_SPLITS)
     return [f'--input={inputs}', f'--output_dir={paths["tfrecords"]}',
-            *settings.beam_args.split()]
+            *shlex.split(settings.beam_args)]
   if stage == 'train':
     return [f'--data_dir={paths["tfrecords"]}', job,
             f'--epochs={settings.epochs}', '--cache=none',
-            *settings.train_args.split()]
+            *shlex.split(settings.train_args)]
   if stage == 'evaluate':
     return [job, '--split=valid', '--split=test']
   if stage == 'export':

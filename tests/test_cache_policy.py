@@ -5,7 +5,10 @@ NSynth's size (or more), so the decision is tested without that much data.
 """
 
 import dataclasses
+import os
+import shutil
 
+import numpy as np
 import pytest
 
 from nsynth_contracts import manifest as manifest_lib
@@ -42,9 +45,21 @@ def test_a_record_costs_what_its_shapes_say(manifest):
     (289_205, 16 * GB, None, manifest_lib.GZIP, cache_policy.NONE),
     (289_205, 16 * GB, 100 * GB, manifest_lib.NO_COMPRESSION,
      cache_policy.NONE),
+    # At the boundaries: three quarters of the memory is more than half of
+    # it; a disk with 10% more room than the records is too tight.
+    ('0.75 memory', 8 * GB, 100 * GB, manifest_lib.GZIP, cache_policy.DISK),
+    ('1.1 disk', 1 * GB, '1.1 disk', manifest_lib.GZIP, cache_policy.NONE),
+    ('1.3 disk', 1 * GB, '1.3 disk', manifest_lib.GZIP, cache_policy.DISK),
 ])
 def test_auto_keeps_in_memory_only_what_fits_half_of_it(
     manifest, train_records, memory, disk, compression, where):
+  record = cache_policy.record_bytes(manifest)
+  valid = manifest.splits['valid'].num_examples
+  if isinstance(train_records, str):   # a share of the memory, in records
+    share = float(train_records.split()[0])
+    train_records = int(share * memory / record) - valid
+  if isinstance(disk, str):            # a multiple of what is cached
+    disk = int(float(disk.split()[0]) * record * (train_records + valid))
   big = dataclasses.replace(declaring(manifest, train_records),
                             compression=compression)
   choice = cache_policy.choose(cache_policy.AUTO, big, ('train', 'valid'),
@@ -90,3 +105,26 @@ def test_a_disk_cache_trains_the_same_and_leaves_nothing_behind(
   # Later epochs differ: a cache keeps the first epoch's order of shards,
   # which otherwise is reshuffled every epoch.
   assert first_epoch(cache_policy.DISK) == first_epoch(cache_policy.NONE)
+
+
+def test_a_disk_cache_is_read_instead_of_the_shards(tiny_tfrecords,
+                                                    tmp_path):
+  from trainer import input_pipeline
+  data = tmp_path / 'data'
+  shutil.copytree(tiny_tfrecords, data)
+  manifest = manifest_lib.read(str(data))
+  files = input_pipeline.split_files(str(data), manifest, 'valid')
+  cache_file = str(tmp_path / 'cache' / 'valid')
+  (tmp_path / 'cache').mkdir()
+  dataset = input_pipeline.make_dataset(files, manifest, 16, cache='disk',
+                                        cache_file=cache_file)
+  def labels():
+    return np.concatenate([one_hot.numpy().argmax(1)
+                           for _, one_hot in dataset])
+  first = labels()
+  assert os.path.exists(cache_file + '.index')
+  for path in files:   # the second pass can only come from the cache
+    os.remove(path)
+  np.testing.assert_array_equal(labels(), first)
+  with pytest.raises(ValueError, match='cache_file'):
+    input_pipeline.make_dataset(files, manifest, 16, cache='disk')

@@ -4,8 +4,9 @@ a cache file on disk, or nowhere (read from the shards each epoch).
 The manifest says how many records each split holds and their shapes, so
 the decision is made before any record is read. A cache in memory is
 fastest and is chosen when the records fit MEMORY_FRACTION of the memory
-available; NSynth's 289,205 training records of 128 MFCCs are about
-19 GB, which would be killed for memory on a 24 GB machine. Otherwise a
+available; the records the default Beam job keeps of NSynth's training and
+validation splits (128 MFCCs and the embedding) are about 14 GB, which
+would be killed for memory on a 24 GB machine. Otherwise a
 cache file on disk, when the shards are compressed (reading the cache skips
 the decompression, the input pipeline's ceiling) and the disk has room;
 otherwise none: uncompressed shards are already what a disk cache would be.

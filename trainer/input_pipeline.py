@@ -129,6 +129,10 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
     cache: where to keep the records after the first pass:
       cache_policy.MEMORY, DISK (in `cache_file`) or NONE.
   """
+  if cache not in ('memory', 'disk', 'none') or (cache == 'disk' and
+                                                 not cache_file):
+    raise ValueError(f'cache {cache!r} (cache_file {cache_file!r}): expected '
+                     'memory, none, or disk with a cache_file')
   dataset = _records(files, manifest.tf_compression_type, shuffle, seed,
                      originals_only)
   if cache == 'memory':

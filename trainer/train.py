@@ -28,6 +28,7 @@ from trainer import layers
 from trainer import recipes
 from trainer import report
 from trainer import resume
+from trainer.train_config import ConfigError
 from trainer.train_config import TrainConfig
 
 MONITOR = fit_callbacks.MONITOR
@@ -103,9 +104,17 @@ def _datasets(config: TrainConfig, global_batch: int, worker, manifest,
     logging.info('%s', choice.describe())
     cache = choice.where
   cache_dir = _cache_dir(write_dir)
-  if cache == cache_policy.DISK and cache_dir is None:
-    cache = cache_policy.NONE   # no local disk for a remote job directory
+  if cache == cache_policy.DISK and write_dir != config.job_dir:
+    # A worker other than the chief writes into a scratch directory that
+    # the decision did not measure (often a RAM-backed /tmp): it reads its
+    # shards every epoch instead.
+    logging.info('Worker scratch directory: reading the shards every epoch '
+                 'instead of a disk cache')
+    cache = cache_policy.NONE
   if cache == cache_policy.DISK:
+    if cache_dir is None:
+      raise ConfigError('--cache=disk needs a local --job_dir to hold the '
+                        f'cache file, not {config.job_dir}')
     tf.io.gfile.makedirs(cache_dir)
   def cache_file(split):
     return job_layout.path(cache_dir, split) if cache_dir else None
