@@ -95,7 +95,8 @@ def time_feature_function(clips, jit_compile, batch_size=64):
   fn = tf.function(features.waveform_to_mfcc, jit_compile=jit_compile,
                    input_signature=[tf.TensorSpec([None, clips.shape[1]],
                                                   tf.float32)])
-  fn(clips[:batch_size]).numpy()  # trace (and compile)
+  with cli.native_stderr_silenced():  # XLA's compile-time log lines
+    fn(clips[:batch_size]).numpy()  # trace (and compile)
   start = time.perf_counter()
   for i in range(0, len(clips), batch_size):
     fn(clips[i:i + batch_size]).numpy()
@@ -176,7 +177,8 @@ def per_note_breakdown(paths, clips, sample=512):
   fn = tf.function(features.waveform_to_mfcc, jit_compile=True,
                    input_signature=[tf.TensorSpec([None, clips.shape[1]],
                                                   tf.float32)])
-  fn(clips[:64]).numpy()
+  with cli.native_stderr_silenced():  # XLA's compile-time log lines
+    fn(clips[:64]).numpy()
   batches = [clips[i:i + 64] for i in range(0, sample, 64)]
   start = time.perf_counter()
   mfccs = np.concatenate([fn(b).numpy() for b in batches])
