@@ -164,7 +164,7 @@ def _main(argv: list[str]) -> None:
   models = [m for m in _MODELS if m in flags.FLAGS.models]
   print('\nLeave one library out (test: the held-out library\'s valid and test '
         'instruments; never heard, programs never trained on):')
-  print(f'  {"held out":<12}' + ''.join(f'{m + " acc":>14}{"F1":>7}'
+  print(f'  {"held out":<12}' + ''.join(f'{m + " acc":>17}{"F1":>7}'
                                          for m in models))
   means = {m: [] for m in models}
   for held_out in chosen:
@@ -175,21 +175,21 @@ def _main(argv: list[str]) -> None:
       f1 = metrics.classification_report(
           true_ids, np.eye(len(families))[predicted], families)['macro_f1']
       means[m].append((accuracy, f1))
-      row += f'{accuracy:14.3f}{f1:7.3f}'
+      row += f'{accuracy:17.3f}{f1:7.3f}'
     print(row)
   print(f'  {"mean":<12}' + ''.join(
-      f'{np.mean([a for a, _ in means[m]]):14.3f}'
+      f'{np.mean([a for a, _ in means[m]]):17.3f}'
       f'{np.mean([f for _, f in means[m]]):7.3f}' for m in models))
   print('\nAccuracy per family (all held-out libraries together):')
-  print(f'  {"family":<10}' + ''.join(f'{m:>10}' for m in models))
+  print(f'  {"family":<10}' + ''.join(f'{m:>13}' for m in models))
   for i, family in enumerate(families):
     row = f'  {family:<10}'
     for m in models:
       true_ids = np.concatenate([results[(m, h)][0] for h in chosen])
       predicted = np.concatenate([results[(m, h)][1] for h in chosen])
       rows = true_ids == i
-      row += f'{(predicted[rows] == i).mean():10.3f}' if rows.any() else \
-          f'{"-":>10}'
+      row += f'{(predicted[rows] == i).mean():13.3f}' if rows.any() else \
+          f'{"-":>13}'
     print(row)
   if 'recipe' in models and 'mfcc_recipe' in models:
     recipe = np.mean([a for a, _ in means['recipe']])
