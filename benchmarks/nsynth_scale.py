@@ -251,6 +251,7 @@ def run(config: ScaleConfig) -> list[StageResult]:
                                  wanted))
   save_state(config.work_dir, state)
   results = []
+  failed = False
   try:
     results += prepare_data(config, paths, state, wanted, pool_notes)
     os.makedirs(paths['logs'], exist_ok=True)
@@ -259,6 +260,7 @@ def run(config: ScaleConfig) -> list[StageResult]:
         results += nsynth_stages.run_stage(stage, config.settings, paths)
     return results
   except process_tree.CommandFailedError:
+    failed = True
     # Hours of a full-size run are not lost with the stage that failed.
     if results:
       print('\nBefore the failure:\n' + format_table(results), flush=True)
@@ -267,7 +269,23 @@ def run(config: ScaleConfig) -> list[StageResult]:
     if config.keep:
       print(f'Kept {config.work_dir}', flush=True)
     else:
-      shutil.rmtree(config.work_dir, ignore_errors=True)
+      remove_work_dir(config.work_dir, keep_logs=failed)
+
+
+def remove_work_dir(work_dir: str, keep_logs: bool) -> None:
+  """Removes the run's scratch; after a failure the commands' logs stay,
+  since the error names them."""
+  if not keep_logs:
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return
+  for entry in os.listdir(work_dir):
+    if entry != 'logs':
+      path = os.path.join(work_dir, entry)
+      if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+      else:
+        os.remove(path)
+  print(f'The logs are kept in {os.path.join(work_dir, "logs")}', flush=True)
 
 
 def config_from_flags(values) -> ScaleConfig:

@@ -219,6 +219,18 @@ def test_epoch_seconds_are_read_from_keras_epoch_lines(tmp_path):
   assert nsynth_stages.epoch_seconds(str(log)) == [58, 61]
 
 
+def test_a_failed_run_keeps_the_logs_its_error_names(tmp_path):
+  for name in ('pool', 'dataset', 'tfrecords', 'logs'):
+    (tmp_path / name).mkdir()
+  (tmp_path / 'logs' / 'tfrecords.log').write_text('what went wrong')
+  (tmp_path / 'nsynth_scale.json').write_text('{}')
+  nsynth_scale.remove_work_dir(str(tmp_path), keep_logs=True)
+  assert sorted(os.listdir(tmp_path)) == ['logs']
+  assert (tmp_path / 'logs' / 'tfrecords.log').read_text() == 'what went wrong'
+  nsynth_scale.remove_work_dir(str(tmp_path), keep_logs=False)
+  assert not tmp_path.exists()
+
+
 @pytest.mark.slow
 def test_peak_rss_sums_the_whole_process_tree(tmp_path):
   """Two children that each hold 200 MB at once: the tree's peak is at
