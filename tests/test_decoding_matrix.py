@@ -8,7 +8,6 @@ Then one small end-to-end run per entry point, and the answers to a note
 without sound.
 """
 
-import base64
 import glob
 import hashlib
 import io
@@ -16,9 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler
-from http.server import HTTPServer
 
 import numpy as np
 import pytest
@@ -44,6 +40,9 @@ from serving import signatures
 from serving import wav_graph
 from tests.conftest import float_wav_bytes
 from tests.conftest import wav_bytes
+from tests.rest_stand_in import LocalHttpServer
+from tests.rest_stand_in import columnar_outputs
+from tests.rest_stand_in import decoded_b64
 from trainer import recipes
 
 PARAMS = feature_params.DEFAULT_PARAMS
@@ -363,39 +362,20 @@ class _SignatureServer:
             )}).encode()
       self.signatures_called.append(name)
       if key == signatures.WAV_INPUT:
-        value = (base64.b64decode(value['b64']) if isinstance(value, dict)
-                 else [base64.b64decode(x['b64']) for x in value])
-        tensor = tf.constant(value)
+        tensor = tf.constant(decoded_b64(value))
       else:
         tensor = tf.constant(value, tf.float32)
       try:
         outputs = loaded.signatures[name](**{key: tensor})
       except tf.errors.InvalidArgumentError as e:
         return 400, json.dumps({'error': e.message}).encode()
-      return 200, json.dumps({'outputs': {
-          k: (np.asarray(v.numpy()).astype(str).tolist()
-              if v.dtype == tf.string else v.numpy().tolist())
-          for k, v in outputs.items()}}).encode()
+      return 200, json.dumps({'outputs': columnar_outputs(outputs)}).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-      def do_POST(self):
-        code, data = answer(self.rfile.read(
-            int(self.headers['Content-Length'])))
-        self.send_response(code)
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-      def log_message(self, *args):
-        pass
-
-    self.server = HTTPServer(('127.0.0.1', 0), Handler)
-    self.port = self.server.server_port
-    threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    self._http = LocalHttpServer(lambda path, request: answer(request))
+    self.port = self._http.port
 
   def close(self):
-    self.server.shutdown()
-    self.server.server_close()
+    self._http.close()
 
 
 @pytest.mark.slow

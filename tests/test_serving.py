@@ -6,11 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from concurrent import futures
-from http.server import BaseHTTPRequestHandler
-from http.server import HTTPServer
 
 import grpc
 import numpy as np
@@ -31,6 +28,9 @@ from serving import tf_serving
 from serving import warmup
 from tests.conftest import float_wav_bytes
 from tests.conftest import wav_bytes
+from tests.rest_stand_in import LocalHttpServer
+from tests.rest_stand_in import columnar_outputs
+from tests.rest_stand_in import decoded_b64
 from trainer import job_layout
 from trainer import layers
 from trainer import models
@@ -535,34 +535,14 @@ def test_predict_on_a_model_path_without_an_export_is_one_line(
           ' directories' if 'version' in message else '')]
 
 
-class _FakeServer:
+def _FakeServer(status=200, body=b'{}', delay=0.0,
+                answer=None) -> LocalHttpServer:
   """An HTTP server answering every POST: with (status, body) after a delay,
   or with what `answer(path, request body)` returns."""
-
-  def __init__(self, status=200, body=b'{}', delay=0.0, answer=None):
-    def reply(path: str, request: bytes) -> tuple[int, bytes]:
-      time.sleep(delay)
-      return answer(path, request) if answer else (status, body)
-
-    class Handler(BaseHTTPRequestHandler):
-      def do_POST(self):
-        code, data = reply(self.path, self.rfile.read(
-            int(self.headers['Content-Length'])))
-        self.send_response(code)
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-      def log_message(self, *args):
-        pass
-
-    self.server = HTTPServer(('127.0.0.1', 0), Handler)
-    self.port = self.server.server_port
-    threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-  def close(self):
-    self.server.shutdown()
-    self.server.server_close()
+  def reply(path: str, request: bytes) -> tuple[int, bytes]:
+    time.sleep(delay)
+    return answer(path, request) if answer else (status, body)
+  return LocalHttpServer(reply)
 
 
 @pytest.mark.parametrize('status,body,delay,message', [
@@ -732,27 +712,20 @@ def test_users_formats_rates_and_channels_are_decoded(fmt, subtype, suffix,
   assert 0.3 < np.max(np.abs(decoded)) < 0.5
 
 
-def _SignatureServer(loaded_model) -> _FakeServer:
+def _SignatureServer(loaded_model) -> LocalHttpServer:
   """A REST stand-in that answers with the loaded signatures, as TF
   Serving's columnar format does."""
-  import base64
-
   def answer(path: str, request: bytes) -> tuple[int, bytes]:
     if path != '/v1/models/nsynth_instrument:predict':
       return 404, json.dumps({'error': f'no model at {path}'}).encode()
     body = json.loads(request)
-    wav = body['inputs'][signatures.WAV_INPUT]
-    value = (base64.b64decode(wav['b64']) if isinstance(wav, dict)
-             else [base64.b64decode(x['b64']) for x in wav])
+    value = decoded_b64(body['inputs'][signatures.WAV_INPUT])
     try:
       outputs = loaded_model.signatures[body['signature_name']](
           wav=tf.constant(value))
     except tf.errors.InvalidArgumentError as e:
       return 400, json.dumps({'error': e.message}).encode()
-    return 200, json.dumps({'outputs': {
-        k: (np.asarray(v.numpy()).astype(str).tolist()
-            if v.dtype == tf.string else v.numpy().tolist())
-        for k, v in outputs.items()}}).encode()
+    return 200, json.dumps({'outputs': columnar_outputs(outputs)}).encode()
 
   return _FakeServer(answer=answer)
 

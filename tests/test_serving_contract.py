@@ -3,15 +3,11 @@
 Fast: a tiny Keras model and only the signatures under test are exported.
 """
 
-import base64
 import dataclasses
 import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler
-from http.server import HTTPServer
 
 import keras
 import numpy as np
@@ -27,6 +23,9 @@ from serving import export_check
 from serving import signatures
 from serving import tf_serving
 from tests.conftest import wav_bytes
+from tests.rest_stand_in import LocalHttpServer
+from tests.rest_stand_in import columnar_outputs
+from tests.rest_stand_in import decoded_b64
 
 # Not this project's defaults: whoever reads them from the export must get
 # these, and prepare audio for them.
@@ -240,41 +239,26 @@ class ExportServer:
       (key, value), = body['inputs'].items()
       if isinstance(value, dict) or (isinstance(value, list) and value and
                                      isinstance(value[0], dict)):
-        value = (base64.b64decode(value['b64']) if isinstance(value, dict)
-                 else [base64.b64decode(v['b64']) for v in value])
-        tensor = tf.constant(value)
+        tensor = tf.constant(decoded_b64(value))
       else:
         tensor = tf.constant(value, None if isinstance(value, str)
                              else tf.float32)
-      outputs = {k: (np.asarray(v.numpy()).astype(str).tolist()
-                     if v.dtype == tf.string else v.numpy().tolist())
-                 for k, v in loaded.signatures[body['signature_name']](
-                     **{key: tensor}).items()}
+      outputs = columnar_outputs(loaded.signatures[body['signature_name']](
+          **{key: tensor}))
       return outputs if len(outputs) > 1 else next(iter(outputs.values()))
 
-    class Handler(BaseHTTPRequestHandler):
-      def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
-        try:
-          code, reply = 200, {'outputs': run(body)}
-        except tf.errors.InvalidArgumentError as e:
-          code, reply = 400, {'error': e.message}
-        data = json.dumps(reply).encode()
-        self.send_response(code)
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def reply(path: str, request: bytes) -> tuple[int, bytes]:
+      try:
+        code, answer = 200, {'outputs': run(json.loads(request))}
+      except tf.errors.InvalidArgumentError as e:
+        code, answer = 400, {'error': e.message}
+      return code, json.dumps(answer).encode()
 
-      def log_message(self, *args):
-        pass
-
-    self.server = HTTPServer(('127.0.0.1', 0), Handler)
-    self.port = self.server.server_port
-    threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    self._http = LocalHttpServer(reply)
+    self.port = self._http.port
 
   def close(self):
-    self.server.shutdown()
-    self.server.server_close()
+    self._http.close()
 
 
 @pytest.mark.slow
