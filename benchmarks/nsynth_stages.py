@@ -17,7 +17,6 @@ import re
 import shlex
 import shutil
 import sys
-import time
 from collections.abc import Sequence
 
 from benchmarks import nsynth_layout
@@ -74,41 +73,15 @@ def command(stage: str) -> list[str]:
 
 
 def featurizer_rate(data_dir: str, split_dir: str, notes: int) -> float:
-  """Notes per second of the Beam job's own Featurizer (MFCCs and the
-  embedding the manifest names, the job's default batch and XLA setting) on
-  a split's notes decoded into memory, repeated to `notes`. One caller:
-  TensorFlow's own threads already use every core (two callers, as the job's
-  bundle threads, measured no faster here)."""
-  from beam_pipelines import examples_json
-  from beam_pipelines import featurize
-  from beam_pipelines.job_config import JobConfig
+  """Notes per second of the Beam job's own Featurizer computing what the
+  manifest's records hold (benchmarks.beam_features.featurizer_rate)."""
   from benchmarks import beam_features
   from nsynth_contracts import manifest as manifest_lib
   manifest = manifest_lib.read(data_dir)
-  job = JobConfig(inputs=(), output_dir=data_dir)
-  featurizer = featurize.Featurizer(
-      manifest.feature_params, keep_audio=False, batch_size=job.batch_size,
-      jit_compile=job.jit_compile, augment=job.augment,
-      train_split=job.train_split,
-      embedding=(featurize.EmbeddingSpec.installed(manifest.embedding.params)
-                 if manifest.embedding else None))
-  featurizer.setup()
-  with open(os.path.join(split_dir, 'examples.json')) as f:
-    entries = sorted(json.load(f).items())[:notes]
-  read = [examples_json.note_from_entry(key, entry, split_dir, 'test')
-          for key, entry in entries]
-  clips = beam_features.decode_all([note.audio_path for note in read])
-  rows = [(read[i % len(read)], 0, clips[i % len(read)])
-          for i in range(notes)]
-  list(featurizer.featurize_all(rows[:featurizer.batch_size]))  # warm up
-  # The faster of two passes: a ceiling, on a machine other work may share.
-  best = float('inf')
-  for _ in range(2):
-    start = time.perf_counter()
-    for _ in featurizer.featurize_all(rows):
-      pass
-    best = min(best, time.perf_counter() - start)
-  return notes / best
+  return beam_features.featurizer_rate(
+      manifest.feature_params,
+      manifest.embedding.params if manifest.embedding else None,
+      split_dir, notes)
 
 
 def input_pipeline_rate(data_dir: str, seconds: float) -> float:
