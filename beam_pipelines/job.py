@@ -19,13 +19,12 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.options.pipeline_options import StandardOptions
-from apache_beam.runners.portability.fn_api_runner import fn_runner
 
 from beam_pipelines import commit
 from beam_pipelines import examples_json
 from beam_pipelines import featurize
 from beam_pipelines import labelled_recordings
+from beam_pipelines import local_runner
 from beam_pipelines import output
 from beam_pipelines import pipeline as pipeline_lib
 from beam_pipelines import reading
@@ -100,22 +99,6 @@ def _check_file_system(flag: str, path: str) -> None:
 def _library_of(entry) -> str:
   library = examples_json.member(entry, 'library')
   return library if isinstance(library, str) else ''
-
-
-def local_runner_for(options: PipelineOptions):
-  """The DirectRunner's in-process engine when the DirectRunner is asked for.
-
-  Since Beam 2.63 the DirectRunner first tries Prism, a Go binary it downloads
-  on first use; offline that costs a failed download before it falls back,
-  and Prism ignores --direct_num_workers. The FnApiRunner is what the
-  DirectRunner falls back to, and it honours --direct_num_workers and
-  --direct_running_mode. Other runners (Dataflow, Flink, Spark, Prism) are
-  left to Beam.
-  """
-  runner = options.view_as(StandardOptions).runner
-  if runner in (None, 'DirectRunner', 'direct'):
-    return fn_runner.FnApiRunner()
-  return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +188,7 @@ def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
                   embedding: featurize.EmbeddingSpec | None):
   options = PipelineOptions(list(beam_args))
   with output.pattern_free_path(staging_dir) as pipeline_dir:
-    pipeline = beam.Pipeline(runner=local_runner_for(options),
+    pipeline = beam.Pipeline(runner=local_runner.local_runner_for(options),
                              options=options)
     pipeline_lib.build_pipeline(pipeline, config, pipeline_dir, embedding)
     result = pipeline.run()
