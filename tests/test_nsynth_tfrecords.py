@@ -18,6 +18,7 @@ from absl import flags
 from beam_pipelines import job as job_lib
 from beam_pipelines import nsynth_tfrecords
 from beam_pipelines import output
+from beam_pipelines import reading
 from beam_pipelines import writing
 from nsynth_contracts import directory_lock
 from nsynth_contracts import feature_params
@@ -550,6 +551,32 @@ def test_a_failing_pipeline_leaves_no_partial_output(tiny_demo, tmp_path,
   with pytest.raises(Exception, match='worker lost'):
     run(f'--input={tiny_demo / "nsynth-valid"}', f'--output_dir={out}')
   assert os.listdir(out) == []
+
+
+def test_a_note_lost_on_the_way_is_never_committed(tiny_demo, tmp_path,
+                                                   monkeypatch):
+  """Should the runner drop a note (Beam's multi_threading engine did, see
+  beam_pipelines.local_runner), the notes do not add up and the dataset
+  already there stays as it was."""
+  out = tmp_path / 'out'
+  test_split = f'--input={tiny_demo / "nsynth-test"}'
+  first = run(test_split, f'--output_dir={out}', '--embedding=none')
+  validated_note = reading.validated_note
+  dropped = []
+
+  def drop_one_note_quietly(item, *args):
+    if not dropped:
+      dropped.append(item[0])
+      return iter(())
+    return validated_note(item, *args)
+
+  monkeypatch.setattr(reading, 'validated_note', drop_one_note_quietly)
+  with pytest.raises(RuntimeError, match=r'notes were read but \d+ are '
+                     r'accounted for .* nothing was committed'):
+    run(test_split, f'--output_dir={out}', '--embedding=none', '--overwrite')
+  assert manifest_lib.read(str(out)) == first.manifest
+  assert len(read_split(out, 'test')[schema.LABEL]) == \
+      first.manifest.splits['test'].num_examples
 
 
 def test_single_input_split_by_instrument_is_disjoint(tiny_demo, tmp_path):
