@@ -60,9 +60,11 @@ demo: $(DEMO_AUDIO)/nsynth-test/examples.json
 	$(BIN)/nsynth-predict --model=$(EXPORT_BASE)/nsynth_instrument \
 	    --plot=$(JOB_DIR)/timelines $(NOTE) $(PHRASE)
 
+# --dist loadscope: each test module runs on one worker, so a module's trained
+# job or export is built once, not once per worker (14:53 against 16:04 here).
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --durations=15 tests
+	$(BIN)/python -m pytest -n 2 --dist loadscope --durations=15 tests
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.beam_features
