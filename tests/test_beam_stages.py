@@ -7,7 +7,6 @@ import math
 import apache_beam as beam
 import numpy as np
 import pytest
-from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 from apache_beam.testing.util import equal_to
@@ -15,6 +14,7 @@ from apache_beam.testing.util import equal_to
 from beam_pipelines import accounting
 from beam_pipelines import examples_json
 from beam_pipelines import featurize
+from beam_pipelines import local_runner
 from beam_pipelines import reading
 from beam_pipelines import selection
 from beam_pipelines import splits
@@ -32,8 +32,8 @@ VOCABULARY = labels.LabelVocabulary.from_filters()
 
 
 def pipeline():
-  # The DirectRunner's in-process engine, without its Prism download attempt.
-  return TestPipeline(runner=fn_runner.FnApiRunner())
+  # The job's own local engine (no Prism download attempt, no lost output).
+  return TestPipeline(runner=local_runner.LocalRunner())
 
 
 def note(name='guitar_acoustic_000-060-100', family='guitar',
