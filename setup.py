@@ -18,10 +18,11 @@ with open('nsynth_contracts/__init__.py', encoding='utf-8') as f:
 # Dataflow, Flink and Spark workers install exactly this. The trainer, the
 # serving tools and the demo renderer add their extras.
 INSTALL_REQUIRES = [
-    'tensorflow==2.17.1',
-    'apache-beam==2.77.0',
+    'tensorflow==2.21.0',
+    # [gcp]: Beam's GCS file system, so --input and --output_dir take gs://.
+    'apache-beam[gcp]==2.77.0',
     'absl-py>=2.1,<3',
-    'numpy>=1.26,<2',
+    'numpy>=2.1,<3',
     'google-crc32c>=1.5,<2',   # C crc32c for TFRecord framing.
     'isal>=1.6,<2',            # ISA-L GZIP: 6x zlib's speed, same format.
     'soundfile>=0.12,<0.14',   # libsndfile, the audio decoder (in its wheels).
@@ -29,16 +30,16 @@ INSTALL_REQUIRES = [
     'soxr>=0.3,<2',            # resampling, and --augment_copies' speed change.
 ]
 
-# scikit-learn computes the report's classification metrics.
-_TRAIN = ['matplotlib>=3.8,<4', 'scikit-learn>=1.3,<2']
-_SERVE = ['tensorflow-serving-api==2.17.1', 'tqdm>=4.66,<5',
+# scikit-learn computes the report's classification metrics. TensorBoard
+# (the report's hparams and images) no longer comes with TensorFlow 2.21.
+_TRAIN = ['matplotlib>=3.8,<4', 'scikit-learn>=1.3,<2',
+          'tensorboard==2.21.0']
+_SERVE = ['tensorflow-serving-api==2.21.0', 'tqdm>=4.66,<5',
           'matplotlib>=3.8,<4']  # nsynth-predict --plot
 _DEMO = ['pretty_midi>=0.2.10,<0.3', 'tqdm>=4.66,<5']
 # --compression=none also writes the files TensorFlow Datasets reads, with
 # TFDS's own writer (the launcher only; workers never import it).
-_TFDS = ['tensorflow-datasets==4.9.10',
-         # Its newer releases need protobuf >= 5.26, which TF 2.17 refuses.
-         'tensorflow-metadata==1.17.3']
+_TFDS = ['tensorflow-datasets==4.9.10', 'tensorflow-metadata==1.21.0']
 EXTRAS_REQUIRE = {
     'train': _TRAIN,
     'serve': _SERVE,

@@ -68,6 +68,8 @@ def _worker_functions(params: feature_params.FeatureParams, batch_size: int,
   --direct_running_mode=multi_threading every bundle thread has its own
   DoFn, and they share one compiled program.
   """
+  # A worker process of multi_processing mode starts TensorFlow itself.
+  cli.import_tensorflow_quietly()
   import tensorflow as tf
 
   from nsynth_contracts import features

@@ -16,6 +16,7 @@ import posixpath
 from collections.abc import Sequence
 
 import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -85,15 +86,17 @@ def check_inputs(config: JobConfig) -> InputSizes:
 
 def _check_file_system(flag: str, path: str) -> None:
   """Refuses a path whose file system this installation cannot reach: Beam
-  knows gs:// only with apache-beam[gcp] installed, and says so in a page."""
+  knows a scheme only with its extra installed (gs:// comes with
+  apache-beam[gcp], which the project requires; hdfs:// needs [hadoop]), and
+  says so in a page."""
   try:
     FileSystems.get_filesystem(path)
-  except ValueError:
+  except (ValueError, BeamIOError):
     scheme = FileSystems.get_scheme(path)
     raise JobInputError(
         f'{flag} {path}: this installation has no file system for '
-        f'{scheme}:// paths (Beam reads gs:// only with apache-beam[gcp] '
-        f'installed; see BUILD_NOTES.md on cloud storage)') from None
+        f'{scheme}:// paths (Beam reads them only with its extra for them '
+        f'installed)') from None
 
 
 def _library_of(entry) -> str:

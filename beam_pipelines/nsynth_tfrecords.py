@@ -341,7 +341,8 @@ def main() -> None:
 
   cli.run(define_flags, main_with_global_flags,
           user_errors=(job_lib.JobInputError, output.OutputDirError),
-          flags_parser=lambda argv: flags.FLAGS(argv, known_only=True))
+          flags_parser=lambda argv: flags.FLAGS(argv, known_only=True),
+          tensorflow=True)
 
 
 if __name__ == '__main__':

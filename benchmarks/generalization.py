@@ -201,7 +201,7 @@ def _main(argv: list[str]) -> None:
 
 
 def main() -> None:
-  cli.run(_define_flags, _main)
+  cli.run(_define_flags, _main, tensorflow=True)
 
 
 if __name__ == '__main__':

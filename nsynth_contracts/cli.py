@@ -12,9 +12,11 @@
 Importing this module changes nothing. A command's entry point is
 `cli.run(define_flags, main)`: it quiets the logs, then defines and parses
 the flags, then calls `main`. TensorFlow reads its log level once, when it
-is imported, so a command whose library imports TensorFlow imports that
-library inside `main`, after `cli.run` has quieted it; `main` maps the
-library's exceptions to one-line errors with `one_line_errors`.
+is imported, and since 2.20 it writes its start-up lines through absl's C++
+logging before anything can set a level; so a command that runs TensorFlow
+says so (`cli.run(..., tensorflow=True)`) and `cli.run` imports it, quietly,
+before `main`. `main` maps the library's exceptions to one-line errors with
+`one_line_errors`.
 """
 
 import contextlib
@@ -71,6 +73,20 @@ def quiet_native_logs(argv: Sequence[str]) -> None:
   """Hides TensorFlow's C++ start-up noise; call before importing it."""
   if not asked_for_verbosity(argv):
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', _QUIET_TF_CPP_LEVEL)
+
+
+def import_tensorflow_quietly() -> None:
+  """Imports TensorFlow with its C++ start-up lines hidden, if logs are quiet.
+
+  TensorFlow 2.21 logs "oneDNN custom operations are on" and "Could not find
+  cuda drivers" through absl before absl's logging is initialised, where
+  TF_CPP_MIN_LOG_LEVEL does not reach: only the file descriptor can be
+  silenced. A no-op once TensorFlow is imported.
+  """
+  if 'tensorflow' in sys.modules:
+    return
+  with native_stderr_silenced():
+    import tensorflow  # noqa: F401
 
 
 def native_logs_quiet() -> bool:
@@ -144,7 +160,8 @@ def fail(message: str) -> None:
 def run(define_flags: Callable[[], None], main: Callable[[list[str]], None],
         user_errors: tuple[type[BaseException], ...] = (),
         argv: Sequence[str] | None = None,
-        flags_parser: Callable[[list[str]], list[str]] | None = None) -> None:
+        flags_parser: Callable[[list[str]], list[str]] | None = None,
+        tensorflow: bool = False) -> None:
   """Runs an absl command: quiet logs, flags, one-line errors.
 
   Args:
@@ -157,6 +174,8 @@ def run(define_flags: Callable[[], None], main: Callable[[list[str]], None],
     argv: the command line (default sys.argv).
     flags_parser: absl's flags_parser hook (the Beam job passes unknown flags
       on to Beam).
+    tensorflow: the command runs TensorFlow: it is imported before `main`,
+      its start-up lines hidden unless --verbosity is given.
   """
   argv = list(sys.argv if argv is None else argv)
   quiet_native_logs(argv)
@@ -171,6 +190,8 @@ def run(define_flags: Callable[[], None], main: Callable[[list[str]], None],
 
   def main_with_errors(remaining):
     quiet_python_logs(argv)
+    if tensorflow:
+      import_tensorflow_quietly()
     try:
       with one_line_errors(*user_errors):
         main(remaining)

@@ -64,10 +64,14 @@ def _params(model_name: str, **kwargs) -> EmbeddingParams:
 
 
 def musicnn_input_by_librosa(y: np.ndarray) -> np.ndarray:
-  """musicnn's extractor.batch_data, step for step: [frames, 96]."""
+  """musicnn's extractor.batch_data, step for step: [frames, 96].
+
+  musicnn ran on NumPy 1, where `10000 * float16_array` is computed in
+  float32; NumPy 2 keeps it float16, where loud bins overflow to inf.
+  """
   mel = librosa.feature.melspectrogram(y=y, sr=16000, hop_length=256,
                                        n_fft=512, n_mels=96).T
-  return np.log10(10000 * mel.astype(np.float16) + 1)
+  return np.log10(10000 * mel.astype(np.float16).astype(np.float32) + 1)
 
 
 def test_the_mel_bands_are_librosas():

@@ -347,7 +347,12 @@ def _compile_cpp_loader(tmp_path):
       [compiler, '-std=c++17', '-O1', '-D_GLIBCXX_USE_CXX11_ABI=1',
        '-DEIGEN_MAX_ALIGN_BYTES=64', f'-I{os.path.join(tf_dir, "include")}',
        os.path.join(REPO, 'serving', 'cpp', 'run_saved_model.cc'),
-       '-o', str(binary), f'-L{tf_dir}', '-l:libtensorflow_cc.so.2',
+       '-o', str(binary), f'-L{tf_dir}',
+       # Since TensorFlow 2.20 the loader's symbols resolve from the
+       # framework library alone, so the linker would drop libtensorflow_cc,
+       # and with it the static registration of the DirectSession that
+       # LoadSavedModel needs ("No session factory registered").
+       '-Wl,--no-as-needed', '-l:libtensorflow_cc.so.2',
        '-l:libtensorflow_framework.so.2', f'-Wl,-rpath,{tf_dir}'],
       capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]

@@ -143,7 +143,7 @@ def _main(argv: list[str]) -> None:
 
 def main() -> None:
   """Console entry point (nsynth-train)."""
-  cli.run(_define_flags, _main)
+  cli.run(_define_flags, _main, tensorflow=True)
 
 
 if __name__ == '__main__':
