@@ -28,7 +28,9 @@ class FeaturizedBatch:
   clips: np.ndarray | None    # float32 [rows, clip_samples], with keep_audio
   copies: tuple[int, ...] = ()   # per row; empty: every row is copy 0
   windows: bool = False          # rows are windows of --recordings
-  embeddings: np.ndarray | None = None   # float32 [rows, size], if computed
+  # {representation key: float32 [rows, size]}, those the job computes
+  representations: dict[str, np.ndarray] = dataclasses.field(
+      default_factory=dict)
 
   @property
   def split(self) -> str:
@@ -65,4 +67,5 @@ class FeaturizedBatch:
         None if self.clips is None else self.clips[list(indices)],
         tuple(self.copies[i] for i in indices) if self.copies else (),
         self.windows,
-        None if self.embeddings is None else self.embeddings[list(indices)])
+        {key: values[list(indices)]
+         for key, values in self.representations.items()})

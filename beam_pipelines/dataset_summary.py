@@ -31,11 +31,13 @@ class WriteManifest(beam.PTransform):
   """{BATCHES, COUNTS} -> manifest.json in `staging_dir`."""
 
   def __init__(self, config: JobConfig, staging_dir: str,
-               embedding_sha256: str | None = None):
+               weights_sha256: dict[str, str] | None = None):
+    """Args: weights_sha256: {representation key: SHA-256 of the weights
+    that computed it}, for each of config.representations."""
     super().__init__()
     self._config = config
     self._staging_dir = staging_dir
-    self._embedding_sha256 = embedding_sha256
+    self._weights_sha256 = weights_sha256 or {}
 
   def expand(self, inputs):
     batches = inputs[BATCHES]
@@ -50,14 +52,22 @@ class WriteManifest(beam.PTransform):
         | 'InstrumentsToList' >> beam.combiners.ToList())
     trained_on = batches | 'StatisticsSplit' >> beam.Filter(
         lambda b, split: b.split == split, self._config.train_split)
-    statistics = {
-        name: (trained_on
-               | f'{name}Columns' >> beam.Map(getattr, attribute)
-               | f'{name}Statistics' >> beam.CombineGlobally(
-                   statistics_lib.FeatureStatisticsFn()))
-        for name, attribute in (('Mfcc', 'mfccs'),
-                                ('Embedding', 'embeddings'))
-        if attribute == 'mfccs' or self._config.embedding}
+    mfcc_statistics = (
+        trained_on
+        | 'MfccColumns' >> beam.Map(lambda b: b.mfccs)
+        | 'MfccStatistics' >> beam.CombineGlobally(
+            statistics_lib.FeatureStatisticsFn()))
+    representation_statistics = (
+        [trained_on
+         | f'Columns_{key}' >> beam.Map(
+             lambda b, key: b.representations[key], key)
+         | f'Statistics_{key}' >> beam.CombineGlobally(
+             statistics_lib.FeatureStatisticsFn())
+         | f'Keyed_{key}' >> beam.Map(lambda s, key: (key, s), key)
+         for key in (r.key for r in self._config.representations)]
+        | 'RepresentationStatistics' >> beam.Flatten(
+            pipeline=batches.pipeline)
+        | 'RepresentationStatisticsToDict' >> beam.combiners.ToDict())
     return (batches.pipeline
             | 'Seed' >> beam.Create([None])
             | 'Assemble' >> beam.Map(
@@ -65,10 +75,9 @@ class WriteManifest(beam.PTransform):
                 beam.pvalue.AsSingleton(counts),
                 beam.pvalue.AsSingleton(instrument_pairs),
                 beam.pvalue.AsSingleton(inputs[COUNTS]),
-                beam.pvalue.AsSingleton(statistics['Mfcc']),
-                self._embedding_sha256,
-                (beam.pvalue.AsSingleton(statistics['Embedding'])
-                 if 'Embedding' in statistics else None))
+                beam.pvalue.AsSingleton(mfcc_statistics),
+                self._weights_sha256,
+                beam.pvalue.AsSingleton(representation_statistics))
             | 'Write' >> beam.io.WriteToText(
                 posixpath.join(self._staging_dir,
                                manifest_lib.MANIFEST_FILENAME),
@@ -95,9 +104,10 @@ def assemble_manifest(_, config: JobConfig, counts: dict,
                       instrument_pairs: list,
                       outcome_counts: dict[outcomes.OutcomeKey, int],
                       statistics: dict | None,
-                      embedding_sha256: str | None = None,
-                      embedding_statistics: dict | None = None) -> str:
-  """The manifest's JSON text, from the pipeline's combined side inputs."""
+                      weights_sha256: dict[str, str] | None = None,
+                      representation_statistics: dict | None = None) -> str:
+  """The manifest's JSON text, from the pipeline's combined side inputs
+  ({representation key: its statistics} among them)."""
   accounting = outcomes.Accounting.from_counts(
       outcome_counts, with_recordings=bool(config.recordings))
   manifest = manifest_lib.Manifest(
@@ -105,8 +115,7 @@ def assemble_manifest(_, config: JobConfig, counts: dict,
       feature_params=config.params,
       vocabulary=config.vocabulary,
       splits=_split_summaries(config, counts, instrument_pairs, accounting),
-      normalization=(manifest_lib.Normalization(
-          split=config.train_split, **statistics) if statistics else None),
+      normalization=_normalization(config, statistics),
       filters=manifest_lib.Filters(config.kept_sources,
                                    config.dropped_families,
                                    config.max_notes_per_family),
@@ -117,12 +126,20 @@ def assemble_manifest(_, config: JobConfig, counts: dict,
       augmentation=(manifest_lib.AugmentationRecord.from_json(
           {'split': config.train_split, **config.augment.to_json()})
                     if config.augment.copies else None),
-      embedding=(manifest_lib.EmbeddingRecord(
-          config.embedding, embedding_sha256,
-          manifest_lib.Normalization(split=config.train_split,
-                                     **embedding_statistics)
-          if embedding_statistics else None) if config.embedding else None))
+      representations=tuple(
+          manifest_lib.RepresentationRecord(
+              heard, (weights_sha256 or {})[heard.key],
+              _normalization(config,
+                             (representation_statistics or {}).get(heard.key)))
+          for heard in config.representations))
   return manifest.dumps()
+
+
+def _normalization(config: JobConfig, statistics: dict | None
+                   ) -> manifest_lib.Normalization | None:
+  """The training split's statistics, if it had any records."""
+  return (manifest_lib.Normalization(split=config.train_split, **statistics)
+          if statistics else None)
 
 
 def _split_summaries(config: JobConfig, counts: dict, instrument_pairs: list,

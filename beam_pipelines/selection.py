@@ -6,6 +6,7 @@ the filters (source, family, an optional cap per family) decide whether it
 is written. Each note left out is a Filtered naming the first reason.
 """
 
+import collections
 import dataclasses
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -35,21 +36,44 @@ def assigned_split(note: examples_json.Note, method: splits.SplitMethod,
   return splits.assign_split(key, fractions)
 
 
-def select_note(note: examples_json.Note, config: JobConfig,
-                vocabulary: labels.LabelVocabulary
-                ) -> Iterator[examples_json.Note]:
-  """The note in its split, or a tagged Filtered naming the first filter it
-  fails: holdout, source, family."""
+def placement(note: examples_json.Note, config: JobConfig,
+              vocabulary: labels.LabelVocabulary
+              ) -> tuple[str | None, str | None]:
+  """(the split the note goes to, the first filter it fails: holdout,
+  source, family; None if it passes them all)."""
   split = assigned_split(note, config.split_method, config.split_fractions,
                          config.holdout_library)
   reason = ('holdout' if split is None else
             'source' if note.source not in config.kept_sources else
             'family' if note.family not in vocabulary.families else None)
+  return split, reason
+
+
+def select_note(note: examples_json.Note, config: JobConfig,
+                vocabulary: labels.LabelVocabulary
+                ) -> Iterator[examples_json.Note]:
+  """The note in its split, or a tagged Filtered naming the first filter it
+  fails: holdout, source, family."""
+  split, reason = placement(note, config, vocabulary)
   if reason:
     yield beam.pvalue.TaggedOutput(accounting.FILTERED,
                                    accounting.Filtered(note, reason))
   else:
     yield dataclasses.replace(note, split=split)
+
+
+def notes_to_featurize(notes: Iterable[examples_json.Note],
+                       config: JobConfig) -> int:
+  """How many of these notes the job featurises: those the filters keep,
+  at most the cap per split and family (SelectNotes' rules)."""
+  vocabulary = config.vocabulary
+  kept = collections.Counter()
+  for note in notes:
+    split, reason = placement(note, config, vocabulary)
+    if not reason:
+      kept[(split, note.family)] += 1
+  cap = config.max_notes_per_family
+  return sum(min(n, cap) if cap else n for n in kept.values())
 
 
 def _keep_first_by_hash(

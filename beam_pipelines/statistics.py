@@ -2,7 +2,7 @@
 
 The trainer's models normalise their inputs with these (the manifest carries
 them): for the MFCCs over every frame of every training record, for the
-embedding over every training record, exactly, in one pass.
+representations over every training record, exactly, in one pass.
 """
 
 import apache_beam as beam

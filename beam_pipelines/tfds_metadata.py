@@ -33,7 +33,8 @@ class TfdsMissingError(ImportError):
 
 
 def features(families: Sequence[str], mfcc_shape: tuple[int, int],
-             audio_samples: int | None, embedding_size: int | None):
+             audio_samples: int | None,
+             representation_sizes: dict[str, int] | None = None):
   """The tfds.features.FeaturesDict of one record, from the schema."""
   tfds = _tfds()
   described = {schema.MFCC: tfds.features.Tensor(shape=mfcc_shape,
@@ -48,15 +49,14 @@ def features(families: Sequence[str], mfcc_shape: tuple[int, int],
   if audio_samples:
     described[schema.AUDIO] = tfds.features.Tensor(shape=(audio_samples,),
                                                    dtype=np.float32)
-  if embedding_size:
-    described[schema.EMBEDDING] = tfds.features.Tensor(
-        shape=(embedding_size,), dtype=np.float32)
+  for key, size in (representation_sizes or {}).items():
+    described[key] = tfds.features.Tensor(shape=(size,), dtype=np.float32)
   return tfds.features.FeaturesDict(described)
 
 
 def write(directory: str, version: str, families: Sequence[str],
           mfcc_shape: tuple[int, int], audio_samples: int | None,
-          embedding_size: int | None,
+          representation_sizes: dict[str, int] | None,
           shards: dict[str, list[tuple[int, int]]]) -> None:
   """Writes TFDS's metadata files into `directory`.
 
@@ -75,7 +75,8 @@ def write(directory: str, version: str, families: Sequence[str],
       for split, split_shards in shards.items()]
   tfds.folder_dataset.write_metadata(
       data_dir=directory,
-      features=features(families, mfcc_shape, audio_samples, embedding_size),
+      features=features(families, mfcc_shape, audio_samples,
+                        representation_sizes),
       split_infos=split_infos, version=version, filename_template=template,
       check_data=False, description=_DESCRIPTION,
       supervised_keys=(schema.MFCC, schema.LABEL))

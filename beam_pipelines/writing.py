@@ -33,8 +33,8 @@ def to_serialized_examples(batch: FeaturizedBatch,
           note_str=note.note_str,
           augmentation=batch.copy_of(i),
           audio=None if batch.clips is None else batch.clips[i],
-          embedding=(None if batch.embeddings is None
-                     else batch.embeddings[i])))
+          representations={key: values[i] for key, values
+                           in batch.representations.items()}))
       for i, note in enumerate(batch.notes)]
 
 

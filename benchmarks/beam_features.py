@@ -57,7 +57,9 @@ def _define_flags() -> None:
       'beam_args',
       ['--direct_num_workers=0 --direct_running_mode=multi_threading',
        '--direct_num_workers=0 --direct_running_mode=multi_threading '
-       '--embedding=none'],
+       '--embedding=none',
+       '--direct_num_workers=0 --direct_running_mode=multi_threading '
+       '--embedding=none --noprogress'],
       'Beam options (and job flags) for (c), one run per comma-separated '
       'entry; each job is compared with the bare function of the features '
       'it wrote (the MFCCs alone, or with the embedding).')
@@ -103,22 +105,24 @@ def time_feature_function(clips, jit_compile, batch_size=64):
   return len(clips) / (time.perf_counter() - start)
 
 
-def featurizer_rate(params, embedding, split_dir: str, notes: int) -> float:
+def featurizer_rate(params, representations, split_dir: str,
+                    notes: int) -> float:
   """Notes per second of the Beam job's own Featurizer (these MFCC
-  parameters, this embedding or None; the job's default batch and XLA
+  parameters, these representations; the job's default batch and XLA
   setting) on a split's notes decoded into memory, repeated to `notes`. One
   caller: TensorFlow's own threads already use every core (two callers, as
   the job's bundle threads, measured no faster here)."""
   from beam_pipelines import examples_json
   from beam_pipelines import featurize
   from beam_pipelines.job_config import JobConfig
+  from nsynth_contracts import representation
   job = JobConfig(inputs=(), output_dir='')
   featurizer = featurize.Featurizer(
       params, keep_audio=False, batch_size=job.batch_size,
       jit_compile=job.jit_compile, augment=job.augment,
       train_split=job.train_split,
-      embedding=(featurize.EmbeddingSpec.installed(embedding)
-                 if embedding else None))
+      representations=tuple(representation.WithWeights.read(r)
+                            for r in representations))
   featurizer.setup()
   with open(os.path.join(split_dir, 'examples.json')) as f:
     entries = sorted(json.load(f).items())[:notes]
@@ -152,7 +156,7 @@ def time_beam_job(split_dirs, output_dir, beam_args):
   with open(os.path.join(output_dir, 'manifest.json')) as f:
     manifest = json.load(f)
   written = sum(manifest['accounting']['written'].values())
-  return written, seconds, bool(manifest.get('embedding'))
+  return written, seconds, bool(manifest.get('representations'))
 
 
 def per_note_breakdown(paths, clips, sample=512):
@@ -239,8 +243,8 @@ def _main(argv: list[str]) -> None:
   rate_mfcc = max(rates_b.values())
   from beam_pipelines.job_config import JobConfig
   job = JobConfig(inputs=(), output_dir='')
-  rate_embedding = featurizer_rate(job.params, job.embedding, split_dirs[0],
-                                   flags.FLAGS.embedding_notes)
+  rate_embedding = featurizer_rate(job.params, job.representations,
+                                   split_dirs[0], flags.FLAGS.embedding_notes)
   print(f'(b) MFCC + embedding (the Featurizer): {rate_embedding:8.1f} '
         f'notes/s ({flags.FLAGS.embedding_notes} notes)', flush=True)
   small_dir = min(split_dirs, key=lambda d: len(_audio_paths([d])))

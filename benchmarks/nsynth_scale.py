@@ -43,6 +43,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
+from beam_pipelines.job_config import JobConfig
 from benchmarks import nsynth_layout
 from benchmarks import nsynth_stages
 from benchmarks import process_tree
@@ -51,7 +52,6 @@ from benchmarks.nsynth_stages import STAGES
 from benchmarks.nsynth_stages import StageResult
 from benchmarks.nsynth_stages import StageSettings
 from nsynth_contracts import cli
-from nsynth_contracts import embedding_params
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 
@@ -112,10 +112,10 @@ def _define_flags() -> None:
 
 def record_bytes() -> int:
   """A record of the default job before compression (so at most): its MFCCs
-  and embedding as float32, and room for the rest."""
+  and representations as float32, and room for the rest."""
   frames, coefficients = feature_params.DEFAULT_PARAMS.mfcc_shape
-  embedding = embedding_params.DEFAULT_PARAMS.output_size
-  return 4 * (frames * coefficients + embedding) + 512
+  representations = sum(r.size for r in JobConfig((), '').representations)
+  return 4 * (frames * coefficients + representations) + 512
 
 
 def disk_needed(config: ScaleConfig, instruments, pool_notes: int,

@@ -80,7 +80,7 @@ def featurizer_rate(data_dir: str, split_dir: str, notes: int) -> float:
   manifest = manifest_lib.read(data_dir)
   return beam_features.featurizer_rate(
       manifest.feature_params,
-      manifest.embedding.params if manifest.embedding else None,
+      tuple(r.representation for r in manifest.representations),
       split_dir, notes)
 
 

@@ -10,13 +10,15 @@ import fnmatch
 import json
 import posixpath
 
-from nsynth_contracts import embedding_params
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
+from nsynth_contracts import representation as representation_lib
 
 MANIFEST_FILENAME = 'manifest.json'
-FORMAT_VERSION = 2   # 2: lists the files of the dataset
+# 2: lists the files of the dataset; 3: any number of representations, each
+# under its own record key.
+FORMAT_VERSION = 3
 GZIP = 'GZIP'
 NO_COMPRESSION = 'NONE'
 # TFRecord compression -> shard file suffix.
@@ -58,31 +60,37 @@ class Normalization:
 
 
 @dataclasses.dataclass(frozen=True)
-class EmbeddingRecord:
-  """The pretrained representation the records hold: which network, which
-  layer and pooling, exactly which weights, and its statistics."""
-  params: embedding_params.EmbeddingParams
+class RepresentationRecord:
+  """A pretrained representation the records hold (under its key): what it
+  is, exactly which weights computed it, and its statistics."""
+  representation: representation_lib.Representation
   weights_sha256: str                # of the arrays the network was built from
   normalization: Normalization | None   # over the training split's records
 
   @property
+  def key(self) -> str:
+    return self.representation.key
+
+  @property
   def size(self) -> int:
-    return self.params.output_size
+    return self.representation.size
 
   def to_json(self) -> dict:
-    return {'params': self.params.to_json(), 'size': self.size,
-            'weights_sha256': self.weights_sha256,
+    return {**self.representation.to_json(), 'key': self.key,
+            'size': self.size, 'weights_sha256': self.weights_sha256,
             'normalization': (dataclasses.asdict(self.normalization)
                               if self.normalization else None)}
 
   @classmethod
-  def from_json(cls, data: dict) -> 'EmbeddingRecord':
-    params = embedding_params.EmbeddingParams.from_json(data['params'])
-    if data['size'] != params.output_size:
-      raise ValueError(f'embedding size {data["size"]} disagrees with its '
-                       f'params, which give {params.output_size}')
+  def from_json(cls, data: dict) -> 'RepresentationRecord':
+    representation = representation_lib.from_json(data)
+    for field, value in (('key', representation.key),
+                         ('size', representation.size)):
+      if data[field] != value:
+        raise ValueError(f'representation {field} {data[field]!r} disagrees '
+                         f'with its params, which give {value!r}')
     norm = data.get('normalization')
-    return cls(params, data['weights_sha256'],
+    return cls(representation, data['weights_sha256'],
                Normalization(**norm) if norm else None)
 
 
@@ -170,7 +178,8 @@ class Manifest:
   files: tuple[str, ...] = ()
   compression: str = GZIP        # of the shards: GZIP or NONE
   augmentation: AugmentationRecord | None = None
-  embedding: EmbeddingRecord | None = None   # records hold no embedding
+  # In the order the records' features were computed; each under its key.
+  representations: tuple[RepresentationRecord, ...] = ()
   format_version: int = FORMAT_VERSION
 
   @property
@@ -188,9 +197,16 @@ class Manifest:
     return self.feature_params.mfcc_shape
 
   @property
-  def embedding_size(self) -> int | None:
-    """Values per record's embedding, or None without one."""
-    return self.embedding.size if self.embedding else None
+  def representation_sizes(self) -> dict[str, int]:
+    """{record key: values} of every representation the records hold."""
+    return {r.key: r.size for r in self.representations}
+
+  def representation(self, key: str) -> RepresentationRecord:
+    """Raises: KeyError: the records hold no representation `key`."""
+    for record in self.representations:
+      if record.key == key:
+        return record
+    raise KeyError(key)
 
   def to_json(self) -> dict:
     return {
@@ -210,7 +226,7 @@ class Manifest:
         'compression': self.compression,
         'augmentation': (self.augmentation.to_json() if self.augmentation
                          else None),
-        'embedding': self.embedding.to_json() if self.embedding else None,
+        'representations': [r.to_json() for r in self.representations],
     }
 
   @classmethod
@@ -236,8 +252,8 @@ class Manifest:
         compression=_known_compression(data['compression']),
         augmentation=(AugmentationRecord.from_json(data['augmentation'])
                       if data.get('augmentation') else None),
-        embedding=(EmbeddingRecord.from_json(data['embedding'])
-                   if data.get('embedding') else None),
+        representations=tuple(RepresentationRecord.from_json(r)
+                              for r in data['representations']),
         format_version=data['format_version'],
     )
 

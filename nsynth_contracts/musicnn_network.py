@@ -1,4 +1,4 @@
-"""The embedding contract: waveform in, pooled musicnn representation out.
+"""musicnn's network: waveform in, pooled musicnn representation out.
 
 musicnn (Pons & Serra 2019) rebuilt as Keras 3 layers from the structure of
 its models.py, with the weights its wheel ships (musicnn_weights). The model
@@ -14,8 +14,8 @@ tensorflow-io kernels): the input is librosa.feature.melspectrogram (n_fft
 float16 as musicnn stores it, then log10(10000 x + 1).
 
     weights = musicnn_weights.read_weights(params.model_name)
-    model = embedding.build_embedding_model(weights, params)
-    vectors = model(waveforms)          # [batch, params.output_size]
+    model = musicnn_network.build_embedding_model(weights, params)
+    vectors = model(waveforms)          # [batch, params.size]
 """
 
 from collections.abc import Sequence
@@ -26,10 +26,11 @@ import tensorflow as tf
 
 from nsynth_contracts import features
 from nsynth_contracts import musicnn_weights
-from nsynth_contracts.embedding_params import CLIP_LAYER_WIDTHS
-from nsynth_contracts.embedding_params import DEFAULT_PARAMS
-from nsynth_contracts.embedding_params import FRAME_LAYER_WIDTHS
-from nsynth_contracts.embedding_params import EmbeddingParams
+from nsynth_contracts import representation
+from nsynth_contracts.musicnn_representation import CLIP_LAYER_WIDTHS
+from nsynth_contracts.musicnn_representation import DEFAULT
+from nsynth_contracts.musicnn_representation import FRAME_LAYER_WIDTHS
+from nsynth_contracts.musicnn_representation import MusicnnRepresentation
 
 _PACKAGE = 'nsynth'
 # The largest finite float16: louder mel bins saturate there instead of
@@ -38,7 +39,7 @@ _FLOAT16_MAX = 65504.0
 
 
 def log_mel(waveforms: tf.Tensor,
-            params: EmbeddingParams = DEFAULT_PARAMS) -> tf.Tensor:
+            params: MusicnnRepresentation = DEFAULT) -> tf.Tensor:
   """musicnn's input: its log-compressed librosa mel spectrogram.
 
   Args:
@@ -89,7 +90,7 @@ class MusicnnLogMel(keras.layers.Layer):
 
   def __init__(self, params: dict | None = None, **kwargs):
     super().__init__(**kwargs)
-    self.params = EmbeddingParams.from_json(params or {})
+    self.params = MusicnnRepresentation.from_params(params or {})
 
   def call(self, waveforms):
     return log_mel(waveforms, self.params)
@@ -99,34 +100,9 @@ class MusicnnLogMel(keras.layers.Layer):
             self.params.num_mel_bands)
 
   def get_config(self):
-    return {**super().get_config(), 'params': self.params.to_json()}
+    return {**super().get_config(), 'params': self.params.params_json()}
 
 
-# Each Keras layer and the variable scope musicnn's TF1 graph gave it: the
-# scopes are numbered in the order musicnn/models.py creates the layers.
-CHECKPOINT_SCOPES = {
-    'input_norm': 'batch_normalization',
-    'timbral_7x38_conv': 'conv2d',
-    'timbral_7x38_norm': 'batch_normalization_1',
-    'timbral_7x67_conv': 'conv2d_1',
-    'timbral_7x67_norm': 'batch_normalization_2',
-    'temporal_128_conv': 'conv2d_2',
-    'temporal_128_norm': 'batch_normalization_3',
-    'temporal_64_conv': 'conv2d_3',
-    'temporal_64_norm': 'batch_normalization_4',
-    'temporal_32_conv': 'conv2d_4',
-    'temporal_32_norm': 'batch_normalization_5',
-    'cnn1_conv': 'conv2d_5',
-    'cnn1_norm': 'batch_normalization_6',
-    'cnn2_conv': 'conv2d_6',
-    'cnn2_norm': 'batch_normalization_7',
-    'cnn3_conv': 'conv2d_7',
-    'cnn3_norm': 'batch_normalization_8',
-    'pool_norm': 'batch_normalization_9',
-    'penultimate_dense': 'dense',
-    'penultimate_norm': 'batch_normalization_10',
-    'tags_dense': 'dense_1',
-}
 # tf.compat.v1.layers.batch_normalization's default, which musicnn used.
 _BATCH_NORM_EPSILON = 1e-3
 
@@ -195,7 +171,7 @@ def _backend(midend, width):
 
 
 def build_network(weights: dict[str, np.ndarray],
-                  num_mel_bands: int = DEFAULT_PARAMS.num_mel_bands,
+                  num_mel_bands: int = DEFAULT.num_mel_bands,
                   layers: Sequence[str] | None = None) -> keras.Model:
   """musicnn from its log-mel input to the layers we expose.
 
@@ -231,7 +207,7 @@ def build_network(weights: dict[str, np.ndarray],
 
 
 def _load_weights(network: keras.Model, weights: dict[str, np.ndarray]):
-  for layer_name, scope in CHECKPOINT_SCOPES.items():
+  for layer_name, scope in musicnn_weights.CHECKPOINT_SCOPES.items():
     layer = network.get_layer(layer_name)
     if isinstance(layer, keras.layers.BatchNormalization):
       names = ('gamma', 'beta', 'moving_mean', 'moving_variance')
@@ -278,7 +254,7 @@ class TimeStatistics(keras.layers.Layer):
     return {**super().get_config(), 'statistics': list(self.statistics)}
 
 
-def _pool(tensor, layer: str, params: EmbeddingParams, name: str):
+def _pool(tensor, layer: str, params: MusicnnRepresentation, name: str):
   """Frame layers: params.time_statistics over time; clip layers as they
   are."""
   if layer not in FRAME_LAYER_WIDTHS:
@@ -287,7 +263,7 @@ def _pool(tensor, layer: str, params: EmbeddingParams, name: str):
 
 
 def build_embedding_model(weights: dict[str, np.ndarray],
-                          params: EmbeddingParams = DEFAULT_PARAMS
+                          params: MusicnnRepresentation = DEFAULT
                           ) -> keras.Model:
   """The embedding contract: waveforms -> params.layer, pooled.
 
@@ -298,7 +274,7 @@ def build_embedding_model(weights: dict[str, np.ndarray],
   Returns:
     A frozen model: float32 [batch, samples] 16 kHz waveforms in [-1, 1], any
     length (padded or trimmed to one clip) -> float32 [batch,
-    params.output_size]: for frame layers, params.time_statistics of each
+    params.size]: for frame layers, params.time_statistics of each
     channel over time, concatenated in that order (the mean, then the max:
     1,506 values for 'midend'); the layer itself for clip layers.
   """
@@ -306,10 +282,10 @@ def build_embedding_model(weights: dict[str, np.ndarray],
 
 
 def build_all_layers_model(weights: dict[str, np.ndarray],
-                           params: EmbeddingParams = DEFAULT_PARAMS
+                           params: MusicnnRepresentation = DEFAULT
                            ) -> keras.Model:
   """Every candidate layer at once, pooled as build_embedding_model pools
-  it: {layer: [batch, EmbeddingParams(layer=layer).output_size]}. For
+  it: {layer: [batch, MusicnnRepresentation(layer=layer).size]}. For
   choosing the layer; params.layer is ignored."""
   return _waveform_model(weights, params,
                          (*FRAME_LAYER_WIDTHS, *CLIP_LAYER_WIDTHS))
@@ -317,7 +293,7 @@ def build_all_layers_model(weights: dict[str, np.ndarray],
 
 def _waveform_model(weights, params, layers) -> keras.Model:
   waveforms = keras.Input((None,), name='audio')
-  spectrogram = MusicnnLogMel(params.to_json(), name='log_mel')(waveforms)
+  spectrogram = MusicnnLogMel(params.params_json(), name='log_mel')(waveforms)
   network = build_network(weights, params.num_mel_bands, layers)
   maps = network(spectrogram)
   outputs = {layer: _pool(maps[layer], layer, params, f'{layer}_embedding')
@@ -328,3 +304,27 @@ def _waveform_model(weights, params, layers) -> keras.Model:
                       name=f'{params.model_name}_embedding')
   model.trainable = False
   return model
+
+
+# The computing half of MusicnnRepresentation (representation.Representation
+# documents the three).
+def weights_source(params: MusicnnRepresentation) -> str:
+  try:
+    return musicnn_weights.checkpoint_prefix(params.model_name)
+  except musicnn_weights.MusicnnWeightsError:
+    return f'the musicnn wheel ({musicnn_weights.INSTALL_HINT})'
+
+
+def read_weights(params: MusicnnRepresentation) -> representation.Weights:
+  try:
+    return musicnn_weights.read_weights(params.model_name)
+  except musicnn_weights.MusicnnWeightsError as e:
+    raise representation.RepresentationError(str(e)) from None
+
+
+def build_model(params: MusicnnRepresentation,
+                weights: representation.Weights) -> keras.Model:
+  try:
+    return build_embedding_model(weights, params)
+  except musicnn_weights.MusicnnWeightsError as e:
+    raise representation.RepresentationError(str(e)) from None

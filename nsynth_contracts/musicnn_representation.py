@@ -1,16 +1,21 @@
-"""The NumPy half of the embedding contract: what the musicnn embedding is.
+"""musicnn as a representation: which network, which layer, which statistics.
 
-A pretrained music representation (musicnn, Pons & Serra 2019; its wheel
-ships the weights under the ISC licence) turned into a fixed-size vector per
-clip. nsynth_contracts.embedding, the TensorFlow half, computes it;
-nsynth_contracts.musicnn_weights finds and reads the weights. Kept free of
-TensorFlow, as feature_params is, so that describing the representation (a
-manifest, a launcher) costs nothing.
+A pretrained music tagger (musicnn, Pons & Serra 2019; its wheel ships the
+weights under the ISC licence) turned into a fixed-size vector per clip.
+nsynth_contracts.musicnn_network, the TensorFlow half, builds the network;
+nsynth_contracts.musicnn_weights finds and reads the weights. This half is
+NumPy only, as feature_params is, so that describing it costs nothing.
+
+On the command line a musicnn representation is `MODEL[:LAYER]`, e.g.
+`MTT_musicnn:midend`; frame layers are summarised over time by
+TIME_STATISTICS.
 """
 
 import dataclasses
+from typing import ClassVar
 
 from nsynth_contracts import feature_params
+from nsynth_contracts import representation
 
 # Both are musicnn's 'musicnn' architecture, with the same layer widths: 50
 # tags of MagnaTagATune (MTT) or of the Million Song Dataset (MSD).
@@ -33,35 +38,33 @@ CLIP_LAYER_WIDTHS = {
     'taggram': 50,     # the tag probabilities
 }
 LAYER_WIDTHS = {**FRAME_LAYER_WIDTHS, **CLIP_LAYER_WIDTHS}
+DEFAULT_LAYER = 'midend'
 # How a frame layer is summarised over time, each per channel: its mean, max,
 # standard deviation, and the mean of its absolute frame-to-frame change
 # (how much the sound moves).
 TIME_STATISTICS = ('mean', 'max', 'std', 'mean_abs_delta')
 
 
-class EmbeddingParamsError(ValueError):
-  """Parameters that do not describe an embedding we can compute."""
-
-
 @dataclasses.dataclass(frozen=True)
-class EmbeddingParams:
-  """Every knob of the embedding, with units in the names.
+class MusicnnRepresentation(representation.Representation):
+  """musicnn's embedding of a clip; every knob, with units in the names.
 
-  The spectrogram fields are musicnn's own (its configuration.py): changing
-  them gives inputs the network was never trained on.
+  The spectrogram fields are musicnn's own (its configuration.py): other
+  values give inputs the network was never trained on.
   """
 
-  # Chosen on our validation: leave one library out, train a logistic
-  # regression (standardised, C 0.1) on the other libraries' train
-  # instruments, score their valid ones. MSD's temporal maps, mean and max,
-  # scored 0.605 (mean of the three libraries), MSD's whole mid-end 0.566,
-  # MTT's 0.499; on the held-out libraries themselves the choice scored 0.508.
-  model_name: str = 'MSD_musicnn'
-  layer: str = 'temporal'
-  # For frame layers, in this order, concatenated. Adding the spread and the
-  # frame-to-frame change (how a note evolves, not only how it sounds on
-  # average) lifted the trainer's joint head on that validation; see
-  # BUILD_NOTES, "Pretrained representation".
+  kind: ClassVar[str] = 'musicnn'
+  network_module: ClassVar[str] = 'nsynth_contracts.musicnn_network'
+  usage: ClassVar[str] = (
+      f'{" or ".join(MODEL_NAMES)}, optionally :LAYER, one of '
+      f'{", ".join(LAYER_WIDTHS)} (default {DEFAULT_LAYER})')
+
+  # The default, MagnaTagATune's mid-end with four statistics: of the layers
+  # measured, the one that named the family of notes from sample libraries
+  # never heard best (BUILD_NOTES.md, "Choosing by what transfers").
+  model_name: str = 'MTT_musicnn'
+  layer: str = DEFAULT_LAYER
+  # For frame layers, in this order, concatenated.
   time_statistics: tuple[str, ...] = TIME_STATISTICS
   sample_rate_hz: int = 16000
   clip_seconds: float = 4.0
@@ -72,17 +75,25 @@ class EmbeddingParams:
 
   def __post_init__(self):
     if self.model_name not in MODEL_NAMES:
-      raise EmbeddingParamsError(
+      raise representation.RepresentationError(
           f'model_name {self.model_name!r} is not one of {MODEL_NAMES}')
     if self.layer not in LAYER_WIDTHS:
-      raise EmbeddingParamsError(
+      raise representation.RepresentationError(
           f'layer {self.layer!r} is not one of {tuple(LAYER_WIDTHS)}')
     unknown = [s for s in self.time_statistics if s not in TIME_STATISTICS]
     if unknown or not self.time_statistics or len(
         set(self.time_statistics)) != len(self.time_statistics):
-      raise EmbeddingParamsError(
+      raise representation.RepresentationError(
           f'time_statistics {self.time_statistics!r} must be distinct names '
           f'of {TIME_STATISTICS}')
+
+  @property
+  def key(self) -> str:
+    """e.g. 'mtt_musicnn_midend'."""
+    return f'{self.model_name.lower()}_{self.layer}'
+
+  def describe(self) -> str:
+    return f'{self.model_name}:{self.layer}'
 
   @property
   def clip_samples(self) -> int:
@@ -113,27 +124,34 @@ class EmbeddingParams:
     return LAYER_WIDTHS[self.layer]
 
   @property
-  def output_size(self) -> int:
-    """Values per clip: 612 for the temporal maps' four statistics."""
+  def size(self) -> int:
+    """Values per clip: 3,012 for the mid-end's four statistics."""
     return self.layer_width * (len(self.time_statistics)
                                if self.pooled_over_time else 1)
 
-  def to_json(self) -> dict:
+  def params_json(self) -> dict:
     data = dataclasses.asdict(self)
     data['time_statistics'] = list(self.time_statistics)
     return data
 
   @classmethod
-  def from_json(cls, fields: dict) -> 'EmbeddingParams':
+  def from_params(cls, params: dict) -> 'MusicnnRepresentation':
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(fields) - known
+    unknown = set(params) - known
     if unknown:
-      raise EmbeddingParamsError(
-          f'Unknown embedding parameters: {sorted(unknown)}')
-    fields = dict(fields)
-    if 'time_statistics' in fields:
-      fields['time_statistics'] = tuple(fields['time_statistics'])
-    return cls(**fields)
+      raise representation.RepresentationError(
+          f'unknown musicnn parameters: {sorted(unknown)}')
+    params = dict(params)
+    if 'time_statistics' in params:
+      params['time_statistics'] = tuple(params['time_statistics'])
+    return cls(**params)
+
+  @classmethod
+  def parse(cls, text: str) -> 'MusicnnRepresentation | None':
+    model_name, _, layer = text.partition(':')
+    if model_name not in MODEL_NAMES:
+      return None
+    return cls(model_name=model_name, layer=layer or DEFAULT_LAYER)
 
 
-DEFAULT_PARAMS = EmbeddingParams()
+DEFAULT = MusicnnRepresentation()

@@ -9,17 +9,41 @@ graph mode and tf-keras.
 
 Beam workers need no wheel: the launcher reads the weights here, once, and
 the DoFn carries the dict (`read_weights`, about 3 MB) pickled to every
-worker, which builds the network from it (nsynth_contracts.embedding).
-`weights_sha256` names exactly the weights used, for the manifest.
+worker, which builds the network from it (nsynth_contracts.musicnn_network).
 """
 
-import hashlib
 import importlib.util
 import os
 
 import numpy as np
 
-from nsynth_contracts import embedding_params
+from nsynth_contracts import musicnn_representation
+
+# Each Keras layer and the variable scope musicnn's TF1 graph gave it: the
+# scopes are numbered in the order musicnn/models.py creates the layers.
+CHECKPOINT_SCOPES = {
+    'input_norm': 'batch_normalization',
+    'timbral_7x38_conv': 'conv2d',
+    'timbral_7x38_norm': 'batch_normalization_1',
+    'timbral_7x67_conv': 'conv2d_1',
+    'timbral_7x67_norm': 'batch_normalization_2',
+    'temporal_128_conv': 'conv2d_2',
+    'temporal_128_norm': 'batch_normalization_3',
+    'temporal_64_conv': 'conv2d_3',
+    'temporal_64_norm': 'batch_normalization_4',
+    'temporal_32_conv': 'conv2d_4',
+    'temporal_32_norm': 'batch_normalization_5',
+    'cnn1_conv': 'conv2d_5',
+    'cnn1_norm': 'batch_normalization_6',
+    'cnn2_conv': 'conv2d_6',
+    'cnn2_norm': 'batch_normalization_7',
+    'cnn3_conv': 'conv2d_7',
+    'cnn3_norm': 'batch_normalization_8',
+    'pool_norm': 'batch_normalization_9',
+    'penultimate_dense': 'dense',
+    'penultimate_norm': 'batch_normalization_10',
+    'tags_dense': 'dense_1',
+}
 
 INSTALL_HINT = 'pip install --no-deps musicnn==0.1.0'
 
@@ -44,10 +68,10 @@ def checkpoint_prefix(model_name: str) -> str:
   Raises:
     MusicnnWeightsError: the wheel is not installed or lacks the model.
   """
-  if model_name not in embedding_params.MODEL_NAMES:
+  if model_name not in musicnn_representation.MODEL_NAMES:
     raise MusicnnWeightsError(
         f'model_name {model_name!r} is not one of '
-        f'{embedding_params.MODEL_NAMES}')
+        f'{musicnn_representation.MODEL_NAMES}')
   spec = importlib.util.find_spec('musicnn')
   if spec is None or not spec.submodule_search_locations:
     raise MusicnnWeightsError(
@@ -65,7 +89,7 @@ def read_weights(model_name: str,
   """The network's variables of one musicnn checkpoint.
 
   Args:
-    model_name: one of embedding_params.MODEL_NAMES.
+    model_name: one of musicnn_representation.MODEL_NAMES.
     prefix: the checkpoint prefix; None: the installed wheel's.
 
   Returns:
@@ -80,31 +104,25 @@ def read_weights(model_name: str,
   # file", and musicnn's names the author's machine; the reader it wraps
   # opens the prefix itself.
   import tensorflow as tf
+  # Every tensor is read here, not only the index: a truncated or flipped
+  # .data file fails on its tensors ("Checksum does not match").
   try:
     reader = tf.compat.v1.train.NewCheckpointReader(prefix)
-  except (tf.errors.OpError, RuntimeError, ValueError) as e:
+    names = sorted(name for name in reader.get_variable_to_shape_map()
+                   if not any(m in name for m in _OPTIMIZER_MARKERS))
+    return {name: np.asarray(reader.get_tensor(name), np.float32)
+            for name in names}
+  except (tf.errors.OpError, RuntimeError, ValueError, OSError,
+          IndexError) as e:  # IndexError: a .data file cut short
     raise MusicnnWeightsError(
-        f'cannot read the {model_name} checkpoint at {prefix} '
-        f'({type(e).__name__})') from None
-  names = sorted(name for name in reader.get_variable_to_shape_map()
-                 if not any(m in name for m in _OPTIMIZER_MARKERS))
-  return {name: np.asarray(reader.get_tensor(name), np.float32)
-          for name in names}
+        f'cannot read the {model_name} checkpoint at {prefix}: '
+        f'{_first_line(e)}') from None
 
 
-def weights_sha256(weights: dict[str, np.ndarray]) -> str:
-  """SHA-256 of the weights as the network uses them.
-
-  Over names, shapes and float32 little-endian bytes in name order, so the
-  same weights give the same digest however they travelled (read from the
-  wheel, or unpickled on a worker), and any changed value changes it.
-  """
-  digest = hashlib.sha256()
-  for name in sorted(weights):
-    array = np.ascontiguousarray(weights[name], dtype='<f4')
-    digest.update(f'{name}:{array.shape};'.encode())
-    digest.update(array.tobytes())
-  return digest.hexdigest()
+def _first_line(error: BaseException) -> str:
+  """TensorFlow's reason, in one line and without its C++ context."""
+  text = getattr(error, 'message', None) or str(error) or type(error).__name__
+  return text.strip().splitlines()[0][:200]
 
 
 def size_bytes(weights: dict[str, np.ndarray]) -> int:

@@ -29,8 +29,9 @@ NOTE_STR = 'note_str'        # bytes []: NSynth's unique note name
 AUGMENTATION = 'augmentation'  # int64 []: 0 the note as read; k its k-th
                                # augmented copy (train split only)
 AUDIO = 'audio'              # float32 [clip_samples], only with --keep_audio
-EMBEDDING = 'embedding'      # float32 [size]: the pretrained representation
-                             # (nsynth_contracts.embedding), when computed
+# Besides these, each pretrained representation the records hold is a
+# float32 [size] feature under its own key (nsynth_contracts.representation;
+# the manifest lists them), e.g. 'mtt_musicnn_midend'.
 
 # Every record's scalar features and their dtypes: the parse spec and the
 # TFDS feature description are both made from this.
@@ -54,7 +55,26 @@ class NoteExample:
   note_str: str
   augmentation: int = 0
   audio: np.ndarray | None = None  # float32 [clip_samples]
-  embedding: np.ndarray | None = None  # float32 [size]
+  # {representation key: float32 [size]}
+  representations: dict[str, np.ndarray] = dataclasses.field(
+      default_factory=dict)
+
+
+# Keys a representation may not take: the record's own features.
+RESERVED_KEYS = frozenset(
+    {MFCC, MFCC_SHAPE, AUDIO, *SCALAR_FEATURES})
+
+
+def check_representation_key(key: str) -> str:
+  """Returns `key` if a representation may be stored under it.
+
+  Raises:
+    ValueError: a key of the record's own features, or not a lower-case
+      identifier.
+  """
+  if key in RESERVED_KEYS or not key.isidentifier() or key != key.lower():
+    raise ValueError(f'{key!r} cannot name a representation in a record')
+  return key
 
 
 _ONE_BYTE_VARINTS = tuple(bytes((v,)) for v in range(0x80))
@@ -101,7 +121,11 @@ def _int_feature(*values: int) -> bytes:
 # value = 2 }. The key halves never change, so they are encoded once.
 _ENTRY_KEYS = {key: _field(1, key.encode('utf-8')) for key in (
     MFCC, MFCC_SHAPE, LABEL, FAMILY, SOURCE, INSTRUMENT, PITCH, VELOCITY,
-    NOTE_STR, AUGMENTATION, AUDIO, EMBEDDING)}
+    NOTE_STR, AUGMENTATION, AUDIO)}
+
+
+def _entry_key(key: str) -> bytes:
+  return _ENTRY_KEYS.get(key) or _field(1, key.encode('utf-8'))
 
 
 def serialize_note(note: NoteExample) -> bytes:
@@ -123,22 +147,23 @@ def serialize_note(note: NoteExample) -> bytes:
   ]
   if note.audio is not None:
     feature.append((AUDIO, _float_feature(note.audio)))
-  if note.embedding is not None:
-    feature.append((EMBEDDING, _float_feature(note.embedding)))
+  feature.extend((key, _float_feature(values))
+                 for key, values in note.representations.items())
   entries = b''.join(
-      _field(1, _ENTRY_KEYS[key] + _field(2, value)) for key, value in feature)
+      _field(1, _entry_key(key) + _field(2, value)) for key, value in feature)
   return _field(1, entries)
 
 
 def feature_spec(mfcc_shape: tuple[int, int],
                  audio_samples: int | None = None,
-                 embedding_size: int | None = None) -> dict:
+                 representation_sizes: dict[str, int] | None = None) -> dict:
   """The tf.io.parse_example spec for records of the given shapes.
 
   Args:
     mfcc_shape: (frames, coefficients), from the manifest.
     audio_samples: clip length in samples when the records keep audio.
-    embedding_size: values per embedding when the records hold one.
+    representation_sizes: {key: values} of the representations to parse
+      (the manifest's representation_sizes, or those a model reads).
   """
   import tensorflow as tf
   frames, coefficients = mfcc_shape
@@ -152,14 +177,15 @@ def feature_spec(mfcc_shape: tuple[int, int],
   spec[AUGMENTATION] = tf.io.FixedLenFeature([], tf.int64, default_value=0)
   if audio_samples:
     spec[AUDIO] = tf.io.FixedLenFeature([audio_samples], tf.float32)
-  if embedding_size:
-    spec[EMBEDDING] = tf.io.FixedLenFeature([embedding_size], tf.float32)
+  for key, size in (representation_sizes or {}).items():
+    spec[check_representation_key(key)] = tf.io.FixedLenFeature([size],
+                                                                tf.float32)
   return spec
 
 
 def parse_batch(serialized: 'tf.Tensor', mfcc_shape: tuple[int, int],
                 audio_samples: int | None = None,
-                embedding_size: int | None = None
+                representation_sizes: dict[str, int] | None = None
                 ) -> dict[str, 'tf.Tensor']:
   """Parses a batch of records with one parse_example call.
 
@@ -167,7 +193,7 @@ def parse_batch(serialized: 'tf.Tensor', mfcc_shape: tuple[int, int],
     serialized: string [batch].
     mfcc_shape: (frames, coefficients), from the manifest.
     audio_samples: clip length in samples when the records keep audio.
-    embedding_size: values per embedding when the records hold one.
+    representation_sizes: {key: values} of the representations to parse.
 
   Returns:
     A dict of tensors keyed by this module's feature names; `mfcc` is
@@ -175,4 +201,5 @@ def parse_batch(serialized: 'tf.Tensor', mfcc_shape: tuple[int, int],
   """
   import tensorflow as tf
   return tf.io.parse_example(
-      serialized, feature_spec(mfcc_shape, audio_samples, embedding_size))
+      serialized, feature_spec(mfcc_shape, audio_samples,
+                               representation_sizes))

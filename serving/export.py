@@ -12,6 +12,7 @@ it is moved into place.
 """
 
 import os
+import sys
 
 from absl import flags
 
@@ -47,8 +48,10 @@ def _main(argv: list[str]) -> None:
   with cli.one_line_errors(job_layout.JobDirError, manifest.ManifestError,
                            exporter.ExportError,
                            export_check.ExportCheckError):
-    path = exporter.export_job(values.job_dir, values.export_base,
-                               values.model_name, values.checkpoint)
+    path = exporter.export_job(
+        values.job_dir, values.export_base, values.model_name,
+        values.checkpoint,
+        say=lambda line: print(line, file=sys.stderr, flush=True))
   print(f'Exported {path}')
   if values.models_config:
     base = os.path.abspath(os.path.join(values.export_base,

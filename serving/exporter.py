@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -21,7 +22,6 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
-from nsynth_contracts import musicnn_weights
 from nsynth_contracts import serving_contract
 from serving import export_check
 from serving import naming
@@ -68,8 +68,8 @@ def _write_saved_model(model: keras.Model,
                        features_of: ClipFeatures, path: str) -> None:
   archive = keras.export.ExportArchive()
   archive.track(model)
-  if features_of.network is not None:  # its weights go into the SavedModel
-    archive.track(features_of.network)
+  for network in features_of.networks.values():  # into the SavedModel too
+    archive.track(network)
   for name, function in signatures.make_serving_functions(
       model, contract, features_of).items():
     archive.add_endpoint(name, function)
@@ -77,8 +77,8 @@ def _write_saved_model(model: keras.Model,
 
 
 def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
-                 export_base: str, model_name: str = naming.DEFAULT_MODEL_NAME
-                 ) -> str:
+                 export_base: str, model_name: str = naming.DEFAULT_MODEL_NAME,
+                 say: Callable[[str], None] = lambda _: None) -> str:
   """Writes, checks and publishes the next version; returns its path.
 
   The model directory is locked while a version is written, so two exports
@@ -104,7 +104,7 @@ def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
           logging.warning('Removing %s, left by an export that did not '
                           'finish', name)
           tf.io.gfile.rmtree(os.path.join(model_dir, name.rstrip('/')))
-      return _publish(model, manifest, model_dir, model_name)
+      return _publish(model, manifest, model_dir, model_name, say)
   except BaseException:
     _remove_if_empty(created)
     raise
@@ -145,25 +145,30 @@ def _remove_if_empty(directories: list[str]) -> None:
 
 def _features_of(model: keras.Model,
                  manifest: manifest_lib.Manifest) -> ClipFeatures:
-  """What the model reads, with the embedding network built from the
-  installed weights (the data's, checked by SHA-256).
+  """What the model reads, with the representations' networks built from
+  the installed weights (the data's, checked by SHA-256).
 
   Raises:
-    ExportError: the embedding's weights are missing or not the data's.
+    ExportError: a representation's weights are missing, damaged or not
+      the data's.
   """
   try:
     return ClipFeatures.for_model(model, manifest)
-  except (musicnn_weights.MusicnnWeightsError,
-          clip_features.EmbeddingWeightsError) as e:
-    raise ExportError(f'the model reads the embedding, and {e}') from None
+  except clip_features.RepresentationWeightsError as e:
+    raise ExportError(f'the model reads a pretrained representation, and '
+                      f'{e}') from None
 
 
 def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
-             model_dir: str, model_name: str) -> str:
+             model_dir: str, model_name: str,
+             say: Callable[[str], None]) -> str:
   staging = os.path.join(model_dir, f'.staging-{uuid.uuid4().hex[:12]}')
   try:
     contract = signatures.contract_for(manifest)
     features_of = _features_of(model, manifest)
+    say('Writing the SavedModel: the model, '
+        + ''.join(f'the {key} network, ' for key in features_of.networks)
+        + 'the features and the signatures')
     _write_saved_model(model, contract, features_of, staging)
     extra = os.path.join(staging, 'assets.extra')
     tf.io.gfile.makedirs(extra)
@@ -172,6 +177,7 @@ def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
                  warmup.warmup_requests(model_name, warmup.warmup_clips(
                      params.sample_rate_hz, params.clip_seconds),
                                         params.sample_rate_hz))
+    say('Checking the reloaded export against the Keras model')
     export_check.verify_export(staging, model, contract, features_of)
     version = versions.next_version(model_dir)
     final = os.path.join(model_dir, str(version))
@@ -187,9 +193,10 @@ def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
 
 def export_job(job_dir: str, export_base: str,
                model_name: str = naming.DEFAULT_MODEL_NAME,
-               checkpoint: str | None = None) -> str:
+               checkpoint: str | None = None,
+               say: Callable[[str], None] = lambda _: None) -> str:
   """Exports a trainer job's best model (or `checkpoint`); returns the
-  version directory."""
+  version directory. `say` is told what is being done, a line at a time."""
   check_model_name(model_name)
   config = job_layout.read_job_config(job_dir)
   manifest = manifest_lib.read(config['data_dir'])
@@ -202,4 +209,4 @@ def export_job(job_dir: str, export_base: str,
     raise ExportError(f'{checkpoint} is not a model Keras can load '
                       f'({type(e).__name__})') from None
   refuse_non_finite(model, checkpoint)
-  return export_model(model, manifest, export_base, model_name)
+  return export_model(model, manifest, export_base, model_name, say)

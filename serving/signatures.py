@@ -26,6 +26,7 @@ from nsynth_contracts import windows as windows_lib
 from serving import wav_graph
 from serving.graph_checks import fill
 from serving.graph_checks import require
+from serving.graph_checks import seconds_text
 from trainer.clip_features import ClipFeatures
 
 AUDIO_SIGNATURE = 'serving_default'
@@ -93,8 +94,7 @@ def checked_recording(audio: tf.Tensor, max_seconds: float,
   samples = tf.cast(tf.size(audio), tf.float64)
   audio = require(
       audio, samples <= max_seconds * sample_rate_hz, lambda: fill(
-          audio_limits.TOO_LONG, tf.strings.as_string(
-              samples / sample_rate_hz, precision=1),
+          audio_limits.TOO_LONG, seconds_text(samples / sample_rate_hz),
           audio_limits.limit_text(max_seconds)))
   return checked_audio(audio[tf.newaxis])[0]
 
@@ -143,7 +143,7 @@ class _Answers:
 
   def probabilities(self, clips: tf.Tensor) -> tf.Tensor:
     """float32 [B, classes] of clips [B, clip]."""
-    inputs = self._features_of(clips)           # mfcc [B, T, C], embedding
+    inputs = self._features_of(clips)    # mfcc [B, T, C], representations
     probabilities = self._model(inputs, training=False)       # [B, classes]
     # The last guard: an answer is finite, or the request is refused.
     return require(probabilities,
@@ -286,7 +286,7 @@ def make_serving_functions(model,
 
   Args:
     features_of: what the model reads, from clips (default: the contract's
-      MFCCs alone); its embedding network, if any, must be tracked by the
+      MFCCs alone); its representation networks must be tracked by the
       export too, so that its weights are saved.
   """
   answers = _Answers(model, contract, features_of or ClipFeatures(

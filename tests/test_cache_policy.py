@@ -27,14 +27,14 @@ def declaring(manifest, train_records):
 
 @pytest.fixture(scope='module')
 def manifest(default_tfrecords):
-  """The default records: 128 MFCCs and the embedding."""
+  """The default records: 128 MFCCs and the default representation."""
   return manifest_lib.read(str(default_tfrecords))
 
 
 def test_a_record_costs_what_its_shapes_say(manifest):
   frames, coefficients = manifest.mfcc_shape
   assert cache_policy.record_bytes(manifest) == 512 + 4 * (
-      frames * coefficients + (manifest.embedding_size or 0))
+      frames * coefficients + sum(manifest.representation_sizes.values()))
 
 
 @pytest.mark.parametrize('train_records,memory,disk,compression,where', [

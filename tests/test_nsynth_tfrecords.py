@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
+from beam_pipelines import accounting_table
 from beam_pipelines import job as job_lib
 from beam_pipelines import nsynth_tfrecords
 from beam_pipelines import output
@@ -25,6 +26,7 @@ from nsynth_contracts import feature_params
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 from tests.conftest import float_wav_bytes
+from tests.conftest import holds_sound
 from tests.conftest import read_demo_wav
 from tests.conftest import wav_bytes
 
@@ -55,10 +57,9 @@ def read_split(output_dir, split, mfcc_shape=MFCC_SHAPE,
 
 
 def sounds(wav_path) -> bool:
-  """Whether a note is loud enough to name (RMS at or above -60 dBFS),
-  computed apart from the job's own check."""
-  samples = read_demo_wav(wav_path)
-  return 20 * np.log10(max(np.sqrt(np.mean(samples**2)), 1e-10)) >= -60
+  """Whether a note holds a sound to name, computed apart from the job's own
+  check."""
+  return holds_sound(read_demo_wav(wav_path))
 
 
 def _kept(split_dir) -> set[str]:
@@ -175,7 +176,7 @@ def test_summary_table_accounts_for_every_note(demo_job, tiny_demo):
   """The table's rows against counts made without the job: the entries of
   each examples.json, and the records actually in the shards."""
   job, out = demo_job
-  table = nsynth_tfrecords.summary_table(job, str(out))
+  table = accounting_table.summary_table(job, str(out))
   entries = sum(len(json.loads((tiny_demo / f'nsynth-{s}' /
                                 'examples.json').read_text()))
                 for s in ('train', 'valid', 'test'))
@@ -356,7 +357,7 @@ def test_bad_input_is_dead_lettered_and_nothing_good_is_lost(damaged_split,
                                 sum(accounting.filtered.values()))
   assert accounting.dead_lettered['duplicate_note'] == 3
   assert job.counters['dead_letter_non_finite'] == 2
-  table = nsynth_tfrecords.summary_table(job, str(out))
+  table = accounting_table.summary_table(job, str(out))
   assert 'duplicate_note' in table
 
 
@@ -530,6 +531,27 @@ def test_output_paths_with_pattern_characters_are_just_paths(tiny_demo,
   assert not glob.glob(glob.escape(str(out)) + '/.staging-*')
 
 
+def test_a_job_whose_every_note_fails_commits_nothing(split_copy, tmp_path):
+  """Every note digital silence (as damaged weights or a broken decoder
+  would dead-letter them all): no empty dataset replaces what was there."""
+  split = split_copy('test')
+  for wav in (split / 'audio').glob('*.wav'):
+    wav.write_bytes(wav_bytes(np.zeros(64000)))
+  out = tmp_path / 'out'
+  out.mkdir()
+  result = subprocess.run(
+      [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
+       f'--input={split}', f'--output_dir={out}', '--embedding=none'],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1, result.stderr[-2000:]
+  kept = len(_kept(split))
+  assert result.stderr.strip().splitlines()[-1] == (
+      f'error: none of the {kept} notes to featurize became an example '
+      f'(dead-lettered: no_sound {kept}); nothing was committed, and '
+      f'--output_dir was left as it was')
+  assert list(out.iterdir()) == []
+
+
 def test_an_impossible_output_path_is_one_line_naming_it(tiny_demo, tmp_path):
   a_file = tmp_path / 'a_file'
   a_file.write_text('')
@@ -631,6 +653,12 @@ def test_filters_and_cap_are_options(tiny_demo, tmp_path):
     ('--sources=wooden', 'Unknown NSynth sources'),
     ('--batch_size=0', '--batch_size=0: 0 is not a positive integer'),
     ('--split_fractions=0.5,0.5', 'three non-negative numbers'),
+    ('--embedding=MTT_vgg', "--embedding: 'MTT_vgg' names no representation "
+     r'\(MTT_musicnn or MSD_musicnn, optionally :LAYER'),
+    ('--embedding=MTT_musicnn:pool5', "--embedding: layer 'pool5' is not"),
+    ('--embedding=MTT_musicnn,MTT_musicnn:midend',
+     '--embedding: representation mtt_musicnn_midend is named twice'),
+    ('--embedding=none,MSD_musicnn', "--embedding: 'none' names no"),
 ])
 def test_bad_flags_fail_before_any_work_naming_the_flag(flag, message,
                                                         tmp_path):
@@ -639,6 +667,20 @@ def test_bad_flags_fail_before_any_work_naming_the_flag(flag, message,
         '--input=/a/nsynth-train,/a/nsynth-test',
         f'--output_dir={tmp_path / "never-created"}', flag])
   assert not (tmp_path / 'never-created').exists()
+
+
+@pytest.mark.parametrize('value,keys', [
+    ('none', ()),
+    ('MSD_musicnn', ('msd_musicnn_midend',)),
+    ('MTT_musicnn:midend,MSD_musicnn:temporal',
+     ('mtt_musicnn_midend', 'msd_musicnn_temporal')),
+])
+def test_embedding_names_the_representations_in_their_order(value, keys,
+                                                            tmp_path):
+  config, _ = nsynth_tfrecords.parse_args([
+      '--input=/a/nsynth-train', f'--output_dir={tmp_path}',
+      f'--embedding={value}'])
+  assert tuple(r.key for r in config.representations) == keys
 
 
 def test_the_command_ends_bad_input_with_one_line_naming_it(tmp_path):
@@ -740,7 +782,7 @@ def test_augmented_copies_are_deterministic_train_only_and_accounted_apart(
       2, 7, 'train')
   assert recorded.ranges['noise_snr_db'] == [20.0, 45.0]
   assert f'plus {2 * len(originals)} augmented' in \
-      nsynth_tfrecords.summary_table(job, str(tmp_path / 'a'))
+      accounting_table.summary_table(job, str(tmp_path / 'a'))
 
 
 def test_leave_one_library_out_tests_an_unheard_library_and_programs(

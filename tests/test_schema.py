@@ -32,13 +32,26 @@ def test_parse_batch_recovers_every_field():
   assert parsed[schema.NOTE_STR][0].numpy() == b'guitar_acoustic_001-060-100'
 
 
-def test_the_embedding_parses_back_when_the_spec_asks_for_it():
-  embedding = np.linspace(-3, 3, 306, dtype=np.float32)
-  note = dataclasses.replace(_note(), embedding=embedding)
-  parsed = schema.parse_batch(tf.constant([schema.serialize_note(note)]),
-                              (126, 20), embedding_size=306)
-  np.testing.assert_array_equal(parsed[schema.EMBEDDING][0].numpy(),
-                                embedding)
+def test_representations_parse_back_each_under_its_key_when_asked_for():
+  mtt = np.linspace(-3, 3, 306, dtype=np.float32)
+  msd = np.linspace(5, 6, 7, dtype=np.float32)
+  note = dataclasses.replace(_note(), representations={'mtt_x': mtt,
+                                                       'msd_y': msd})
+  serialized = tf.constant([schema.serialize_note(note)])
+  parsed = schema.parse_batch(serialized, (126, 20),
+                              representation_sizes={'mtt_x': 306, 'msd_y': 7})
+  np.testing.assert_array_equal(parsed['mtt_x'][0].numpy(), mtt)
+  np.testing.assert_array_equal(parsed['msd_y'][0].numpy(), msd)
+  only_one = schema.parse_batch(serialized, (126, 20),
+                                representation_sizes={'msd_y': 7})
+  assert 'mtt_x' not in only_one
+
+
+@pytest.mark.parametrize('key', [schema.MFCC, schema.LABEL, schema.AUDIO,
+                                 'Upper', 'has space', '1st'])
+def test_a_representation_cannot_take_a_records_own_key(key):
+  with pytest.raises(ValueError, match='cannot name a representation'):
+    schema.check_representation_key(key)
 
 
 def _expected_message(note):
@@ -58,9 +71,8 @@ def _expected_message(note):
   feature[schema.AUGMENTATION].int64_list.value.append(note.augmentation)
   if note.audio is not None:
     feature[schema.AUDIO].float_list.value.extend(note.audio.tolist())
-  if note.embedding is not None:
-    feature[schema.EMBEDDING].float_list.value.extend(
-        note.embedding.tolist())
+  for key, values in note.representations.items():
+    feature[key].float_list.value.extend(values.tolist())
   return expected
 
 
@@ -69,7 +81,8 @@ def test_hand_encoded_example_is_the_message_protobuf_builds():
       np.float32)
   for note in (_note(), _note(np.linspace(-1, 1, 64000, dtype=np.float32)),
                dataclasses.replace(_note(), augmentation=3),
-               dataclasses.replace(_note(), embedding=embedding)):
+               dataclasses.replace(_note(), representations={
+                   'mtt_musicnn_midend': embedding, 'b': embedding[:3]})):
     parsed = example_pb2.Example.FromString(schema.serialize_note(note))
     assert parsed == _expected_message(note)
 

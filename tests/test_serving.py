@@ -41,13 +41,21 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope='module')
-def exported(default_tfrecords, tmp_path_factory):
-  """The trainer's own export of its default model (the ensemble) on the
-  default features: (export dir, Keras model, manifest)."""
+def trained_job(default_tfrecords, tmp_path_factory):
+  """A job directory of the trainer's default model on the default
+  features."""
   job_dir = tmp_path_factory.mktemp('job')
   train.train(train.TrainConfig(
       data_dir=str(default_tfrecords), job_dir=str(job_dir), epochs=2,
       batch_size=16, eval_splits=('valid',)))
+  return job_dir
+
+
+@pytest.fixture(scope='module')
+def exported(trained_job, default_tfrecords, tmp_path_factory):
+  """The trainer's own export of its default model on the default features:
+  (export dir, Keras model, manifest)."""
+  job_dir = trained_job
   path = exporter.export_job(str(job_dir), str(tmp_path_factory.mktemp('export')))
   model = models.load(job_layout.best_model_path(str(job_dir)))
   return path, model, manifest_lib.read(str(default_tfrecords))
@@ -70,16 +78,15 @@ def test_signature_on_raw_audio_equals_the_model_on_beam_features(
   records = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(64)
   parsed = schema.parse_batch(next(iter(records)), manifest.mfcc_shape,
                               manifest.feature_params.clip_samples,
-                              manifest.embedding_size)
+                              manifest.representation_sizes)
   # A note below the silence threshold (the demo renders a few digitally
   # silent ones) is answered no sound; every other gets the model's answer.
   heard = np.sqrt(np.mean(parsed[schema.AUDIO].numpy().astype(np.float64) ** 2,
                           axis=1)) >= 10 ** (-60 / 20)
-  # The default model reads the MFCCs and the embedding the Beam job wrote.
-  assert layers.input_names(model) == (schema.MFCC, schema.EMBEDDING)
+  # The default model reads the representation the Beam job wrote.
+  assert layers.input_names(model) == tuple(manifest.representation_sizes)
   from_features = np.where(heard[:, np.newaxis], model(
-      {name: parsed[name] for name in layers.input_names(model)},
-      training=False).numpy(), 0.0)
+      layers.member_inputs(model, parsed), training=False).numpy(), 0.0)
   served = loaded.signatures[signatures.AUDIO_SIGNATURE](
       audio=parsed[schema.AUDIO])
   np.testing.assert_allclose(served[signatures.PROBABILITIES].numpy(),
@@ -750,3 +757,26 @@ def test_predict_plot_draws_a_timeline_quietly_even_over_digital_silence(
   assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
   assert f'Timeline of {path}: {png}' in result.stdout + result.stderr
   assert 'Warning' not in result.stderr, result.stderr
+
+
+def test_export_refuses_damaged_pretrained_weights_in_one_line(
+    trained_job, tmp_path, monkeypatch):
+  """The checks the Beam job's launcher makes, made again where the export
+  builds the network from the installed weights."""
+  from nsynth_contracts import musicnn_weights
+  real = musicnn_weights.checkpoint_prefix('MTT_musicnn')
+  damaged = tmp_path / 'weights' / 'MTT_musicnn'
+  damaged.mkdir(parents=True)
+  for suffix in ('.index', '.data-00000-of-00001'):
+    data = open(real + suffix, 'rb').read()
+    (damaged / ('x' + suffix)).write_bytes(
+        data[:len(data) // 2] if suffix != '.index' else data)
+  monkeypatch.setattr(musicnn_weights, 'checkpoint_prefix',
+                      lambda name: str(damaged / 'x'))
+  base = tmp_path / 'export'
+  with pytest.raises(exporter.ExportError) as error:
+    exporter.export_job(str(trained_job), str(base))
+  message = str(error.value)
+  assert 'cannot read the MTT_musicnn checkpoint at ' in message
+  assert str(damaged / 'x') in message and '\n' not in message
+  assert not list(base.glob('*/*/saved_model.pb'))

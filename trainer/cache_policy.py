@@ -53,7 +53,7 @@ def record_bytes(manifest: manifest_lib.Manifest) -> int:
   """A serialized record's size as the manifest's shapes give it."""
   frames, coefficients = manifest.mfcc_shape
   floats = (frames * coefficients + (manifest.audio_samples or 0) +
-            (manifest.embedding_size or 0))
+            sum(manifest.representation_sizes.values()))
   return 4 * floats + _RECORD_OVERHEAD_BYTES
 
 

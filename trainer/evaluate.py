@@ -14,6 +14,8 @@ matrices, headline figures and hyperparameters also go to TensorBoard
 (`<job_dir>/logs/report`).
 """
 
+import sys
+
 from absl import flags
 
 from nsynth_contracts import cli
@@ -41,25 +43,33 @@ def _phrase_line(directory: str, report: dict) -> str:
           + (f'{notes:.3f}' if notes is not None else 'n/a'))
 
 
+def _say(line: str) -> None:
+  """What the command is doing: on stderr, as every command's progress."""
+  print(line, file=sys.stderr, flush=True)
+
+
 def _main(argv: list[str]) -> None:
   cli.no_arguments(argv)
   # Imported here, not at the top: TensorFlow reads its log level when it
   # is imported, and cli.run sets it before calling this.
   from beam_pipelines import labelled_recordings
   from nsynth_contracts import manifest
+  from trainer import clip_features
   from trainer import input_pipeline
   from trainer import job_layout
   from trainer import report
   values = flags.FLAGS
   with cli.one_line_errors(job_layout.JobDirError, manifest.ManifestError,
                            input_pipeline.DataError, report.ReportError,
-                           labelled_recordings.RecordingsError):
+                           labelled_recordings.RecordingsError,
+                           clip_features.RepresentationWeightsError):
     reports = report.evaluate_job(values.job_dir, values.split,
-                                  values.data_dir)
+                                  values.data_dir, say=_say)
     print(report.headline(reports, values.job_dir))
     for directory in values.phrases:
       print(_phrase_line(directory, report.evaluate_phrases(
-          values.job_dir, directory, values.split[0], values.data_dir)))
+          values.job_dir, directory, values.split[0], values.data_dir,
+          say=_say)))
 
 
 def main() -> None:

@@ -162,7 +162,8 @@ def _best_so_far(job_dir: str) -> float | None:
 
 
 def callbacks(job_dir: str, write_dir: str, early_stopping_patience: int,
-              members_validation: tf.data.Dataset | None = None
+              members_validation: tf.data.Dataset | None = None,
+              keep_best_epoch: bool = True
               ) -> list[keras.callbacks.Callback]:
   """The callbacks of a run of `job_dir`, writing under `write_dir` (the
   job dir itself for the chief), in the order the module describes.
@@ -170,12 +171,16 @@ def callbacks(job_dir: str, write_dir: str, early_stopping_patience: int,
   Args:
     members_validation: for an AveragedEnsemble, the validation data its
       members are each selected on (None: one checkpoint for the model).
+    keep_best_epoch: keep the epoch with the best validation accuracy and
+      stop early; otherwise neither (the trainer keeps the last epoch).
   """
   tf.io.gfile.makedirs(job_layout.path(write_dir, job_layout.CHECKPOINTS_DIR))
   best_so_far = _best_so_far(job_dir)
   if best_so_far is not None:
     logging.info('Resuming: the best %s so far is %.4f', MONITOR, best_so_far)
-  if members_validation is not None:
+  if not keep_best_epoch:
+    selection = []
+  elif members_validation is not None:
     selection = [member_selection.MemberSelection(
         members_validation, write_dir, early_stopping_patience)]
   else:
@@ -192,7 +197,8 @@ def callbacks(job_dir: str, write_dir: str, early_stopping_patience: int,
       keras.callbacks.TensorBoard(job_layout.path(write_dir,
                                                   job_layout.LOGS_DIR)),
   ]
-  if early_stopping_patience and members_validation is None:
+  if (early_stopping_patience and members_validation is None and
+      keep_best_epoch):
     result.append(keras.callbacks.EarlyStopping(
         monitor=MONITOR, mode='max', patience=early_stopping_patience,
         restore_best_weights=False))

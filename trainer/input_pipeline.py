@@ -81,7 +81,8 @@ def _parse_function(manifest: manifest_lib.Manifest, with_metadata: bool,
   def to_inputs(serialized, paths):
     parsed = schema.parse_batch(
         serialized, manifest.mfcc_shape, manifest.audio_samples,
-        manifest.embedding_size if schema.EMBEDDING in features else None)
+        {key: size for key, size in manifest.representation_sizes.items()
+         if key in features})
     labels = parsed[schema.LABEL]
     inside = (labels >= 0) & (labels < num_classes)
     check = tf.debugging.Assert(
@@ -95,7 +96,8 @@ def _parse_function(manifest: manifest_lib.Manifest, with_metadata: bool,
     if with_metadata:
       return inputs, one_hot, {
           key: parsed[key] for key in (schema.SOURCE, schema.PITCH,
-                                       schema.INSTRUMENT, schema.NOTE_STR)}
+                                       schema.INSTRUMENT, schema.NOTE_STR,
+                                       schema.MFCC)}
     return inputs, one_hot
 
   return to_inputs
@@ -111,9 +113,9 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
                  originals_only: bool = False,
                  features: tuple[str, ...] = (schema.MFCC,)
                  ) -> tf.data.Dataset:
-  """(inputs, one-hot float32 [B, classes]): the inputs are the mfcc
-  float32 [B, frames, coefficients] alone, or a dict of the `features` a
-  model reads (schema.MFCC, schema.EMBEDDING float32 [B, size]).
+  """(inputs, one-hot float32 [B, classes]): the inputs are the one feature
+  a model reads, or a dict of the `features` it reads: schema.MFCC float32
+  [B, frames, coefficients], a representation's key float32 [B, size].
 
   Shards are read in parallel (interleave), optionally cached as serialized
   records, shuffled with a seeded buffer, batched, parsed a batch at a time
@@ -124,7 +126,8 @@ def make_dataset(files: list[str], manifest: manifest_lib.Manifest,
     num_examples: the records these files hold (the manifest's count), so
       that Keras knows an epoch's length.
     with_metadata: also yield a third element, {source, pitch, instrument,
-      note_str} tensors [B], for sliced evaluation.
+      note_str} tensors [B] for sliced evaluation, and the mfcc [B, frames,
+      coefficients] whatever the model reads, for pictures of the notes.
     originals_only: leave out the records that are augmented copies.
     cache: where to keep the records after the first pass:
       cache_policy.MEMORY, DISK (in `cache_file`) or NONE.

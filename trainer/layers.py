@@ -102,8 +102,8 @@ class SummaryStatistics(keras.layers.Layer):
 
 
 def input_names(model: keras.Model) -> tuple[str, ...]:
-  """The features a model reads ('mfcc', 'embedding'), in input order; an
-  ensemble reads what its members read."""
+  """The features a model reads ('mfcc', representation keys), in input
+  order; an ensemble reads what its members read."""
   if isinstance(model, AveragedEnsemble):
     return tuple(dict.fromkeys(name for member in model.members
                                for name in input_names(member)))

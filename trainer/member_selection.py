@@ -1,10 +1,11 @@
 """Each member of an ensemble kept at its own best epoch.
 
-The members of an AveragedEnsemble learn apart but at different speeds: on
-the leave-one-library-out validation the heads on the embedding peaked at
-epochs 3-11 (joint) and 20-55 (embedding alone), the MFCC members at 13-28.
-One checkpoint for the whole ensemble would keep every member at one epoch,
-too late for some and too early for others. `MemberSelection` scores every
+The members of an AveragedEnsemble learn apart but at different speeds (on
+the leave-one-library-out validation, MFCC members of one architecture
+peaked anywhere between epochs 13 and 28, heads on a pretrained
+representation between 3 and 55). One checkpoint for the whole ensemble
+would keep every member at one epoch, too late for some and too early for
+others. `MemberSelection` scores every
 member on the validation data after each epoch, keeps each member's weights
 of its best epoch, stops when no member has improved for `patience` epochs,
 and at the end puts each member's best weights in place and saves the

@@ -20,12 +20,27 @@ def _mfcc_model(builder) -> Callable[[manifest_lib.Manifest], keras.Model]:
 
 
 MODELS: dict[str, Callable[[manifest_lib.Manifest], keras.Model]] = {
-    model_names.MUSICNN_ENSEMBLE: embedding_models.musicnn_ensemble,
+    model_names.EMBEDDING_LINEAR: embedding_models.embedding_linear,
+    model_names.EMBEDDING_MLP: embedding_models.embedding_mlp,
     model_names.SEED_CNN: _mfcc_model(models.seed_cnn),
     model_names.STATS_MLP: _mfcc_model(models.stats_mlp),
     model_names.TIMBRE_ENSEMBLE: _mfcc_model(models.timbre_ensemble),
     model_names.TIMBRE_TCN: _mfcc_model(models.timbre_tcn),
 }
+
+
+# Models trained to the end of their budget and kept there. A linear head on
+# fixed representations is convex: there is no epoch for validation to pick,
+# and what validation on our few sample libraries prefers is what transfers
+# worst (BUILD_NOTES.md, "Choosing by what transfers"). The others keep the
+# epoch with the best validation accuracy and stop early.
+_KEPT_AT_LAST_EPOCH = frozenset({model_names.EMBEDDING_LINEAR})
+
+
+def keeps_best_epoch(name: str) -> bool:
+  """Whether training model `name` keeps its best validation epoch (and
+  stops early), rather than its last."""
+  return name not in _KEPT_AT_LAST_EPOCH
 
 
 def build(name: str, manifest: manifest_lib.Manifest) -> keras.Model:

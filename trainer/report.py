@@ -14,6 +14,7 @@ it at the end of a run.
 
 import dataclasses
 import posixpath
+from collections.abc import Callable
 from collections.abc import Sequence
 
 import numpy as np
@@ -133,7 +134,7 @@ def evaluate_split(model, data_dir: str, manifest: manifest_lib.Manifest,
   try:
     for inputs, one_hot, metadata in dataset:
       probabilities.append(model(inputs, training=False).numpy())
-      mfcc = inputs[schema.MFCC] if isinstance(inputs, dict) else inputs
+      mfcc = metadata[schema.MFCC]
       ids = one_hot.numpy().argmax(axis=1)
       true_ids.append(ids)
       sources.append(metadata[schema.SOURCE].numpy().astype(str))
@@ -179,15 +180,26 @@ def _best_model(job_dir: str):
   return models.load(best)
 
 
+def _silent(_: str) -> None:
+  pass
+
+
 def evaluate_job(job_dir: str, splits: Sequence[str],
-                 data_dir: str | None = None) -> dict[str, dict]:
-  """Loads a job's best model and writes the report for each split."""
+                 data_dir: str | None = None,
+                 say: Callable[[str], None] = _silent) -> dict[str, dict]:
+  """Loads a job's best model and writes the report for each split.
+
+  Args:
+    say: told what is being done, a line at a time.
+  """
   config = job_layout.read_job_config(job_dir)
   data_dir = data_dir or config['data_dir']
   manifest = manifest_lib.read(data_dir)
   model = _best_model(job_dir)
   reports = {}
   for split in splits:
+    say(f'Evaluating {split}: {manifest.splits[split].num_examples} records'
+        if split in manifest.splits else f'Evaluating {split}')
     predictions = evaluate_split(model, data_dir, manifest, split)
     reports[split] = write_report(job_dir, split, predictions, manifest,
                                   config['model'], config['train_split'])
@@ -196,7 +208,8 @@ def evaluate_job(job_dir: str, splits: Sequence[str],
 
 
 def evaluate_phrases(job_dir: str, phrases_dir: str, note_split: str = 'test',
-                     data_dir: str | None = None) -> dict:
+                     data_dir: str | None = None,
+                     say: Callable[[str], None] = _silent) -> dict:
   """Phrase-level accuracy, macro-F1 and confusion of the job's best model on
   a directory of labelled recordings, beside the note-level accuracy of the
   same instruments' notes in `note_split`. Writes
@@ -206,6 +219,9 @@ def evaluate_phrases(job_dir: str, phrases_dir: str, note_split: str = 'test',
   those every export of the job is made with (serving.signatures), and
   featurised with the job's own manifest's parameters.
 
+  Args:
+    say: told what is being done, a line at a time.
+
   Raises:
     ReportError: the directory holds no phrase the model can be judged on.
   """
@@ -214,6 +230,7 @@ def evaluate_phrases(job_dir: str, phrases_dir: str, note_split: str = 'test',
   manifest = manifest_lib.read(data_dir)
   model = _best_model(job_dir)
   families = manifest.vocabulary.families
+  say(f'Evaluating the recordings of {phrases_dir}, window by window')
   predicted = phrases.predict_phrases(
       model, phrases_dir, manifest.vocabulary, manifest.feature_params,
       window_params.DEFAULT_WINDOWS,

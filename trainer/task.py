@@ -17,6 +17,7 @@ for TF Serving with nsynth-export.
 """
 
 import dataclasses
+import sys
 
 from absl import flags
 
@@ -39,13 +40,13 @@ def _define_flags() -> None:
       'gs://). Re-running with the same --job_dir resumes an interrupted '
       'run.', required=True)
   flags.DEFINE_enum('model', _DEFAULTS['model'], model_names.MODEL_NAMES,
-                    'musicnn_ensemble (the default): timbre_ensemble\'s '
-                    'members and four heads on the pretrained embedding, '
-                    'averaged, each member at its own best epoch; '
-                    'timbre_ensemble: two timbre_tcn and two stats_mlp on '
-                    'the MFCCs, averaged; timbre_tcn: our temporal conv '
-                    'net; stats_mlp: an MLP on MFCC statistics; seed_cnn: '
-                    'the seed recipe\'s CNN, for 20 MFCCs.')
+                    'embedding_linear (the default): logistic regression on '
+                    'the pretrained representations; embedding_mlp: one '
+                    'hidden layer on them; timbre_ensemble: two timbre_tcn '
+                    'and two stats_mlp on the MFCCs, averaged; timbre_tcn: '
+                    'a temporal conv net on the MFCCs; stats_mlp: an MLP on '
+                    'MFCC statistics; seed_cnn: the seed recipe\'s CNN, for '
+                    '20 MFCCs.')
   flags.DEFINE_integer('epochs', _DEFAULTS['epochs'], 'Training epochs.',
                        lower_bound=1)
   flags.DEFINE_integer('batch_size', _DEFAULTS['batch_size'], 'Examples per '
@@ -120,6 +121,12 @@ def _decide_cache(config: TrainConfig) -> TrainConfig:
   return dataclasses.replace(config, cache=choice.where)
 
 
+def _say(line: str) -> None:
+  """What the command is doing besides Keras's epoch lines (on stdout): on
+  stderr, as every command's progress."""
+  print(line, file=sys.stderr, flush=True)
+
+
 def _main(argv: list[str]) -> None:
   cli.no_arguments(argv)
   # Imported here, not at the top: TensorFlow reads its log level when it
@@ -136,7 +143,7 @@ def _main(argv: list[str]) -> None:
                            job_layout.JobDirError, ConfigError,
                            fit_callbacks.NonFiniteLossError,
                            embedding_models.ModelInputError):
-    reports = train.train(_decide_cache(config))
+    reports = train.train(_decide_cache(config), say=_say)
   if reports:  # Workers other than the chief report nothing.
     print(report.headline(reports, config.job_dir))
 

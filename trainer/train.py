@@ -11,6 +11,7 @@ the job directory (trainer.cluster).
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -21,6 +22,7 @@ from trainer import cache_policy
 from trainer import cluster
 from trainer import data_checks
 from trainer import fit_callbacks
+from trainer import fit_progress
 from trainer import input_pipeline
 from trainer import job_layout
 from trainer import keras_multi_worker
@@ -152,20 +154,28 @@ def _fit(config: TrainConfig, strategy, worker: cluster.Worker, manifest,
       manifest, files, layers.input_names(model), write_dir)
   selecting_members = (isinstance(model, layers.AveragedEnsemble) and
                        validation_data is not None)
+  callbacks = fit_callbacks.callbacks(
+      config.job_dir, write_dir, config.early_stopping_patience,
+      validation_data if selecting_members else None,
+      keep_best_epoch=recipes.keeps_best_epoch(config.model))
+  if worker.is_chief and not fit_progress.on_terminal():
+    callbacks.append(fit_progress.EpochProgress(
+        config.batch_size * strategy.num_replicas_in_sync))
   try:
     # shuffle=False: the dataset shuffles itself, seeded (Keras would only
     # warn that it ignores its own shuffle for a tf.data input).
     model.fit(train_data, validation_data=validation_data, shuffle=False,
-              epochs=config.epochs, verbose=2 if worker.is_chief else 0,
-              callbacks=fit_callbacks.callbacks(
-                  config.job_dir, write_dir, config.early_stopping_patience,
-                  validation_data if selecting_members else None))
+              epochs=config.epochs,
+              verbose=fit_progress.keras_verbosity() if worker.is_chief
+              else 0, callbacks=callbacks)
   except _DATA_ERRORS as e:
     all_files = [f for split_files in files.values() for f in split_files]
     raise data_checks.data_error(e, all_files, manifest) from None
   except fit_callbacks.NonFiniteLossError as e:
-    raise _non_finite_cause(e, config, files[config.train_split],
-                            manifest) from None
+    # Every split read: a poisoned validation record makes val_loss NaN.
+    raise _non_finite_cause(
+        e, config, [f for split_files in files.values() for f in split_files],
+        manifest) from None
   finally:
     _remove_cache(write_dir)
   return model
@@ -179,26 +189,32 @@ def _remove_cache(write_dir: str) -> None:
 
 
 def _non_finite_cause(error: fit_callbacks.NonFiniteLossError,
-                      config: TrainConfig, train_files: list[str],
+                      config: TrainConfig, files_read: list[str],
                       manifest) -> ValueError:
   """The error that says why training went non-finite: the record that
   poisoned it when the data was not validated, else the step size."""
   kept = 'Nothing of that epoch was kept'
   if not config.validate_data:
-    problem = data_checks.find_problem(train_files, manifest)
+    problem = data_checks.find_problem(files_read, manifest)
     if problem:
       return input_pipeline.DataError(f'{error} {kept}; the data is at '
                                       f'fault: {problem}')
-  checked = ('The data was checked finite' if config.validate_data else
-             'No record of the training split is NaN or Inf')
+  checked = ('The data was checked' if config.validate_data else
+             'No record of the splits read is NaN, Inf or of an impossible '
+             'magnitude')
   return fit_callbacks.NonFiniteLossError(
       f'{error} {kept}. {checked}, so --learning_rate '
       f'{config.learning_rate:g} is likely too high for --model '
       f'{config.model}: train again with a lower one and --overwrite')
 
 
-def train(config: TrainConfig) -> dict[str, dict]:
+def train(config: TrainConfig,
+          say: Callable[[str], None] = lambda _: None) -> dict[str, dict]:
   """Trains, keeps the best model and evaluates it.
+
+  Args:
+    say: told what is being done besides training's own progress, a line
+      at a time.
 
   Returns:
     The evaluation report per split (empty on workers other than the chief).
@@ -222,11 +238,12 @@ def train(config: TrainConfig) -> dict[str, dict]:
     tf.io.gfile.makedirs(config.job_dir)
   with directory_lock.claimed(config.job_dir, '--job_dir',
                               job_layout.JobDirError):
-    return _train_as_chief(config, strategy, worker, manifest, files)
+    return _train_as_chief(config, strategy, worker, manifest, files, say)
 
 
 def _train_as_chief(config: TrainConfig, strategy, worker: cluster.Worker,
-                    manifest, files) -> dict[str, dict]:
+                    manifest, files, say: Callable[[str], None]
+                    ) -> dict[str, dict]:
   if resume.check_job_dir(config) == 'overwrite':
     logging.warning('Replacing the earlier run in %s', config.job_dir)
     resume.remove_trainer_outputs(config.job_dir)
@@ -236,7 +253,8 @@ def _train_as_chief(config: TrainConfig, strategy, worker: cluster.Worker,
   model = _fit(config, strategy, worker, manifest, files, config.job_dir)
   best = job_layout.best_model_path(config.job_dir)
   if not tf.io.gfile.exists(best):
-    # No validation split; the guard saw these weights finite.
+    # Kept at its last epoch, or no validation split to choose one; the
+    # guard saw these weights finite.
     fit_callbacks.save_model(model, best)
   history = job_layout.read_history(config.job_dir)
   scores = [row[MONITOR] for row in history if MONITOR in row]
@@ -250,7 +268,8 @@ def _train_as_chief(config: TrainConfig, strategy, worker: cluster.Worker,
                  cluster.weights_fingerprint(model))
   try:
     return report.evaluate_job(
-        config.job_dir, (config.train_split,) + tuple(config.eval_splits))
+        config.job_dir, (config.train_split,) + tuple(config.eval_splits),
+        say=say)
   except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
     all_files = [f for split_files in files.values() for f in split_files]
     raise data_checks.data_error(e, all_files, manifest) from None

@@ -20,7 +20,7 @@ class TrainConfig:
   """One training run; the trainer's flags take their defaults from here."""
   data_dir: str
   job_dir: str
-  model: str = model_names.MUSICNN_ENSEMBLE
+  model: str = model_names.EMBEDDING_LINEAR
   epochs: int = 30
   batch_size: int = 64
   learning_rate: float = 1e-3

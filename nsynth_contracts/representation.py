@@ -1,0 +1,223 @@
+"""Pretrained representations: what a record may hold beside its MFCCs.
+
+A representation turns a 16 kHz clip into one fixed-size vector with a frozen
+network, in core TensorFlow ops, so that the Beam job, the trainer and every
+serving signature compute it with the same function. Each kind is a
+parameters module implementing `Representation` (musicnn's is
+nsynth_contracts.musicnn_representation), the module that computes it
+(`network_module`: nsynth_contracts.musicnn_network) and one line in
+`_KINDS`; nothing else in the project names a kind:
+
+* the Beam job reads its weights once in the launcher (`read_weights`),
+  pickles them to the workers, runs `build_model` on every batch and writes
+  the vector under the record key `key`;
+* the manifest records it (`to_json`, its weights' SHA-256 and the training
+  split's statistics), and `from_json` rebuilds it;
+* the trainer's models read it as the input named `key`, and the export
+  builds the same network from the same weights into the SavedModel.
+
+Kept free of TensorFlow (a launcher or a manifest reader describes
+representations without it); reading or building a network imports its
+`network_module`.
+"""
+
+import abc
+import dataclasses
+import hashlib
+import importlib
+from typing import TYPE_CHECKING
+from typing import ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:  # Annotations only: build_model imports Keras when called.
+  import keras
+
+# kind -> (module, class): the registry. Adding a representation is one
+# module implementing Representation, plus its line here.
+_KINDS = {
+    'musicnn': ('nsynth_contracts.musicnn_representation',
+                'MusicnnRepresentation'),
+}
+
+Weights = dict[str, np.ndarray]
+
+
+class RepresentationError(ValueError):
+  """A representation that cannot be described, parsed or computed as asked;
+  the message says which and why, in one line."""
+
+
+class Representation(abc.ABC):
+  """One pretrained representation: parameters, weights, network, key.
+
+  Implementations are frozen dataclasses (hashable, comparable, picklable to
+  Beam workers) with a class attribute `kind`.
+  """
+
+  kind: ClassVar[str]
+  # What its command-line items look like, for help texts.
+  usage: ClassVar[str]
+
+  @property
+  @abc.abstractmethod
+  def key(self) -> str:
+    """Its feature key in records, in the manifest and as a model input; a
+    lower-case identifier, distinct for distinct representations."""
+
+  @property
+  @abc.abstractmethod
+  def size(self) -> int:
+    """Values per clip."""
+
+  @property
+  @abc.abstractmethod
+  def clip_samples(self) -> int:
+    """Samples of the clip it hears (the MFCCs' clip, or it is refused)."""
+
+  @property
+  @abc.abstractmethod
+  def sample_rate_hz(self) -> int:
+    """The rate of the waveforms it takes (the MFCCs', or it is refused)."""
+
+  @abc.abstractmethod
+  def params_json(self) -> dict:
+    """Its parameters as JSON (what from_json's `params` gives back)."""
+
+  @classmethod
+  @abc.abstractmethod
+  def from_params(cls, params: dict) -> 'Representation':
+    """Raises: RepresentationError: parameters it cannot take."""
+
+  @classmethod
+  @abc.abstractmethod
+  def parse(cls, text: str) -> 'Representation | None':
+    """The representation a command-line item names (e.g. `MTT_musicnn:midend`
+    for musicnn), or None if the item is not of this kind."""
+
+  # The module that computes it (TensorFlow), imported only when a network
+  # is read or built. It defines:
+  #   weights_source(representation) -> str: where its weights are read
+  #     from, for messages (a path);
+  #   read_weights(representation) -> Weights: every tensor of the network's
+  #     weights, or RepresentationError naming the source and what is wrong
+  #     (missing, truncated, a checksum that does not match), in one line;
+  #   build_model(representation, weights) -> keras.Model: the frozen model,
+  #     float32 [batch, samples] 16 kHz waveforms in [-1, 1], any length
+  #     (padded or trimmed to one clip) -> float32 [batch, size]; or
+  #     RepresentationError when a weight it needs is missing or has another
+  #     shape.
+  network_module: ClassVar[str]
+
+  def _network(self):
+    return importlib.import_module(self.network_module)
+
+  def weights_source(self) -> str:
+    return self._network().weights_source(self)
+
+  def read_weights(self) -> Weights:
+    return self._network().read_weights(self)
+
+  def build_model(self, weights: Weights) -> 'keras.Model':
+    return self._network().build_model(self, weights)
+
+  def describe(self) -> str:
+    """How people name it (the command-line item that gives it)."""
+    return self.key
+
+  def to_json(self) -> dict:
+    return {'kind': self.kind, 'params': self.params_json()}
+
+
+def _kind_class(kind: str) -> type[Representation]:
+  if kind not in _KINDS:
+    raise RepresentationError(
+        f'representation kind {kind!r} is not one of {sorted(_KINDS)}')
+  module, name = _KINDS[kind]
+  return getattr(importlib.import_module(module), name)
+
+
+def from_json(data: dict) -> Representation:
+  """Raises: RepresentationError: an unknown kind or bad parameters."""
+  if not isinstance(data, dict) or not isinstance(data.get('params'), dict):
+    raise RepresentationError('a representation is {"kind", "params"}')
+  return _kind_class(data.get('kind')).from_params(data['params'])
+
+
+def parse(text: str) -> Representation:
+  """The representation a command-line item names, of whichever kind.
+
+  Raises:
+    RepresentationError: no kind knows the item.
+  """
+  for kind in _KINDS:
+    parsed = _kind_class(kind).parse(text.strip())
+    if parsed is not None:
+      return parsed
+  raise RepresentationError(
+      f'{text!r} names no representation ({"; ".join(examples())})')
+
+
+def examples() -> list[str]:
+  """What each kind's command-line items look like, for help texts."""
+  return [_kind_class(kind).usage for kind in _KINDS]
+
+
+def check_distinct(representations) -> None:
+  """Raises RepresentationError if two of them would share a record key."""
+  keys = [r.key for r in representations]
+  repeated = sorted({k for k in keys if keys.count(k) > 1})
+  if repeated:
+    raise RepresentationError(f'representation {repeated[0]} is named twice')
+
+
+def weights_sha256(weights: Weights) -> str:
+  """SHA-256 of weights as a network uses them.
+
+  Over names, shapes and float32 little-endian bytes in name order, so the
+  same weights give the same digest however they travelled (read from disk,
+  or unpickled on a worker), and any changed value changes it.
+  """
+  digest = hashlib.sha256()
+  for name in sorted(weights):
+    array = np.ascontiguousarray(weights[name], dtype='<f4')
+    digest.update(f'{name}:{array.shape};'.encode())
+    digest.update(array.tobytes())
+  return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class WithWeights:
+  """A representation and its weights, read once by the launcher; they travel
+  pickled with the Beam job's DoFn, so workers need no wheel or download."""
+  representation: Representation
+  weights: Weights
+  weights_sha256: str
+
+  @classmethod
+  def read(cls, representation: Representation) -> 'WithWeights':
+    """Reads the weights and checks them against the network before any
+    work: every tensor read, every name and shape the network needs,
+    every value finite, and a finite answer to a tone and to silence (which
+    weights finite but absurd, such as biases of 1e30, do not give).
+
+    Raises:
+      RepresentationError: naming the weights' source and the fault.
+    """
+    weights = representation.read_weights()
+    source = representation.weights_source()
+    for name in sorted(weights):
+      if not np.isfinite(weights[name]).all():
+        raise RepresentationError(
+            f'the {representation.describe()} weights at {source} hold NaN '
+            f'or Inf (first in {name}): they cannot be used')
+    model = representation.build_model(weights)
+    seconds = (np.arange(representation.clip_samples) /
+               representation.sample_rate_hz)
+    probe = np.stack([0.1 * np.sin(2 * np.pi * 440.0 * seconds),
+                      np.zeros_like(seconds)]).astype(np.float32)
+    if not np.isfinite(np.asarray(model(probe, training=False))).all():
+      raise RepresentationError(
+          f'the {representation.describe()} weights at {source} give '
+          f'non-finite values for a plain tone: they are damaged')
+    return cls(representation, weights, weights_sha256(weights))
