@@ -26,7 +26,6 @@ whole in its place.
 import contextlib
 import dataclasses
 import json
-import logging
 import os
 import posixpath
 import uuid
@@ -163,7 +162,8 @@ def recover(output_dir: str) -> list[str]:
   Call it holding the directory's lock, so that no live run owns a plan.
 
   Returns:
-    One line per recovered commit, saying what was done (also logged).
+    One line per recovered commit, saying what was done, for the caller
+    to show (once: in its refusal, or before it goes on).
 
   Raises:
     CommitInterrupted: a commit can be neither finished nor undone; nothing
@@ -178,8 +178,6 @@ def recover(output_dir: str) -> list[str]:
       said.append(_recover_planned(staging_dir, output_dir))
     elif output.holds_replaced_files(staging_dir):
       said.append(_restore_unplanned(staging_dir, output_dir))
-  for line in said:
-    logging.warning('%s', line)
   return said
 
 

@@ -47,7 +47,9 @@ BLOCK_FRAMES = 2**17        # decoded at a time: 4 MB at 8 float channels
 RESAMPLE_QUALITY = 'HQ'
 
 UNDECODABLE = 'cannot decode its {} data'
-SHORT_READ = 'libsndfile decoded {} of the {} frames the header declares'
+SHORT_READ = 'libsndfile decoded {} of the {} frames the file declares'
+# Where a Vorbis stream's last page, which states its length, is looked for.
+_OGG_TAIL_BYTES = 2**16
 TOO_SHORT = 'shorter than one sample at {} Hz'
 
 _MAGIC = ((b'fLaC', 'FLAC'), (b'OggS', 'OGG'), (b'ID3', 'MP3'))
@@ -152,13 +154,15 @@ def decode(source: bytes | BinaryIO, sample_rate_hz: int, *,
     raise AudioError('not_audio', audio_limits.NOT_AUDIO)
   header = (wav_header.read_header(head, limits, total_size=size)
             if container == 'WAV' else None)
+  vorbis_frames = (_vorbis_frames(file, head, size) if container == 'OGG'
+                   else None)
   quiet = (_native_stderr_discarded() if container == 'MP3'
            else contextlib.nullcontext())
   import soundfile
   try:
     with quiet, soundfile.SoundFile(file) as sound:
-      return _decoded(sound, container, header, sample_rate_hz, max_seconds,
-                      first_seconds, limits)
+      return _decoded(sound, container, header, vorbis_frames,
+                      sample_rate_hz, max_seconds, first_seconds, limits)
   except (RuntimeError, ValueError, TypeError) as e:
     if isinstance(e, AudioError):
       raise
@@ -167,12 +171,30 @@ def decode(source: bytes | BinaryIO, sample_rate_hz: int, *,
     raise AudioError('undecodable', UNDECODABLE.format(container)) from None
 
 
+def _vorbis_frames(file: BinaryIO, head: bytes, size: int) -> int | None:
+  """The length an Ogg Vorbis stream states on its last page (the granule
+  position, in samples), or None for other Ogg codecs. libsndfile's own
+  count ends at the first damaged page, so only this says that the rest of
+  the file was never decoded."""
+  if b'\x01vorbis' not in head[:512]:
+    return None
+  file.seek(max(0, size - _OGG_TAIL_BYTES))
+  tail = file.read()
+  file.seek(0)
+  at = tail.rfind(b'OggS')
+  if at < 0 or len(tail) < at + 14:
+    return None
+  granule = int.from_bytes(tail[at + 6:at + 14], 'little', signed=True)
+  return granule if granule > 0 else None
+
+
 def _decoded(sound, container: str, header: wav_header.WavHeader | None,
-             sample_rate_hz: int, max_seconds: float | None,
-             first_seconds: float | None,
+             stated: int | None, sample_rate_hz: int,
+             max_seconds: float | None, first_seconds: float | None,
              limits: audio_limits.AudioLimits) -> DecodedAudio:
+  """stated: the frames a Vorbis stream states (_vorbis_frames)."""
   rate, channels = sound.samplerate, sound.channels
-  declared = header.frames if header else sound.frames
+  declared = header.frames if header else max(sound.frames, stated or 0)
   audio_limits.check_declared(declared, channels, rate, max_seconds, limits)
   wanted = None
   if first_seconds is not None:
@@ -181,7 +203,7 @@ def _decoded(sound, container: str, header: wav_header.WavHeader | None,
     wanted = int(max_seconds * rate) + 1
   samples, frames = _read_mono(sound, header, rate, sample_rate_hz, wanted,
                                limits)
-  if header or container == 'FLAC':   # their headers state the exact length
+  if header or stated or container == 'FLAC':   # they state the length
     expected = declared if wanted is None else min(declared, wanted)
     if frames != expected and declared > 0:
       raise AudioError('truncated', SHORT_READ.format(frames, expected))

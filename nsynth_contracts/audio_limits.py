@@ -11,6 +11,7 @@ reason that never quotes the file's bytes.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -54,8 +55,10 @@ SAMPLE_RATE = 'sample rate {} Hz is outside {}..{} Hz'
 
 
 def seconds_text(seconds: float) -> str:
-  """How a length is written in messages (the graph: as_string, precision 1)."""
-  return f'{seconds:.1f}'
+  """How a length is written in messages: rounded up to a tenth of a second,
+  so that a recording a sample too long never reads as exactly the limit
+  (the graph's twin: tenths_up_text)."""
+  return f'{math.ceil(round(seconds * 10, 6)) / 10:.1f}'
 
 
 def limit_text(value: float) -> str:

@@ -3,7 +3,7 @@
 The model hears 4 s at a time, as NSynth's notes last. A recording is cut
 into windows of that length every `hop_seconds` (default 2 s, so each moment
 is heard twice); the last window is padded with silence as a short note is
-(features.pad_or_trim). Windows quieter than `silence_threshold_dbfs` are
+(features.pad_or_trim). Windows without a sound (`sounding`) are
 skipped: they hold no instrument to name. A note is one window, and the
 serving signatures answer a note that quiet as they answer a recording with
 no sounding window: NO_SOUND, class -1, no probabilities.
@@ -53,11 +53,18 @@ def frame_windows(
 def sounding(clips: tf.Tensor, windows: WindowParams = DEFAULT_WINDOWS
              ) -> tf.Tensor:
   """bool [B]: whether each clip (float32 [B, samples], a window or a padded
-  note) is loud enough to name, its RMS at or above the threshold.
-  window_params.sounding_numpy is its twin for NumPy (tested equal)."""
-  rms = tf.sqrt(tf.reduce_mean(tf.square(clips), axis=1))     # [B]
+  note) holds a sound to name: min_sound_frames consecutive frames of
+  sound_frame_samples whose RMS is at or above silence_threshold_dbfs (see
+  window_params). window_params.sounding_numpy is its twin for NumPy
+  (tested equal)."""
+  size = windows.sound_frame_samples
+  framed = tf.signal.frame(clips, size, size, pad_end=True)   # [B, F, size]
+  rms = tf.sqrt(tf.reduce_mean(tf.square(framed), axis=2))   # [B, F]
   dbfs = 20.0 * tf.math.log(tf.maximum(rms, 1e-10)) / tf.math.log(10.0)
-  return dbfs >= windows.silence_threshold_dbfs
+  loud = tf.cast(dbfs >= windows.silence_threshold_dbfs, tf.float32)
+  # Every run of min_sound_frames frames; none when the clip is shorter.
+  runs = tf.signal.frame(loud, windows.min_sound_frames, 1, axis=1)
+  return tf.reduce_any(tf.reduce_min(runs, axis=2) > 0.0, axis=1)
 
 
 def aggregate(window_probabilities: tf.Tensor) -> tf.Tensor:

@@ -67,15 +67,18 @@ def post(host: str, port: int, path: str, body: bytes, timeout: float,
   where = f'http://{host}:{port}'
   deadline = time.monotonic() + timeout
   connection = _connected(host, port, timeout)
+  # Held here because http.client drops connection.sock once a reply that
+  # closes the connection (HTTP/1.0, `Connection: close`) owns the socket;
+  # shutting this one down still ends that reply's reads.
+  sock = connection.sock
   expired = threading.Event()
 
   def expire():
     expired.set()
-    if connection.sock is not None:
-      try:
-        connection.sock.shutdown(socket.SHUT_RDWR)
-      except OSError:
-        pass   # Already closed: the request has ended anyway.
+    try:
+      sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+      pass   # Already closed: the request has ended anyway.
 
   timer = threading.Timer(max(deadline - time.monotonic(), 0.0), expire)
   timer.start()
@@ -85,10 +88,16 @@ def post(host: str, port: int, path: str, body: bytes, timeout: float,
     reply = _body(response, max_reply_bytes, where)
     if expired.is_set():
       raise TimeoutError
+    if response.length:   # Bytes its Content-Length promised and never came.
+      raise RequestError(f'the connection to {where} closed mid-reply, '
+                         f'{response.length} bytes before its end')
     return response.status, reply
   except (OSError, http.client.HTTPException) as e:
     if expired.is_set() or isinstance(e, TimeoutError):
       raise RequestError(f'no reply from {where} within {timeout:g} s'
+                         ) from None
+    if isinstance(e, http.client.IncompleteRead):
+      raise RequestError(f'the connection to {where} closed mid-reply'
                          ) from None
     detail = (e.strerror if isinstance(e, OSError) else None) or (
         type(e).__name__)

@@ -47,3 +47,10 @@ def fill(template: str, *values) -> tf.Tensor:
     pieces += [value if value.dtype == tf.string else
                tf.strings.as_string(value), text]
   return tf.strings.join(pieces)
+
+
+def seconds_text(seconds: tf.Tensor) -> tf.Tensor:
+  """audio_limits.seconds_text in the graph: float64 seconds rounded up to a
+  tenth, as a string tensor."""
+  tenths = tf.math.ceil(tf.round(seconds * 1e7) / 1e6)
+  return tf.strings.as_string(tenths / 10.0, precision=1)

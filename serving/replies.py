@@ -19,13 +19,16 @@ class ServerError(Exception):
   which, in one line."""
 
 
-def checked_outputs(outputs, num_files: int | None, where: str
-                    ) -> dict[str, np.ndarray]:
+def checked_outputs(outputs, num_files: int | None, where: str,
+                    max_windows: int = 0) -> dict[str, np.ndarray]:
   """The reply's outputs, if they answer `num_files` files (None: one
-  recording, answered as a whole), with every string made printable.
+  recording, answered as a whole and per window, in at most `max_windows`
+  windows), with every string made printable.
 
   Raises:
-    ServerError: outputs missing, or not one row per file.
+    ServerError: outputs missing, or not one row per file; probabilities
+      that are not numbers in [0, 1]; window outputs of another shape, type
+      or number than the recording's (naming the output).
   """
   if not isinstance(outputs, dict):
     raise ServerError(f'the reply from {where} holds no outputs object')
@@ -47,6 +50,7 @@ def checked_outputs(outputs, num_files: int | None, where: str
                       f'rectangular arrays') from None
   probabilities = arrays[signatures.PROBABILITIES]
   classes = arrays[signatures.CLASSES]
+  _check_probabilities(probabilities, signatures.PROBABILITIES, where)
   # Notes: [files, classes] each; a recording: [classes] each.
   rank = 1 if num_files is None else 2
   if probabilities.ndim != rank or classes.ndim != rank:
@@ -64,16 +68,54 @@ def checked_outputs(outputs, num_files: int | None, where: str
       isinstance(c, (str, bytes)) for c in classes.ravel().tolist()):
     raise ServerError(f'the reply from {where} has class names that are not '
                       f'strings')
-  if probabilities.dtype.kind not in 'fi' or not np.all(
-      np.isfinite(probabilities)) or probabilities.min(initial=0) < 0 or (
-          probabilities.max(initial=0) > 1 + 1e-6):
-    raise ServerError(f'the reply from {where} holds probabilities that are '
-                      f'not numbers in [0, 1]')
+  if num_files is None:
+    _check_windows(arrays, classes.shape[-1], max_windows, where)
   for key in (signatures.CLASSES, signatures.FAMILY):
     if key in arrays and arrays[key].dtype.kind in 'USO':
       arrays[key] = np.vectorize(results.printable, otypes=[object])(
           arrays[key]) if arrays[key].size else arrays[key]
   return arrays
+
+
+def _check_probabilities(values: np.ndarray, key: str, where: str) -> None:
+  if values.dtype.kind not in 'fi' or not np.all(np.isfinite(values)) or (
+      values.min(initial=0) < 0 or values.max(initial=0) > 1 + 1e-6):
+    raise ServerError(f'the reply from {where} holds {key!r} that are not '
+                      f'numbers in [0, 1]')
+
+
+def _check_windows(arrays: dict, num_classes: int, max_windows: int,
+                   where: str) -> None:
+  """A recording's window outputs: a row of probabilities per window, one
+  per class, and each window's start, in order, no more windows than the
+  audio sent can be cut into."""
+  rows = arrays[signatures.WINDOW_PROBABILITIES]
+  starts = arrays[signatures.WINDOW_START_SECONDS]
+  if rows.size == 0 and starts.size == 0:  # No window sounds: JSON's [].
+    rows = arrays[signatures.WINDOW_PROBABILITIES] = np.zeros(
+        (0, num_classes), np.float32)
+    starts = arrays[signatures.WINDOW_START_SECONDS] = np.zeros(0, np.float32)
+  family = arrays[signatures.FAMILY]
+  if rows.ndim != 2 or rows.shape[1] != num_classes:
+    raise ServerError(
+        f'the reply from {where} has {signatures.WINDOW_PROBABILITIES!r} of '
+        f'shape {list(rows.shape)}; [windows, {num_classes}] was expected')
+  _check_probabilities(rows, signatures.WINDOW_PROBABILITIES, where)
+  if rows.shape[0] > max_windows:
+    raise ServerError(
+        f'the reply from {where} has {rows.shape[0]} windows in '
+        f'{signatures.WINDOW_PROBABILITIES!r}; the recording sent has at most '
+        f'{max_windows}')
+  if starts.shape != rows.shape[:1] or starts.dtype.kind not in 'fi' or not (
+      np.all(np.isfinite(starts))) or np.any(starts < 0) or np.any(
+          np.diff(starts) <= 0):
+    raise ServerError(
+        f'the reply from {where} has {signatures.WINDOW_START_SECONDS!r} that '
+        f'are not {rows.shape[0]} increasing times in seconds, one per window')
+  if family.ndim != 0 or family.dtype.kind not in 'USO' or not isinstance(
+      family.item(), (str, bytes)):
+    raise ServerError(f'the reply from {where} has a {signatures.FAMILY!r} '
+                      f'that is not one string')
 
 
 def error_detail(body: bytes) -> str:

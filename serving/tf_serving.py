@@ -131,8 +131,10 @@ def predict_rest(host: str, port: int, model_name: str, inputs: Inputs,
       its WAV bytes (serving_long_wav) or float32 [samples]
       (serving_long_audio), answered per window and as a whole.
     timeout: seconds for the whole request.
-    max_windows: for a recording, the most windows the export answers (its
-      contract's max_windows()), which bounds the reply.
+    max_windows: for a recording, the most windows it can be answered with
+      (its contract's windows.num_windows of its samples, or max_windows()
+      when its length is not known), which bounds the reply and its
+      window outputs.
 
   Raises:
     ServerError: the server is unreachable, slow, refuses the request, or
@@ -142,7 +144,7 @@ def predict_rest(host: str, port: int, model_name: str, inputs: Inputs,
   outputs = _post(host, port, model_name, version, timeout, request,
                   _rest_value(inputs))
   return replies.checked_outputs(outputs, request.files,
-                                 f'http://{host}:{port}')
+                                 f'http://{host}:{port}', request.max_windows)
 
 
 def _grpc_call(host: str, port: int, model_name: str, version: int | None,
@@ -186,7 +188,8 @@ def predict_grpc(host: str, port: int, model_name: str, inputs: Inputs,
         inputs if isinstance(inputs, bytes) else list(inputs), dtype=tf.string)
   outputs = _grpc_call(host, port, model_name, version, timeout, request,
                        tensor)
-  return replies.checked_outputs(outputs, request.files, f'{host}:{port}')
+  return replies.checked_outputs(outputs, request.files, f'{host}:{port}',
+                                 request.max_windows)
 
 
 def _contract_from(outputs, model_name: str, where: str

@@ -18,6 +18,7 @@ from nsynth_contracts import audio_limits
 from nsynth_contracts import wav_header
 from serving.graph_checks import fill
 from serving.graph_checks import require
+from serving.graph_checks import seconds_text
 
 # What `decode` accepts, as wav_header.WavHeader.encoding names it: the
 # export's contract tells clients so (a test checks every encoding against
@@ -196,7 +197,7 @@ def decode(wav: tf.Tensor, sample_rate_hz: int, signature: str,
     seconds = frames / tf.cast(rate, tf.float64)
     wav = require(wav, frames <= max_seconds * tf.cast(rate, tf.float64),
                   lambda: fill(
-        audio_limits.TOO_LONG, tf.strings.as_string(seconds, precision=1),
+        audio_limits.TOO_LONG, seconds_text(seconds),
         audio_limits.limit_text(max_seconds)))
   pcm = tf.io.decode_raw(tf.strings.substr(wav, tf.cast(data_at, tf.int32),
                                            tf.cast(data_bytes, tf.int32)),

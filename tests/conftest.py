@@ -103,6 +103,22 @@ def float_wav_bytes(samples: np.ndarray, sample_rate: int = 16000) -> bytes:
   return buffer.getvalue()
 
 
+def holds_sound(clip, floor_dbfs=-60.0, frame=256, run=6) -> bool:
+  """Whether a clip holds sound as a listener judges it, computed apart from
+  the product's own check (window_params.sounding_numpy): librosa's frame RMS,
+  and the longest run of frames at or above the floor."""
+  import librosa
+  rms = librosa.feature.rms(y=np.asarray(clip, np.float32),
+                            frame_length=frame, hop_length=frame,
+                            center=False)[0]
+  loud = 20 * np.log10(np.maximum(rms, 1e-10)) >= floor_dbfs
+  longest = current = 0
+  for frame_loud in loud:
+    current = current + 1 if frame_loud else 0
+    longest = max(longest, current)
+  return longest >= run
+
+
 def read_demo_wav(path) -> np.ndarray:
   with wave.open(str(path), 'rb') as w:
     return np.frombuffer(w.readframes(w.getnframes()), '<i2') / 32768.0

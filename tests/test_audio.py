@@ -2,6 +2,7 @@
 analytic reference, its header checks and its bounds."""
 
 import io
+import re
 import struct
 import subprocess
 import sys
@@ -173,6 +174,44 @@ def test_work_is_bounded_by_the_header_before_anything_is_decoded():
   assert str(error.value) == ('the recording lasts 3600.0 s, longer than the '
                               '600 s allowed; cut it into parts')
   assert time.perf_counter() - start < 2.0
+
+
+def test_a_vorbis_file_damaged_mid_stream_is_refused_not_half_decoded():
+  """libsndfile stops at the first damaged page and counts only what it
+  decoded; the stream's last page still states its whole length."""
+  buffer = io.BytesIO()
+  soundfile.write(buffer, (0.3 * np.sin(np.arange(10 * RATE) / 5.0)
+                           ).astype(np.float32), RATE, format='OGG',
+                  subtype='VORBIS')
+  data = bytearray(buffer.getvalue())
+  assert len(decode(bytes(data)).samples) == 10 * RATE
+  middle = len(data) // 2
+  data[middle:middle + 2000] = bytes(b ^ 0x55 for b in
+                                     data[middle:middle + 2000])
+  with pytest.raises(audio_limits.AudioError) as error:
+    decode(bytes(data))
+  assert error.value.kind == 'truncated'
+  assert re.fullmatch(r'libsndfile decoded \d+ of the 160000 frames the file '
+                      r'declares', str(error.value))
+
+
+def test_a_recording_a_sample_too_long_never_reads_as_the_limit():
+  samples = 600 * RATE + 1
+  with pytest.raises(audio_limits.AudioError) as error:
+    audio_limits.check_length(samples, RATE, 600)
+  assert str(error.value).startswith('the recording lasts 600.1 s, longer '
+                                     'than the 600 s allowed')
+  assert audio_limits.seconds_text(600.0) == '600.0'
+
+
+def test_the_graph_writes_lengths_as_the_python_side_does():
+  import tensorflow as tf
+
+  from serving import graph_checks
+  for seconds in (600.0, 600.0 + 1 / RATE, 3600.0, 12.34, 0.05):
+    assert graph_checks.seconds_text(tf.constant(seconds, tf.float64)
+                                     ).numpy().decode() == (
+        audio_limits.seconds_text(seconds)), seconds
 
 
 def test_decoding_needs_no_tensorflow_and_damaged_mp3_prints_nothing(tmp_path):

@@ -87,6 +87,27 @@ def drip(connection, _):
     time.sleep(1.0)
 
 
+def drip_http10(connection, _):
+  """A valid HTTP/1.0 reply (the server closes the connection to end it),
+  one byte a second."""
+  reply = b'HTTP/1.0 200 OK\r\n\r\n' + b'{"outputs": {}}'.ljust(100)
+  for byte in reply:
+    connection.sendall(bytes([byte]))
+    time.sleep(1.0)
+
+
+def cut_short(connection, _):
+  """A reply whose connection closes before the body its Content-Length
+  promised."""
+  connection.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n'
+                     b'{"outputs": ')
+
+
+def cut_short_chunked(connection, _):
+  connection.sendall(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n'
+                     b'\r\n64\r\n{"outputs": ')
+
+
 def endless(connection, _):
   """A chunked reply that never ends: 1 MiB chunks of spaces."""
   connection.sendall(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')
@@ -144,6 +165,26 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(server):
     tf_serving.predict_rest('127.0.0.1', slow.port, 'nsynth_instrument',
                             [wav_bytes(NOTE)], timeout=3)
   assert time.monotonic() - start < 4.5
+
+
+def test_the_timeout_bounds_a_reply_that_closes_the_connection(server):
+  """HTTP/1.0: the reply owns the socket, and the connection has none."""
+  slow = server(drip_http10)
+  start = time.monotonic()
+  with pytest.raises(tf_serving.ServerError, match=r'no reply from .* within 3 s'):
+    tf_serving.predict_rest('127.0.0.1', slow.port, 'nsynth_instrument',
+                            [wav_bytes(NOTE)], timeout=3)
+  assert time.monotonic() - start < 4.5
+
+
+@pytest.mark.parametrize('reply', [cut_short, cut_short_chunked])
+def test_a_connection_closed_mid_reply_says_so(server, reply):
+  broken = server(reply)
+  with pytest.raises(tf_serving.ServerError) as error:
+    tf_serving.predict_rest('127.0.0.1', broken.port, 'nsynth_instrument',
+                            [wav_bytes(NOTE)], timeout=10)
+  assert str(error.value).startswith(
+      f'the connection to http://127.0.0.1:{broken.port} closed mid-reply')
 
 
 def test_an_endless_reply_is_refused_at_a_bound_not_read_into_memory(server):

@@ -9,7 +9,6 @@ from what is left, and rerun the same command, which says in one line what
 it did with the interrupted commit and goes on.
 """
 
-import logging
 import os
 import shutil
 import subprocess
@@ -110,7 +109,7 @@ def kill_commit(kill_before: int, staging, out) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_a_commit_killed_at_every_step_keeps_one_dataset_and_is_recovered(
-    tiny_demo, datasets, tmp_path, caplog):
+    tiny_demo, datasets, tmp_path, capsys):
   old, new = datasets
   kill_before, rolled = 0, []
   while True:
@@ -141,14 +140,14 @@ def test_a_commit_killed_at_every_step_keeps_one_dataset_and_is_recovered(
     rolled.append('new' if recovered == new else 'old')
 
     # The same command again: it says what it did, and goes on.
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-      job = nsynth_tfrecords.run(job_args(tiny_demo, out, '--overwrite',
-                                          '--num_shards=1', '--nojit_compile'))
+    capsys.readouterr()
+    job = nsynth_tfrecords.run(job_args(tiny_demo, out, '--overwrite',
+                                        '--num_shards=1', '--nojit_compile'))
     assert contents(out) == new
     if planned:
       assert job.recovered and 'rolled forward' in job.recovered[0]
-      assert job.recovered[0] in caplog.messages
+      # Said once.
+      assert capsys.readouterr().err.splitlines().count(job.recovered[0]) == 1
     kill_before += 1
   # The plan is written before anything moves: from then on, forward.
   assert rolled[0] == 'old' and set(rolled[1:]) == {'new'}
@@ -215,6 +214,8 @@ def test_without_overwrite_the_rerun_completes_the_commit_then_refuses(
   assert 'rolled forward' in message and '--overwrite' in message
   assert '\n' not in message
   assert contents(out) == new
+  # The killed run's staging went, although this run refused.
+  assert not [n for n in os.listdir(out) if output.is_staging_name(n)]
 
 
 def test_a_commit_missing_a_staged_file_is_rolled_back(tiny_demo, datasets,

@@ -277,10 +277,17 @@ def note_answer(loaded, samples):
 
 
 @pytest.mark.slow
+def _click_in_silence():
+  samples = np.zeros(RATE * 4)
+  samples[RATE:RATE + 16] = 0.99
+  return samples
+
+
 @pytest.mark.parametrize('samples', [
     np.zeros(RATE * 4), np.zeros(1), np.full(RATE * 4, 1e-5),
-    np.array([0.01])], ids=['4 s of silence', '1 zero sample',
-                            '-100 dBFS', 'one quiet click'])
+    np.array([0.01]), np.array([0.99]), _click_in_silence()],
+    ids=['4 s of silence', '1 zero sample', '-100 dBFS', 'one quiet click',
+         'a one-sample file at full scale', 'a loud click in 4 s of silence'])
 def test_a_note_without_sound_is_answered_no_sound_by_both_signatures(
     exported, samples):
   _, loaded = exported

@@ -34,8 +34,9 @@ from trainer import recipes
 from trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOT_FINITE = ('mfcc holds NaN or Inf: nothing can be learned from it; write '
-              'the data again with nsynth-tfrecords')
+NOT_FINITE = ('mfcc holds NaN, Inf or a magnitude beyond 1e+06, which no '
+              'feature can have: nothing can be learned from it; write the '
+              'data again with nsynth-tfrecords')
 
 
 def quick_config(data_dir, job_dir, **overrides):
@@ -104,7 +105,7 @@ def all_finite(model):
 
 # Non-finite features.
 
-@pytest.mark.parametrize('value', [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize('value', [np.nan, np.inf, -np.inf, 1e30, -2e6])
 def test_validation_names_the_shard_and_note_of_a_non_finite_mfcc(
     value, tfrecords_copy):
   shard, note = poison(tfrecords_copy, value)
@@ -116,7 +117,7 @@ def test_validation_names_the_shard_and_note_of_a_non_finite_mfcc(
 
 
 @pytest.mark.parametrize('damage,problem', [
-    ('nan', 'audio holds NaN or Inf'),
+    ('nan', 'audio' + NOT_FINITE[len('mfcc'):]),
     ('short', "audio holds 63999 samples, not the manifest's 64000"),
 ])
 def test_validation_checks_the_kept_audio_too(damage, problem,
@@ -180,6 +181,32 @@ def test_without_validation_training_stops_at_the_poison_naming_it(
   assert not (job_dir / 'eval').exists()
 
 
+@pytest.mark.slow
+def test_a_finite_but_impossible_validation_value_is_refused_before_training(
+    tfrecords_copy, tmp_path):
+  """A 1e30 is finite, yet it makes val_loss NaN: the trainer must not
+  blame the learning rate for it."""
+  shard, note = poison(tfrecords_copy, 1e30, split='valid', index=1)
+  job_dir = tmp_path / 'job'
+  with pytest.raises(input_pipeline.DataError) as error:
+    train.train(quick_config(tfrecords_copy, job_dir))
+  assert str(error.value) == f'{shard}, record 2 ({note!r}): {NOT_FINITE}'
+
+
+@pytest.mark.slow
+def test_without_validation_a_poisoned_validation_record_is_named(
+    tfrecords_copy, tmp_path):
+  shard, note = poison(tfrecords_copy, np.nan, split='valid', index=1)
+  with pytest.raises(input_pipeline.DataError) as error:
+    train.train(quick_config(tfrecords_copy, tmp_path / 'job',
+                             validate_data=False))
+  message = str(error.value)
+  assert 'learning_rate' not in message
+  assert message.endswith(
+      f'Nothing of that epoch was kept; the data is at fault: {shard}, '
+      f'record 2 ({note!r}): {NOT_FINITE}')
+
+
 class _PoisonWeightsAtEpochEnd(keras.callbacks.Callback):
   """Makes one weight NaN at the end of an epoch, after its loss was
   logged finite, as a poisoned last step of the epoch would."""
@@ -213,7 +240,7 @@ def test_weights_gone_non_finite_are_never_recorded_and_a_rerun_resumes(
       'training stopped at the end of epoch 2: the weights hold NaN or Inf '
       '(first ')
   assert str(error.value).endswith(
-      'Nothing of that epoch was kept. The data was checked finite, '
+      'Nothing of that epoch was kept. The data was checked, '
       'so --learning_rate 0.001 is likely too high for --model stats_mlp: '
       'train again with a lower one and --overwrite')
   # Epoch 2 reached neither the history nor the best model nor the backup.

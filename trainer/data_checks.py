@@ -2,9 +2,10 @@
 
 `validate_split` reads every record of a split before training and names
 the first record that cannot be trained on: unreadable (and where), of
-another schema, shape or vocabulary than the manifest's, or holding NaN or
-Inf. When a pipeline fails without it (--novalidate_data), `data_error`
-runs the same checks to say which file and record is at fault.
+another schema, shape or vocabulary than the manifest's, or holding NaN,
+Inf or a magnitude no feature can have (MAX_FEATURE_MAGNITUDE). When a
+pipeline fails without it (--novalidate_data), `data_error` runs the same
+checks to say which file and record is at fault.
 """
 
 import collections
@@ -20,6 +21,13 @@ from trainer.input_pipeline import LABEL_OUTSIDE
 from trainer.input_pipeline import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
+# No feature a record can hold comes near this magnitude, so a value beyond
+# it is damage even when finite (a 1e30 overflows the loss as NaN does).
+# MFCCs of audio within the Beam job's +-4 sample bound stay within a few
+# thousand (decibels through an orthonormal DCT of 128 bands); musicnn's
+# pooled maps and audio samples within a few hundred (BUILD_NOTES.md,
+# "Reliability 3").
+MAX_FEATURE_MAGNITUDE = 1e6
 # Records per parse while validating: about 16 MB of 126 x 128 MFCCs.
 _VALIDATION_BATCH = 256
 # What TensorFlow wraps around the reason an op failed: graph and op names,
@@ -45,7 +53,8 @@ def _validation_spec(manifest: manifest_lib.Manifest, any_size: bool
   so that a record of another size is ours to name, not a parse error.
   Ragged parsing costs twice the CPU time of the whole read, so it is
   kept for naming a record once the exact parse has failed."""
-  spec = schema.feature_spec(manifest.mfcc_shape, manifest.audio_samples)
+  spec = schema.feature_spec(manifest.mfcc_shape, manifest.audio_samples,
+                             representation_sizes=manifest.representation_sizes)
   for key in (schema.MFCC, schema.AUDIO):
     if any_size and key in spec:
       spec[key] = tf.io.RaggedFeature(tf.float32, row_splits_dtype=tf.int64)
@@ -72,18 +81,23 @@ def _summaries(files: list[str], manifest: manifest_lib.Manifest,
     summary = {key: parsed[key] for key in (
         schema.LABEL, schema.MFCC_SHAPE, schema.FAMILY, schema.NOTE_STR)}
     summary['file'] = index
-    for key in (schema.MFCC, schema.AUDIO):
+    for key in _float_features(manifest):
       if key in parsed:
         values = parsed[key]
-        if any_size:
+        if any_size and key in (schema.MFCC, schema.AUDIO):
           summary[key + '_size'] = values.row_lengths()
         summary[key + '_finite'] = tf.reduce_all(
-            tf.math.is_finite(values), axis=list(range(1, values.shape.rank)))
+            tf.abs(values) <= MAX_FEATURE_MAGNITUDE,   # False for NaN too
+            axis=list(range(1, values.shape.rank)))
     return summary
 
   return tf.data.Dataset.range(len(files)).flat_map(batches).map(
       summarize, num_parallel_calls=AUTOTUNE,
       deterministic=True).prefetch(AUTOTUNE)
+
+
+def _float_features(manifest: manifest_lib.Manifest) -> tuple[str, ...]:
+  return (schema.MFCC, schema.AUDIO, *manifest.representation_sizes)
 
 
 def _record(path: str, index: int, note: bytes) -> str:
@@ -120,17 +134,16 @@ def _batch_problem(batch: dict, start: int, path: str,
           f'a {batch[schema.FAMILY][i].decode(errors="replace")!r} note has '
           f'label id {labels[i]}, which the manifest\'s vocabulary calls '
           f'{named[i].decode()!r}: the vocabulary disagrees with the shards')),
-      (~batch['mfcc_finite'], lambda i: (
-          'mfcc holds NaN or Inf: nothing can be learned from it; write the '
-          'data again with nsynth-tfrecords')),
   ]
   if 'audio_finite' in batch:
-    checks += [
-        (audio_size != manifest.audio_samples, lambda i: (
-            f'audio holds {audio_size[i]} samples, not the manifest\'s '
-            f'{manifest.audio_samples}')),
-        (~batch['audio_finite'], lambda i: 'audio holds NaN or Inf'),
-    ]
+    checks.append((audio_size != manifest.audio_samples, lambda i: (
+        f'audio holds {audio_size[i]} samples, not the manifest\'s '
+        f'{manifest.audio_samples}')))
+  checks += [(~batch[key + '_finite'], lambda i, key=key: (
+      f'{key} holds NaN, Inf or a magnitude beyond {MAX_FEATURE_MAGNITUDE:g}, '
+      f'which no feature can have: nothing can be learned from it; write '
+      f'the data again with nsynth-tfrecords'))
+             for key in _float_features(manifest) if key + '_finite' in batch]
   found = [(int(np.flatnonzero(bad)[0]), order)
            for order, (bad, _) in enumerate(checks) if bad.any()]
   if not found:
