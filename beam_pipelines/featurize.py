@@ -66,8 +66,11 @@ _REPRESENTATION_FUNCTIONS = {}
 
 def _representation_function(loaded: representation_lib.WithWeights,
                              batch_size: int):
-  """A representation's network traced for one batch shape, once per process
-  and set of weights: every thread's DoFn shares it."""
+  """A representation's network, traced once per process and set of weights
+  for batches of up to `batch_size` clips: every thread's DoFn shares it.
+  Any batch size, so that a short batch (a recording's few windows, a
+  bundle's last notes) costs its own clips, not a full batch's: padded to 64,
+  a demo phrase's ten windows cost the network six times their work."""
   key = (loaded.representation, batch_size, loaded.weights_sha256)
   if key not in _REPRESENTATION_FUNCTIONS:
     import tensorflow as tf
@@ -76,7 +79,7 @@ def _representation_function(loaded: representation_lib.WithWeights,
     _REPRESENTATION_FUNCTIONS[key] = tf.function(
         lambda clips: model(clips, training=False),
         input_signature=[tf.TensorSpec(
-            [batch_size, loaded.representation.clip_samples], tf.float32)])
+            [None, loaded.representation.clip_samples], tf.float32)])
   return _REPRESENTATION_FUNCTIONS[key]
 
 
@@ -173,7 +176,7 @@ class Featurizer:
       self._clips[i] = clip
     computed = {schema.MFCC: self._computed(self._mfcc_fn, count)}
     for key, function in self._representation_fns.items():
-      computed[key] = self._computed(function, count)
+      computed[key] = self._computed(function, count, whole_batch=False)
     kept = []
     for i, (note, copy, _) in enumerate(rows):
       values = [row[i] for row in computed.values()]
@@ -198,12 +201,17 @@ class Featurizer:
         self._clips[kept].copy() if self._keep_audio else None,
         copies if any(copies) else (), self._windows, stacked)
 
-  def _computed(self, function, count: int) -> list[np.ndarray | None]:
-    """`function` of the batch array's first `count` rows; if the batch
+  def _computed(self, function, count: int, whole_batch: bool = True
+                ) -> list[np.ndarray | None]:
+    """`function` of the batch array's first `count` rows (given the whole
+    array, for functions of one batch shape, or those rows); if the batch
     fails, each clip alone, so that only a bad row is lost (None)."""
-    try:
+    def run(rows: int) -> np.ndarray:
       # Synchronous: the batch array is free to refill once this returns.
-      return list(function(self._clips_tensor).numpy()[:count])
+      return function(self._clips_tensor if whole_batch
+                      else self._clips_tensor[:rows]).numpy()[:rows]
+    try:
+      return list(run(count))
     except Exception:  # The batch failed: find the row at fault.
       pass
     clips = self._clips[:count].copy()
@@ -212,7 +220,7 @@ class Featurizer:
       self._clips[:] = 0.0
       self._clips[0] = clip
       try:
-        result.append(function(self._clips_tensor).numpy()[0])
+        result.append(run(1)[0])
       except Exception:  # A row the function cannot take: its note only.
         result.append(None)
     self._clips[:count] = clips

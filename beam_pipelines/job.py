@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import errno
 import functools
-import json
 import posixpath
 from collections.abc import Sequence
 from typing import TextIO
@@ -23,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import TestOptions
 
 from beam_pipelines import commit
 from beam_pipelines import examples_json
@@ -33,8 +33,8 @@ from beam_pipelines import pipeline as pipeline_lib
 from beam_pipelines import progress
 from beam_pipelines import reading
 from beam_pipelines import selection
+from beam_pipelines import staged_dataset
 from beam_pipelines import tfds_metadata
-from beam_pipelines import tfrecord_sink
 from beam_pipelines.job_config import JobConfig
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import outcomes
@@ -50,8 +50,10 @@ class InputSizes:
   """What the inputs list: every one must be accounted for."""
   notes: int          # entries of the examples.json files
   recordings: int     # entries of the --recordings' labels.json files
-  # Of the notes, those the filters keep (what the progress counts to).
+  # Of the notes, those the filters keep, and the windows the kept
+  # recordings are cut into: the 4 s clips the progress display counts to.
   to_featurize: int = 0
+  windows: int = 0
 
 
 def check_inputs(config: JobConfig) -> InputSizes:
@@ -65,7 +67,7 @@ def check_inputs(config: JobConfig) -> InputSizes:
       tfds_metadata.check_available()
     except tfds_metadata.TfdsMissingError as e:
       raise JobInputError(str(e)) from None
-  notes, listed, libraries, valid = 0, 0, set(), []
+  notes, listed, windows, libraries, valid = 0, 0, 0, set(), []
   for flag, path in ([('--input', d) for d, _ in config.inputs] +
                      [('--recordings', d) for d, _ in config.recordings] +
                      [('--output_dir', config.output_dir)]):
@@ -86,6 +88,9 @@ def check_inputs(config: JobConfig) -> InputSizes:
   for directory, _ in config.recordings:
     try:
       listed += len(labelled_recordings.read_labels(directory))
+      windows += labelled_recordings.windows_to_featurize(
+          directory, config.kept_sources, config.vocabulary.families,
+          config.windows, config.params)
     except labelled_recordings.RecordingsError as e:
       raise JobInputError(str(e)) from None
   if config.holdout_library and config.holdout_library not in libraries:
@@ -94,7 +99,7 @@ def check_inputs(config: JobConfig) -> InputSizes:
         f'--holdout_library={config.holdout_library} is not a library of the '
         f'inputs; their examples.json name {named}')
   return InputSizes(notes, listed,
-                    selection.notes_to_featurize(valid, config))
+                    selection.notes_to_featurize(valid, config), windows)
 
 
 def _valid_notes(entries, split_dir: str, split: str
@@ -131,6 +136,15 @@ def _library_of(entry) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class DryRun:
+  """A job built and translated for its runner (`--dry_run=True`, Beam's own
+  switch), never submitted: nothing was read past examples.json, nothing
+  written."""
+  runner: str
+  inputs: 'InputSizes'
+
+
+@dataclasses.dataclass(frozen=True)
 class JobResult:
   manifest: manifest_lib.Manifest
   counters: dict[str, int]   # Beam counters of the 'nsynth' namespace
@@ -151,7 +165,7 @@ def _counters(result) -> dict[str, int]:
 
 def run_job(config: JobConfig, beam_args: Sequence[str] = (),
             report: TextIO | None = None,
-            show_progress: bool = True) -> JobResult:
+            show_progress: bool = True) -> JobResult | DryRun:
   """Checks inputs, claims the output, runs into staging, then commits.
 
   Args:
@@ -174,39 +188,51 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (),
   with progress.said_if_slow(say, 'Reading and checking the weights of ' + (
       ', '.join(r.describe() for r in config.representations))):
     representations = _read_representations(config)
+  options = PipelineOptions(list(beam_args))
+  if options.view_as(TestOptions).dry_run:
+    return _dry_run(config, options, representations, sizes)
   with output.claimed(config.output_dir):
-    recovered = commit.recover(config.output_dir)
-    # Whatever the check below decides: a killed run's staging is no one's.
-    output.remove_stale_staging(config.output_dir)
+    return _write_dataset(config, beam_args, representations, sizes, report,
+                          show_progress, say)
+
+
+def _write_dataset(config: JobConfig, beam_args: Sequence[str],
+                   representations: tuple[representation.WithWeights, ...],
+                   sizes: InputSizes, report: TextIO | None,
+                   show_progress: bool, say) -> JobResult:
+  """run_job's work once it holds the output directory."""
+  recovered = commit.recover(config.output_dir)
+  # Whatever the check below decides: a killed run's staging is no one's.
+  output.remove_stale_staging(config.output_dir)
+  try:
+    previous = output.previous_dataset(config.output_dir, config.overwrite)
+  except output.OutputDirNotEmptyError as e:
+    raise type(e)(' '.join(recovered + [str(e)])) from None
+  for line in recovered:
+    say(line)
+  say(f'{sizes.notes} notes listed, {sizes.to_featurize} to featurize' +
+      (f'; {sizes.recordings} recordings to cut into {sizes.windows} '
+       f'windows' if sizes.recordings else ''))
+  staging_dir = output.new_staging_dir(config.output_dir)
+  try:
     try:
-      previous = output.previous_dataset(config.output_dir, config.overwrite)
-    except output.OutputDirNotEmptyError as e:
-      raise type(e)(' '.join(recovered + [str(e)])) from None
-    for line in recovered:
-      say(line)
-    say(f'{sizes.notes} notes listed, {sizes.to_featurize} to featurize' +
-        (f'; {sizes.recordings} recordings to window' if sizes.recordings
-         else ''))
-    staging_dir = output.new_staging_dir(config.output_dir)
-    try:
-      try:
-        result = _run_pipeline(config, beam_args, staging_dir,
-                               representations, sizes, report,
-                               show_progress)
-        say('Checking the accounting and committing the dataset')
-        manifest = _complete_manifest(staging_dir)
-      except Exception as e:  # Beam re-raises a worker's error as it came.
-        if not _disk_full(e):
-          raise
-        raise output.OutputDirError(
-            f'--output_dir {config.output_dir}: the disk is full (no space '
-            f'left on device) while writing the new dataset; nothing of it '
-            f'was kept, and the directory was left as it was') from None
-      _check_accounting(manifest, sizes)
-      files = commit.commit(staging_dir, config.output_dir, previous)
-    except BaseException:
-      output.discard(staging_dir)  # Never one in the middle of a commit.
-      raise
+      result = _run_pipeline(config, beam_args, staging_dir, representations,
+                             sizes, report, show_progress)
+      say('Checking the accounting and committing the dataset')
+      manifest = staged_dataset.complete_manifest(staging_dir)
+    except Exception as e:  # Beam re-raises a worker's error as it came.
+      if not _disk_full(e):
+        raise
+      raise output.OutputDirError(
+          f'--output_dir {config.output_dir}: the disk is full (no space '
+          f'left on device) while writing the new dataset; nothing of it '
+          f'was kept, and the directory was left as it was') from None
+    staged_dataset.check_accounting(manifest, sizes.notes, sizes.to_featurize,
+                                    sizes.recordings)
+    files = commit.commit(staging_dir, config.output_dir, previous)
+  except BaseException:
+    output.discard(staging_dir)  # Never one in the middle of a commit.
+    raise
   return JobResult(manifest, _counters(result), files, sizes,
                    tuple(recovered))
 
@@ -231,6 +257,26 @@ def _read_representations(config: JobConfig
   return tuple(loaded)
 
 
+def _dry_run(config: JobConfig, options: PipelineOptions,
+             representations: tuple[representation.WithWeights, ...],
+             sizes: InputSizes) -> DryRun:
+  """The pipeline built and handed to its runner, which translates it and
+  returns without running it (the output directory is neither claimed nor
+  written)."""
+  if local_runner.local_runner_for(options) is not None:
+    raise JobInputError(
+        '--dry_run=True builds a job for a remote runner (--runner='
+        'DataflowRunner, ...) without submitting it; the local engine has no '
+        'dry run')
+  pipeline = beam.Pipeline(options=options)
+  pipeline_lib.build_pipeline(pipeline, config,
+                              posixpath.join(config.output_dir, '.dry-run'),
+                              representations, None)
+  pipeline.run().wait_until_finish()
+  return DryRun(str(options.view_as(StandardOptions).runner or
+                    'DirectRunner'), sizes)
+
+
 def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
                   staging_dir: str,
                   representations: tuple[representation.WithWeights, ...],
@@ -242,10 +288,12 @@ def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
     print(f'Running on {options.view_as(StandardOptions).runner}: its own '
           f'interface shows the job\'s progress', file=report, flush=True)
   with (output.pattern_free_path(staging_dir) as pipeline_dir,
-        progress.shown(sizes.to_featurize, 'Featurizing',
+        progress.shown(sizes.to_featurize + sizes.windows, 'Featurizing',
                        local=(runner is not None and report is not None
-                              and show_progress),
-                       stream=report) as progress_address):
+                              and show_progress), stream=report,
+                       # Notes and windows are both 4 s clips.
+                       unit=' clips' if sizes.windows else ' notes'
+                       ) as progress_address):
     pipeline = beam.Pipeline(runner=runner, options=options)
     pipeline_lib.build_pipeline(pipeline, config, pipeline_dir,
                                 representations, progress_address)
@@ -266,65 +314,3 @@ def _disk_full(error: BaseException) -> bool:
       return True
     error = error.__cause__ or error.__context__
   return False
-
-
-def _complete_manifest(staging_dir: str) -> manifest_lib.Manifest:
-  """The pipeline's manifest, completed with the list of the files it wrote
-  (which only exists once its sinks have finished), and TFDS's metadata for
-  uncompressed output."""
-  path = posixpath.join(staging_dir, manifest_lib.MANIFEST_FILENAME)
-  with FileSystems.open(path) as f:
-    manifest = manifest_lib.Manifest.from_json(json.loads(f.read()))
-  if manifest.compression == manifest_lib.NO_COMPRESSION:
-    # The shards are known by now; split_files() finds them in `files`.
-    manifest = dataclasses.replace(manifest, files=tuple(
-        output.staged_files(staging_dir)))
-    shards = {split: [tfrecord_sink.count_records(posixpath.join(
-        staging_dir, name)) for name in manifest.split_files(split)]
-              for split in manifest.splits}
-    tfds_metadata.write(staging_dir, manifest.project_version,
-                        manifest.vocabulary.families, manifest.mfcc_shape,
-                        manifest.audio_samples, manifest.representation_sizes,
-                        shards)
-  manifest = dataclasses.replace(manifest, files=tuple(sorted(
-      output.final_name(name) for name in output.staged_files(staging_dir)
-      if name != manifest_lib.MANIFEST_FILENAME)))
-  with FileSystems.create(path) as f:
-    f.write(manifest.dumps().encode('utf-8'))
-  return manifest
-
-
-def _check_accounting(manifest: manifest_lib.Manifest,
-                      sizes: InputSizes) -> None:
-  accounted = manifest.accounting.read
-  if accounted != sizes.notes:
-    raise RuntimeError(
-        f'{sizes.notes} notes were read but {accounted} are accounted for as '
-        f'written, filtered or dead-lettered; nothing was committed')
-  _refuse_if_nothing_written(manifest, sizes)
-  recordings = manifest.accounting.recordings
-  recordings_accounted = recordings.read if recordings else 0
-  if recordings_accounted != sizes.recordings:
-    raise RuntimeError(
-        f'{sizes.recordings} recordings were listed but '
-        f'{recordings_accounted} are accounted for as windowed, filtered or '
-        f'dead-lettered; nothing was committed')
-
-
-def _refuse_if_nothing_written(manifest: manifest_lib.Manifest,
-                               sizes: InputSizes) -> None:
-  """A dataset of no example is no dataset: when every note to featurize
-  was dead-lettered, something is wrong with all of them (or with the
-  weights or the machine), and committing it would replace a good one."""
-  accounting = manifest.accounting
-  windows = accounting.recordings.windows_written if (
-      accounting.recordings) else {}
-  if sizes.to_featurize == 0 or sum(accounting.written.values()) + sum(
-      windows.values()) > 0:
-    return
-  kinds = ', '.join(f'{kind} {count}'
-                    for kind, count in accounting.dead_lettered.items())
-  raise JobInputError(
-      f'none of the {sizes.to_featurize} notes to featurize became an '
-      f'example (dead-lettered: {kinds}); nothing was committed, and '
-      f'--output_dir was left as it was')

@@ -5,20 +5,26 @@ label validated on its own, so one bad label costs only its recording.
 Used by the Beam job's --recordings and by the trainer's phrase report.
 """
 
+import contextlib
 import dataclasses
+import math
 import os
 import posixpath
 from collections.abc import Iterator
 from typing import Any
 
+import soundfile
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import examples_json
 from beam_pipelines import splits
 from nsynth_contracts import audio_decoding
+from nsynth_contracts import feature_params
+from nsynth_contracts import file_safety
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
 from nsynth_contracts import recordings_layout as layout
+from nsynth_contracts import window_params
 
 
 class RecordingsError(ValueError):
@@ -121,3 +127,27 @@ def recordings_of(directory: str
         examples_json.printable(str(entry.key)),
         posixpath.join(directory, layout.LABELS_JSON), split, kind, reason,
         what=outcomes.RECORDING)
+
+
+def windows_to_featurize(directory: str, kept_sources, families,
+                         windows: window_params.WindowParams,
+                         params: feature_params.FeatureParams) -> int:
+  """How many windows the kept recordings of `directory` are cut into, from
+  their headers (what the progress display counts to; nothing is decoded).
+  Each is opened as the job opens it (file_safety: a regular file inside the
+  directory, never a FIFO to wait on); one whose header cannot be read
+  counts one window: the job dead-letters it."""
+  total = 0
+  for item in recordings_of(directory):
+    if isinstance(item, outcomes.DeadLetter) or (
+        item.source not in kept_sources or item.family not in families):
+      continue
+    samples = params.clip_samples
+    with contextlib.suppress(Exception):
+      with file_safety.open_local_file(item.path, directory,
+                                       file_safety.MAX_RECORDING_BYTES) as f:
+        info = soundfile.info(f)
+      samples = math.ceil(info.frames * params.sample_rate_hz /
+                          info.samplerate)
+    total += windows.num_windows(samples, params)
+  return total

@@ -37,6 +37,7 @@ with cli.import_noise_filtered():
   from beam_pipelines import output
   from beam_pipelines import progress
   from beam_pipelines import splits
+  from beam_pipelines import staged_dataset
   from beam_pipelines import tfrecord_sink
   from beam_pipelines.job_config import JobConfig
   from nsynth_contracts import labels
@@ -286,7 +287,7 @@ def _parsed(argv: Sequence[str]) -> tuple[flags.FlagValues, list[str]]:
   return values, values([_PROGRAM] + list(argv), known_only=True)[1:]
 
 
-def run(argv: Sequence[str]) -> job_lib.JobResult:
+def run(argv: Sequence[str]) -> job_lib.JobResult | job_lib.DryRun:
   """Runs the command with these flags (no program name), printing its
   summary: what `nsynth-tfrecords` does, for tests and scripts.
 
@@ -299,12 +300,16 @@ def run(argv: Sequence[str]) -> job_lib.JobResult:
 
 
 def _run(config: JobConfig, beam_args: Sequence[str],
-         show_progress: bool) -> job_lib.JobResult:
+         show_progress: bool) -> job_lib.JobResult | job_lib.DryRun:
   # Stages and progress on stderr, as the other commands' progress; the
   # summary on stdout.
   job = job_lib.run_job(config, beam_args, report=sys.stderr,
                         show_progress=show_progress)
-  print(accounting_table.summary_table(job, config.output_dir))
+  if isinstance(job, job_lib.DryRun):
+    print(f'{job.runner} dry run: the job for {job.inputs.notes} notes was '
+          f'built and translated, not submitted; nothing was written')
+  else:
+    print(accounting_table.summary_table(job, config.output_dir))
   return job
 
 
@@ -319,7 +324,8 @@ def main() -> None:
     _run(config, argv[1:], flags.FLAGS.progress)
 
   cli.run(define_flags, main_with_global_flags,
-          user_errors=(job_lib.JobInputError, output.OutputDirError),
+          user_errors=(job_lib.JobInputError, output.OutputDirError,
+                       staged_dataset.NothingWrittenError),
           flags_parser=lambda argv: flags.FLAGS(argv, known_only=True),
           tensorflow=True)
 

@@ -45,8 +45,8 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
   Args:
     representations: config.representations with their weights, read once
       by the launcher.
-    progress_address: where the workers count the notes they featurise
-      (None: nowhere).
+    progress_address: where the workers count the notes and windows they
+      featurise (None: nowhere).
   """
   notes = pipeline | 'Notes' >> selection.SelectNotes(config)
   featurized = notes[accounting.NOTES] | 'Featurize' >> (
@@ -60,7 +60,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
     windowed = pipeline | 'Recordings' >> recordings.WindowRecordings(
         [d for d, _ in config.recordings], config.kept_sources,
         config.vocabulary, featurizer(config, representations, windows=True),
-        config.windows)
+        config.windows, progress_address)
     batches.append(windowed[accounting.NOTES])
     dead_letters.append(windowed[accounting.DEAD_LETTERS])
     outcomes.update(

@@ -142,13 +142,13 @@ class Display:
 
 @contextlib.contextmanager
 def shown(total: int, description: str, local: bool,
-          stream=None) -> Iterator[Address | None]:
+          stream=None, unit: str = ' notes') -> Iterator[Address | None]:
   """While inside, the progress of `total` notes is shown, if the job runs
   locally; yields the address workers send to (None: they send nothing)."""
   if not local:
     yield None
     return
-  with Display(total, description, stream=stream) as display:
+  with Display(total, description, unit=unit, stream=stream) as display:
     yield display.address
 
 

@@ -19,6 +19,7 @@ from beam_pipelines import accounting
 from beam_pipelines import examples_json
 from beam_pipelines import featurize
 from beam_pipelines import labelled_recordings
+from beam_pipelines import progress
 from beam_pipelines.batches import FeaturizedBatch
 from beam_pipelines.labelled_recordings import Recording
 from nsynth_contracts import audio_decoding
@@ -68,25 +69,38 @@ class WindowRecordingFn(beam.DoFn):
 
   NOTES: FeaturizedBatches of windows (and of their augmented copies, train
   split only); DEAD_LETTERS: the recording, if it cannot be decoded;
-  RECORDINGS_WINDOWED: how it was windowed.
+  RECORDINGS_WINDOWED: how it was windowed. Each recording done counts its
+  windows towards the launcher's progress display, when it shows one.
   """
 
   def __init__(self, featurizer: featurize.Featurizer,
-               windows: window_params.WindowParams):
+               windows: window_params.WindowParams,
+               progress_address: progress.Address | None = None):
     self._featurizer = featurizer
     self._windows = windows
+    self._done = progress.WorkerCounter(progress_address)
+    self._cut = 0
 
   def setup(self):
     self._featurizer.setup()
 
+  def teardown(self):
+    self._done.send()
+
   def process(self, recording: Recording) -> Iterator[FeaturizedBatch]:
+    yield from self._windowed(recording)
+    self._done.add(self._cut)
+
+  def _windowed(self, recording: Recording) -> Iterator[FeaturizedBatch]:
     featurizer = self._featurizer
+    self._cut = 1   # What the launcher counted for a recording it cannot cut.
     try:
       waveform = audio_decoding.read_file(
           recording.path, featurizer.params.sample_rate_hz,
           max_seconds=self._windows.max_seconds,
           inside=posixpath.dirname(recording.path)).samples
       framed, starts, sounding = featurizer.frame(waveform, self._windows)
+      self._cut = len(framed)
     except Exception as e:
       kind, reason = ((e.kind, str(e))
                       if isinstance(e, audio_limits.AudioError)
@@ -113,12 +127,14 @@ class WindowRecordings(beam.PTransform):
   def __init__(self, directories, kept_sources,
                vocabulary: labels.LabelVocabulary,
                featurizer: featurize.Featurizer,
-               windows: window_params.WindowParams):
+               windows: window_params.WindowParams,
+               progress_address: progress.Address | None = None):
     super().__init__()
     self._directories = list(directories)
     self._filters = (kept_sources, vocabulary)
     self._featurizer = featurizer
     self._windows = windows
+    self._progress_address = progress_address
 
   def expand(self, pbegin):
     read = (pbegin
@@ -131,7 +147,8 @@ class WindowRecordings(beam.PTransform):
                                        ).with_outputs(accounting.FILTERED,
                                                       main=accounting.NOTES))
     windowed = kept[accounting.NOTES] | 'Window' >> beam.ParDo(
-        WindowRecordingFn(self._featurizer, self._windows)).with_outputs(
+        WindowRecordingFn(self._featurizer, self._windows,
+                          self._progress_address)).with_outputs(
             accounting.DEAD_LETTERS, accounting.RECORDINGS_WINDOWED,
             main=accounting.NOTES)
     dead = ((read[accounting.DEAD_LETTERS],

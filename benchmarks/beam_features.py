@@ -53,16 +53,17 @@ def _define_flags() -> None:
   flags.DEFINE_integer(
       'librosa_notes', 0, 'Time (a) on the first N notes only (0: all); its '
       'rate is per note, so a subset shortens the run without changing it.')
-  flags.DEFINE_list(
+  flags.DEFINE_multi_string(
       'beam_args',
       ['--direct_num_workers=0 --direct_running_mode=multi_threading',
        '--direct_num_workers=0 --direct_running_mode=multi_threading '
        '--embedding=none',
        '--direct_num_workers=0 --direct_running_mode=multi_threading '
        '--embedding=none --noprogress'],
-      'Beam options (and job flags) for (c), one run per comma-separated '
-      'entry; each job is compared with the bare function of the features '
-      'it wrote (the MFCCs alone, or with the embedding).')
+      'Beam options (and job flags) for (c), one run per --beam_args '
+      '(repeat the flag for several); each job is compared with the bare '
+      'function of the features it wrote (the MFCCs alone, or with the '
+      'default representation).')
   flags.DEFINE_integer('embedding_notes', 512, 'Notes (b) times the '
                        'Featurizer with the embedding on.', lower_bound=64)
 

@@ -24,7 +24,9 @@ from nsynth_contracts import feature_params
 # a listener hears it").
 SILENCE_THRESHOLD_DBFS = -60.0   # a frame's RMS below this is silent
 SOUND_FRAME_SAMPLES = 256        # 16 ms at 16 kHz
-MIN_SOUND_FRAMES = 6             # 96 ms of consecutive sounding frames
+# 48 ms in a row: a click lasts one or two frames, the shortest demo note
+# that sounds (a soft, staccato piano sample) five.
+MIN_SOUND_FRAMES = 3
 NO_SOUND = '(no sound)'   # the family of a clip or recording without sound
 
 

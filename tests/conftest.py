@@ -103,7 +103,7 @@ def float_wav_bytes(samples: np.ndarray, sample_rate: int = 16000) -> bytes:
   return buffer.getvalue()
 
 
-def holds_sound(clip, floor_dbfs=-60.0, frame=256, run=6) -> bool:
+def holds_sound(clip, floor_dbfs=-60.0, frame=256, run=3) -> bool:
   """Whether a clip holds sound as a listener judges it, computed apart from
   the product's own check (window_params.sounding_numpy): librosa's frame RMS,
   and the longest run of frames at or above the floor."""

@@ -465,11 +465,13 @@ def test_the_beam_job_decodes_notes_and_recordings_as_predict_does(tmp_path):
       np.testing.assert_array_equal(
           stored[name], feature_params.pad_or_trim_numpy(by_predict, PARAMS))
   # The recordings: a 9 s take in windows; the hour refused by its header;
-  # a one-sample click is one window; a link to itself costs only itself.
+  # a one-sample click holds no sound (its one window is skipped as silent);
+  # a link to itself costs only itself.
   take = predict_reader(str(phrases / 'audio' / 'take.wav'))
   np.testing.assert_array_equal(stored['take.wav@2s'],
                                 take[2 * RATE:6 * RATE])
-  assert 'click.wav@0s' in stored
+  assert 'click.wav@0s' not in stored
+  assert manifest.accounting.recordings.silent_windows_skipped == 1
   assert {k: v['kind'] for k, v in letters.items() if '.wav' in k} == {
       'hour.wav': 'too_long', 'loop.wav': 'unreadable_audio'}
   assert letters['hour.wav']['reason'] == (

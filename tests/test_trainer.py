@@ -419,11 +419,13 @@ def test_resuming_with_other_settings_refuses_before_touching_anything(
 def _add_a_shard_with_label_42(data_dir):
   """A valid shard the manifest lists, whose one record has label id 42."""
   bad_shard = data_dir / 'valid-00009-of-00009.tfrecord.gz'
-  shape = manifest_lib.read(str(data_dir)).mfcc_shape
+  manifest = manifest_lib.read(str(data_dir))
   with tf.io.TFRecordWriter(str(bad_shard), 'GZIP') as writer:
     writer.write(schema.serialize_note(schema.NoteExample(
-        np.zeros(shape, np.float32), 42, 'bass', 'acoustic', 'b', 40, 100,
-        'b-040-100')))
+        np.zeros(manifest.mfcc_shape, np.float32), 42, 'bass', 'acoustic',
+        'b', 40, 100, 'b-040-100', representations={
+            key: np.zeros(size, np.float32)
+            for key, size in manifest.representation_sizes.items()})))
   def one_more(data):
     data['splits']['valid']['num_examples'] += 1
     data['files'].append(bad_shard.name)

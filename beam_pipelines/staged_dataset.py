@@ -1,0 +1,86 @@
+"""The dataset a pipeline staged: its manifest completed with what it wrote,
+and its accounting checked before anything is committed."""
+
+import dataclasses
+import json
+import posixpath
+
+from apache_beam.io.filesystems import FileSystems
+
+from beam_pipelines import output
+from beam_pipelines import tfds_metadata
+from beam_pipelines import tfrecord_sink
+from nsynth_contracts import manifest as manifest_lib
+
+
+class NothingWrittenError(ValueError):
+  """Every note to featurize was dead-lettered; the message says how."""
+
+
+def complete_manifest(staging_dir: str) -> manifest_lib.Manifest:
+  """The pipeline's manifest, completed with the list of the files it wrote
+  (which only exists once its sinks have finished), and TFDS's metadata for
+  uncompressed output."""
+  path = posixpath.join(staging_dir, manifest_lib.MANIFEST_FILENAME)
+  with FileSystems.open(path) as f:
+    manifest = manifest_lib.Manifest.from_json(json.loads(f.read()))
+  if manifest.compression == manifest_lib.NO_COMPRESSION:
+    # The shards are known by now; split_files() finds them in `files`.
+    manifest = dataclasses.replace(manifest, files=tuple(
+        output.staged_files(staging_dir)))
+    shards = {split: [tfrecord_sink.count_records(posixpath.join(
+        staging_dir, name)) for name in manifest.split_files(split)]
+              for split in manifest.splits}
+    tfds_metadata.write(staging_dir, manifest.project_version,
+                        manifest.vocabulary.families, manifest.mfcc_shape,
+                        manifest.audio_samples, manifest.representation_sizes,
+                        shards)
+  manifest = dataclasses.replace(manifest, files=tuple(sorted(
+      output.final_name(name) for name in output.staged_files(staging_dir)
+      if name != manifest_lib.MANIFEST_FILENAME)))
+  with FileSystems.create(path) as f:
+    f.write(manifest.dumps().encode('utf-8'))
+  return manifest
+
+
+def check_accounting(manifest: manifest_lib.Manifest, notes: int,
+                     to_featurize: int, recordings: int) -> None:
+  """Every note and recording listed is accounted for, and some became an
+  example.
+
+  Raises:
+    NothingWrittenError: every note to featurize was dead-lettered.
+    RuntimeError: a note or recording went missing in the runner.
+  """
+  accounted = manifest.accounting.read
+  if accounted != notes:
+    raise RuntimeError(
+        f'{notes} notes were read but {accounted} are accounted for as '
+        f'written, filtered or dead-lettered; nothing was committed')
+  _refuse_if_nothing_written(manifest, to_featurize)
+  books = manifest.accounting.recordings
+  recordings_accounted = books.read if books else 0
+  if recordings_accounted != recordings:
+    raise RuntimeError(
+        f'{recordings} recordings were listed but '
+        f'{recordings_accounted} are accounted for as windowed, filtered or '
+        f'dead-lettered; nothing was committed')
+
+
+def _refuse_if_nothing_written(manifest: manifest_lib.Manifest,
+                               to_featurize: int) -> None:
+  """A dataset of no example is no dataset: when every note to featurize
+  was dead-lettered, something is wrong with all of them (or with the
+  weights or the machine), and committing it would replace a good one."""
+  accounting = manifest.accounting
+  windows = accounting.recordings.windows_written if (
+      accounting.recordings) else {}
+  if to_featurize == 0 or sum(accounting.written.values()) + sum(
+      windows.values()) > 0:
+    return
+  kinds = ', '.join(f'{kind} {count}'
+                    for kind, count in accounting.dead_lettered.items())
+  raise NothingWrittenError(
+      f'none of the {to_featurize} notes to featurize became an '
+      f'example (dead-lettered: {kinds}); nothing was committed, and '
+      f'--output_dir was left as it was')

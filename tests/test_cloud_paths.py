@@ -1,0 +1,117 @@
+"""gs:// paths, against a GCS emulator the tests start on 127.0.0.1 and stop.
+
+Beam's GCS file system (google-cloud-storage underneath) honours
+STORAGE_EMULATOR_HOST, so the Beam job reads NSynth splits from and writes
+records to gs:// buckets here as it would on Google Cloud. The Dataflow dry
+run builds the README's Dataflow command against those buckets, translated
+by DataflowRunner and never submitted.
+"""
+
+import json
+import os
+import socket
+
+import pytest
+from apache_beam.internal.gcp import auth as beam_auth
+from apache_beam.io.filesystems import FileSystems
+
+from beam_pipelines import job as job_lib
+from beam_pipelines import nsynth_tfrecords
+from nsynth_contracts import manifest as manifest_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUCKET = 'nsynth-test-bucket'
+
+
+@pytest.fixture
+def gcs(monkeypatch):
+  """An in-memory GCS emulator on a free local port, with one bucket; the
+  process's GCS clients (and its subprocesses) talk to it."""
+  from gcp_storage_emulator.server import create_server
+  with socket.socket() as probe:
+    probe.bind(('127.0.0.1', 0))
+    port = probe.getsockname()[1]
+  server = create_server('127.0.0.1', port, in_memory=True,
+                         default_bucket=BUCKET)
+  server.start()
+  monkeypatch.setenv('STORAGE_EMULATOR_HOST', f'http://127.0.0.1:{port}')
+  # Offline there are no Google credentials: Beam would look for them with
+  # retries for about 30 s before connecting anonymously, which is what the
+  # emulator expects; start anonymous.
+  monkeypatch.setattr(beam_auth._Credentials, '_credentials_init', True)
+  monkeypatch.setattr(beam_auth._Credentials, '_credentials', None)
+  yield f'gs://{BUCKET}'
+  server.stop()
+
+
+NOTES = 12   # of the split, enough for every outcome (the emulator is slow)
+
+
+def upload_split(split_dir, url) -> int:
+  """The first NOTES entries of an NSynth split directory and their audio,
+  copied to gs:// as `gsutil cp` would; returns how many."""
+  entries = json.loads((split_dir / 'examples.json').read_text())
+  kept = dict(sorted(entries.items())[:NOTES])
+  with FileSystems.create(f'{url}/examples.json') as target:
+    target.write(json.dumps(kept).encode())
+  for name in kept:
+    with open(split_dir / 'audio' / f'{name}.wav', 'rb') as source, (
+        FileSystems.create(f'{url}/audio/{name}.wav')) as target:
+      target.write(source.read())
+  return len(kept)
+
+
+@pytest.mark.slow
+def test_the_beam_job_reads_and_writes_gs_paths(gcs, tiny_demo):
+  notes = upload_split(tiny_demo / 'nsynth-test', f'{gcs}/nsynth/nsynth-test')
+  output_dir = f'{gcs}/nsynth-tfrecords'
+  job = nsynth_tfrecords.run([f'--input={gcs}/nsynth/nsynth-test',
+                              f'--output_dir={output_dir}',
+                              '--embedding=none'])
+  accounting = job.manifest.accounting
+  assert accounting.read == notes
+  assert sum(accounting.written.values()) > 0
+  with FileSystems.open(f'{output_dir}/manifest.json') as f:
+    assert manifest_lib.Manifest.from_json(json.loads(f.read())) == (
+        job.manifest)
+  for name in job.manifest.files:
+    assert FileSystems.exists(f'{output_dir}/{name}'), name
+
+
+def test_a_dry_run_on_the_local_engine_is_refused(gcs, tiny_demo):
+  with pytest.raises(job_lib.JobInputError, match='has no dry run'):
+    nsynth_tfrecords.run([f'--input={tiny_demo / "nsynth-test"}',
+                          f'--output_dir={gcs}/out', '--dry_run=True'])
+
+
+@pytest.mark.slow
+def test_the_readmes_dataflow_command_builds_and_is_not_submitted(
+    gcs, tiny_demo, capsys):
+  """The README's Dataflow command, exactly, its placeholders filled in, with
+  --dry_run=True: DataflowRunner translates the job (and builds the worker
+  package from setup.py) without submitting it; one line says so, and
+  nothing is written."""
+  notes = upload_split(tiny_demo / 'nsynth-test', f'{gcs}/nsynth/nsynth-test')
+  readme = open(os.path.join(REPO, 'README.md')).read()
+  command = readme.split('```bash\nnsynth-tfrecords \\\n', 1)[1].split(
+      '```', 1)[0]
+  filled = (command.replace('gs://BUCKET', gcs)
+            .replace('PROJECT', 'nsynth-dry-run')
+            .replace('REGION', 'us-central1'))
+  flags = [flag for line in filled.splitlines()
+           for flag in line.strip(' \\').split()]
+  assert flags[0].startswith('--input=') and '--runner=DataflowRunner' in (
+      flags)
+  flags[0] = f'--input={gcs}/nsynth/nsynth-test'   # one split is enough
+  cwd = os.getcwd()
+  os.chdir(REPO)   # --setup_file=./setup.py, as the README runs it
+  try:
+    capsys.readouterr()
+    job = nsynth_tfrecords.run([*flags, '--dry_run=True'])
+  finally:
+    os.chdir(cwd)
+  assert isinstance(job, job_lib.DryRun)
+  assert capsys.readouterr().out.strip().splitlines() == [
+      f'DataflowRunner dry run: the job for {notes} notes was built and '
+      f'translated, not submitted; nothing was written']
+  assert not FileSystems.match([f'{gcs}/nsynth-tfrecords/**'])[0].metadata_list
