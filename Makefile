@@ -50,7 +50,7 @@ $(DEMO_AUDIO)/nsynth-test/examples.json: $(BIN)/.installed demo_data/*.py
 RECIPE_COPIES := $(shell sed -n 's/^RECIPE_COPIES = \([0-9]*\).*/\1/p' beam_pipelines/augmentation.py)
 # The demo's training budget: the default recipe for fewer epochs than its
 # 30, so the demo finishes while one waits (BUILD_NOTES.md, "make demo").
-# make demo DEMO_TRAINING= trains the full recipe.
+# make demo DEMO_TRAINING= trains the full budget.
 DEMO_TRAINING ?= --epochs=10
 # A test note and a test phrase, found once they are rendered.
 NOTE := $$(ls $(DEMO_AUDIO)/nsynth-test/audio/guitar_*-064-100.wav | head -1)

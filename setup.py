@@ -28,6 +28,7 @@ INSTALL_REQUIRES = [
     'soundfile>=0.12,<0.14',   # libsndfile, the audio decoder (in its wheels).
     'pedalboard>=0.9.26,<0.10',  # --augment_copies: the effects (C++).
     'soxr>=0.3,<2',            # resampling, and --augment_copies' speed change.
+    'tqdm>=4.66,<5',           # the job's and the trainer's progress lines.
 ]
 
 # scikit-learn computes the report's classification metrics. TensorBoard

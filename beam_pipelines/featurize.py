@@ -11,6 +11,7 @@ a Featurizer; `beam_pipelines.recordings` runs one on windows.
 """
 
 import functools
+import threading
 from collections.abc import Iterator
 from collections.abc import Sequence
 
@@ -62,6 +63,9 @@ def _worker_functions(params: feature_params.FeatureParams, batch_size: int,
 
 
 _REPRESENTATION_FUNCTIONS = {}
+# The bundle threads of multi_threading mode set up their DoFns at once:
+# without it each built and traced its own copy of every network.
+_REPRESENTATION_FUNCTIONS_LOCK = threading.Lock()
 
 
 def _representation_function(loaded: representation_lib.WithWeights,
@@ -72,15 +76,16 @@ def _representation_function(loaded: representation_lib.WithWeights,
   bundle's last notes) costs its own clips, not a full batch's: padded to 64,
   a demo phrase's ten windows cost the network six times their work."""
   key = (loaded.representation, batch_size, loaded.weights_sha256)
-  if key not in _REPRESENTATION_FUNCTIONS:
-    import tensorflow as tf
-    model = loaded.representation.build_model(loaded.weights)
-    # No XLA: its CPU convolutions ran 2-6x slower than TensorFlow's here.
-    _REPRESENTATION_FUNCTIONS[key] = tf.function(
-        lambda clips: model(clips, training=False),
-        input_signature=[tf.TensorSpec(
-            [None, loaded.representation.clip_samples], tf.float32)])
-  return _REPRESENTATION_FUNCTIONS[key]
+  with _REPRESENTATION_FUNCTIONS_LOCK:
+    if key not in _REPRESENTATION_FUNCTIONS:
+      import tensorflow as tf
+      model = loaded.representation.build_model(loaded.weights)
+      # No XLA: its CPU convolutions ran 2-6x slower than TensorFlow's here.
+      _REPRESENTATION_FUNCTIONS[key] = tf.function(
+          lambda clips: model(clips, training=False),
+          input_signature=[tf.TensorSpec(
+              [None, loaded.representation.clip_samples], tf.float32)])
+    return _REPRESENTATION_FUNCTIONS[key]
 
 
 def _aligned_zeros(shape: tuple[int, ...], alignment: int = 64) -> np.ndarray:

@@ -138,8 +138,7 @@ def _library_of(entry) -> str:
 @dataclasses.dataclass(frozen=True)
 class DryRun:
   """A job built and translated for its runner (`--dry_run=True`, Beam's own
-  switch), never submitted: nothing was read past examples.json, nothing
-  written."""
+  switch), never submitted: no audio decoded, nothing written."""
   runner: str
   inputs: 'InputSizes'
 
@@ -268,11 +267,16 @@ def _dry_run(config: JobConfig, options: PipelineOptions,
         '--dry_run=True builds a job for a remote runner (--runner='
         'DataflowRunner, ...) without submitting it; the local engine has no '
         'dry run')
-  pipeline = beam.Pipeline(options=options)
-  pipeline_lib.build_pipeline(pipeline, config,
-                              posixpath.join(config.output_dir, '.dry-run'),
-                              representations, None)
-  pipeline.run().wait_until_finish()
+  try:
+    pipeline = beam.Pipeline(options=options)
+    pipeline_lib.build_pipeline(pipeline, config,
+                                posixpath.join(config.output_dir, '.dry-run'),
+                                representations, None)
+    pipeline.run().wait_until_finish()
+  except ValueError as e:   # The runner's own checks of its options.
+    words = ' '.join(str(e).split())
+    raise JobInputError(f'the {options.view_as(StandardOptions).runner} '
+                        f'options: {words}') from None
   return DryRun(str(options.view_as(StandardOptions).runner or
                     'DirectRunner'), sizes)
 

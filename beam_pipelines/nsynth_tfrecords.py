@@ -156,9 +156,9 @@ def _define_record_flags(flag_values: flags.FlagValues) -> None:
       f'Each is {"; or ".join(representation.examples())}. none: MFCCs only.',
       **fv)
   flags.DEFINE_boolean(
-      'progress', True, 'Show how far featurizing is (notes done, notes/s, '
-      'time left) on stderr while the job runs on the local engine: in place '
-      'on a terminal, else a line every '
+      'progress', True, 'Show how far featurizing is (4 s clips done: notes '
+      'and recordings\' windows; clips/s; time left) on stderr while the job '
+      'runs on the local engine: in place on a terminal, else a line every '
       f'{progress.PLAIN_LINE_SECONDS:g} s. --noprogress keeps only the lines '
       'that name each stage.', **fv)
   flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size,

@@ -45,7 +45,9 @@ class WorkerCounter:
 
   def __init__(self, address: Address | None):
     self._address = address
-    self._worker = uuid.uuid4().hex[:12]
+    # Named on first send: every unpickled copy of the DoFn (a thread's, a
+    # process's) is a worker of its own, with a total of its own.
+    self._worker = None
     self._count = 0
     self._sent_at = 0.0
     self._socket = None
@@ -61,13 +63,17 @@ class WorkerCounter:
       return
     if self._socket is None:
       self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+      self._worker = uuid.uuid4().hex[:12]
     with contextlib.suppress(OSError):
       self._socket.sendto(f'{self._worker} {self._count}'.encode(),
                           (self._address.host, self._address.port))
     self._sent_at = time.monotonic()
 
-  def __getstate__(self):  # A socket does not pickle; each copy opens its own.
-    return {**self.__dict__, '_socket': None}
+  def __getstate__(self):
+    # A socket does not pickle, and a copy counts apart from the original:
+    # each opens its own socket, under its own name, from zero.
+    return {**self.__dict__, '_socket': None, '_worker': None, '_count': 0,
+            '_sent_at': 0.0}
 
 
 class Display:

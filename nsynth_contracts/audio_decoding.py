@@ -182,7 +182,9 @@ def _vorbis_frames(file: BinaryIO, head: bytes, size: int) -> int | None:
   tail = file.read()
   file.seek(0)
   at = tail.rfind(b'OggS')
-  if at < 0 or len(tail) < at + 14:
+  # Only a single stream that starts at granule 0 (its first pages are its
+  # headers) states its length there; chained or cut streams do not.
+  if at < 0 or len(tail) < at + 18 or tail[at + 14:at + 18] != head[14:18]:
     return None
   granule = int.from_bytes(tail[at + 6:at + 14], 'little', signed=True)
   return granule if granule > 0 else None

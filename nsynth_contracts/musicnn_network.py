@@ -275,8 +275,8 @@ def build_embedding_model(weights: dict[str, np.ndarray],
     A frozen model: float32 [batch, samples] 16 kHz waveforms in [-1, 1], any
     length (padded or trimmed to one clip) -> float32 [batch,
     params.size]: for frame layers, params.time_statistics of each
-    channel over time, concatenated in that order (the mean, then the max:
-    1,506 values for 'midend'); the layer itself for clip layers.
+    channel over time, concatenated in that order (3,012 values for
+    'midend' with the default four); the layer itself for clip layers.
   """
   return _waveform_model(weights, params, (params.layer,))
 

@@ -28,7 +28,7 @@ from nsynth_contracts import window_params as window_params_lib
 
 # Bumped when a field changes meaning; a reader refuses versions it does not
 # know rather than guess.
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 # The most a contract's JSON may hold: a few hundred bytes in practice.
 MAX_CONTRACT_BYTES = 2**16
 

@@ -115,3 +115,17 @@ def test_the_readmes_dataflow_command_builds_and_is_not_submitted(
       f'DataflowRunner dry run: the job for {notes} notes was built and '
       f'translated, not submitted; nothing was written']
   assert not FileSystems.match([f'{gcs}/nsynth-tfrecords/**'])[0].metadata_list
+
+
+def test_dataflow_options_its_runner_refuses_are_one_line(gcs, tiny_demo):
+  """Beam checks the runner's options when the pipeline is built: a project
+  id it cannot take is our one line, not Beam's traceback."""
+  with pytest.raises(job_lib.JobInputError) as error:
+    nsynth_tfrecords.run([
+        f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={gcs}/out',
+        '--runner=DataflowRunner', '--project=PROJECT',
+        '--region=us-central1', f'--temp_location={gcs}/tmp',
+        '--dry_run=True', '--embedding=none'])
+  message = str(error.value)
+  assert message.startswith('the DataflowRunner options: ')
+  assert 'Invalid Project ID (PROJECT)' in message and '\n' not in message

@@ -41,6 +41,22 @@ def test_a_stage_says_what_it_does_only_when_it_is_slow():
   assert said == ['slow']
 
 
+def test_copies_of_one_counter_are_workers_of_their_own():
+  """Beam unpickles a DoFn, and its counter, once per worker thread or
+  process: their totals add up, they do not overwrite each other."""
+  import pickle
+  with progress.Display(100, 'Featurizing', stream=io.StringIO()) as shown:
+    original = progress.WorkerCounter(shown.address)
+    original.add(1)
+    copies = [pickle.loads(pickle.dumps(original)) for _ in range(3)]
+    for copy in copies:
+      copy.add(4)
+    deadline = time.monotonic() + 5
+    while shown.done != 13 and time.monotonic() < deadline:
+      time.sleep(0.01)
+    assert shown.done == 13
+
+
 def test_nothing_is_sent_or_shown_off_the_local_engine():
   with progress.shown(100, 'Featurizing', local=False) as address:
     assert address is None

@@ -89,7 +89,7 @@ def _edited(**changes):
 @pytest.mark.parametrize('text,message', [
     ('<html>', 'its contract is not JSON'),
     ('[1, 2]', 'its contract is not a JSON object'),
-    (_edited(contract_version=2), 'has version 2; this code reads version 1'),
+    (_edited(contract_version=3), 'has version 3; this code reads version 2'),
     (_edited(feature_params=None), 'feature_params is missing'),
     (_edited(feature_params__sample_rate_hz='16k'),
      'sample_rate_hz is not a number of its kind'),

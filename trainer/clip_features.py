@@ -73,10 +73,18 @@ class ClipFeatures:
     """What `model`, trained on `manifest`'s data, reads.
 
     Raises:
-      RepresentationWeightsError: see representation_network.
-      KeyError: the model reads a representation the data does not hold.
+      RepresentationWeightsError: see representation_network; or the model
+        reads a representation the data does not hold.
     """
     names = layers.input_names(model)
+    missing = [name for name in names if name != schema.MFCC and
+               name not in manifest.representation_sizes]
+    if missing:
+      held = sorted(manifest.representation_sizes) or 'no representation'
+      raise RepresentationWeightsError(
+          f'the model reads {missing[0]}, which the data does not hold (it '
+          f'holds {held}): evaluate or export it with the data it was '
+          f'trained on')
     return cls(manifest.feature_params, names, {
         name: representation_network(manifest.representation(name))
         for name in names if name != schema.MFCC})

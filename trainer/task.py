@@ -9,7 +9,8 @@ Usage:
       [--distribution=default|mirrored|multi_worker] [--overwrite] \
       [--flagfile=FILE]
 
-Writes into --job_dir: checkpoints/best.keras (best by validation accuracy),
+Writes into --job_dir: checkpoints/best.keras (best by validation accuracy;
+the last epoch for models kept at their last, the default embedding_linear),
 history.csv, TensorBoard logs (logs/), backup/ (a killed run started again
 with the same command continues from its last finished epoch), and eval/
 (metrics JSON, confusion matrices and curves as PNG). Export the best model

@@ -1,5 +1,5 @@
-"""musicnn's own outputs on a few clips: the reference tests/test_embedding.py
-compares our Keras port (nsynth_contracts.embedding) against.
+"""musicnn's own outputs on a few clips: the reference tests/test_musicnn_network.py
+compares our Keras port (nsynth_contracts.musicnn_network) against.
 
 It runs the original package, its TF1 graph and its librosa input, through
 its public `musicnn.extractor.extractor`. That graph needs tf-keras with
