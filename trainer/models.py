@@ -1,5 +1,6 @@
-"""The models: the seed recipe's CNN, the team's temporal conv net, a
-statistics MLP, and the default: an ensemble of the last two.
+"""The MFCC models: the seed recipe's CNN, the team's temporal conv net, a
+statistics MLP, and an ensemble of the last two. (The default model reads
+a pretrained representation instead: trainer.embedding_models.)
 
 Each takes MFCCs [batch, frames, coefficients] and starts with a
 Normalization layer holding the manifest's per-coefficient statistics, so a
@@ -135,7 +136,8 @@ def stats_mlp(mfcc_shape: Sequence[int], num_classes: int,
 
 def timbre_ensemble(mfcc_shape: Sequence[int], num_classes: int,
                     normalize: keras.layers.Layer) -> keras.Model:
-  """The default: two timbre_tcn and two stats_mlp, probabilities averaged.
+  """Two timbre_tcn and two stats_mlp, probabilities averaged (the MFCC
+  models' best; the default before the pretrained representation).
 
   Why: on libraries never heard, averaging members that learned apart was
   the largest gain we measured after the features, and an MLP trains in about
