@@ -30,19 +30,27 @@ def _segment(path: str, samples: int, lag: int) -> np.ndarray:
   return segment
 
 
-def _best_correlation(a: np.ndarray, b: np.ndarray, samples: int, lag: int,
-                      size: int) -> float:
+class _Spectra:
+  """One note's transforms, computed once for all its comparisons: the
+  conjugate spectrum and norm of its centre, the spectrum of the whole
+  segment, and the running energy of every window of the centre's length."""
+
+  def __init__(self, segment: np.ndarray, samples: int, lag: int, size: int):
+    centre = segment[lag:lag + samples]
+    self.centre = np.conj(np.fft.rfft(centre, size))
+    self.norm = np.linalg.norm(centre) + 1e-12
+    self.whole = np.fft.rfft(segment, size)
+    energy = np.concatenate([[0.0], np.cumsum(segment ** 2)])
+    self.window = np.sqrt(energy[samples:samples + 2 * lag + 1] -
+                          energy[:2 * lag + 1]) + 1e-12
+
+
+def _best_correlation(a: _Spectra, b: _Spectra, lag: int, size: int
+                      ) -> float:
   """max over lags of |xcorr| of a's centre with b, normalised by both
   windows' energy."""
-  centre = a[lag:lag + samples]
-  norm = np.linalg.norm(centre) + 1e-12
-  correlation = np.fft.irfft(np.fft.rfft(b, size) *
-                             np.conj(np.fft.rfft(centre, size)),
-                             size)[:2 * lag + 1]
-  energy = np.concatenate([[0.0], np.cumsum(b ** 2)])
-  window = np.sqrt(energy[samples:samples + 2 * lag + 1] -
-                   energy[:2 * lag + 1]) + 1e-12
-  return float(np.max(np.abs(correlation) / (norm * window)))
+  correlation = np.fft.irfft(b.whole * a.centre, size)[:2 * lag + 1]
+  return float(np.max(np.abs(correlation) / (a.norm * b.window)))
 
 
 def similarities(notes: Iterable[tuple[str, int, int, str]],
@@ -62,14 +70,15 @@ def similarities(notes: Iterable[tuple[str, int, int, str]],
     by_note[(pitch, velocity)].append((instrument, path))
   scores = collections.defaultdict(list)
   for group in by_note.values():
-    segments = [_segment(path, samples, lag) for _, path in group]
+    # Transforms once per note: the pairs are quadratic in the group.
+    spectra = [_Spectra(_segment(path, samples, lag), samples, lag, size)
+               for _, path in group]
     for i, j in itertools.combinations(range(len(group)), 2):
       a, b = group[i][0], group[j][0]
       if a == b:
         continue
-      score = max(
-          _best_correlation(segments[i], segments[j], samples, lag, size),
-          _best_correlation(segments[j], segments[i], samples, lag, size))
+      score = max(_best_correlation(spectra[i], spectra[j], lag, size),
+                  _best_correlation(spectra[j], spectra[i], lag, size))
       scores[tuple(sorted((a, b)))].append(score)
   return {pair: float(np.median(values)) for pair, values in scores.items()}
 
