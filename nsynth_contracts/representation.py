@@ -204,6 +204,13 @@ class WithWeights:
     Raises:
       RepresentationError: naming the weights' source and the fault.
     """
+    return cls.read_with_network(representation)[0]
+
+  @classmethod
+  def read_with_network(cls, representation: Representation
+                        ) -> tuple['WithWeights', 'keras.Model']:
+    """read(), and the network the check built, for callers that run it
+    here (the export, the phrase report) rather than build it twice."""
     weights = representation.read_weights()
     source = representation.weights_source()
     for name in sorted(weights):
@@ -220,4 +227,4 @@ class WithWeights:
       raise RepresentationError(
           f'the {representation.describe()} weights at {source} give '
           f'non-finite values for a plain tone: they are damaged')
-    return cls(representation, weights, weights_sha256(weights))
+    return cls(representation, weights, weights_sha256(weights)), model

@@ -37,7 +37,7 @@ def representation_network(record: manifest_lib.RepresentationRecord
   """
   heard = record.representation
   try:
-    loaded = representation.WithWeights.read(heard)
+    loaded, network = representation.WithWeights.read_with_network(heard)
   except representation.RepresentationError as e:
     raise RepresentationWeightsError(str(e)) from None
   if loaded.weights_sha256 != record.weights_sha256:
@@ -46,7 +46,7 @@ def representation_network(record: manifest_lib.RepresentationRecord
         f'{loaded.weights_sha256[:12]}...) are not the ones the data was '
         f'written with ({record.weights_sha256[:12]}...): install the same '
         f'weights')
-  return heard.build_model(loaded.weights)
+  return network
 
 
 class ClipFeatures:
