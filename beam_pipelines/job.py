@@ -10,8 +10,8 @@ against the notes read, and only then is the dataset committed
 
 import contextlib
 import dataclasses
-import errno
 import functools
+import logging
 import posixpath
 from collections.abc import Sequence
 from typing import TextIO
@@ -36,6 +36,7 @@ from beam_pipelines import selection
 from beam_pipelines import staged_dataset
 from beam_pipelines import tfds_metadata
 from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import disk_space
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import outcomes
 from nsynth_contracts import representation
@@ -220,7 +221,7 @@ def _write_dataset(config: JobConfig, beam_args: Sequence[str],
       say('Checking the accounting and committing the dataset')
       manifest = staged_dataset.complete_manifest(staging_dir)
     except Exception as e:  # Beam re-raises a worker's error as it came.
-      if not _disk_full(e):
+      if not disk_space.is_disk_full(e):
         raise
       raise output.OutputDirError(
           f'--output_dir {config.output_dir}: the disk is full (no space '
@@ -301,20 +302,33 @@ def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
     pipeline = beam.Pipeline(runner=runner, options=options)
     pipeline_lib.build_pipeline(pipeline, config, pipeline_dir,
                                 representations, progress_address)
-    result = pipeline.run()
-    result.wait_until_finish()
+    with _full_disk_not_logged():
+      result = pipeline.run()
+      result.wait_until_finish()
   return result
 
 
-def _disk_full(error: BaseException) -> bool:
-  """Whether `error`, or one it was raised from, is ENOSPC (Beam wraps a
-  worker's OSError in its own types, keeping the words)."""
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-      return True
-    if 'No space left on device' in str(error):
-      return True
-    error = error.__cause__ or error.__context__
-  return False
+# Where Beam logs a worker's exception, with its traceback, before the
+# launcher re-raises it: the step that failed, and the worker that ran it.
+_BEAM_WORKER_ERROR_LOGGERS = ('apache_beam.runners.common',
+                              'apache_beam.runners.worker.sdk_worker')
+
+
+@contextlib.contextmanager
+def _full_disk_not_logged():
+  """Inside, Beam does not log a full disk's traceback: the job reports it
+  in one line (other errors keep Beam's log, which names the step). Beam's
+  multi_threading workers also print it, unlogged, which this cannot stop."""
+  def not_disk_full(record: logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not ((error is not None and disk_space.is_disk_full(error)) or
+                disk_space.is_disk_full(Exception(record.getMessage())))
+
+  loggers = [logging.getLogger(name) for name in _BEAM_WORKER_ERROR_LOGGERS]
+  for logger in loggers:
+    logger.addFilter(not_disk_full)
+  try:
+    yield
+  finally:
+    for logger in loggers:
+      logger.removeFilter(not_disk_full)

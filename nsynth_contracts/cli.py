@@ -7,7 +7,8 @@
   brings both back, and a `TF_CPP_MIN_LOG_LEVEL` the user set is respected.
 * **One-line errors.** A bad flag, input or directory ends the command with
   `error: <what, naming the file or flag>` and exit status 1, not a traceback
-  or a page of usage text. Bugs still show their traceback.
+  or a page of usage text; so does a full disk, naming the file it refused.
+  Bugs still show their traceback.
 
 Importing this module changes nothing. A command's entry point is
 `cli.run(define_flags, main)`: it quiets the logs, then defines and parses
@@ -31,6 +32,8 @@ from collections.abc import Sequence
 from absl import app
 from absl import flags
 from absl import logging as absl_logging
+
+from nsynth_contracts import disk_space
 
 # Said at import by libraries, about parts of them this project never uses.
 _IMPORT_NOISE = (
@@ -197,5 +200,15 @@ def run(define_flags: Callable[[], None], main: Callable[[list[str]], None],
         main(remaining)
     except UserError as e:
       fail(str(e))
+    except Exception as e:  # A full disk is the machine's state, not a bug.
+      if not disk_space.is_disk_full(e):
+        raise
+      print(f'error: {disk_space.describe(e)}', file=sys.stderr, flush=True)
+      # Files left half-written can be neither flushed nor closed, and the
+      # libraries holding them try again as the interpreter exits: h5py
+      # (Keras's weights) prints a page per try, then HDF5 crashes the exit
+      # (SIGSEGV, status 139). The command is over: it ends here, status 1.
+      sys.stdout.flush()
+      os._exit(1)
 
   app.run(main_with_errors, argv=argv, flags_parser=parse_or_fail)

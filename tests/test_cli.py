@@ -60,3 +60,39 @@ def test_a_command_that_loads_tensorflow_says_one_line_and_nothing_else(
                   f'run_name="__main__")', *flags)
   assert result.returncode == 1
   assert result.stderr.splitlines() == [message]
+
+
+@pytest.mark.skipif(not os.path.exists('/dev/full'),
+                    reason='needs /dev/full, whose every write fails ENOSPC')
+@pytest.mark.parametrize('writer', ['keras_weights', 'tf_gfile', 'python'])
+def test_a_full_disk_ends_any_command_in_one_line_naming_the_file(
+    writer, tmp_path):
+  """Writing through a link to /dev/full is a disk that is full from its
+  first byte: each library the commands write with reports it its own way
+  (h5py, under Keras's weights, prints pages as it frees the half-written
+  file and then crashes the interpreter's exit)."""
+  target = tmp_path / 'latest.weights.h5'
+  target.symlink_to('/dev/full')
+  writes = {
+      'keras_weights': 'import keras\n'
+                       'model = keras.Sequential([keras.Input((30,)), '
+                       'keras.layers.Dense(100)])\n'
+                       'model.save_weights(sys.argv[1])',
+      'tf_gfile': 'import tensorflow as tf\n'
+                  'with tf.io.gfile.GFile(sys.argv[1], "wb") as f:\n'
+                  '  f.write(b"x" * 100000)',
+      'python': 'open(sys.argv[1], "wb").write(b"x" * 100000)',
+  }
+  result = python('''
+import sys
+from nsynth_contracts import cli
+def main(argv):
+''' + ''.join(f'  {line}\n' for line in writes[writer].splitlines()) + '''
+cli.run(lambda: None, main, tensorflow=True, argv=['a_command'])
+''', str(target))
+  # Python's own write errors carry no file name (only opening does).
+  named = f' while writing {target}' if writer != 'python' else ''
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert result.stderr == (
+      f'error: the disk is full (no space left on device){named}; free some '
+      f'space, or write elsewhere, and run the command again\n')

@@ -9,6 +9,7 @@ from what is left, and rerun the same command, which says in one line what
 it did with the interrupted commit and goes on.
 """
 
+import logging
 import os
 import shutil
 import subprocess
@@ -284,7 +285,8 @@ def test_a_move_that_fails_is_undone_in_the_same_run(datasets, tmp_path,
 
 
 def test_a_full_disk_is_one_line_naming_the_directory(tiny_demo, datasets,
-                                                      tmp_path, monkeypatch):
+                                                      tmp_path, monkeypatch,
+                                                      caplog):
   from beam_pipelines import tfrecord_sink
   old, _ = datasets
   out = tmp_path / 'out'
@@ -301,6 +303,10 @@ def test_a_full_disk_is_one_line_naming_the_directory(tiny_demo, datasets,
                                   '--nojit_compile'))
   message = str(error.value)
   assert message.startswith(f'--output_dir {out}: the disk is full')
+  # Beam logs a worker's error with its traceback before re-raising it; the
+  # job's line says it all.
+  assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [
+      r.getMessage()[:200] for r in caplog.records]
   assert '\n' not in message and 'Traceback' not in message
   assert contents(out) == old
   assert not [n for n in os.listdir(out) if output.is_staging_name(n)]

@@ -419,6 +419,21 @@ def test_bad_shapes_fed_as_tf_serving_feeds_them_are_refused_in_our_words(
   assert 'Tensor had' not in lines['status']
 
 
+def test_float64_audio_is_refused_before_the_graph_in_tensorflows_words(
+    exported, cpp_loader):
+  """A signature's input has one dtype, and Session::Run refuses another
+  before any op of ours runs, so no check of the graph can word it: TF
+  Serving answers a gRPC request of DT_DOUBLE audio with TensorFlow's
+  sentence (REST converts JSON numbers to the signature's float32, and
+  nsynth-client sends float32 either way). This pins the wording the README
+  quotes."""
+  code, lines, stderr = run_cpp(cpp_loader, exported[0],
+                                '--double_zeros=1,64000')
+  assert code == 3, stderr[-2000:]
+  assert lines['status'].startswith(
+      'INVALID_ARGUMENT: Expects arg[0] to be float but double is provided')
+
+
 class _SavedModelPredictionService(
     prediction_service_pb2_grpc.PredictionServiceServicer):
   """A PredictionService on tensorflow-serving-api's own servicer class."""

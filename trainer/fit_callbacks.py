@@ -33,6 +33,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from nsynth_contracts import disk_space
 from trainer import job_layout
 from trainer import member_selection
 
@@ -125,7 +126,8 @@ class StagedModelCheckpoint(keras.callbacks.ModelCheckpoint):
       tf.io.gfile.remove(self.filepath)
 
   def on_epoch_end(self, epoch, logs=None):
-    super().on_epoch_end(epoch, logs)
+    with disk_space.naming(self.filepath):
+      super().on_epoch_end(epoch, logs)
     if tf.io.gfile.exists(self.filepath):
       tf.io.gfile.rename(self.filepath, self.final_path, overwrite=True)
 
@@ -150,7 +152,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
 def save_model(model: keras.Model, path: str) -> None:
   """model.save, written whole under a staging name, then renamed."""
   staging = job_layout.staging_path(path)
-  model.save(staging)
+  with disk_space.naming(staging):
+    model.save(staging)
   tf.io.gfile.rename(staging, path, overwrite=True)
 
 

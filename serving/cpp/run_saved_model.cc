@@ -109,23 +109,33 @@ void PrintOutputs(const std::vector<std::string>& keys,
 int main(int argc, char** argv) {
   if (argc < 3 || argc > 4) {
     std::cerr << "usage: " << argv[0] << " EXPORT_DIR FILE.wav [SIGNATURE]\n"
-              << "       " << argv[0] << " EXPORT_DIR --zeros=D0,D1,...\n";
+              << "       " << argv[0]
+              << " EXPORT_DIR --zeros=D0,D1,... | --double_zeros=D0,D1,...\n";
     return 2;
   }
   const std::string what = argv[2];
   const std::string signature_name = argc == 4 ? argv[3] : "serving_default";
   tensorflow::Tensor input;
   const std::string zeros_flag = "--zeros=";
-  if (what.rfind(zeros_flag, 0) == 0) {
-    // Any shape, as a TF Serving client may send it: the signature must
-    // refuse a wrong one in its own words.
+  const std::string double_zeros_flag = "--double_zeros=";
+  const bool doubles = what.rfind(double_zeros_flag, 0) == 0;
+  if (doubles || what.rfind(zeros_flag, 0) == 0) {
+    // Any shape and float or double, as a TF Serving gRPC client may send
+    // it: the signature must refuse a wrong shape in its own words.
     tensorflow::TensorShape shape;
-    if (!ParseShape(what.substr(zeros_flag.size()), &shape)) {
+    const size_t flag_size =
+        doubles ? double_zeros_flag.size() : zeros_flag.size();
+    if (!ParseShape(what.substr(flag_size), &shape)) {
       std::cerr << "bad shape " << what << "\n";
       return 2;
     }
-    input = tensorflow::Tensor(tensorflow::DT_FLOAT, shape);
-    input.flat<float>().setZero();
+    if (doubles) {
+      input = tensorflow::Tensor(tensorflow::DT_DOUBLE, shape);
+      input.flat<double>().setZero();
+    } else {
+      input = tensorflow::Tensor(tensorflow::DT_FLOAT, shape);
+      input.flat<float>().setZero();
+    }
   } else {
     std::vector<float> audio = ReadPcm16Wav(what);
     if (audio.empty()) {
