@@ -258,7 +258,8 @@ class FeaturizeNotesFn(beam.DoFn):
   def setup(self):
     self._featurizer.setup()
 
-  def teardown(self):
+  def finish_bundle(self):
+    # The last count of each bundle, so the display's final figure is whole.
     self._done.send()
 
   def process(self, notes: list[examples_json.Note]

@@ -109,13 +109,16 @@ class Display:
         continue
       except OSError:
         return
-      try:
-        worker, count = data.decode().split()
-        count = int(count)
-      except ValueError:
-        continue  # Not one of ours.
-      with self._lock:
-        self._counts[worker] = max(count, self._counts.get(worker, 0))
+      self._count(data)
+
+  def _count(self, datagram: bytes) -> None:
+    try:
+      worker, count = datagram.decode().split()
+      count = int(count)
+    except ValueError:
+      return  # Not one of ours.
+    with self._lock:
+      self._counts[worker] = max(count, self._counts.get(worker, 0))
 
   def _line(self) -> str:
     return tqdm.tqdm.format_meter(
@@ -139,10 +142,18 @@ class Display:
       thread.start()
     return self
 
-  def __exit__(self, *exc_info) -> None:
+  def __exit__(self, error_type, *_) -> None:
     self._stopped.set()
     for thread in self._threads:
       thread.join()
+    if error_type is None and not self._stream.isatty():
+      # The workers' last totals (sent as each bundle finished) may have
+      # come after the last line: a finished job ends on its whole count.
+      self._socket.setblocking(False)
+      with contextlib.suppress(OSError):
+        while True:
+          self._count(self._socket.recv(_DATAGRAM_BYTES))
+      print(self._line(), file=self._stream, flush=True)
     self._socket.close()
 
 

@@ -14,7 +14,7 @@ from beam_pipelines import progress
 
 # "Featurizing:  40% 120/300 [00:02<00:03, 54.55 notes/s]": tqdm's figures.
 PROGRESS_LINE = re.compile(
-    r'Featurizing: +\d+% (\d+)/(\d+) \[\d\d:\d\d<(\d\d:\d\d|\?), '
+    r'Featurizing: +\d+% (\d+)/(\d+) \[\d\d:\d\d<(\d\d:\d\d|\?), +'
     r'([\d.]+|\?) notes/s\]')
 
 
@@ -105,6 +105,26 @@ def test_the_beam_job_shows_progress_lines_off_a_terminal(
   table = next(i for i, line in enumerate(lines)
                if line.startswith('NSynth -> TFRecords'))
   assert max(i for i, _ in shown) < committing < table
+
+
+def test_a_finished_job_ends_on_a_line_of_its_whole_count(tiny_demo,
+                                                          tmp_path,
+                                                          monkeypatch):
+  """However the last reporting period fell, the last line counts every
+  clip: here no period ends during the run, and that line is the only one."""
+  monkeypatch.setattr(progress, 'PLAIN_LINE_SECONDS', 3600)
+  output = io.StringIO()
+  with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+    job = nsynth_tfrecords.run([
+        f'--input={tiny_demo / "nsynth-valid"}',
+        f'--output_dir={tmp_path / "out"}', '--embedding=none',
+        '--runner=DirectRunner', '--direct_running_mode=multi_threading',
+        '--direct_num_workers=2'])
+  shown = [PROGRESS_LINE.fullmatch(line)
+           for line in output.getvalue().splitlines()]
+  shown = [m for m in shown if m]
+  assert [(int(m.group(1)), int(m.group(2))) for m in shown] == [
+      (job.inputs.to_featurize, job.inputs.to_featurize)]
 
 
 @pytest.mark.slow
