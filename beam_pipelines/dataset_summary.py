@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import apache_beam as beam
 
 import nsynth_contracts
+from beam_pipelines import output
 from beam_pipelines import splits
 from beam_pipelines import statistics as statistics_lib
 from beam_pipelines.batches import FeaturizedBatch
@@ -28,15 +29,16 @@ _LIBRARY = 'library'   # (split, _LIBRARY, library) -> notes and windows read
 
 
 class WriteManifest(beam.PTransform):
-  """{BATCHES, COUNTS} -> manifest.json in `staging_dir`."""
+  """{BATCHES, COUNTS} -> the draft manifest in `directory` (completed and
+  written as manifest.json by the launcher, once the sinks have finished)."""
 
-  def __init__(self, config: JobConfig, staging_dir: str,
+  def __init__(self, config: JobConfig, directory: str,
                weights_sha256: dict[str, str] | None = None):
     """Args: weights_sha256: {representation key: SHA-256 of the weights
     that computed it}, for each of config.representations."""
     super().__init__()
     self._config = config
-    self._staging_dir = staging_dir
+    self._directory = directory
     self._weights_sha256 = weights_sha256 or {}
 
   def expand(self, inputs):
@@ -79,8 +81,7 @@ class WriteManifest(beam.PTransform):
                 self._weights_sha256,
                 beam.pvalue.AsSingleton(representation_statistics))
             | 'Write' >> beam.io.WriteToText(
-                posixpath.join(self._staging_dir,
-                               manifest_lib.MANIFEST_FILENAME),
+                posixpath.join(self._directory, output.MANIFEST_DRAFT),
                 shard_name_template='', num_shards=1))
 
 

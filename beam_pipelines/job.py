@@ -1,11 +1,10 @@
-"""Running the Beam job: inputs checked, output claimed, staged, committed.
+"""Running the Beam job: inputs checked, then a new version written.
 
 `run_job(JobConfig)` is the library entry; `beam_pipelines.nsynth_tfrecords`
-is its command. Every input is checked before any work; the output
-directory is locked for the whole run, interrupted commits of earlier runs
-are recovered, the pipeline writes into staging, the accounting is checked
-against the notes read, and only then is the dataset committed
-(`beam_pipelines.commit`).
+is its command. Every input is checked before any work; the pipeline writes
+into a new version directory of --output_dir, the accounting is checked
+against the notes read, and only then is the version's manifest written,
+which marks it complete (`beam_pipelines.versioned_output`).
 """
 
 import contextlib
@@ -24,8 +23,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import TestOptions
 
-from beam_pipelines import commit
 from beam_pipelines import examples_json
+from beam_pipelines import finished_dataset
 from beam_pipelines import labelled_recordings
 from beam_pipelines import local_runner
 from beam_pipelines import output
@@ -33,8 +32,8 @@ from beam_pipelines import pipeline as pipeline_lib
 from beam_pipelines import progress
 from beam_pipelines import reading
 from beam_pipelines import selection
-from beam_pipelines import staged_dataset
 from beam_pipelines import tfds_metadata
+from beam_pipelines import versioned_output
 from beam_pipelines.job_config import JobConfig
 from nsynth_contracts import disk_space
 from nsynth_contracts import manifest as manifest_lib
@@ -148,9 +147,9 @@ class DryRun:
 class JobResult:
   manifest: manifest_lib.Manifest
   counters: dict[str, int]   # Beam counters of the 'nsynth' namespace
+  dataset_dir: str           # the version written: <output_dir>/<version>
   files: list[str]
   inputs: InputSizes
-  recovered: tuple[str, ...] = ()   # what was done to interrupted commits
 
 
 def _counters(result) -> dict[str, int]:
@@ -166,7 +165,7 @@ def _counters(result) -> dict[str, int]:
 def run_job(config: JobConfig, beam_args: Sequence[str] = (),
             report: TextIO | None = None,
             show_progress: bool = True) -> JobResult | DryRun:
-  """Checks inputs, claims the output, runs into staging, then commits.
+  """Checks inputs, then writes a new version of the dataset.
 
   Args:
     report: where to say which stage the job is in, and, on the local
@@ -175,9 +174,10 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (),
 
   Raises:
     JobInputError: an input directory or examples.json is unusable.
-    output.OutputDirError: the output directory cannot be used (another run
-      holds it; not empty without overwrite; a file of the user's would be
-      replaced; not writable).
+    output.OutputDirError: the output directory cannot be used (it holds a
+      dataset and overwrite is off; an older manifest cannot be read; not
+      writable).
+    finished_dataset.NothingWrittenError: every note was dead-lettered.
   """
   say = functools.partial(print, file=report, flush=True) if report else (
       lambda *_: None)
@@ -191,50 +191,47 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (),
   options = PipelineOptions(list(beam_args))
   if options.view_as(TestOptions).dry_run:
     return _dry_run(config, options, representations, sizes)
-  with output.claimed(config.output_dir):
-    return _write_dataset(config, beam_args, representations, sizes, report,
-                          show_progress, say)
+  return _write_dataset(config, beam_args, representations, sizes, report,
+                        show_progress, say)
 
 
 def _write_dataset(config: JobConfig, beam_args: Sequence[str],
                    representations: tuple[representation.WithWeights, ...],
                    sizes: InputSizes, report: TextIO | None,
                    show_progress: bool, say) -> JobResult:
-  """run_job's work once it holds the output directory."""
-  recovered = commit.recover(config.output_dir)
-  # Whatever the check below decides: a killed run's staging is no one's.
-  output.remove_stale_staging(config.output_dir)
-  try:
-    previous = output.previous_dataset(config.output_dir, config.overwrite)
-  except output.OutputDirNotEmptyError as e:
-    raise type(e)(' '.join(recovered + [str(e)])) from None
-  for line in recovered:
-    say(line)
+  """run_job's work once the inputs are checked."""
+  version = versioned_output.start(config.output_dir, config.overwrite)
+  if version.unfinished_line():
+    say(version.unfinished_line())
   say(f'{sizes.notes} notes listed, {sizes.to_featurize} to featurize' +
       (f'; {sizes.recordings} recordings to cut into {sizes.windows} '
-       f'windows' if sizes.recordings else ''))
-  staging_dir = output.new_staging_dir(config.output_dir)
+       f'windows' if sizes.recordings else '') +
+      f'; writing {version.directory}')
   try:
     try:
-      result = _run_pipeline(config, beam_args, staging_dir, representations,
-                             sizes, report, show_progress)
-      say('Checking the accounting and committing the dataset')
-      manifest = staged_dataset.complete_manifest(staging_dir)
+      result = _run_pipeline(config, beam_args, version.directory,
+                             representations, sizes, report, show_progress)
+      say('Checking the accounting and writing the manifest')
+      manifest = finished_dataset.complete_manifest(version.directory)
     except Exception as e:  # Beam re-raises a worker's error as it came.
       if not disk_space.is_disk_full(e):
         raise
       raise output.OutputDirError(
           f'--output_dir {config.output_dir}: the disk is full (no space '
           f'left on device) while writing the new dataset; nothing of it '
-          f'was kept, and the directory was left as it was') from None
-    staged_dataset.check_accounting(manifest, sizes.notes, sizes.to_featurize,
-                                    sizes.recordings)
-    files = commit.commit(staging_dir, config.output_dir, previous)
+          f'was kept, and the older datasets are untouched') from None
+    finished_dataset.check_accounting(manifest, sizes.notes,
+                                      sizes.to_featurize, sizes.recordings)
+    finished_dataset.write_manifest(version.directory, manifest)
   except BaseException:
-    output.discard(staging_dir)  # Never one in the middle of a commit.
+    versioned_output.abandon(version)
     raise
-  return JobResult(manifest, _counters(result), files, sizes,
-                   tuple(recovered))
+  for line in versioned_output.replace_older(version):
+    say(line)
+  files = [posixpath.join(version.directory, name) for name in
+           manifest.files + (manifest_lib.MANIFEST_FILENAME,)]
+  return JobResult(manifest, _counters(result), version.directory, files,
+                   sizes)
 
 
 def _read_representations(config: JobConfig
@@ -283,7 +280,7 @@ def _dry_run(config: JobConfig, options: PipelineOptions,
 
 
 def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
-                  staging_dir: str,
+                  dataset_dir: str,
                   representations: tuple[representation.WithWeights, ...],
                   sizes: InputSizes, report: TextIO | None,
                   show_progress: bool):
@@ -292,7 +289,7 @@ def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
   if report and runner is None:
     print(f'Running on {options.view_as(StandardOptions).runner}: its own '
           f'interface shows the job\'s progress', file=report, flush=True)
-  with (output.pattern_free_path(staging_dir) as pipeline_dir,
+  with (output.pattern_free_path(dataset_dir) as pipeline_dir,
         progress.shown(sizes.to_featurize + sizes.windows, 'Featurizing',
                        local=(runner is not None and report is not None
                               and show_progress), stream=report,

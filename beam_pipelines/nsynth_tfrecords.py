@@ -8,9 +8,11 @@ Usage:
        --direct_running_mode=multi_threading] [other Beam options]
 
 One --input per NSynth split directory (`nsynth-valid` -> split `valid`), or a
-single directory split by --split_single_input. Writes
-`<output_dir>/<split>-SSSSS-of-NNNNN.tfrecord.gz`, `manifest.json` and
-`dead_letters/*.jsonl`. Every note is written, filtered or dead-lettered,
+single directory split by --split_single_input. Each run writes a new
+version, `<output_dir>/<version>/` with `<split>-SSSSS-of-NNNNN.tfrecord.gz`,
+`dead_letters/*.jsonl` and, last, `manifest.json`; readers (nsynth-train
+--data_dir=<output_dir>) take the newest complete version. Every note is
+written, filtered or dead-lettered,
 and a summary table says how many of each. Flags this job does not define
 are Beam pipeline options (--runner, --setup_file, --project, ...), passed
 to Beam as Beam documents.
@@ -32,12 +34,12 @@ from nsynth_contracts import cli
 with cli.import_noise_filtered():
   from beam_pipelines import accounting_table
   from beam_pipelines import augmentation
+  from beam_pipelines import finished_dataset
   from beam_pipelines import job as job_lib
   from beam_pipelines import labelled_recordings
   from beam_pipelines import output
   from beam_pipelines import progress
   from beam_pipelines import splits
-  from beam_pipelines import staged_dataset
   from beam_pipelines import tfrecord_sink
   from beam_pipelines.job_config import JobConfig
   from nsynth_contracts import labels
@@ -61,13 +63,16 @@ def _define_io_flags(flag_values: flags.FlagValues) -> None:
       'input', None, 'NSynth split directories (local or gs://), each '
       'holding examples.json and audio/. The split name comes from the '
       'directory: nsynth-train -> train.', required=True, **fv)
-  flags.DEFINE_string('output_dir', None, 'Where the TFRecords, '
-                      'manifest.json and dead_letters/ go.', required=True,
+  flags.DEFINE_string('output_dir', None, 'Where each run writes a new '
+                      'version of the dataset (local or gs://): '
+                      '<output_dir>/<version>/ with the TFRecords, '
+                      'dead_letters/ and manifest.json.', required=True,
                       **fv)
   flags.DEFINE_boolean(
-      'overwrite', _DEFAULTS.overwrite, 'Replace the dataset a previous run '
-      'wrote in --output_dir (the files its manifest lists, nothing else).',
-      **fv)
+      'overwrite', _DEFAULTS.overwrite, 'Write a new version where one is '
+      'already, then delete the older ones (the files their manifests '
+      'list, nothing else). Without it, a --output_dir holding a dataset '
+      'is refused.', **fv)
   flags.DEFINE_list(
       'recordings', [], 'Directories of recordings of any length (WAV, FLAC, '
       'OGG, MP3) with a labels.json, named <anything>-<split> (e.g. '
@@ -130,7 +135,7 @@ def _define_record_flags(flag_values: flags.FlagValues) -> None:
       'compression', _DEFAULTS.compression.lower(), ['gzip', 'none'],
       'gzip: <split>-*.tfrecord.gz (smaller). none: plain <split>-*.tfrecord '
       'plus the dataset_info.json and features.json that TensorFlow Datasets '
-      'reads, so that tfds.builder_from_directory(--output_dir) loads the '
+      'reads, so that tfds.builder_from_directory(<the version>) loads the '
       'output (TFDS cannot read GZIP TFRecords).', **fv)
   flags.DEFINE_integer(
       'compression_level', _DEFAULTS.compression_level,
@@ -309,7 +314,7 @@ def _run(config: JobConfig, beam_args: Sequence[str],
     print(f'{job.runner} dry run: the job for {job.inputs.notes} notes was '
           f'built and translated, not submitted; nothing was written')
   else:
-    print(accounting_table.summary_table(job, config.output_dir))
+    print(accounting_table.summary_table(job, job.dataset_dir))
   return job
 
 
@@ -325,7 +330,7 @@ def main() -> None:
 
   cli.run(define_flags, main_with_global_flags,
           user_errors=(job_lib.JobInputError, output.OutputDirError,
-                       staged_dataset.NothingWrittenError),
+                       finished_dataset.NothingWrittenError),
           flags_parser=lambda argv: flags.FLAGS(argv, known_only=True),
           tensorflow=True)
 

@@ -9,11 +9,14 @@ of which can be run on its own with TestPipeline:
   every stage's outcomes -> CountOutcomes ---------------> WriteManifest
 """
 
+import posixpath
+
 import apache_beam as beam
 
 from beam_pipelines import accounting
 from beam_pipelines import dataset_summary
 from beam_pipelines import featurize
+from beam_pipelines import output
 from beam_pipelines import progress
 from beam_pipelines import recordings
 from beam_pipelines import selection
@@ -35,12 +38,12 @@ def featurizer(config: JobConfig,
 
 
 def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
-                   staging_dir: str,
+                   dataset_dir: str,
                    representations: tuple[representation.WithWeights, ...]
                    = (),
                    progress_address: progress.Address | None = None
                    ) -> None:
-  """Adds the whole job to `pipeline`, writing into `staging_dir`.
+  """Adds the whole job to `pipeline`, writing into `dataset_dir`.
 
   Args:
     representations: config.representations with their weights, read once
@@ -71,12 +74,13 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
              | 'AllBatches' >> beam.Flatten()
              | 'PerSplit' >> beam.FlatMap(FeaturizedBatch.per_split))
   dead_letters = dead_letters | 'AllDeadLetters' >> beam.Flatten()
-  _ = batches | 'Records' >> writing.WriteSplits(config, staging_dir)
-  _ = dead_letters | 'DeadLetters' >> writing.WriteDeadLetters(staging_dir)
+  _ = batches | 'Records' >> writing.WriteSplits(config, dataset_dir)
+  _ = dead_letters | 'DeadLetters' >> writing.WriteDeadLetters(
+      posixpath.join(dataset_dir, output.DEAD_LETTERS_DIR))
   outcomes.update(written=batches, dead_lettered=dead_letters)
   counts = outcomes | 'Account' >> accounting.CountOutcomes()
   _ = ({dataset_summary.BATCHES: batches, dataset_summary.COUNTS: counts}
        | 'Manifest' >> dataset_summary.WriteManifest(
-           config, staging_dir,
+           config, dataset_dir,
            {r.representation.key: r.weights_sha256
             for r in representations}))

@@ -37,7 +37,9 @@ from isal import isal_zlib
 from demo_data import notes as demo_notes
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import cli
+from nsynth_contracts import dataset_versions
 from nsynth_contracts import feature_params
+from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 
 # TensorFlow and Beam are imported inside the functions that use them: they
@@ -154,7 +156,8 @@ def time_beam_job(split_dirs, output_dir, beam_args):
   subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
                  stderr=subprocess.DEVNULL)
   seconds = time.perf_counter() - start
-  with open(os.path.join(output_dir, 'manifest.json')) as f:
+  with open(manifest_lib.manifest_path(
+      dataset_versions.resolve_data_dir(output_dir))) as f:
     manifest = json.load(f)
   written = sum(manifest['accounting']['written'].values())
   return written, seconds, bool(manifest.get('representations'))

@@ -35,6 +35,7 @@ Prints accuracy and macro-F1 per library and their mean, and each recipe
 against the first with the standard error of the difference.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -51,6 +52,7 @@ from benchmarks import recording_similarity
 from demo_data import libraries
 from demo_data import notes as demo_notes
 from nsynth_contracts import cli
+from nsynth_contracts import dataset_versions
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
@@ -139,8 +141,9 @@ def render(work_dir: str, chosen: list[str]) -> str:
 def write_records(split_dir: str, data_dir: str, embedding: str,
                   copies: int) -> None:
   """The Beam job on every note, as one training split."""
-  if os.path.exists(manifest_lib.manifest_path(data_dir)):
-    return
+  with contextlib.suppress(manifest_lib.ManifestError):
+    dataset_versions.resolve_data_dir(data_dir)
+    return   # Written by an earlier run of the benchmark.
   subprocess.run(
       [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
        f'--input={split_dir}', f'--output_dir={data_dir}', '--overwrite',
@@ -154,6 +157,7 @@ def write_records(split_dir: str, data_dir: str, embedding: str,
 
 def read_notes(data_dir: str) -> tuple[Notes, manifest_lib.Manifest]:
   import tensorflow as tf
+  data_dir = dataset_versions.resolve_data_dir(data_dir)
   manifest = manifest_lib.read(data_dir)
   files = [os.path.join(data_dir, f) for f in manifest.split_files('train')]
   columns = {}

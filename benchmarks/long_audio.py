@@ -53,6 +53,7 @@ def aggregations(window_probabilities: np.ndarray) -> dict[str, np.ndarray]:
 def _phrase_report(job_dir: str, phrases_dir: str, loaded,
                    export_dir: str) -> None:
   """(a): the phrases prepared as the export's contract says."""
+  from nsynth_contracts import dataset_versions
   from nsynth_contracts import manifest as manifest_lib
   from serving import signatures
   from trainer import clip_features
@@ -62,7 +63,8 @@ def _phrase_report(job_dir: str, phrases_dir: str, loaded,
   from trainer import phrases
   from trainer import report
   config = job_layout.read_job_config(job_dir)
-  manifest = manifest_lib.read(config['data_dir'])
+  data_dir = dataset_versions.resolve_data_dir(config['data_dir'])
+  manifest = manifest_lib.read(data_dir)
   contract = signatures.read_contract(loaded, export_dir)
   if (contract.feature_params, contract.vocabulary) != (
       manifest.feature_params, manifest.vocabulary):
@@ -74,7 +76,7 @@ def _phrase_report(job_dir: str, phrases_dir: str, loaded,
       model, phrases_dir, contract.vocabulary, contract.feature_params,
       contract.windows, clip_features.ClipFeatures.for_model(model, manifest))
   true_ids = np.array([families.index(p.true_family) for p in predicted])
-  notes = report.evaluate_split(model, config['data_dir'], manifest, 'test')
+  notes = report.evaluate_split(model, data_dir, manifest, 'test')
   same = np.isin(notes.instruments, [p.instrument_str for p in predicted])
   note_accuracy = float((notes.probabilities[same].argmax(1) ==
                          notes.true_ids[same]).mean())

@@ -26,6 +26,7 @@ import time
 from absl import flags
 
 from nsynth_contracts import cli
+from nsynth_contracts import dataset_versions
 from nsynth_contracts import manifest as manifest_lib
 
 
@@ -75,7 +76,8 @@ def train_seconds(workers: int, epochs: int, scratch: str) -> float:
 
 def _main(argv: list[str]) -> None:
   cli.no_arguments(argv)
-  manifest = manifest_lib.read(flags.FLAGS.data_dir)
+  manifest = manifest_lib.read(
+      dataset_versions.resolve_data_dir(flags.FLAGS.data_dir))
   examples = manifest.splits['train'].num_examples
   scratch = tempfile.mkdtemp(prefix='nsynth-bench-mw-')
   rates = {}

@@ -76,8 +76,9 @@ def featurizer_rate(data_dir: str, split_dir: str, notes: int) -> float:
   """Notes per second of the Beam job's own Featurizer computing what the
   manifest's records hold (benchmarks.beam_features.featurizer_rate)."""
   from benchmarks import beam_features
+  from nsynth_contracts import dataset_versions
   from nsynth_contracts import manifest as manifest_lib
-  manifest = manifest_lib.read(data_dir)
+  manifest = manifest_lib.read(dataset_versions.resolve_data_dir(data_dir))
   return beam_features.featurizer_rate(
       manifest.feature_params,
       tuple(r.representation for r in manifest.representations),
@@ -88,9 +89,11 @@ def input_pipeline_rate(data_dir: str, seconds: float) -> float:
   """Examples per second of the trainer's input pipeline alone over the
   train split's shards, from disk, at the trainer's default batch size."""
   from benchmarks import trainer_throughput
+  from nsynth_contracts import dataset_versions
   from nsynth_contracts import manifest as manifest_lib
   from trainer import input_pipeline
   from trainer import train
+  data_dir = dataset_versions.resolve_data_dir(data_dir)
   manifest = manifest_lib.read(data_dir)
   files = input_pipeline.split_files(data_dir, manifest, 'train')
   batch_size = train.TrainConfig(data_dir, '').batch_size

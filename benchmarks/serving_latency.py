@@ -29,6 +29,7 @@ from absl import flags
 
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import cli
+from nsynth_contracts import dataset_versions
 from nsynth_contracts import manifest as manifest_lib
 
 
@@ -104,8 +105,8 @@ def _main(argv: list[str]) -> None:
   with cli.one_line_errors(predictor.ModelNotFoundError,
                            serving_contract.ContractError,
                            job_layout.JobDirError):
-    manifest = manifest_lib.read(job_layout.read_job_config(values.job_dir)[
-        'data_dir'])
+    manifest = manifest_lib.read(dataset_versions.resolve_data_dir(
+        job_layout.read_job_config(values.job_dir)['data_dir']))
     model = models.load(job_layout.best_model_path(values.job_dir))
     export_dir = predictor.resolve_export(values.export)
     loaded = tf.saved_model.load(export_dir)

@@ -24,6 +24,7 @@ import time
 from absl import flags
 
 from nsynth_contracts import cli
+from nsynth_contracts import dataset_versions
 from nsynth_contracts import manifest as manifest_lib
 
 # TensorFlow and the trainer are imported inside the functions that use
@@ -97,7 +98,7 @@ def training_rate(model_name, data_dir, manifest, batch_size, seconds):
 def _main(argv: list[str]) -> None:
   cli.no_arguments(argv)
   from trainer import input_pipeline
-  data_dir = flags.FLAGS.data_dir
+  data_dir = dataset_versions.resolve_data_dir(flags.FLAGS.data_dir)
   manifest = manifest_lib.read(data_dir)
   batch, seconds = flags.FLAGS.batch_size, flags.FLAGS.seconds
   cores = os.cpu_count()

@@ -20,6 +20,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from nsynth_contracts import dataset_versions
 from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import serving_contract
@@ -199,7 +200,8 @@ def export_job(job_dir: str, export_base: str,
   version directory. `say` is told what is being done, a line at a time."""
   check_model_name(model_name)
   config = job_layout.read_job_config(job_dir)
-  manifest = manifest_lib.read(config['data_dir'])
+  manifest = manifest_lib.read(
+      dataset_versions.resolve_data_dir(config['data_dir']))
   checkpoint = checkpoint or job_layout.best_model_path(job_dir)
   if not tf.io.gfile.exists(checkpoint) or tf.io.gfile.isdir(checkpoint):
     raise ExportError(f'{checkpoint} is not a .keras file')

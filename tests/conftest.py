@@ -2,6 +2,7 @@
 
 import io
 import os
+import pathlib
 import shutil
 import wave
 
@@ -124,12 +125,20 @@ def read_demo_wav(path) -> np.ndarray:
     return np.frombuffer(w.readframes(w.getnframes()), '<i2') / 32768.0
 
 
+def dataset(output_dir) -> pathlib.Path:
+  """The newest complete version the Beam job wrote in `output_dir`."""
+  from nsynth_contracts import dataset_versions
+  return pathlib.Path(dataset_versions.resolve_data_dir(str(output_dir)))
+
+
 def _tiny_records(tiny_demo, out, splits, *flags):
-  """The Beam job on some of the tiny demo's split directories."""
+  """The Beam job on some of the tiny demo's split directories; the dataset
+  version it wrote."""
   from beam_pipelines import nsynth_tfrecords
   inputs = ','.join(str(tiny_demo / f'nsynth-{s}') for s in splits)
-  nsynth_tfrecords.run([f'--input={inputs}', f'--output_dir={out}', *flags])
-  return out
+  job = nsynth_tfrecords.run([f'--input={inputs}', f'--output_dir={out}',
+                              *flags])
+  return pathlib.Path(job.dataset_dir)
 
 
 @pytest.fixture(scope='session')

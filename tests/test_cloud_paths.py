@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import job as job_lib
 from beam_pipelines import nsynth_tfrecords
+from beam_pipelines import output
 from nsynth_contracts import manifest as manifest_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -71,11 +72,24 @@ def test_the_beam_job_reads_and_writes_gs_paths(gcs, tiny_demo):
   accounting = job.manifest.accounting
   assert accounting.read == notes
   assert sum(accounting.written.values()) > 0
-  with FileSystems.open(f'{output_dir}/manifest.json') as f:
+  assert job.dataset_dir.startswith(f'{output_dir}/')
+  with FileSystems.open(f'{job.dataset_dir}/manifest.json') as f:
     assert manifest_lib.Manifest.from_json(json.loads(f.read())) == (
         job.manifest)
   for name in job.manifest.files:
-    assert FileSystems.exists(f'{output_dir}/{name}'), name
+    assert FileSystems.exists(f'{job.dataset_dir}/{name}'), name
+
+  # Write-once on an object store: a second run writes a new version, and
+  # --overwrite deletes the older one only once the new one is complete.
+  with pytest.raises(output.OutputDirNotEmptyError):
+    nsynth_tfrecords.run([f'--input={gcs}/nsynth/nsynth-test',
+                          f'--output_dir={output_dir}', '--embedding=none'])
+  again = nsynth_tfrecords.run([f'--input={gcs}/nsynth/nsynth-test',
+                                f'--output_dir={output_dir}',
+                                '--embedding=none', '--overwrite'])
+  assert again.manifest.splits == job.manifest.splits
+  assert output.list_names(output_dir) == [
+      again.dataset_dir.rsplit('/', 1)[1] + '/']
 
 
 def test_a_dry_run_on_the_local_engine_is_refused(gcs, tiny_demo):

@@ -1,10 +1,14 @@
 """The whole Beam job on DirectRunner, on rendered data and on damaged data."""
 
 import collections
-import dataclasses
+import contextlib
 import glob
+import io
 import json
+import logging
 import os
+import pathlib
+import re
 import shutil
 import struct
 import subprocess
@@ -16,15 +20,17 @@ import tensorflow as tf
 from absl import flags
 
 from beam_pipelines import accounting_table
+from beam_pipelines import finished_dataset
 from beam_pipelines import job as job_lib
 from beam_pipelines import nsynth_tfrecords
 from beam_pipelines import output
 from beam_pipelines import reading
 from beam_pipelines import writing
-from nsynth_contracts import directory_lock
+from nsynth_contracts import dataset_versions
 from nsynth_contracts import feature_params
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
+from tests.conftest import dataset
 from tests.conftest import float_wav_bytes
 from tests.conftest import holds_sound
 from tests.conftest import read_demo_wav
@@ -45,7 +51,7 @@ def run(*args):
 def read_split(output_dir, split, mfcc_shape=MFCC_SHAPE,
                compression=manifest_lib.GZIP):
   files = sorted(glob.glob(os.path.join(
-      glob.escape(str(output_dir)),
+      glob.escape(str(dataset(output_dir))),
       manifest_lib.shard_pattern(split, compression))))
   assert files, f'no shards for {split}'
   records = tf.data.TFRecordDataset(
@@ -121,12 +127,12 @@ def test_writes_every_kept_note_once_with_its_label(demo_job, tiny_demo):
     assert [vocabulary.family(i) for i in records[schema.LABEL]] == families
     assert set(families) <= set(vocabulary.families)
     assert np.all(np.isfinite(records[schema.MFCC]))
-  assert len(glob.glob(str(out / 'train-*-of-00002.tfrecord.gz'))) == 2
+  assert len(glob.glob(str(dataset(out) / 'train-*-of-00002.tfrecord.gz'))) == 2
 
 
 def test_manifest_describes_the_output(demo_job, tiny_demo):
   job, out = demo_job
-  manifest = manifest_lib.read(str(out))
+  manifest = manifest_lib.read(str(dataset(out)))
   assert manifest == job.manifest
   assert manifest.mfcc_shape == MFCC_SHAPE == (126, 128)
   assert manifest.vocabulary.num_classes == 9
@@ -335,7 +341,7 @@ def test_bad_input_is_dead_lettered_and_nothing_good_is_lost(damaged_split,
   written = [n.decode() for n in read_split(out, 'valid')[schema.NOTE_STR]]
   assert sorted(written) == sorted(good)  # Each exactly once.
   lines = [json.loads(line) for path in glob.glob(
-      str(out / 'dead_letters' / '*.jsonl')) for line in open(path)]
+      str(dataset(out) / 'dead_letters' / '*.jsonl')) for line in open(path)]
   printable = {name.encode('utf-8', 'backslashreplace').decode(): name
                for name, _ in dead}
   assert collections.Counter(
@@ -391,52 +397,76 @@ def test_missing_input_directory_stops_naming_it(tiny_demo, tmp_path):
   assert not out.exists()
 
 
-def test_refuses_a_non_empty_output_dir_unless_overwrite(tiny_demo, tmp_path):
+def versions(out) -> list[str]:
+  """The version directories in `out`, oldest first."""
+  return sorted(n for n in os.listdir(out)
+                if dataset_versions.is_version_name(n))
+
+
+def test_each_run_writes_a_new_version_and_overwrite_deletes_the_older(
+    tiny_demo, tmp_path):
   out = tmp_path / 'out'
   out.mkdir()
   (out / 'precious.txt').write_text('keep me')
   args = [f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}']
-  with pytest.raises(output.OutputDirNotEmptyError, match='--overwrite'):
+  first = run(*args, '--num_shards=3')
+  assert versions(out) == [os.path.basename(first.dataset_dir)]
+  assert sorted(os.listdir(first.dataset_dir)) == [
+      'dead_letters', 'manifest.json'] + [
+          f'test-0000{i}-of-00003.tfrecord.gz' for i in range(3)]
+  with pytest.raises(output.OutputDirNotEmptyError,
+                     match=f'holds the dataset {first.dataset_dir}; pass '
+                     f'--overwrite'):
     run(*args)
-  assert os.listdir(out) == ['precious.txt']
-  first = run(*args, '--overwrite', '--num_shards=3')
+  assert versions(out) == [os.path.basename(first.dataset_dir)]
   second = run(*args, '--overwrite', '--num_shards=1')
-  assert first.manifest.splits == {
-      k: v for k, v in second.manifest.splits.items()}
-  shards = sorted(os.path.basename(p) for p in glob.glob(str(out / '*.gz')))
-  assert shards == ['test-00000-of-00001.tfrecord.gz']
+  assert second.dataset_dir > first.dataset_dir
+  assert versions(out) == [os.path.basename(second.dataset_dir)]
+  assert first.manifest.splits == second.manifest.splits
+  assert dataset(out) == pathlib.Path(second.dataset_dir)
   assert (out / 'precious.txt').read_text() == 'keep me'
-  assert not glob.glob(str(out / '.staging-*'))
 
 
-def test_overwrite_replaces_only_the_files_the_previous_run_wrote(tiny_demo,
-                                                                  tmp_path):
+def test_overwrite_deletes_only_the_files_the_older_manifest_lists(tiny_demo,
+                                                                   tmp_path):
   out = tmp_path / 'out'
   args = [f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}']
-  first = run(*args, '--num_shards=3')
-  (out / 'my_archive.tfrecord.gz').write_bytes(b'years of work')
-  (out / 'dead_letters' / 'my_notes.jsonl').write_text('mine')
+  first = pathlib.Path(run(*args, '--num_shards=3').dataset_dir)
+  (first / 'my_archive.tfrecord.gz').write_bytes(b'years of work')
+  (first / 'dead_letters' / 'my_notes.jsonl').write_text('mine')
   (out / 'notes').mkdir()
   (out / 'notes' / 'todo.txt').write_text('mine too')
-  second = run(*args, '--overwrite', '--num_shards=1')
-  assert set(first.manifest.files) - set(second.manifest.files) == {
-      f'test-0000{i}-of-00003.tfrecord.gz' for i in range(3)}
-  assert sorted(os.listdir(out)) == [
-      'dead_letters', 'manifest.json', 'my_archive.tfrecord.gz', 'notes',
-      'test-00000-of-00001.tfrecord.gz']
-  assert (out / 'my_archive.tfrecord.gz').read_bytes() == b'years of work'
-  assert sorted(os.listdir(out / 'dead_letters')) == [
-      'dead_letters-00000-of-00001.jsonl', 'my_notes.jsonl']
+  run(*args, '--overwrite', '--num_shards=1')
+  assert sorted(os.listdir(first)) == ['dead_letters', 'my_archive.tfrecord.gz']
+  assert (first / 'my_archive.tfrecord.gz').read_bytes() == b'years of work'
+  assert os.listdir(first / 'dead_letters') == ['my_notes.jsonl']
   assert (out / 'notes' / 'todo.txt').read_text() == 'mine too'
 
 
-def test_overwrite_never_replaces_a_manifest_it_did_not_write(tiny_demo,
-                                                              tmp_path):
+def test_a_dataset_written_before_versions_is_read_and_replaced(tiny_demo,
+                                                                tmp_path):
+  """Earlier versions of the job wrote the dataset into --output_dir itself:
+  readers still take it, and --overwrite replaces it like a version."""
+  out = tmp_path / 'out'
+  old = pathlib.Path(run(f'--input={tiny_demo / "nsynth-test"}',
+                         f'--output_dir={tmp_path / "old"}').dataset_dir)
+  shutil.copytree(old, out)
+  assert dataset(out) == out
+  with pytest.raises(output.OutputDirNotEmptyError,
+                     match=f'holds the dataset {out};'):
+    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
+  new = run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+            '--overwrite')
+  assert sorted(os.listdir(out)) == [os.path.basename(new.dataset_dir)]
+
+
+def test_overwrite_never_deletes_for_a_manifest_it_did_not_write(tiny_demo,
+                                                                 tmp_path):
   out = tmp_path / 'out'
   out.mkdir()
   (out / 'manifest.json').write_text('{"my": "hand-written manifest"}')
   with pytest.raises(output.OutputDirError,
-                     match='holds a manifest.json this job cannot read'):
+                     match='is a manifest.json this job cannot read'):
     run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
         '--overwrite')
   assert os.listdir(out) == ['manifest.json']
@@ -444,74 +474,91 @@ def test_overwrite_never_replaces_a_manifest_it_did_not_write(tiny_demo,
       'my': 'hand-written manifest'}
 
 
-def test_a_manifest_listing_foreign_files_deletes_nothing(tiny_demo,
-                                                          tmp_path):
+@pytest.mark.parametrize('listed', [
+    '../../precious.txt', 'photos', 'dead_letters', 'notes.txt'])
+def test_a_manifest_listing_foreign_names_deletes_nothing(tiny_demo, tmp_path,
+                                                          listed):
   out = tmp_path / 'out'
-  run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
-  data = json.loads((out / 'manifest.json').read_text())
-  data['files'].append('../../precious.txt')
-  (out / 'manifest.json').write_text(json.dumps(data))
+  first = pathlib.Path(run(f'--input={tiny_demo / "nsynth-test"}',
+                           f'--output_dir={out}').dataset_dir)
+  (first / 'photos').mkdir()
+  (first / 'photos' / 'p.txt').write_text('mine')
   (tmp_path / 'precious.txt').write_text('keep me')
-  before = sorted(os.listdir(out))
-  with pytest.raises(output.OutputDirError, match="lists '../../precious.txt'"):
+  data = json.loads((first / 'manifest.json').read_text())
+  data['files'].append(listed)
+  (first / 'manifest.json').write_text(json.dumps(data))
+  before = sorted(str(p) for p in tmp_path.rglob('*'))
+  with pytest.raises(output.OutputDirError,
+                     match=f"lists '{re.escape(listed)}', which is not a file "
+                     f"this job writes; nothing was deleted"):
     run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
         '--overwrite')
-  assert sorted(os.listdir(out)) == before
+  assert sorted(str(p) for p in tmp_path.rglob('*')) == before
   assert (tmp_path / 'precious.txt').read_text() == 'keep me'
 
 
-def test_a_new_shard_never_lands_on_a_users_file(tiny_demo, tmp_path):
-  out = tmp_path / 'out'
-  out.mkdir()
-  users = out / 'test-00000-of-00001.tfrecord.gz'
-  users.write_bytes(b'not from this job')
-  with pytest.raises(output.OutputDirError,
-                     match='was not written by the previous run'):
-    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
-        '--overwrite', '--num_shards=1')
-  assert users.read_bytes() == b'not from this job'
-  assert os.listdir(out) == ['test-00000-of-00001.tfrecord.gz']
-
-
-def test_a_second_run_on_the_same_output_dir_refuses_naming_the_first(
+def test_a_killed_runs_version_is_skipped_named_and_never_touched(
     tiny_demo, tmp_path):
+  """A version without its manifest is a run killed, or one still running:
+  readers skip it, and no other run may delete it."""
   out = tmp_path / 'out'
-  out.mkdir()
-  with directory_lock.DirectoryLock(str(out)):  # The first run, still going.
-    with pytest.raises(output.OutputDirError) as error:
-      run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
-          '--overwrite')
-  message = str(error.value)
-  assert str(out) in message and 'in use by another run' in message
-  assert f'pid {os.getpid()}' in message
-  assert os.listdir(out) == []  # The lock goes with its run.
+  complete = run(f'--input={tiny_demo / "nsynth-test"}',
+                 f'--output_dir={out}')
+  unfinished = out / '29991231-235959-abcdef'   # Newer than any.
+  unfinished.mkdir()
+  (unfinished / 'test-00000-of-00001.tfrecord.gz').write_bytes(b'half')
+  assert dataset(out) == pathlib.Path(complete.dataset_dir)
+  stderr = io.StringIO()
+  with contextlib.redirect_stderr(stderr):
+    replacing = run(f'--input={tiny_demo / "nsynth-test"}',
+                    f'--output_dir={out}', '--overwrite')
+  assert (f'1 unfinished version in {out} (runs killed, or still running; '
+          f'readers skip them): {unfinished}') in stderr.getvalue()
+  assert (unfinished / 'test-00000-of-00001.tfrecord.gz').read_bytes() == (
+      b'half')
+  assert versions(out) == sorted([os.path.basename(replacing.dataset_dir),
+                                  unfinished.name])
+  assert dataset(out) == pathlib.Path(replacing.dataset_dir)
 
 
-def test_two_jobs_started_together_do_not_both_write(tiny_demo, tmp_path):
+def test_a_reader_sees_no_version_before_its_manifest(tiny_demo, tmp_path,
+                                                      monkeypatch):
+  """Whenever a run is stopped, what readers take is a whole dataset: the
+  older one until the new manifest exists, the new one after."""
+  out = tmp_path / 'out'
+  first = run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
+  seen = []
+  write_manifest = finished_dataset.write_manifest
+
+  def look_then_write(version_dir, manifest):
+    assert sorted(os.listdir(version_dir)) != []     # every shard is there
+    seen.append(dataset(out))
+    write_manifest(version_dir, manifest)
+    seen.append(dataset(out))
+
+  monkeypatch.setattr(finished_dataset, 'write_manifest', look_then_write)
+  second = run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+               '--overwrite')
+  assert seen == [pathlib.Path(first.dataset_dir),
+                  pathlib.Path(second.dataset_dir)]
+
+
+def test_two_jobs_started_together_each_write_a_whole_version(tiny_demo,
+                                                              tmp_path):
   out = tmp_path / 'out'
   command = [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
              f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
-             '--overwrite']
+             '--overwrite', '--embedding=none']
   jobs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
           for _ in range(2)]
   results = [(job.wait(timeout=300), job.stderr.read()) for job in jobs]
-  codes = sorted(code for code, _ in results)
-  if codes == [0, 0]:
-    pytest.skip('the runs did not overlap on this machine')  # One per turn.
-  assert codes == [0, 1]
-  refused = next(err for code, err in results if code == 1)
-  assert 'is in use by another run' in refused
-  assert len(glob.glob(str(out / 'test-*.tfrecord.gz'))) >= 1
-
-
-def test_staging_left_by_a_killed_run_is_removed(tiny_demo, tmp_path):
-  out = tmp_path / 'out'
-  stale = out / '.staging-0123456789ab'
-  stale.mkdir(parents=True)
-  (stale / 'test-00000-of-00001.tfrecord.gz').write_bytes(b'half written')
-  run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
-  assert not stale.exists()
+  assert [code for code, _ in results] == [0, 0], results
+  # Each deleted only versions older than its own: the newest survives.
+  newest = dataset(out)
+  assert newest.name == versions(out)[-1]
+  assert len(read_split(out, 'test')[schema.LABEL]) == manifest_lib.read(
+      str(newest)).splits['test'].num_examples
 
 
 @pytest.mark.parametrize('name', ['data[1]', 'data*', 'da?ta'])
@@ -528,10 +575,10 @@ def test_output_paths_with_pattern_characters_are_just_paths(tiny_demo,
   run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
       '--overwrite')
   assert os.listdir(tmp_path / 'data1') == []
-  assert not glob.glob(glob.escape(str(out)) + '/.staging-*')
+  assert len(versions(out)) == 1
 
 
-def test_a_job_whose_every_note_fails_commits_nothing(split_copy, tmp_path):
+def test_a_job_whose_every_note_fails_writes_nothing(split_copy, tmp_path):
   """Every note digital silence (as damaged weights or a broken decoder
   would dead-letter them all): no empty dataset replaces what was there."""
   split = split_copy('test')
@@ -547,7 +594,7 @@ def test_a_job_whose_every_note_fails_commits_nothing(split_copy, tmp_path):
   kept = len(_kept(split))
   assert result.stderr.strip().splitlines()[-1] == (
       f'error: none of the {kept} notes to featurize became an example '
-      f'(dead-lettered: no_sound {kept}); nothing was committed, and '
+      f'(dead-lettered: no_sound {kept}); no dataset was written, and '
       f'--output_dir was left as it was')
   assert list(out.iterdir()) == []
 
@@ -555,14 +602,16 @@ def test_a_job_whose_every_note_fails_commits_nothing(split_copy, tmp_path):
 def test_an_impossible_output_path_is_one_line_naming_it(tiny_demo, tmp_path):
   a_file = tmp_path / 'a_file'
   a_file.write_text('')
-  result = subprocess.run(
-      [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
-       f'--input={tiny_demo / "nsynth-test"}',
-       f'--output_dir={a_file / "out"}'],
-      cwd=REPO, capture_output=True, text=True, timeout=120)
-  assert result.returncode == 1
-  assert result.stderr.strip().splitlines() == [
-      f'error: --output_dir {a_file / "out"} cannot be used: Not a directory']
+  for path, words in ((a_file / 'out', 'cannot be created: '),
+                      (a_file, 'exists and is not a directory')):
+    result = subprocess.run(
+        [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
+         f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={path}'],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f'error: --output_dir {path} {words}'), lines
 
 
 def test_a_failing_pipeline_leaves_no_partial_output(tiny_demo, tmp_path,
@@ -577,8 +626,8 @@ def test_a_failing_pipeline_leaves_no_partial_output(tiny_demo, tmp_path,
   assert os.listdir(out) == []
 
 
-def test_a_note_lost_on_the_way_is_never_committed(tiny_demo, tmp_path,
-                                                   monkeypatch):
+def test_a_note_lost_on_the_way_is_never_written(tiny_demo, tmp_path,
+                                                 monkeypatch):
   """Should the runner drop a note (Beam's multi_threading engine did, see
   beam_pipelines.local_runner), the notes do not add up and the dataset
   already there stays as it was."""
@@ -596,11 +645,37 @@ def test_a_note_lost_on_the_way_is_never_committed(tiny_demo, tmp_path,
 
   monkeypatch.setattr(reading, 'validated_note', drop_one_note_quietly)
   with pytest.raises(RuntimeError, match=r'notes were read but \d+ are '
-                     r'accounted for .* nothing was committed'):
+                     r'accounted for .* no dataset was written'):
     run(test_split, f'--output_dir={out}', '--embedding=none', '--overwrite')
-  assert manifest_lib.read(str(out)) == first.manifest
+  assert versions(out) == [os.path.basename(first.dataset_dir)]
+  assert manifest_lib.read(str(dataset(out))) == first.manifest
   assert len(read_split(out, 'test')[schema.LABEL]) == \
       first.manifest.splits['test'].num_examples
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_older_dataset(
+    tiny_demo, tmp_path, monkeypatch, caplog):
+  from beam_pipelines import tfrecord_sink
+  out = tmp_path / 'out'
+  args = [f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+          '--nojit_compile', '--embedding=none']
+  first = run(*args)
+
+  def disk_full(record):
+    raise OSError(28, 'No space left on device')
+
+  monkeypatch.setattr(tfrecord_sink, 'tfrecord_frame', disk_full)
+  with pytest.raises(output.OutputDirError) as error:
+    run(*args, '--overwrite')
+  message = str(error.value)
+  assert message.startswith(f'--output_dir {out}: the disk is full')
+  assert '\n' not in message and 'Traceback' not in message
+  # Beam logs a worker's error with its traceback before re-raising it; the
+  # job's line says it all.
+  assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [
+      r.getMessage()[:200] for r in caplog.records]
+  assert versions(out) == [os.path.basename(first.dataset_dir)]
+  assert manifest_lib.read(str(dataset(out))) == first.manifest
 
 
 def test_single_input_split_by_instrument_is_disjoint(tiny_demo, tmp_path):
@@ -640,7 +715,7 @@ def test_filters_and_cap_are_options(tiny_demo, tmp_path):
   records = read_split(out, 'train')
   assert len(records[schema.LABEL]) == manifest.splits['train'].num_examples
   with_audio = tf.data.TFRecordDataset(
-      glob.glob(str(out / 'train-*')), compression_type='GZIP').batch(4)
+      glob.glob(str(dataset(out) / 'train-*')), compression_type='GZIP').batch(4)
   parsed = schema.parse_batch(next(iter(with_audio)), MFCC_SHAPE,
                               manifest.audio_samples)
   assert parsed[schema.AUDIO].shape == (4, 64000)
@@ -706,7 +781,7 @@ def test_tensorflow_datasets_loads_the_uncompressed_output(tiny_demo,
                     for s in ('train', 'valid', 'test'))
   job = run(f'--input={inputs}', f'--output_dir={out}', '--compression=none',
             '--num_shards=2')
-  builder = tfds.builder_from_directory(str(out))
+  builder = tfds.builder_from_directory(job.dataset_dir)   # a version
   assert builder.info.features['label'].names == list(
       job.manifest.vocabulary.families)
   for split in ('train', 'valid', 'test'):
@@ -722,8 +797,8 @@ def test_tensorflow_datasets_loads_the_uncompressed_output(tiny_demo,
   assert {'dataset_info.json', 'features.json', 'label.labels.txt'} <= set(
       job.manifest.files)
   # And the trainer reads the same uncompressed output.
-  manifest = manifest_lib.read(str(out))
-  files = input_pipeline.split_files(str(out), manifest, 'train')
+  manifest = manifest_lib.read(str(dataset(out)))
+  files = input_pipeline.split_files(job.dataset_dir, manifest, 'train')
   assert data_checks.validate_split(files, manifest, 'train') == \
       manifest.splits['train'].num_examples
 
@@ -872,66 +947,9 @@ def test_recordings_become_windows_accounted_for_apart_from_notes(
   assert {families[w] for w in windows if w.startswith(name + '@')} == {
       good[name]['family']}
   letters = [json.loads(line) for path in glob.glob(
-      str(out / 'dead_letters' / '*.jsonl')) for line in open(path)]
+      str(dataset(out) / 'dead_letters' / '*.jsonl')) for line in open(path)]
   assert {(d['note_str'], d['what']) for d in letters} == {
       ('junk.ogg', 'recording'), ('kazoo.wav', 'recording')}
-
-
-def test_overwrite_refuses_a_manifest_listing_directories_or_foreign_names(
-    tiny_demo, tmp_path):
-  out = tmp_path / 'out'
-  run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
-  (out / 'photos').mkdir()
-  (out / 'photos' / 'p.txt').write_text('mine')
-  (out / 'dead_letters' / 'mine.jsonl').write_text('mine')
-  manifest = json.loads((out / 'manifest.json').read_text())
-  for listed in (['photos'], ['dead_letters'], ['notes.txt']):
-    data = dict(manifest, files=manifest['files'] + listed)
-    (out / 'manifest.json').write_text(json.dumps(data))
-    with pytest.raises(output.OutputDirError, match='not a file this job '
-                       'writes; nothing was deleted'):
-      run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
-          '--overwrite')
-    assert (out / 'photos' / 'p.txt').read_text() == 'mine'
-    assert (out / 'dead_letters' / 'mine.jsonl').read_text() == 'mine'
-
-
-def test_a_commit_that_cannot_finish_leaves_the_previous_dataset(tiny_demo,
-                                                                 tmp_path):
-  out = tmp_path / 'out'
-  first = run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
-              '--num_shards=2')
-  shutil.rmtree(out / 'dead_letters')
-  (out / 'dead_letters').write_text('a file where a directory belongs')
-  with pytest.raises(output.OutputDirError, match='is not a directory'):
-    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
-        '--overwrite', '--num_shards=1')
-  assert manifest_lib.read(str(out)) == dataclasses.replace(
-      first.manifest)
-  assert len(read_split(out, 'test')[schema.LABEL]) == \
-      first.manifest.splits['test'].num_examples
-
-
-def test_the_lock_never_writes_through_a_link(tiny_demo, tmp_path):
-  out = tmp_path / 'out'
-  out.mkdir()
-  precious = tmp_path / 'precious.txt'
-  precious.write_text('keep me')
-  (out / directory_lock.LOCK_FILE).symlink_to(precious)
-  with pytest.raises(output.OutputDirError, match='holds a link named'):
-    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
-  assert precious.read_text() == 'keep me'
-
-
-def test_only_the_jobs_own_staging_is_cleaned_up(tiny_demo, tmp_path):
-  out = tmp_path / 'out'
-  out.mkdir()
-  (out / '.staging-notes.txt').write_text('mine')
-  with pytest.raises(output.OutputDirNotEmptyError):
-    run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}')
-  run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
-      '--overwrite')
-  assert (out / '.staging-notes.txt').read_text() == 'mine'
 
 
 def test_entries_too_deep_or_with_huge_numbers_cost_only_themselves(
@@ -950,7 +968,7 @@ def test_entries_too_deep_or_with_huge_numbers_cost_only_themselves(
   out = tmp_path / 'out'
   job = run(f'--input={directory}', f'--output_dir={out}')
   letters = {json.loads(line)['note_str']: json.loads(line)['reason']
-             for path in glob.glob(str(out / 'dead_letters' / '*.jsonl'))
+             for path in glob.glob(str(dataset(out) / 'dead_letters' / '*.jsonl'))
              for line in open(path)}
   assert 'deeper than 32 levels' in letters['deep']
   assert 'more than 30 digits' in letters['huge']
@@ -986,7 +1004,7 @@ def test_hostile_recordings_cost_only_themselves(tiny_phrases, tmp_path):
   job = run(f'--input={_first_notes(tmp_path)}', f'--output_dir={out}',
             f'--recordings={phrases}')
   letters = {json.loads(line)['note_str']: json.loads(line)['kind']
-             for path in glob.glob(str(out / 'dead_letters' / '*.jsonl'))
+             for path in glob.glob(str(dataset(out) / 'dead_letters' / '*.jsonl'))
              for line in open(path)}
   assert letters == {'outside.wav': 'outside_dataset', 'fifo.wav':
                      'not_a_file', 'huge.wav': 'truncated',

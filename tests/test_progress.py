@@ -90,7 +90,7 @@ def test_the_beam_job_shows_progress_lines_off_a_terminal(
   to_featurize = job.inputs.to_featurize
   assert 0 < to_featurize < job.inputs.notes   # the filters left some out
   assert lines[0] == (f'{job.inputs.notes} notes listed, {to_featurize} to '
-                      f'featurize')
+                      f'featurize; writing {job.dataset_dir}')
   shown = [(i, PROGRESS_LINE.fullmatch(line)) for i, line in enumerate(lines)]
   shown = [(i, m) for i, m in shown if m]
   assert len(shown) >= 3
@@ -100,8 +100,8 @@ def test_the_beam_job_shows_progress_lines_off_a_terminal(
   later = [m for _, m in shown if int(m.group(1)) > 0]
   assert later and all(m.group(3) != '?' and float(m.group(4)) > 0
                        for m in later)
-  committing = lines.index('Checking the accounting and committing the '
-                           'dataset')
+  committing = lines.index('Checking the accounting and writing the '
+                           'manifest')
   table = next(i for i, line in enumerate(lines)
                if line.startswith('NSynth -> TFRecords'))
   assert max(i for i, _ in shown) < committing < table

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
+from nsynth_contracts import dataset_versions
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 from nsynth_contracts import window_params
@@ -193,7 +194,8 @@ def evaluate_job(job_dir: str, splits: Sequence[str],
     say: told what is being done, a line at a time.
   """
   config = job_layout.read_job_config(job_dir)
-  data_dir = data_dir or config['data_dir']
+  data_dir = dataset_versions.resolve_data_dir(
+      data_dir or config['data_dir'])
   manifest = manifest_lib.read(data_dir)
   model = _best_model(job_dir)
   reports = {}
@@ -226,7 +228,8 @@ def evaluate_phrases(job_dir: str, phrases_dir: str, note_split: str = 'test',
     ReportError: the directory holds no phrase the model can be judged on.
   """
   config = job_layout.read_job_config(job_dir)
-  data_dir = data_dir or config['data_dir']
+  data_dir = dataset_versions.resolve_data_dir(
+      data_dir or config['data_dir'])
   manifest = manifest_lib.read(data_dir)
   model = _best_model(job_dir)
   families = manifest.vocabulary.families

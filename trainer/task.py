@@ -34,8 +34,9 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 def _define_flags() -> None:
   flags.DEFINE_string(
-      'data_dir', None, 'Output dir of nsynth-tfrecords (holds '
-      'manifest.json).', required=True)
+      'data_dir', None, 'The --output_dir of nsynth-tfrecords (its newest '
+      'complete version is read, and recorded for a resumed run), or one '
+      'version of it.', required=True)
   flags.DEFINE_string(
       'job_dir', None, 'Where checkpoints, logs and the report go (local or '
       'gs://). Re-running with the same --job_dir resumes an interrupted '

@@ -8,6 +8,7 @@ Before anything is written the run decides what the job directory allows
 the job directory (trainer.cluster).
 """
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from nsynth_contracts import dataset_versions
 from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from trainer import cache_policy
@@ -87,7 +89,8 @@ def cache_choice(config: TrainConfig) -> cache_policy.CacheChoice:
   Raises:
     manifest_lib.ManifestError: the data directory has no usable manifest.
   """
-  manifest = manifest_lib.read(config.data_dir)
+  manifest = manifest_lib.read(
+      dataset_versions.resolve_data_dir(config.data_dir))
   directory = _cache_dir(config.job_dir)
   return cache_policy.choose(
       config.cache, manifest, _cached_splits(config),
@@ -225,6 +228,13 @@ def train(config: TrainConfig,
     train_config.ConfigError: a --distribution that cannot run here.
     fit_callbacks.NonFiniteLossError: training went NaN or Inf.
   """
+  # The version read is recorded with the run's settings, so a resumed run
+  # reads the dataset it started on.
+  data_dir = dataset_versions.resolve_data_dir(config.data_dir)
+  if data_dir != config.data_dir:
+    say(f'Reading {data_dir}, the newest complete dataset in '
+        f'{config.data_dir}')
+  config = dataclasses.replace(config, data_dir=data_dir)
   keras.utils.set_random_seed(config.seed)
   # Before any TF op: multi-worker collectives can only be set up at start.
   strategy = cluster.distribution_strategy(config.distribution)

@@ -1,5 +1,6 @@
-"""The dataset a pipeline staged: its manifest completed with what it wrote,
-and its accounting checked before anything is committed."""
+"""The dataset a pipeline wrote into its version: the manifest completed with
+the files written, the accounting checked, and only then the manifest
+written, the version's last file."""
 
 import dataclasses
 import json
@@ -17,30 +18,41 @@ class NothingWrittenError(ValueError):
   """Every note to featurize was dead-lettered; the message says how."""
 
 
-def complete_manifest(staging_dir: str) -> manifest_lib.Manifest:
-  """The pipeline's manifest, completed with the list of the files it wrote
-  (which only exists once its sinks have finished), and TFDS's metadata for
-  uncompressed output."""
-  path = posixpath.join(staging_dir, manifest_lib.MANIFEST_FILENAME)
-  with FileSystems.open(path) as f:
+def complete_manifest(version_dir: str) -> manifest_lib.Manifest:
+  """The pipeline's draft manifest, completed with the list of the files it
+  wrote (which only exists once its sinks have finished), and TFDS's
+  metadata for uncompressed output. Nothing is written to manifest.json."""
+  draft = posixpath.join(version_dir, output.MANIFEST_DRAFT)
+  with FileSystems.open(draft) as f:
     manifest = manifest_lib.Manifest.from_json(json.loads(f.read()))
   if manifest.compression == manifest_lib.NO_COMPRESSION:
     # The shards are known by now; split_files() finds them in `files`.
     manifest = dataclasses.replace(manifest, files=tuple(
-        output.staged_files(staging_dir)))
+        _written_files(version_dir)))
     shards = {split: [tfrecord_sink.count_records(posixpath.join(
-        staging_dir, name)) for name in manifest.split_files(split)]
+        version_dir, name)) for name in manifest.split_files(split)]
               for split in manifest.splits}
-    tfds_metadata.write(staging_dir, manifest.project_version,
+    tfds_metadata.write(version_dir, manifest.project_version,
                         manifest.vocabulary.families, manifest.mfcc_shape,
                         manifest.audio_samples, manifest.representation_sizes,
                         shards)
-  manifest = dataclasses.replace(manifest, files=tuple(sorted(
-      output.final_name(name) for name in output.staged_files(staging_dir)
-      if name != manifest_lib.MANIFEST_FILENAME)))
-  with FileSystems.create(path) as f:
+  return dataclasses.replace(manifest,
+                             files=tuple(_written_files(version_dir)))
+
+
+def write_manifest(version_dir: str, manifest: manifest_lib.Manifest) -> None:
+  """Writes manifest.json, which marks the version complete."""
+  with FileSystems.create(manifest_lib.manifest_path(version_dir)) as f:
     f.write(manifest.dumps().encode('utf-8'))
-  return manifest
+  output.delete(posixpath.join(version_dir, output.MANIFEST_DRAFT))
+
+
+def _written_files(version_dir: str) -> list[str]:
+  """The files the pipeline wrote (not its draft, nor Beam's temporary
+  files), relative to the version."""
+  return sorted(name for name in output.files_under(version_dir)
+                if not any(part.startswith(('.', 'beam-temp'))
+                           for part in name.split('/')))
 
 
 def check_accounting(manifest: manifest_lib.Manifest, notes: int,
@@ -56,7 +68,7 @@ def check_accounting(manifest: manifest_lib.Manifest, notes: int,
   if accounted != notes:
     raise RuntimeError(
         f'{notes} notes were read but {accounted} are accounted for as '
-        f'written, filtered or dead-lettered; nothing was committed')
+        f'written, filtered or dead-lettered; no dataset was written')
   _refuse_if_nothing_written(manifest, to_featurize)
   books = manifest.accounting.recordings
   recordings_accounted = books.read if books else 0
@@ -64,14 +76,14 @@ def check_accounting(manifest: manifest_lib.Manifest, notes: int,
     raise RuntimeError(
         f'{recordings} recordings were listed but '
         f'{recordings_accounted} are accounted for as windowed, filtered or '
-        f'dead-lettered; nothing was committed')
+        f'dead-lettered; no dataset was written')
 
 
 def _refuse_if_nothing_written(manifest: manifest_lib.Manifest,
                                to_featurize: int) -> None:
   """A dataset of no example is no dataset: when every note to featurize
   was dead-lettered, something is wrong with all of them (or with the
-  weights or the machine), and committing it would replace a good one."""
+  weights or the machine), and writing it would replace a good one."""
   accounting = manifest.accounting
   windows = accounting.recordings.windows_written if (
       accounting.recordings) else {}
@@ -82,5 +94,5 @@ def _refuse_if_nothing_written(manifest: manifest_lib.Manifest,
                     for kind, count in accounting.dead_lettered.items())
   raise NothingWrittenError(
       f'none of the {to_featurize} notes to featurize became an '
-      f'example (dead-lettered: {kinds}); nothing was committed, and '
+      f'example (dead-lettered: {kinds}); no dataset was written, and '
       f'--output_dir was left as it was')
