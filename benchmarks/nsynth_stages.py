@@ -133,7 +133,10 @@ def stage_items(stage: str, settings: StageSettings, paths: dict[str, str],
   """(what a stage went through, its unit of throughput)."""
   if stage in ('export', 'predict'):
     return (0, '') if stage == 'export' else (len(args) - 1, 'files/s')
-  with open(os.path.join(paths['tfrecords'], 'manifest.json')) as f:
+  from nsynth_contracts import dataset_versions
+  from nsynth_contracts import manifest as manifest_lib
+  with open(manifest_lib.manifest_path(
+      dataset_versions.resolve_data_dir(paths['tfrecords']))) as f:
     manifest = json.load(f)
   if stage == 'tfrecords':
     return sum(manifest['accounting']['written'].values()), 'records/s'

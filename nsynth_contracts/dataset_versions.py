@@ -50,6 +50,10 @@ def resolve_data_dir(data_dir: str) -> str:
   import tensorflow as tf
   if tf.io.gfile.exists(manifest_lib.manifest_path(data_dir)):
     return data_dir
+  if not tf.io.gfile.exists(data_dir):
+    raise manifest_lib.ManifestError(
+        f'{data_dir} does not exist: is it the --output_dir of a finished '
+        f'nsynth-tfrecords run?')
   try:
     names = tf.io.gfile.listdir(data_dir)
   except tf.errors.OpError:

@@ -9,8 +9,10 @@ contract (serving.signatures), the export is reloaded and checked
 removes the directories it created. serving.export is its command.
 """
 
+import contextlib
 import logging
 import os
+import posixpath
 import re
 import uuid
 from collections.abc import Callable
@@ -184,12 +186,36 @@ def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
     final = os.path.join(model_dir, str(version))
     if tf.io.gfile.exists(final):
       raise FileExistsError(f'{final} exists; versions are never overwritten')
-    tf.io.gfile.rename(staging, final)
+    if directory_lock.is_remote(model_dir):
+      _copy_saved_model_last(staging, final)
+    else:
+      tf.io.gfile.rename(staging, final)   # atomic on a local disk
   finally:
     if tf.io.gfile.exists(staging):
-      tf.io.gfile.rmtree(staging)
+      # What is gone already needs no deleting (and TensorFlow's in-memory
+      # file system lists names that are not there: see above).
+      with contextlib.suppress(tf.errors.NotFoundError):
+        tf.io.gfile.rmtree(staging)
   logging.info('Exported %s', final)
   return final
+
+
+def _copy_saved_model_last(staging: str, final: str) -> None:
+  """Copies a checked export into its version on an object store, which
+  has no rename of a directory (GCS copies object by object), with
+  saved_model.pb last: TF Serving loads a version by its saved_model.pb, so
+  when that exists every variable and warmup file already does."""
+  files = [posixpath.join(root[len(staging):].lstrip('/'), name)
+           for root, _, names in tf.io.gfile.walk(staging) for name in names]
+  # TensorFlow's in-memory file system lists by name prefix (assets/ shows
+  # assets.extra's '.extra'): only what exists is copied.
+  files = sorted((name for name in files
+                  if tf.io.gfile.exists(posixpath.join(staging, name))),
+                 key=lambda name: name == 'saved_model.pb')
+  for name in files:
+    target = posixpath.join(final, name)
+    tf.io.gfile.makedirs(posixpath.dirname(target))
+    tf.io.gfile.copy(posixpath.join(staging, name), target)
 
 
 def export_job(job_dir: str, export_base: str,

@@ -8,7 +8,7 @@ the rate they are decoded at, what counts as a note (one clip, answered by
 recording may be. nsynth-predict is its command.
 """
 
-import os
+import posixpath
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,17 +31,18 @@ def resolve_export(path: str) -> str:
   Raises:
     ModelNotFoundError: `path` is missing, or holds no export.
   """
-  if not os.path.exists(path):
+  # tf.io.gfile, not os.path: the model may be on gs:// as TF Serving's is.
+  if not tf.io.gfile.exists(path):
     raise ModelNotFoundError(f'{path} does not exist')
-  if os.path.exists(os.path.join(path, 'saved_model.pb')):
+  if tf.io.gfile.exists(posixpath.join(path, 'saved_model.pb')):
     return path
-  if not os.path.isdir(path):
+  if not tf.io.gfile.isdir(path):
     raise ModelNotFoundError(f'{path} is a file, not an export directory')
   found = versions.existing_versions(path)
   if not found:
     raise ModelNotFoundError(f'{path} holds neither saved_model.pb nor '
                              f'integer version directories')
-  return os.path.join(path, str(found[-1]))
+  return posixpath.join(path, str(found[-1]))
 
 
 class Predictor:

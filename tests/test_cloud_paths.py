@@ -143,3 +143,52 @@ def test_dataflow_options_its_runner_refuses_are_one_line(gcs, tiny_demo):
   message = str(error.value)
   assert message.startswith('the DataflowRunner options: ')
   assert 'Invalid Project ID (PROJECT)' in message and '\n' not in message
+
+
+def copy_to(local_dir, url):
+  """A local directory tree copied to `url` through tf.io.gfile."""
+  import tensorflow as tf
+  for root, _, names in os.walk(local_dir):
+    for name in names:
+      relative = os.path.relpath(os.path.join(root, name), local_dir)
+      target = f'{url}/{relative}'
+      tf.io.gfile.makedirs(target.rsplit('/', 1)[0])
+      tf.io.gfile.copy(os.path.join(root, name), target)
+
+
+@pytest.mark.slow
+def test_the_trainer_export_and_predict_run_on_a_remote_file_system(
+    tiny_tfrecords, tiny_demo):
+  """TensorFlow's own GCS file system has its endpoint compiled in and cannot
+  be pointed at an emulator (BUILD_NOTES.md). Its in-memory file system,
+  ram://, takes the same way: tf.io.gfile and tf.data, and every decision
+  the code makes for a path that is not local (no lock, no local cache). A
+  dataset version there is trained on, read back by the report, exported
+  for TF Serving, and the export answers nsynth-predict's library."""
+  import tensorflow as tf
+
+  from serving import exporter
+  from serving import predictor
+  from trainer import train
+  from trainer.train_config import TrainConfig
+  version = f'ram://bucket/tfrecords/{tiny_tfrecords.name}'
+  copy_to(tiny_tfrecords, version)
+  job_dir = 'ram://bucket/jobs/run-1'
+  reports = train.train(TrainConfig(data_dir='ram://bucket/tfrecords',
+                                    job_dir=job_dir, model='stats_mlp',
+                                    epochs=2))
+  assert set(reports) == {'train', 'valid', 'test'}
+  for name in ('checkpoints/best.keras', 'history.csv', 'finished.json',
+               'eval/valid_metrics.json'):
+    assert tf.io.gfile.exists(f'{job_dir}/{name}'), name
+  with tf.io.gfile.GFile(f'{job_dir}/job_config.json') as f:
+    assert json.load(f)['data_dir'] == version   # the version it read
+
+  exported = exporter.export_job(job_dir, 'ram://bucket/exports')
+  assert exported == 'ram://bucket/exports/nsynth_instrument/1'
+  model = predictor.Predictor(
+      predictor.resolve_export('ram://bucket/exports/nsynth_instrument'))
+  note = sorted((tiny_demo / 'nsynth-test' / 'audio').glob('*.wav'))[0]
+  [prediction] = model.predict([str(note)])
+  assert prediction.error is None
+  assert prediction.family in manifest_lib.read(version).vocabulary.families

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -445,8 +446,9 @@ def test_the_beam_job_decodes_notes_and_recordings_as_predict_does(tmp_path):
       dict.fromkeys(['take.wav', 'hour.wav', 'click.wav', 'loop.wav'],
                     label)))
   out = tmp_path / 'out'
-  nsynth_tfrecords.run([f'--input={split}', f'--output_dir={out}',
-                        f'--recordings={phrases}', '--keep_audio'])
+  out = pathlib.Path(nsynth_tfrecords.run([
+      f'--input={split}', f'--output_dir={out}', f'--recordings={phrases}',
+      '--keep_audio']).dataset_dir)
   files = glob.glob(str(out / 'train-*.tfrecord.gz'))
   records = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(99)
   manifest = manifest_lib.read(str(out))

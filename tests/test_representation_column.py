@@ -8,6 +8,7 @@ representations are two keys of the same records.
 
 import glob
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -48,7 +49,7 @@ def two_representations(tiny_demo, tmp_path_factory):
   job = nsynth_tfrecords.run([
       f'--input={inputs}', f'--output_dir={out}',
       f'--embedding={DEFAULT.describe()},{SECOND.describe()}'])
-  return job, out
+  return job, pathlib.Path(job.dataset_dir)
 
 
 def test_the_default_is_mtts_midend_with_four_statistics():
@@ -100,5 +101,5 @@ def test_no_representation_when_asked_for_none(tiny_demo, tmp_path):
   job = nsynth_tfrecords.run([f'--input={tiny_demo / "nsynth-test"}',
                               f'--output_dir={tmp_path}', '--embedding=none'])
   assert job.manifest.representations == ()
-  records = read_records(tmp_path, 'test', job.manifest)
+  records = read_records(job.dataset_dir, 'test', job.manifest)
   assert set(records) == set(schema.feature_spec((126, 128)))

@@ -70,11 +70,12 @@ def test_signature_on_raw_audio_equals_the_model_on_beam_features(
     exported, loaded, tiny_demo, tmp_path):
   """No train/serve skew: Beam's features + Keras == the export on audio."""
   _, model, manifest = exported
-  out = tmp_path / 'with_audio'
-  nsynth_tfrecords.run([f'--input={tiny_demo / "nsynth-valid"}',
-                        f'--output_dir={out}', '--keep_audio',
-                        f'--num_mfcc={manifest.feature_params.num_mfcc}'])
-  files = sorted(glob.glob(str(out / 'valid-*.tfrecord.gz')))
+  out = nsynth_tfrecords.run([f'--input={tiny_demo / "nsynth-valid"}',
+                              f'--output_dir={tmp_path / "with_audio"}',
+                              '--keep_audio',
+                              f'--num_mfcc={manifest.feature_params.num_mfcc}'
+                              ]).dataset_dir
+  files = sorted(glob.glob(f'{out}/valid-*.tfrecord.gz'))
   records = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(64)
   parsed = schema.parse_batch(next(iter(records)), manifest.mfcc_shape,
                               manifest.feature_params.clip_samples,

@@ -331,9 +331,8 @@ def test_the_command_reports_a_missing_data_dir_naming_it(tmp_path):
                     f'--job_dir={tmp_path / "job"}')
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == [
-      f'error: {tmp_path / "nowhere"}/manifest.json does not exist: is '
-      f'{tmp_path / "nowhere"} the --output_dir of a finished '
-      f'beam_pipelines.nsynth_tfrecords run?']
+      f'error: {tmp_path / "nowhere"} does not exist: is it the --output_dir '
+      f'of a finished nsynth-tfrecords run?']
   assert not (tmp_path / 'job').exists()
 
 
@@ -586,6 +585,7 @@ def test_the_blogs_recipe_can_leave_the_augmented_copies_out(tiny_demo,
   job = nsynth_tfrecords.run([
       f'--input={tiny_demo / "nsynth-train"},{tiny_demo / "nsynth-valid"}',
       f'--output_dir={data}', '--augment_copies=2', '--num_mfcc=20'])
+  data = job.dataset_dir
   summary = job.manifest.splits['train']
   manifest = manifest_lib.read(str(data))
   files = input_pipeline.split_files(str(data), manifest, 'train')

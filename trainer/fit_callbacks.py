@@ -132,6 +132,18 @@ class StagedModelCheckpoint(keras.callbacks.ModelCheckpoint):
       tf.io.gfile.rename(self.filepath, self.final_path, overwrite=True)
 
 
+class HistoryLogger(keras.callbacks.CSVLogger):
+  """CSVLogger that ends on any file system: for a remote path (gs://) Keras
+  opens a tf.io.gfile.GFile, which has no `closed`, and its own
+  on_train_end fails with AttributeError once training is over."""
+
+  def on_train_end(self, logs=None):
+    if self.csv_file is not None:
+      self.csv_file.close()
+      self.csv_file = None
+    self.writer = None
+
+
 class ResumableBackup(keras.callbacks.BackupAndRestore):
   """BackupAndRestore keeping two backups; one it cannot restore is an
   error in our words."""
@@ -195,8 +207,8 @@ def callbacks(job_dir: str, write_dir: str, early_stopping_patience: int,
   result = [
       FiniteGuard(),
       *selection,
-      keras.callbacks.CSVLogger(
-          job_layout.path(write_dir, job_layout.HISTORY_CSV), append=True),
+      HistoryLogger(job_layout.path(write_dir, job_layout.HISTORY_CSV),
+                    append=True),
       keras.callbacks.TensorBoard(job_layout.path(write_dir,
                                                   job_layout.LOGS_DIR)),
   ]
