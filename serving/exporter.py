@@ -212,10 +212,16 @@ def _copy_saved_model_last(staging: str, final: str) -> None:
   files = sorted((name for name in files
                   if tf.io.gfile.exists(posixpath.join(staging, name))),
                  key=lambda name: name == 'saved_model.pb')
-  for name in files:
-    target = posixpath.join(final, name)
-    tf.io.gfile.makedirs(posixpath.dirname(target))
-    tf.io.gfile.copy(posixpath.join(staging, name), target)
+  try:
+    for name in files:
+      target = posixpath.join(final, name)
+      tf.io.gfile.makedirs(posixpath.dirname(target))
+      tf.io.gfile.copy(posixpath.join(staging, name), target)
+  except BaseException:
+    # Without its saved_model.pb no server loads it; gone, nobody tries.
+    with contextlib.suppress(tf.errors.OpError):
+      tf.io.gfile.rmtree(final)
+    raise
 
 
 def export_job(job_dir: str, export_base: str,
