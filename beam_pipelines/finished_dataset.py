@@ -4,8 +4,12 @@ written, the version's last file."""
 
 import dataclasses
 import json
+import logging
+import os
 import posixpath
+import uuid
 
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import output
@@ -41,10 +45,24 @@ def complete_manifest(version_dir: str) -> manifest_lib.Manifest:
 
 
 def write_manifest(version_dir: str, manifest: manifest_lib.Manifest) -> None:
-  """Writes manifest.json, which marks the version complete."""
-  with FileSystems.create(manifest_lib.manifest_path(version_dir)) as f:
+  """Writes manifest.json, which marks the version complete, whole: an
+  object store shows an object only once it is written; a local file is
+  written under a hidden name and renamed (atomic on one disk), so a reader
+  never opens half a manifest, nor finds a truncated one after a kill."""
+  path = manifest_lib.manifest_path(version_dir)
+  written = (path if not output.is_local(path) else
+             posixpath.join(version_dir, f'.{manifest_lib.MANIFEST_FILENAME}'
+                                         f'.{uuid.uuid4().hex[:8]}.tmp'))
+  with FileSystems.create(written) as f:
     f.write(manifest.dumps().encode('utf-8'))
-  output.delete(posixpath.join(version_dir, output.MANIFEST_DRAFT))
+  if written != path:
+    os.replace(written, path)
+  # The version is complete: a draft left behind is only untidy.
+  try:
+    output.delete(posixpath.join(version_dir, output.MANIFEST_DRAFT))
+  except (OSError, BeamIOError) as e:
+    logging.warning('Could not delete the draft manifest in %s (%s).',
+                    version_dir, output.reason(e))
 
 
 def _written_files(version_dir: str) -> list[str]:

@@ -216,10 +216,12 @@ def _write_dataset(config: JobConfig, beam_args: Sequence[str],
     except Exception as e:  # Beam re-raises a worker's error as it came.
       if not disk_space.is_disk_full(e):
         raise
+      refused = disk_space.file_being_written(e)
       raise output.OutputDirError(
           f'--output_dir {config.output_dir}: the disk is full (no space '
-          f'left on device) while writing the new dataset; nothing of it '
-          f'was kept, and the older datasets are untouched') from None
+          f'left on device) while writing the new dataset'
+          + (f' ({refused})' if refused else '') + '; nothing of it was '
+          'kept, and the older datasets are untouched') from None
     finished_dataset.check_accounting(manifest, sizes.notes,
                                       sizes.to_featurize, sizes.recordings)
     finished_dataset.write_manifest(version.directory, manifest)
@@ -258,7 +260,7 @@ def _dry_run(config: JobConfig, options: PipelineOptions,
              representations: tuple[representation.WithWeights, ...],
              sizes: InputSizes) -> DryRun:
   """The pipeline built and handed to its runner, which translates it and
-  returns without running it (the output directory is neither claimed nor
+  returns without running it (the output directory is neither created nor
   written)."""
   if local_runner.local_runner_for(options) is not None:
     raise JobInputError(

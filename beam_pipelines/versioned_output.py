@@ -15,6 +15,7 @@
   dataset is refused before any work.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -143,11 +144,13 @@ def replace_older(version: NewVersion) -> list[str]:
   said = []
   for dataset in version.replaces:
     try:
-      output.delete(manifest_lib.manifest_path(dataset.directory))
-      for name in dataset.files:
-        path = posixpath.join(dataset.directory, name)
+      # Each path may be gone already: another run replacing the same
+      # dataset deleted it first.
+      for path in [manifest_lib.manifest_path(dataset.directory)] + [
+          posixpath.join(dataset.directory, name) for name in dataset.files]:
         if FileSystems.exists(path):
-          output.delete(path)
+          with contextlib.suppress(FileNotFoundError):
+            output.delete(path)
     except (OSError, BeamIOError) as e:
       raise output.OutputDirError(
           f'the new dataset {version.directory} is complete, but deleting '

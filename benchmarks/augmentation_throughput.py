@@ -20,6 +20,8 @@ import time
 from absl import flags
 
 from nsynth_contracts import cli
+from nsynth_contracts import dataset_versions
+from nsynth_contracts import manifest as manifest_lib
 
 
 def _define_flags() -> None:
@@ -41,7 +43,8 @@ def run_job(copies: int, out: str) -> tuple[float, dict]:
   start = time.perf_counter()
   subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
   seconds = time.perf_counter() - start
-  with open(os.path.join(out, 'manifest.json')) as f:
+  with open(manifest_lib.manifest_path(
+      dataset_versions.resolve_data_dir(out))) as f:
     return seconds, json.load(f)
 
 

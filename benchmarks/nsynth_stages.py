@@ -164,7 +164,7 @@ def stage_ceiling(stage: str, settings: StageSettings, paths: dict[str, str]
 # What each stage writes, removed before it runs; what it reads (from the
 # stage that writes it), and where.
 _WRITES = {'tfrecords': 'tfrecords', 'train': 'job', 'export': 'exports'}
-_NEEDS = {'train': ('tfrecords', 'manifest.json'), 'evaluate': ('train', ''),
+_NEEDS = {'train': ('tfrecords', ''), 'evaluate': ('train', ''),
           'export': ('train', ''), 'predict': ('export', MODEL_NAME)}
 
 

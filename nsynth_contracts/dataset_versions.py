@@ -51,6 +51,12 @@ def resolve_data_dir(data_dir: str) -> str:
   if tf.io.gfile.exists(manifest_lib.manifest_path(data_dir)):
     return data_dir
   if not tf.io.gfile.exists(data_dir):
+    if is_version_name(posixpath.basename(data_dir.rstrip('/'))):
+      raise manifest_lib.ManifestError(
+          f'{data_dir} does not exist: the dataset version was deleted (a '
+          f'later nsynth-tfrecords --overwrite replaces older versions); '
+          f'pass --data_dir={posixpath.dirname(data_dir.rstrip("/"))} for '
+          f'the newest')
     raise manifest_lib.ManifestError(
         f'{data_dir} does not exist: is it the --output_dir of a finished '
         f'nsynth-tfrecords run?')
@@ -63,8 +69,9 @@ def resolve_data_dir(data_dir: str) -> str:
     version_dir = posixpath.join(data_dir, name)
     if tf.io.gfile.exists(manifest_lib.manifest_path(version_dir)):
       return version_dir
-  unfinished = (f' ({len(versions)} unfinished versions: runs killed or still '
-                f'running)' if versions else '')
+  unfinished = (f' ({len(versions)} unfinished '
+                f'version{"s" if len(versions) > 1 else ""}: runs killed or '
+                f'still running)' if versions else '')
   raise manifest_lib.ManifestError(
       f'{data_dir} holds no complete dataset{unfinished}: is it the '
       f'--output_dir of a finished nsynth-tfrecords run?')

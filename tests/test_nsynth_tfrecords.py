@@ -25,6 +25,7 @@ from beam_pipelines import job as job_lib
 from beam_pipelines import nsynth_tfrecords
 from beam_pipelines import output
 from beam_pipelines import reading
+from beam_pipelines import versioned_output
 from beam_pipelines import writing
 from nsynth_contracts import dataset_versions
 from nsynth_contracts import feature_params
@@ -1040,3 +1041,57 @@ def test_a_cloud_path_without_its_file_system_is_one_line(tiny_demo,
       f'{flag} hdfs://namenode/nsynth-test: this installation has no '
       f'file system for hdfs:// paths')
   assert not (tmp_path / 'out').exists()
+
+
+def test_a_run_killed_while_writing_its_manifest_leaves_no_half_manifest(
+    tiny_demo, tmp_path, monkeypatch):
+  """The manifest is written whole or not at all: a run that dies while
+  writing it (here its write fails midway, and the clean-up a kill would
+  skip is skipped) leaves a version readers skip, not a truncated manifest
+  that readers and later --overwrite runs would choke on."""
+  out = tmp_path / 'out'
+  args = [f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+          '--embedding=none']
+  first = run(*args)
+  real_create = finished_dataset.FileSystems.create
+
+  class DiesMidway:
+    def __init__(self, handle):
+      self._handle = handle
+    def __enter__(self):
+      return self
+    def __exit__(self, *exc_info):
+      self._handle.close()
+    def write(self, data):
+      self._handle.write(data[:len(data) // 2])
+      raise KeyboardInterrupt('killed')
+
+  def create(path, *args, **kwargs):
+    handle = real_create(path, *args, **kwargs)
+    return DiesMidway(handle) if 'manifest.json' in path else handle
+
+  monkeypatch.setattr(finished_dataset.FileSystems, 'create', create)
+  monkeypatch.setattr(versioned_output, 'abandon', lambda version: None)
+  with pytest.raises(KeyboardInterrupt):
+    run(*args, '--overwrite')
+  monkeypatch.undo()
+  assert dataset(out) == pathlib.Path(first.dataset_dir)
+  assert len(versions(out)) == 2    # the dead run's version, skipped
+  rerun = run(*args, '--overwrite')
+  assert dataset(out) == pathlib.Path(rerun.dataset_dir)
+
+
+def test_overwrite_tolerates_another_run_deleting_the_same_old_dataset(
+    tiny_demo, tmp_path):
+  """Two --overwrite runs replace the same older dataset; whichever deletes
+  a file second finds it gone, which is what it wanted."""
+  out = tmp_path / 'out'
+  first = run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+              '--embedding=none')
+  version = versioned_output.start(str(out), overwrite=True)
+  os.remove(os.path.join(first.dataset_dir, 'manifest.json'))   # the other
+  os.remove(os.path.join(first.dataset_dir, first.manifest.files[-1]))
+  said = versioned_output.replace_older(version)
+  assert said == [f'Deleted the dataset it replaces, {first.dataset_dir} '
+                  f'({len(first.manifest.files) + 1} files)']
+  assert not os.path.exists(first.dataset_dir)

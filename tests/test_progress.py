@@ -66,6 +66,17 @@ def test_nothing_is_sent_or_shown_off_the_local_engine():
 
 
 @pytest.mark.slow
+def job_output(split_dir, output_dir, *beam_args):
+  """The Beam job on one split, its stdout and stderr captured (not a
+  terminal): (the job, their lines)."""
+  output = io.StringIO()
+  with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+    job = nsynth_tfrecords.run([
+        f'--input={split_dir}', f'--output_dir={output_dir}',
+        '--embedding=none', '--runner=DirectRunner', *beam_args])
+  return job, output.getvalue().splitlines()
+
+
 def test_the_beam_job_shows_progress_lines_off_a_terminal(
     tiny_demo, tmp_path, monkeypatch):
   """Output captured (not a terminal), notes slowed so the run spans
@@ -79,14 +90,8 @@ def test_the_beam_job_shows_progress_lines_off_a_terminal(
     yield from featurize_all(self, rows)
 
   monkeypatch.setattr(featurize.Featurizer, 'featurize_all', slowly)
-  output = io.StringIO()
-  with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-    job = nsynth_tfrecords.run([
-        f'--input={tiny_demo / "nsynth-train"}',
-        f'--output_dir={tmp_path / "out"}', '--embedding=none',
-        '--batch_size=8', '--runner=DirectRunner',
-        '--direct_running_mode=in_memory'])
-  lines = output.getvalue().splitlines()
+  job, lines = job_output(tiny_demo / 'nsynth-train', tmp_path / 'out',
+                          '--batch_size=8', '--direct_running_mode=in_memory')
   to_featurize = job.inputs.to_featurize
   assert 0 < to_featurize < job.inputs.notes   # the filters left some out
   assert lines[0] == (f'{job.inputs.notes} notes listed, {to_featurize} to '
@@ -113,15 +118,10 @@ def test_a_finished_job_ends_on_a_line_of_its_whole_count(tiny_demo,
   """However the last reporting period fell, the last line counts every
   clip: here no period ends during the run, and that line is the only one."""
   monkeypatch.setattr(progress, 'PLAIN_LINE_SECONDS', 3600)
-  output = io.StringIO()
-  with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-    job = nsynth_tfrecords.run([
-        f'--input={tiny_demo / "nsynth-valid"}',
-        f'--output_dir={tmp_path / "out"}', '--embedding=none',
-        '--runner=DirectRunner', '--direct_running_mode=multi_threading',
-        '--direct_num_workers=2'])
-  shown = [PROGRESS_LINE.fullmatch(line)
-           for line in output.getvalue().splitlines()]
+  job, lines = job_output(tiny_demo / 'nsynth-valid', tmp_path / 'out',
+                          '--direct_running_mode=multi_threading',
+                          '--direct_num_workers=2')
+  shown = [PROGRESS_LINE.fullmatch(line) for line in lines]
   shown = [m for m in shown if m]
   assert [(int(m.group(1)), int(m.group(2))) for m in shown] == [
       (job.inputs.to_featurize, job.inputs.to_featurize)]

@@ -16,6 +16,7 @@ import pytest
 import sklearn.metrics
 import tensorflow as tf
 
+from nsynth_contracts import dataset_versions
 from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
@@ -334,6 +335,20 @@ def test_the_command_reports_a_missing_data_dir_naming_it(tmp_path):
       f'error: {tmp_path / "nowhere"} does not exist: is it the --output_dir '
       f'of a finished nsynth-tfrecords run?']
   assert not (tmp_path / 'job').exists()
+
+
+def test_a_deleted_dataset_version_is_named_with_the_way_to_the_newest(
+    tmp_path):
+  """A job records the version it read; a later --overwrite of the Beam job
+  deletes it, and whoever reads the job's data then learns why and where
+  the newest is."""
+  deleted = tmp_path / 'tfrecords' / '20261205-101010-abcdef'
+  with pytest.raises(manifest_lib.ManifestError) as error:
+    dataset_versions.resolve_data_dir(str(deleted))
+  assert str(error.value) == (
+      f'{deleted} does not exist: the dataset version was deleted (a later '
+      f'nsynth-tfrecords --overwrite replaces older versions); pass '
+      f'--data_dir={tmp_path / "tfrecords"} for the newest')
 
 
 def test_a_job_dir_that_is_a_file_is_one_line(tiny_tfrecords, tmp_path):
