@@ -15,7 +15,7 @@ DEMO_LIBRARIES ?= timgm6mb,merlin
 # outweighs multi_threading's faster steady state (BUILD_NOTES.md, benchmark).
 BEAM_LOCAL := --runner=DirectRunner --direct_running_mode=in_memory
 
-.PHONY: demo test bench clean venv
+.PHONY: demo test bench clean venv check-worker-package
 
 # Three wheels we take one part of, whose own requirements cannot be met
 # beside our stack: tinysoundfont (renders the demo; wants PyAudio, for live
@@ -74,6 +74,11 @@ demo: $(DEMO_AUDIO)/nsynth-test/examples.json
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadscope --durations=15 tests
+
+# setup.py's package installed in a clean environment, as a Dataflow worker
+# installs it, running the job's featurising step (minutes: not in make test).
+check-worker-package: $(BIN)/.installed
+	NSYNTH_WORKER_PACKAGE=1 $(BIN)/python -m pytest -q tests/test_worker_package.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m benchmarks.beam_features
