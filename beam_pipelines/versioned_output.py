@@ -3,8 +3,9 @@
 * A run writes only into a new directory of its own, `<output_dir>/<version>/`
   (`nsynth_contracts.dataset_versions`), its manifest.json last. A reader
   takes the newest version whose manifest exists, so it never sees half a
-  dataset, and two runs on one directory never write into one place. There
-  is no rename and no lock, so this holds on gs:// as on a local disk.
+  dataset, and two runs on one directory never write into one place. No
+  directory is renamed and nothing is locked, so this holds on gs:// as on
+  a local disk (the manifest, one file, is written whole on either).
 * A run that fails deletes its own version. A killed run leaves its version
   unfinished: readers skip it, and later runs name it but never touch it
   (they cannot tell it from a run still writing).

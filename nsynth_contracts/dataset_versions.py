@@ -3,10 +3,10 @@
 Each run of the Beam job writes a new directory `<output_dir>/<version>/`
 and never changes it after; its `manifest.json`, written last, marks it
 complete (the layout of TFDS's `<data_dir>/<name>/<version>/` and of TF
-Serving's `<base>/<version>/`). This needs neither a rename nor a lock, which
-object stores such as GCS do not have: a reader never sees half a dataset,
-because it only opens a version whose manifest exists, and two runs never
-write into one directory.
+Serving's `<base>/<version>/`). This needs neither a directory rename nor a
+lock, which object stores such as GCS do not have: a reader never sees half
+a dataset, because it only opens a version whose manifest exists (a file
+written whole), and two runs never write into one directory.
 
 A version's name is the UTC time its run started, then random hex, so names
 sort by start and no two runs pick the same one without asking anyone
