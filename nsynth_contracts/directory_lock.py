@@ -6,8 +6,11 @@ each other's results; the second one refuses, naming the first.
 
 The lock is `fcntl.flock` on a hidden file in the directory. The kernel drops
 it when its process dies, so a run killed with SIGKILL never leaves a lock
-that blocks the next one. Remote directories (gs:// and the like) have no
-such primitive; there the lock is skipped with a warning (see README).
+that blocks the next one. Object stores (gs:// and the like) have no lock
+and no create-if-absent through tf.io.gfile; there each run writes a claim
+object of its own into `.nsynth-runs/`, then lists them: two runs started
+together each see the other's claim, so at most one goes on. A killed run's
+claim stays until a person removes it, which the refusal says.
 """
 
 import contextlib
@@ -16,14 +19,17 @@ import datetime
 import errno
 import fcntl
 import json
-import logging
 import os
+import posixpath
 import shlex
 import socket
 import stat
 import sys
+import time
+import uuid
 
 LOCK_FILE = '.nsynth-run.lock'
+CLAIMS_DIR = '.nsynth-runs'
 
 
 class DirectoryLockedError(RuntimeError):
@@ -68,12 +74,11 @@ class DirectoryLock:
     self._what = what
     self._path = os.path.join(directory, LOCK_FILE)
     self._fd = None
+    self._claim = None
 
   def __enter__(self) -> 'DirectoryLock':
     if is_remote(self._directory):
-      logging.warning('%s %s is remote: it cannot be locked, so make sure '
-                      'no other run writes there.', self._what,
-                      self._directory)
+      self._claim = _claim_remote(self._directory, self._what)
       return self
     while True:
       try:
@@ -119,6 +124,9 @@ class DirectoryLock:
     return self
 
   def __exit__(self, *exc_info) -> None:
+    if self._claim is not None:
+      _release_remote(self._claim)
+      self._claim = None
     if self._fd is None:
       return
     try:
@@ -127,6 +135,47 @@ class DirectoryLock:
       pass
     os.close(self._fd)
     self._fd = None
+
+
+def _claim_remote(directory: str, what: str) -> str:
+  """Writes this run's claim into a remote directory, then refuses if any
+  other claim is there. Returns the claim's path.
+
+  Raises:
+    DirectoryLockedError: another claim is there, naming its run and where
+      to remove it should that run have been killed.
+  """
+  import tensorflow as tf  # remote paths are read through TensorFlow here
+  claims = posixpath.join(directory, CLAIMS_DIR)
+  name = (f'{time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())}-'
+          f'{uuid.uuid4().hex[:8]}.json')
+  mine = posixpath.join(claims, name)
+  tf.io.gfile.makedirs(claims)
+  with tf.io.gfile.GFile(mine, 'w') as f:
+    f.write(json.dumps(dataclasses.asdict(RunInfo.of_this_process())))
+  others = sorted(n.rstrip('/') for n in tf.io.gfile.listdir(claims)
+                  if n.rstrip('/') != name)
+  if not others:
+    return mine
+  _release_remote(mine)
+  other = posixpath.join(claims, others[0])
+  try:
+    with tf.io.gfile.GFile(other) as f:
+      holder = RunInfo(**json.loads(f.read())).describe()
+  except (tf.errors.OpError, ValueError, TypeError):
+    holder = 'a run that has not yet said who it is'
+  raise DirectoryLockedError(
+      f'{what} {directory} is claimed by another run ({holder}); wait for it '
+      f'to finish or choose another {what}, or, if that run was killed, '
+      f'remove {other}')
+
+
+def _release_remote(claim: str) -> None:
+  import tensorflow as tf
+  try:
+    tf.io.gfile.remove(claim)
+  except tf.errors.NotFoundError:
+    pass
 
 
 def _read_holder(fd: int) -> str:
@@ -140,10 +189,8 @@ def _read_holder(fd: int) -> str:
 
 @contextlib.contextmanager
 def claimed(directory: str, what: str, error: type[Exception] = RuntimeError):
-  """Creates a local `directory` if needed and holds its lock while inside.
-
-  A remote directory is only warned about (see DirectoryLock); its caller
-  creates it.
+  """Creates a local `directory` if needed and holds its lock (a remote
+  one's claim) while inside.
 
   Raises:
     error: naming the directory, when it cannot be created or used, or

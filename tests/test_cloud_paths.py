@@ -192,3 +192,34 @@ def test_the_trainer_export_and_predict_run_on_a_remote_file_system(
   [prediction] = model.predict([str(note)])
   assert prediction.error is None
   assert prediction.family in manifest_lib.read(version).vocabulary.families
+
+
+def test_a_remote_directory_is_held_by_a_claim_object(tmp_path):
+  """Object stores have no lock: each run writes a claim of its own, then
+  lists the claims, so that a second run refuses, naming the first; a
+  killed run's claim (no release) names what to remove."""
+  import tensorflow as tf
+
+  from nsynth_contracts import directory_lock
+  directory = f'ram://bucket/claimed-{tmp_path.name}'
+  with directory_lock.DirectoryLock(directory, '--job_dir'):
+    with pytest.raises(directory_lock.DirectoryLockedError) as error:
+      with directory_lock.DirectoryLock(directory, '--job_dir'):
+        pass
+    assert f'pid {os.getpid()}' in str(error.value)
+    assert 'is claimed by another run' in str(error.value)
+    # The refused run's claim went with it: only the first one's is there.
+    assert len(tf.io.gfile.listdir(
+        f'{directory}/{directory_lock.CLAIMS_DIR}')) == 1
+  with directory_lock.DirectoryLock(directory, '--job_dir'):
+    pass   # Released: the next run goes on.
+
+  killed = f'{directory}/{directory_lock.CLAIMS_DIR}/20261205T000000Z-dead.json'
+  with tf.io.gfile.GFile(killed, 'w') as f:
+    f.write('{"pid": 4242, "host": "worker-3", "started": "then", '
+            '"command": "nsynth-train"}')
+  with pytest.raises(directory_lock.DirectoryLockedError,
+                     match=f'pid 4242 on worker-3.*if that run was killed, '
+                           f'remove {killed}'):
+    with directory_lock.DirectoryLock(directory, '--job_dir'):
+      pass
