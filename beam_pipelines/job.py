@@ -148,7 +148,6 @@ class JobResult:
   manifest: manifest_lib.Manifest
   counters: dict[str, int]   # Beam counters of the 'nsynth' namespace
   dataset_dir: str           # the version written: <output_dir>/<version>
-  files: list[str]
   inputs: InputSizes
 
 
@@ -201,8 +200,9 @@ def _write_dataset(config: JobConfig, beam_args: Sequence[str],
                    show_progress: bool, say) -> JobResult:
   """run_job's work once the inputs are checked."""
   version = versioned_output.start(config.output_dir, config.overwrite)
-  if version.unfinished_line():
-    say(version.unfinished_line())
+  unfinished = version.unfinished_line()
+  if unfinished:
+    say(unfinished)
   say(f'{sizes.notes} notes listed, {sizes.to_featurize} to featurize' +
       (f'; {sizes.recordings} recordings to cut into {sizes.windows} '
        f'windows' if sizes.recordings else '') +
@@ -230,10 +230,7 @@ def _write_dataset(config: JobConfig, beam_args: Sequence[str],
     raise
   for line in versioned_output.replace_older(version):
     say(line)
-  files = [posixpath.join(version.directory, name) for name in
-           manifest.files + (manifest_lib.MANIFEST_FILENAME,)]
-  return JobResult(manifest, _counters(result), version.directory, files,
-                   sizes)
+  return JobResult(manifest, _counters(result), version.directory, sizes)
 
 
 def _read_representations(config: JobConfig
