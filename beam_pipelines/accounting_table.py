@@ -50,6 +50,13 @@ def _split_lines(manifest: manifest_lib.Manifest) -> list[str]:
     if summary.libraries:
       lines.append('    libraries: ' + ', '.join(
           f'{name} {count}' for name, count in summary.libraries.items()))
+  if manifest.representations:
+    lines.append(
+        '  representations: ' + ', '.join(
+            r.representation.describe() for r in manifest.representations) +
+        '; computed in ' + ', '.join(
+            f'{name} ({records} records)' for name, records in
+            manifest.representation_precision.items()))
   method = manifest.split_method
   lines.append(f'  split method: {method.name}' + (
       f' (held out: {method.holdout_library})'

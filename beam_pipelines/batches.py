@@ -31,6 +31,9 @@ class FeaturizedBatch:
   # {representation key: float32 [rows, size]}, those the job computes
   representations: dict[str, np.ndarray] = dataclasses.field(
       default_factory=dict)
+  # What the worker computed the representations in (precision.FLOAT32 or
+  # BFLOAT16); None when the batch holds none.
+  precision: str | None = None
 
   @property
   def split(self) -> str:
@@ -68,4 +71,4 @@ class FeaturizedBatch:
         tuple(self.copies[i] for i in indices) if self.copies else (),
         self.windows,
         {key: values[list(indices)]
-         for key, values in self.representations.items()})
+         for key, values in self.representations.items()}, self.precision)

@@ -1,8 +1,10 @@
 """The manifest of a run, assembled inside the pipeline from what it wrote.
 
 Counts per split and family, instruments, sample libraries, the training
-split's MFCC statistics and the accounting of every outcome are combined
-over the written batches, then assembled into manifest.json's text.
+split's MFCC and representation statistics, the precision the workers
+computed the representations in and the accounting of every outcome are
+combined over the written batches, then assembled into manifest.json's
+text.
 """
 
 import collections
@@ -19,6 +21,7 @@ from beam_pipelines.batches import FeaturizedBatch
 from beam_pipelines.job_config import JobConfig
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import outcomes
+from nsynth_contracts import representation
 
 # The inputs of WriteManifest: the written FeaturizedBatches, and the counts
 # of every outcome (accounting.CountOutcomes' single dict).
@@ -33,13 +36,14 @@ class WriteManifest(beam.PTransform):
   written as manifest.json by the launcher, once the sinks have finished)."""
 
   def __init__(self, config: JobConfig, directory: str,
-               weights_sha256: dict[str, str] | None = None):
-    """Args: weights_sha256: {representation key: SHA-256 of the weights
-    that computed it}, for each of config.representations."""
+               representations: tuple[representation.WithWeights, ...] = ()):
+    """Args: representations: what the records hold beside their MFCCs,
+    with the weights that computed each."""
     super().__init__()
     self._config = config
     self._directory = directory
-    self._weights_sha256 = weights_sha256 or {}
+    self._representations = tuple(
+        (r.representation, r.weights_sha256) for r in representations)
 
   def expand(self, inputs):
     batches = inputs[BATCHES]
@@ -66,10 +70,16 @@ class WriteManifest(beam.PTransform):
          | f'Statistics_{key}' >> beam.CombineGlobally(
              statistics_lib.FeatureStatisticsFn())
          | f'Keyed_{key}' >> beam.Map(lambda s, key: (key, s), key)
-         for key in (r.key for r in self._config.representations)]
+         for key in (heard.key for heard, _ in self._representations)]
         | 'RepresentationStatistics' >> beam.Flatten(
             pipeline=batches.pipeline)
         | 'RepresentationStatisticsToDict' >> beam.combiners.ToDict())
+    precisions = (
+        batches
+        | 'Precisions' >> beam.FlatMap(
+            lambda b: [(b.precision, len(b.notes))] if b.precision else [])
+        | 'SumPrecisions' >> beam.CombinePerKey(sum)
+        | 'PrecisionsToDict' >> beam.combiners.ToDict())
     return (batches.pipeline
             | 'Seed' >> beam.Create([None])
             | 'Assemble' >> beam.Map(
@@ -78,8 +88,9 @@ class WriteManifest(beam.PTransform):
                 beam.pvalue.AsSingleton(instrument_pairs),
                 beam.pvalue.AsSingleton(inputs[COUNTS]),
                 beam.pvalue.AsSingleton(mfcc_statistics),
-                self._weights_sha256,
-                beam.pvalue.AsSingleton(representation_statistics))
+                self._representations,
+                beam.pvalue.AsSingleton(representation_statistics),
+                beam.pvalue.AsSingleton(precisions))
             | 'Write' >> beam.io.WriteToText(
                 posixpath.join(self._directory, output.MANIFEST_DRAFT),
                 shard_name_template='', num_shards=1))
@@ -105,10 +116,12 @@ def assemble_manifest(_, config: JobConfig, counts: dict,
                       instrument_pairs: list,
                       outcome_counts: dict[outcomes.OutcomeKey, int],
                       statistics: dict | None,
-                      weights_sha256: dict[str, str] | None = None,
-                      representation_statistics: dict | None = None) -> str:
-  """The manifest's JSON text, from the pipeline's combined side inputs
-  ({representation key: its statistics} among them)."""
+                      representations: tuple = (),
+                      representation_statistics: dict | None = None,
+                      precisions: dict[str, int] | None = None) -> str:
+  """The manifest's JSON text, from the pipeline's combined side inputs:
+  {representation key: its statistics} and {precision: records} among
+  them; `representations` are (representation, weights' SHA-256) pairs."""
   accounting = outcomes.Accounting.from_counts(
       outcome_counts, with_recordings=bool(config.recordings))
   manifest = manifest_lib.Manifest(
@@ -129,10 +142,11 @@ def assemble_manifest(_, config: JobConfig, counts: dict,
                     if config.augment.copies else None),
       representations=tuple(
           manifest_lib.RepresentationRecord(
-              heard, (weights_sha256 or {})[heard.key],
+              heard, sha256,
               _normalization(config,
                              (representation_statistics or {}).get(heard.key)))
-          for heard in config.representations))
+          for heard, sha256 in representations),
+      representation_precision=dict(sorted((precisions or {}).items())))
   return manifest.dumps()
 
 

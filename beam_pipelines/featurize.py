@@ -27,6 +27,7 @@ from beam_pipelines.batches import FeaturizedBatch
 from nsynth_contracts import cli
 from nsynth_contracts import feature_params
 from nsynth_contracts import outcomes
+from nsynth_contracts import precision as precision_lib
 from nsynth_contracts import representation as representation_lib
 from nsynth_contracts import schema
 from nsynth_contracts import window_params
@@ -62,6 +63,12 @@ def _worker_functions(params: feature_params.FeatureParams, batch_size: int,
   return tf, mfcc_fn, windows
 
 
+# Clips per call of a representation network. Its activations grow with the
+# batch (a 64-clip batch held 2.7 GB more than one clip, 16 clips 0.9 GB) and
+# its time per clip stops falling at about 8 (BUILD_NOTES.md, "Hear
+# faster"), so a batch of notes goes through it in slices of this many.
+REPRESENTATION_SLICE = 16
+
 _REPRESENTATION_FUNCTIONS = {}
 # The bundle threads of multi_threading mode set up their DoFns at once:
 # without it each built and traced its own copy of every network.
@@ -69,22 +76,20 @@ _REPRESENTATION_FUNCTIONS_LOCK = threading.Lock()
 
 
 def _representation_function(loaded: representation_lib.WithWeights,
-                             batch_size: int):
-  """A representation's network, traced once per process and set of weights
-  for batches of up to `batch_size` clips: every thread's DoFn shares it.
-  Any batch size, so that a short batch (a recording's few windows, a
-  bundle's last notes) costs its own clips, not a full batch's: padded to 64,
-  a demo phrase's ten windows cost the network six times their work."""
-  key = (loaded.representation, batch_size, loaded.weights_sha256)
+                             resolved_precision: str):
+  """A representation's network, built once per process, set of weights and
+  precision, in a session of its own (precision.session_function): every
+  thread's DoFn shares it. Any batch size, so that a short batch (a
+  recording's few windows, a bundle's last notes) costs its own clips, not a
+  full batch's."""
+  key = (loaded.representation, loaded.weights_sha256, resolved_precision)
   with _REPRESENTATION_FUNCTIONS_LOCK:
     if key not in _REPRESENTATION_FUNCTIONS:
-      import tensorflow as tf
-      model = loaded.representation.build_model(loaded.weights)
-      # No XLA: its CPU convolutions ran 2-6x slower than TensorFlow's here.
-      _REPRESENTATION_FUNCTIONS[key] = tf.function(
-          lambda clips: model(clips, training=False),
-          input_signature=[tf.TensorSpec(
-              [None, loaded.representation.clip_samples], tf.float32)])
+      heard = loaded.representation
+      # No XLA: its CPU convolutions ran 2-6x slower than oneDNN's here.
+      _REPRESENTATION_FUNCTIONS[key] = precision_lib.session_function(
+          heard.build_model(loaded.weights), heard.clip_samples,
+          resolved_precision)
     return _REPRESENTATION_FUNCTIONS[key]
 
 
@@ -108,8 +113,11 @@ class Featurizer:
                batch_size: int, jit_compile: bool,
                augment: augmentation.AugmentationConfig, train_split: str,
                windows: bool = False,
-               representations: tuple[representation_lib.WithWeights, ...] = ()
-               ):
+               representations: tuple[representation_lib.WithWeights, ...] = (),
+               precision: str = precision_lib.AUTO):
+    """Args: precision: what the representation networks run in, one of
+    nsynth_contracts.precision.CHOICES, resolved by each worker for its own
+    CPU in setup()."""
     for loaded in representations:
       heard = loaded.representation
       if (heard.clip_samples, heard.sample_rate_hz) != (
@@ -124,6 +132,8 @@ class Featurizer:
     self._train_split = train_split
     self._windows = windows
     self._representations = representations
+    self._requested_precision = precision_lib.checked_choice(precision)
+    self.precision = None          # set by setup(): what this worker runs
     self._representation_fns = {}
     self._mfcc_fn = None
     self._windows_lib = None
@@ -131,6 +141,10 @@ class Featurizer:
     self._clips_tensor = None
 
   def setup(self) -> None:
+    """Raises: precision.PrecisionError: bfloat16 asked for on a worker
+    whose CPU cannot run it."""
+    if self._representations:
+      self.precision = precision_lib.resolve(self._requested_precision)
     tf, self._mfcc_fn, self._windows_lib = _worker_functions(
         self.params, self.batch_size, self._jit_compile)
     # Decoded clips go straight into one reused batch array, which the
@@ -142,8 +156,8 @@ class Featurizer:
     with cli.native_stderr_silenced():  # XLA's compile-time log lines.
       self._mfcc_fn(self._clips_tensor)
     for loaded in self._representations:
-      function = _representation_function(loaded, self.batch_size)
-      function(self._clips_tensor)
+      function = _representation_function(loaded, self.precision)
+      function(self._clips[:REPRESENTATION_SLICE])
       self._representation_fns[loaded.representation.key] = function
 
   def frame(self, waveform: np.ndarray,
@@ -179,7 +193,8 @@ class Featurizer:
     count = len(rows)
     for i, (_, _, clip) in enumerate(rows):
       self._clips[i] = clip
-    computed = {schema.MFCC: self._computed(self._mfcc_fn, count)}
+    computed = {schema.MFCC: self._computed(
+        lambda clips: self._mfcc_fn(clips).numpy(), count)}
     for key, function in self._representation_fns.items():
       computed[key] = self._computed(function, count, whole_batch=False)
     kept = []
@@ -204,17 +219,22 @@ class Featurizer:
     yield FeaturizedBatch(
         tuple(rows[i][0] for i in kept), stacked.pop(schema.MFCC),
         self._clips[kept].copy() if self._keep_audio else None,
-        copies if any(copies) else (), self._windows, stacked)
+        copies if any(copies) else (), self._windows, stacked,
+        self.precision)
 
   def _computed(self, function, count: int, whole_batch: bool = True
                 ) -> list[np.ndarray | None]:
-    """`function` of the batch array's first `count` rows (given the whole
-    array, for functions of one batch shape, or those rows); if the batch
-    fails, each clip alone, so that only a bad row is lost (None)."""
+    """`function` (clips -> NumPy) of the batch array's first `count` rows:
+    given the whole array as a tensor, for functions of one batch shape, or
+    those rows REPRESENTATION_SLICE at a time; if the batch fails, each
+    clip alone, so that only a bad row is lost (None)."""
     def run(rows: int) -> np.ndarray:
       # Synchronous: the batch array is free to refill once this returns.
-      return function(self._clips_tensor if whole_batch
-                      else self._clips_tensor[:rows]).numpy()[:rows]
+      if whole_batch:
+        return function(self._clips_tensor)[:rows]
+      return np.concatenate([
+          function(self._clips[start:min(rows, start + REPRESENTATION_SLICE)])
+          for start in range(0, rows, REPRESENTATION_SLICE)])
     try:
       return list(run(count))
     except Exception:  # The batch failed: find the row at fault.

@@ -38,6 +38,7 @@ from beam_pipelines.job_config import JobConfig
 from nsynth_contracts import disk_space
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import outcomes
+from nsynth_contracts import precision
 from nsynth_contracts import representation
 
 
@@ -184,10 +185,17 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (),
       say, f'Reading examples.json of {len(config.inputs)} split '
       f'{"directory" if len(config.inputs) == 1 else "directories"}'):
     sizes = check_inputs(config)
+  options = PipelineOptions(list(beam_args))
+  if config.representations and local_runner.local_runner_for(options):
+    # The workers are this machine: a precision it cannot run is said now,
+    # not as a worker's traceback.
+    try:
+      precision.resolve(config.precision)
+    except precision.PrecisionError as e:
+      raise JobInputError(f'--precision={config.precision}: {e}') from None
   with progress.said_if_slow(say, 'Reading and checking the weights of ' + (
       ', '.join(r.describe() for r in config.representations))):
     representations = _read_representations(config)
-  options = PipelineOptions(list(beam_args))
   if options.view_as(TestOptions).dry_run:
     return _dry_run(config, options, representations, sizes)
   return _write_dataset(config, beam_args, representations, sizes, report,

@@ -12,8 +12,9 @@ from beam_pipelines import tfrecord_sink
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
-from nsynth_contracts import musicnn_representation
+from nsynth_contracts import precision
 from nsynth_contracts import representation
+from nsynth_contracts import representation_kinds
 from nsynth_contracts import window_params
 
 
@@ -45,7 +46,10 @@ class JobConfig:
   # The pretrained representations written beside the MFCCs, each under its
   # key, in this order (empty: none).
   representations: tuple[representation.Representation, ...] = (
-      musicnn_representation.DEFAULT,)
+      representation_kinds.DEFAULT)
+  # What the workers run the representations' networks in: each resolves
+  # `auto` for its own CPU (nsynth_contracts.precision).
+  precision: str = precision.AUTO
 
   @property
   def vocabulary(self) -> labels.LabelVocabulary:

@@ -34,7 +34,8 @@ def featurizer(config: JobConfig,
                               config.batch_size, config.jit_compile,
                               config.augment, config.train_split,
                               windows=windows,
-                              representations=representations)
+                              representations=representations,
+                              precision=config.precision)
 
 
 def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
@@ -47,7 +48,8 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
 
   Args:
     representations: config.representations with their weights, read once
-      by the launcher.
+      by the launcher: from here on the one value that says which
+      representations the records hold.
     progress_address: where the workers count the notes and windows they
       featurise (None: nowhere).
   """
@@ -81,6 +83,4 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig,
   counts = outcomes | 'Account' >> accounting.CountOutcomes()
   _ = ({dataset_summary.BATCHES: batches, dataset_summary.COUNTS: counts}
        | 'Manifest' >> dataset_summary.WriteManifest(
-           config, dataset_dir,
-           {r.representation.key: r.weights_sha256
-            for r in representations}))
+           config, dataset_dir, representations))

@@ -14,6 +14,7 @@ from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
 from nsynth_contracts import representation as representation_lib
+from nsynth_contracts import representation_kinds
 
 MANIFEST_FILENAME = 'manifest.json'
 # 2: lists the files of the dataset; 3: any number of representations, each
@@ -83,7 +84,7 @@ class RepresentationRecord:
 
   @classmethod
   def from_json(cls, data: dict) -> 'RepresentationRecord':
-    representation = representation_lib.from_json(data)
+    representation = representation_kinds.from_json(data)
     for field, value in (('key', representation.key),
                          ('size', representation.size)):
       if data[field] != value:
@@ -180,6 +181,10 @@ class Manifest:
   augmentation: AugmentationRecord | None = None
   # In the order the records' features were computed; each under its key.
   representations: tuple[RepresentationRecord, ...] = ()
+  # Records per arithmetic the workers computed the representations in
+  # (nsynth_contracts.precision: float32, bfloat16); empty without any.
+  representation_precision: dict[str, int] = dataclasses.field(
+      default_factory=dict)
   format_version: int = FORMAT_VERSION
 
   @property
@@ -227,6 +232,7 @@ class Manifest:
         'augmentation': (self.augmentation.to_json() if self.augmentation
                          else None),
         'representations': [r.to_json() for r in self.representations],
+        'representation_precision': dict(self.representation_precision),
     }
 
   @classmethod
@@ -254,6 +260,8 @@ class Manifest:
                       if data.get('augmentation') else None),
         representations=tuple(RepresentationRecord.from_json(r)
                               for r in data['representations']),
+        representation_precision=_precision_counts(
+            data.get('representation_precision', {})),
         format_version=data['format_version'],
     )
 
@@ -271,6 +279,14 @@ def _check_format_version(data) -> None:
         f'format_version {version!r} is not {FORMAT_VERSION}' +
         ('; it was written by an older version of the Beam job: run it again'
          if older else ''))
+
+
+def _precision_counts(value) -> dict[str, int]:
+  if not isinstance(value, dict) or not all(
+      isinstance(k, str) and isinstance(n, int) and not isinstance(n, bool)
+      and n >= 0 for k, n in value.items()):
+    raise ValueError('representation_precision is not {precision: records}')
+  return dict(value)
 
 
 def _known_compression(value) -> str:

@@ -54,10 +54,21 @@ class MusicnnRepresentation(representation.Representation):
   """
 
   kind: ClassVar[str] = 'musicnn'
-  network_module: ClassVar[str] = 'nsynth_contracts.musicnn_network'
   usage: ClassVar[str] = (
       f'{" or ".join(MODEL_NAMES)}, optionally :LAYER, one of '
       f'{", ".join(LAYER_WIDTHS)} (default {DEFAULT_LAYER})')
+  summary: ClassVar[str] = (
+      'musicnn: a tagger trained on MagnaTagATune (MTT) or the Million Song '
+      'Dataset (MSD), whose weights come from the musicnn wheel (ISC '
+      'licence); frame layers are summarised over time by their mean, max, '
+      'standard deviation and mean absolute frame-to-frame change')
+  # Its pooled maps of any audio within the Beam job's sample bound stay
+  # within a few hundred (BUILD_NOTES.md, "Reliability 3").
+  max_abs_value: ClassVar[float] = 1e6
+  # Most of its channels hardly move on single synthesised notes (spreads
+  # down to 1e-10); 0.01 is about the smallest spread of a channel that
+  # fires (BUILD_NOTES.md, "Pretrained representation").
+  std_floor: ClassVar[float] = 0.01
 
   # The default, MagnaTagATune's mid-end with four statistics: of the layers
   # measured, the one that named the family of notes from sample libraries
@@ -152,6 +163,30 @@ class MusicnnRepresentation(representation.Representation):
     if model_name not in MODEL_NAMES:
       return None
     return cls(model_name=model_name, layer=layer or DEFAULT_LAYER)
+
+  # The computing half lives in musicnn_weights (the checkpoint) and
+  # musicnn_network (TensorFlow), imported only when used.
+  def weights_source(self) -> str:
+    from nsynth_contracts import musicnn_weights
+    try:
+      return musicnn_weights.checkpoint_prefix(self.model_name)
+    except musicnn_weights.MusicnnWeightsError:
+      return f'the musicnn wheel ({musicnn_weights.INSTALL_HINT})'
+
+  def read_weights(self) -> representation.Weights:
+    from nsynth_contracts import musicnn_weights
+    try:
+      return musicnn_weights.read_weights(self.model_name)
+    except musicnn_weights.MusicnnWeightsError as e:
+      raise representation.RepresentationError(str(e)) from None
+
+  def build_model(self, weights: representation.Weights):
+    from nsynth_contracts import musicnn_network
+    from nsynth_contracts import musicnn_weights
+    try:
+      return musicnn_network.build_embedding_model(weights, self)
+    except musicnn_weights.MusicnnWeightsError as e:
+      raise representation.RepresentationError(str(e)) from None
 
 
 DEFAULT = MusicnnRepresentation()

@@ -19,30 +19,42 @@ import numpy as np
 
 from nsynth_contracts import musicnn_representation
 
-# Each Keras layer and the variable scope musicnn's TF1 graph gave it: the
-# scopes are numbered in the order musicnn/models.py creates the layers.
-CHECKPOINT_SCOPES = {
-    'input_norm': 'batch_normalization',
-    'timbral_7x38_conv': 'conv2d',
-    'timbral_7x38_norm': 'batch_normalization_1',
-    'timbral_7x67_conv': 'conv2d_1',
-    'timbral_7x67_norm': 'batch_normalization_2',
-    'temporal_128_conv': 'conv2d_2',
-    'temporal_128_norm': 'batch_normalization_3',
-    'temporal_64_conv': 'conv2d_3',
-    'temporal_64_norm': 'batch_normalization_4',
-    'temporal_32_conv': 'conv2d_4',
-    'temporal_32_norm': 'batch_normalization_5',
-    'cnn1_conv': 'conv2d_5',
-    'cnn1_norm': 'batch_normalization_6',
-    'cnn2_conv': 'conv2d_6',
-    'cnn2_norm': 'batch_normalization_7',
-    'cnn3_conv': 'conv2d_7',
-    'cnn3_norm': 'batch_normalization_8',
-    'pool_norm': 'batch_normalization_9',
-    'penultimate_dense': 'dense',
-    'penultimate_norm': 'batch_normalization_10',
-    'tags_dense': 'dense_1',
+
+def _convolution(scope: str) -> tuple[str, ...]:
+  return (f'{scope}/kernel', f'{scope}/bias')
+
+
+def _normalization(scope: str) -> tuple[str, ...]:
+  return tuple(f'{scope}/{name}' for name in
+               ('gamma', 'beta', 'moving_mean', 'moving_variance'))
+
+
+# Each Keras layer of musicnn_network and the checkpoint variables it holds,
+# in the order of its weights. The scopes are numbered in the order
+# musicnn/models.py creates its layers; a front-end block holds a
+# convolution and the normalisation after it.
+CHECKPOINT_NAMES = {
+    'input_norm': _normalization('batch_normalization'),
+    'timbral_7x38': (*_convolution('conv2d'),
+                     *_normalization('batch_normalization_1')),
+    'timbral_7x67': (*_convolution('conv2d_1'),
+                     *_normalization('batch_normalization_2')),
+    'temporal_128': (*_convolution('conv2d_2'),
+                     *_normalization('batch_normalization_3')),
+    'temporal_64': (*_convolution('conv2d_3'),
+                    *_normalization('batch_normalization_4')),
+    'temporal_32': (*_convolution('conv2d_4'),
+                    *_normalization('batch_normalization_5')),
+    'cnn1_conv': _convolution('conv2d_5'),
+    'cnn1_norm': _normalization('batch_normalization_6'),
+    'cnn2_conv': _convolution('conv2d_6'),
+    'cnn2_norm': _normalization('batch_normalization_7'),
+    'cnn3_conv': _convolution('conv2d_7'),
+    'cnn3_norm': _normalization('batch_normalization_8'),
+    'pool_norm': _normalization('batch_normalization_9'),
+    'penultimate_dense': _convolution('dense'),
+    'penultimate_norm': _normalization('batch_normalization_10'),
+    'tags_dense': _convolution('dense_1'),
 }
 
 INSTALL_HINT = 'pip install --no-deps musicnn==0.1.0'

@@ -2,29 +2,31 @@
 
 A representation turns a 16 kHz clip into one fixed-size vector with a frozen
 network, in core TensorFlow ops, so that the Beam job, the trainer and every
-serving signature compute it with the same function. Each kind is a
-parameters module implementing `Representation` (musicnn's is
-nsynth_contracts.musicnn_representation), the module that computes it
-(`network_module`: nsynth_contracts.musicnn_network) and one line in
-`_KINDS`; nothing else in the project names a kind:
+serving signature compute it with the same function. `Representation` is
+the interface a kind implements: its parameters (a frozen dataclass), where
+its weights come from, how its network is built, and everything tuned to
+its values (help text, bounds, the floor under its spread). A kind is one
+module implementing it (musicnn's: nsynth_contracts.musicnn_representation)
+and one line in nsynth_contracts.representation_kinds; nothing else in the
+project names a kind:
 
 * the Beam job reads its weights once in the launcher (`read_weights`),
   pickles them to the workers, runs `build_model` on every batch and writes
   the vector under the record key `key`;
 * the manifest records it (`to_json`, its weights' SHA-256 and the training
-  split's statistics), and `from_json` rebuilds it;
-* the trainer's models read it as the input named `key`, and the export
-  builds the same network from the same weights into the SavedModel.
+  split's statistics), and representation_kinds.from_json rebuilds it;
+* the trainer's models read it as the input named `key`, standardised with
+  the spread floored at `std_floor`, and the export builds the same network
+  from the same weights into the SavedModel.
 
 Kept free of TensorFlow (a launcher or a manifest reader describes
-representations without it); reading or building a network imports its
-`network_module`.
+representations without it); a kind imports its network's module only in
+`read_weights` and `build_model`.
 """
 
 import abc
 import dataclasses
 import hashlib
-import importlib
 from typing import TYPE_CHECKING
 from typing import ClassVar
 
@@ -32,13 +34,6 @@ import numpy as np
 
 if TYPE_CHECKING:  # Annotations only: build_model imports Keras when called.
   import keras
-
-# kind -> (module, class): the registry. Adding a representation is one
-# module implementing Representation, plus its line here.
-_KINDS = {
-    'musicnn': ('nsynth_contracts.musicnn_representation',
-                'MusicnnRepresentation'),
-}
 
 Weights = dict[str, np.ndarray]
 
@@ -52,12 +47,22 @@ class Representation(abc.ABC):
   """One pretrained representation: parameters, weights, network, key.
 
   Implementations are frozen dataclasses (hashable, comparable, picklable to
-  Beam workers) with a class attribute `kind`.
+  Beam workers) and set the class attributes below.
   """
 
   kind: ClassVar[str]
   # What its command-line items look like, for help texts.
   usage: ClassVar[str]
+  # What it is and where its weights come from, in a sentence, for help
+  # texts.
+  summary: ClassVar[str]
+  # No value of a record of it comes near this magnitude: beyond it a finite
+  # value is damage (a 1e30 overflows a loss as NaN does).
+  max_abs_value: ClassVar[float]
+  # Models standardise it by max(std, std_floor) per value: channels that
+  # hardly move over the training notes would otherwise turn float
+  # rounding into their loudest inputs.
+  std_floor: ClassVar[float]
 
   @property
   @abc.abstractmethod
@@ -82,7 +87,7 @@ class Representation(abc.ABC):
 
   @abc.abstractmethod
   def params_json(self) -> dict:
-    """Its parameters as JSON (what from_json's `params` gives back)."""
+    """Its parameters as JSON (what from_params takes back)."""
 
   @classmethod
   @abc.abstractmethod
@@ -95,31 +100,29 @@ class Representation(abc.ABC):
     """The representation a command-line item names (e.g. `MTT_musicnn:midend`
     for musicnn), or None if the item is not of this kind."""
 
-  # The module that computes it (TensorFlow), imported only when a network
-  # is read or built. It defines:
-  #   weights_source(representation) -> str: where its weights are read
-  #     from, for messages (a path);
-  #   read_weights(representation) -> Weights: every tensor of the network's
-  #     weights, or RepresentationError naming the source and what is wrong
-  #     (missing, truncated, a checksum that does not match), in one line;
-  #   build_model(representation, weights) -> keras.Model: the frozen model,
-  #     float32 [batch, samples] 16 kHz waveforms in [-1, 1], any length
-  #     (padded or trimmed to one clip) -> float32 [batch, size]; or
-  #     RepresentationError when a weight it needs is missing or has another
-  #     shape.
-  network_module: ClassVar[str]
-
-  def _network(self):
-    return importlib.import_module(self.network_module)
-
+  @abc.abstractmethod
   def weights_source(self) -> str:
-    return self._network().weights_source(self)
+    """Where its weights are read from, for messages (a path)."""
 
+  @abc.abstractmethod
   def read_weights(self) -> Weights:
-    return self._network().read_weights(self)
+    """Every tensor of the network's weights.
 
+    Raises:
+      RepresentationError: naming the source and what is wrong (missing,
+        truncated, a checksum that does not match), in one line.
+    """
+
+  @abc.abstractmethod
   def build_model(self, weights: Weights) -> 'keras.Model':
-    return self._network().build_model(self, weights)
+    """The frozen network: float32 [batch, samples] 16 kHz waveforms in
+    [-1, 1], any length (padded or trimmed to one clip) -> float32 [batch,
+    size].
+
+    Raises:
+      RepresentationError: a weight it needs is missing or has another
+        shape.
+    """
 
   def describe(self) -> str:
     """How people name it (the command-line item that gives it)."""
@@ -127,40 +130,6 @@ class Representation(abc.ABC):
 
   def to_json(self) -> dict:
     return {'kind': self.kind, 'params': self.params_json()}
-
-
-def _kind_class(kind: str) -> type[Representation]:
-  if kind not in _KINDS:
-    raise RepresentationError(
-        f'representation kind {kind!r} is not one of {sorted(_KINDS)}')
-  module, name = _KINDS[kind]
-  return getattr(importlib.import_module(module), name)
-
-
-def from_json(data: dict) -> Representation:
-  """Raises: RepresentationError: an unknown kind or bad parameters."""
-  if not isinstance(data, dict) or not isinstance(data.get('params'), dict):
-    raise RepresentationError('a representation is {"kind", "params"}')
-  return _kind_class(data.get('kind')).from_params(data['params'])
-
-
-def parse(text: str) -> Representation:
-  """The representation a command-line item names, of whichever kind.
-
-  Raises:
-    RepresentationError: no kind knows the item.
-  """
-  for kind in _KINDS:
-    parsed = _kind_class(kind).parse(text.strip())
-    if parsed is not None:
-      return parsed
-  raise RepresentationError(
-      f'{text!r} names no representation ({"; ".join(examples())})')
-
-
-def examples() -> list[str]:
-  """What each kind's command-line items look like, for help texts."""
-  return [_kind_class(kind).usage for kind in _KINDS]
 
 
 def check_distinct(representations) -> None:

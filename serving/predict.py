@@ -30,6 +30,7 @@ import tqdm
 from absl import flags
 
 from nsynth_contracts import cli
+from nsynth_contracts import precision
 
 
 def _define_flags() -> None:
@@ -40,6 +41,11 @@ def _define_flags() -> None:
   flags.DEFINE_integer('top_k', 3, 'Families to show per file.',
                        lower_bound=1)
   flags.DEFINE_integer('batch_size', 32, 'Files per step.', lower_bound=1)
+  flags.DEFINE_enum('precision', precision.AUTO, list(precision.CHOICES),
+                    'What the export\'s networks compute in here: bfloat16 '
+                    '(where the CPU has AVX-512 BF16 or AMX), float32, or '
+                    'auto: bfloat16 where this CPU has it. The export itself '
+                    'is float32 and runs anywhere.')
   flags.DEFINE_boolean('timeline', False, 'For recordings longer than a '
                        'note, also show each window: when it starts and its '
                        'family.')
@@ -63,6 +69,10 @@ def _main(argv: list[str]) -> None:
   if options.plot and os.path.exists(options.plot) and not os.path.isdir(
       options.plot):
     raise cli.UserError(f'--plot {options.plot} is a file, not a directory')
+  try:
+    precision.use(precision.resolve(options.precision))
+  except precision.PrecisionError as e:
+    raise cli.UserError(f'--precision={options.precision}: {e}') from None
   try:
     predictor = predictor_lib.Predictor(
         predictor_lib.resolve_export(options.model), options.top_k)

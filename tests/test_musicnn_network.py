@@ -23,6 +23,7 @@ from nsynth_contracts import musicnn_network
 from nsynth_contracts import musicnn_representation
 from nsynth_contracts import musicnn_weights
 from nsynth_contracts import representation
+from nsynth_contracts import representation_kinds
 from nsynth_contracts.musicnn_representation import MusicnnRepresentation
 
 DATA = os.path.join(os.path.dirname(__file__), 'data')
@@ -199,8 +200,8 @@ def test_only_the_layers_the_embedding_needs_are_run(model_weights):
   _, weights = model_weights
   network = musicnn_network.build_network(weights, layers=('temporal',))
   names = {layer.name for layer in network.layers}
-  assert 'temporal_128_conv' in names
-  assert not {'timbral_7x38_conv', 'cnn1_conv', 'tags_dense'} & names
+  assert 'temporal_128' in names
+  assert not {'timbral_7x38', 'cnn1_conv', 'tags_dense'} & names
 
 
 def test_silence_gives_finite_values(default_model):
@@ -265,8 +266,9 @@ def test_the_weights_are_the_networks_variables_only():
   assert not [name for name in weights if 'Adam' in name or 'power' in name]
   assert weights['conv2d/kernel'].shape == (7, 38, 1, 204)
   # Every variable feeds a layer, and every layer finds its variables.
-  scopes = set(musicnn_weights.CHECKPOINT_SCOPES.values())
-  assert {name.split('/')[0] for name in weights} == scopes
+  used = [name for names in musicnn_weights.CHECKPOINT_NAMES.values()
+          for name in names]
+  assert sorted(used) == sorted(weights)
   assert musicnn_weights.size_bytes(weights) == 4 * sum(
       w.size for w in weights.values())
 
@@ -312,7 +314,7 @@ def test_params_describe_one_musicnn_patch_per_clip():
   assert params.num_frames == 251
   assert params.size == 4 * 753   # four statistics over time
   assert MusicnnRepresentation(layer='penultimate').size == 200
-  assert representation.from_json(params.to_json()) == params
+  assert representation_kinds.from_json(params.to_json()) == params
 
 
 @pytest.mark.parametrize('fields, named', [
@@ -362,7 +364,7 @@ def test_time_statistics_are_numpys_over_time():
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
   params = MusicnnRepresentation(layer='temporal', time_statistics=statistics)
   assert params.size == 4 * 153
-  assert representation.from_json(params.to_json()) == params
+  assert representation_kinds.from_json(params.to_json()) == params
   with pytest.raises(representation.RepresentationError,
                      match='time_statistics'):
     MusicnnRepresentation(time_statistics=('median',))

@@ -3,7 +3,7 @@
 `validate_split` reads every record of a split before training and names
 the first record that cannot be trained on: unreadable (and where), of
 another schema, shape or vocabulary than the manifest's, or holding NaN,
-Inf or a magnitude no feature can have (MAX_FEATURE_MAGNITUDE). When a
+Inf or a magnitude no such feature can have (`magnitude_bounds`). When a
 pipeline fails without it (--novalidate_data), `data_error` runs the same
 checks to say which file and record is at fault.
 """
@@ -21,13 +21,12 @@ from trainer.input_pipeline import LABEL_OUTSIDE
 from trainer.input_pipeline import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
-# No feature a record can hold comes near this magnitude, so a value beyond
-# it is damage even when finite (a 1e30 overflows the loss as NaN does).
-# MFCCs of audio within the Beam job's +-4 sample bound stay within a few
-# thousand (decibels through an orthonormal DCT of 128 bands); musicnn's
-# pooled maps and audio samples within a few hundred (BUILD_NOTES.md,
-# "Reliability 3").
-MAX_FEATURE_MAGNITUDE = 1e6
+# Neither MFCCs nor waveforms come near this magnitude, so a value beyond it
+# is damage even when finite (a 1e30 overflows the loss as NaN does): MFCCs
+# of audio within the Beam job's +-4 sample bound stay within a few thousand
+# (decibels through an orthonormal DCT of 128 bands), samples within 4. A
+# representation's bound is its kind's (max_abs_value).
+MAX_MFCC_OR_AUDIO_MAGNITUDE = 1e6
 # Records per parse while validating: about 16 MB of 126 x 128 MFCCs.
 _VALIDATION_BATCH = 256
 # What TensorFlow wraps around the reason an op failed: graph and op names,
@@ -69,6 +68,7 @@ def _summaries(files: list[str], manifest: manifest_lib.Manifest,
   finiteness reduction run in tf.data's threads, traced once for all
   files; Python sees no floats."""
   spec = _validation_spec(manifest, any_size)
+  bounds = magnitude_bounds(manifest)
   paths = tf.constant(files)
 
   def batches(index):
@@ -87,7 +87,7 @@ def _summaries(files: list[str], manifest: manifest_lib.Manifest,
         if any_size and key in (schema.MFCC, schema.AUDIO):
           summary[key + '_size'] = values.row_lengths()
         summary[key + '_finite'] = tf.reduce_all(
-            tf.abs(values) <= MAX_FEATURE_MAGNITUDE,   # False for NaN too
+            tf.abs(values) <= bounds[key],   # False for NaN too
             axis=list(range(1, values.shape.rank)))
     return summary
 
@@ -98,6 +98,14 @@ def _summaries(files: list[str], manifest: manifest_lib.Manifest,
 
 def _float_features(manifest: manifest_lib.Manifest) -> tuple[str, ...]:
   return (schema.MFCC, schema.AUDIO, *manifest.representation_sizes)
+
+
+def magnitude_bounds(manifest: manifest_lib.Manifest) -> dict[str, float]:
+  """{float feature key: the largest magnitude a sound record holds}."""
+  return {schema.MFCC: MAX_MFCC_OR_AUDIO_MAGNITUDE,
+          schema.AUDIO: MAX_MFCC_OR_AUDIO_MAGNITUDE,
+          **{record.key: record.representation.max_abs_value
+             for record in manifest.representations}}
 
 
 def _record(path: str, index: int, note: bytes) -> str:
@@ -139,10 +147,11 @@ def _batch_problem(batch: dict, start: int, path: str,
     checks.append((audio_size != manifest.audio_samples, lambda i: (
         f'audio holds {audio_size[i]} samples, not the manifest\'s '
         f'{manifest.audio_samples}')))
+  bounds = magnitude_bounds(manifest)
   checks += [(~batch[key + '_finite'], lambda i, key=key: (
-      f'{key} holds NaN, Inf or a magnitude beyond {MAX_FEATURE_MAGNITUDE:g}, '
-      f'which no feature can have: nothing can be learned from it; write '
-      f'the data again with nsynth-tfrecords'))
+      f'{key} holds NaN, Inf or a magnitude beyond {bounds[key]:g}, which '
+      f'no {key} can have: nothing can be learned from it; write the data '
+      f'again with nsynth-tfrecords'))
              for key in _float_features(manifest) if key + '_finite' in batch]
   found = [(int(np.flatnonzero(bad)[0]), order)
            for order, (bad, _) in enumerate(checks) if bad.any()]

@@ -4,17 +4,17 @@ The default, `embedding_linear`, is multinomial logistic regression on every
 representation of the data (nsynth_contracts.representation), standardised:
 a head that cannot learn much about the few sample libraries we train on
 beyond what the pretrained network already hears. Measured on notes of two
-realistic sample libraries we never use, such linear probes on musicnn's
-mid-end transferred best of everything tried, and MFCC statistics worst;
+realistic sample libraries we never use, such linear probes on the default
+representation transferred best of everything tried, and MFCC statistics worst;
 more capacity did not transfer better on our leave-recordings-out yardstick
 (BUILD_NOTES.md, "Choosing by what transfers"). `embedding_mlp` is the same
 inputs through one regularised hidden layer.
 
 Each representation is standardised by the training split's statistics (the
-manifest's), with the spread floored at EMBEDDING_STD_FLOOR: most of
-musicnn's channels never fire on these notes, and dividing by their 1e-10
-spread would make a head fit float rounding noise (predictions would change
-with the batch size or XLA).
+manifest's), with the spread floored at its kind's `std_floor`: channels
+that never fire on these notes have spreads near 1e-10, and dividing by them
+would make a head fit float rounding noise (predictions would change with
+the batch size or XLA).
 """
 
 import keras
@@ -22,8 +22,6 @@ import numpy as np
 
 from nsynth_contracts import manifest as manifest_lib
 
-# Spreads of representation channels below this are treated as this.
-EMBEDDING_STD_FLOOR = 0.01
 # The linear head's L2 penalty as scikit-learn's LogisticRegression states
 # it: C * (sum of the examples' losses) + |W|^2 / 2. C = 0.01 is the probe
 # that measured transfer (BUILD_NOTES.md); scaled by the training records,
@@ -52,8 +50,9 @@ def _representations(manifest: manifest_lib.Manifest
 def _standardize(record: manifest_lib.RepresentationRecord
                  ) -> keras.layers.Layer:
   """Per-channel standardisation by the training split's statistics, the
-  spread floored at EMBEDDING_STD_FLOOR."""
-  std = np.maximum(np.asarray(record.normalization.std), EMBEDDING_STD_FLOOR)
+  spread floored where the representation's kind says."""
+  std = np.maximum(np.asarray(record.normalization.std),
+                   record.representation.std_floor)
   return keras.layers.Normalization(
       axis=-1, mean=np.asarray(record.normalization.mean), variance=std**2,
       name=f'normalize_{record.key}')

@@ -2,7 +2,7 @@
 // "serve") and runs its serving_default signature on one 16-bit PCM WAV file,
 // with no Python involved.
 //
-// Usage: run_saved_model EXPORT_DIR FILE.wav [SIGNATURE]
+// Usage: run_saved_model [--bfloat16] EXPORT_DIR FILE.wav [SIGNATURE]
 //          runs SIGNATURE (default serving_default) on the WAV's samples,
 //          fed as float32 [1, samples] (as [samples] to the serving_long_*
 //          signatures, which take one recording), and prints every output as
@@ -10,6 +10,10 @@
 //        run_saved_model EXPORT_DIR --zeros=D0,D1,...
 //          feeds zeros of that shape instead (any rank, as a client may),
 //          and prints "status <error>" with exit status 3 if refused.
+//        --bfloat16 loads it as TF Serving does with the platform
+//          configuration in the README: the session's graph rewritten by
+//          auto_mixed_precision_onednn_bfloat16 (a CPU with AVX-512 BF16 or
+//          AMX only).
 
 #include <cstdint>
 #include <cstring>
@@ -21,6 +25,7 @@
 
 #include "tensorflow/cc/saved_model/loader.h"
 #include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/protobuf/rewriter_config.pb.h"
 #include "tensorflow/core/public/session.h"
 
 namespace {
@@ -107,8 +112,18 @@ void PrintOutputs(const std::vector<std::string>& keys,
 }  // namespace
 
 int main(int argc, char** argv) {
+  tensorflow::SessionOptions session_options;
+  if (argc > 1 && std::string(argv[1]) == "--bfloat16") {
+    session_options.config.mutable_graph_options()
+        ->mutable_rewrite_options()
+        ->set_auto_mixed_precision_onednn_bfloat16(
+            tensorflow::RewriterConfig::ON);
+    ++argv;
+    --argc;
+  }
   if (argc < 3 || argc > 4) {
-    std::cerr << "usage: " << argv[0] << " EXPORT_DIR FILE.wav [SIGNATURE]\n"
+    std::cerr << "usage: " << argv[0]
+              << " [--bfloat16] EXPORT_DIR FILE.wav [SIGNATURE]\n"
               << "       " << argv[0]
               << " EXPORT_DIR --zeros=D0,D1,... | --double_zeros=D0,D1,...\n";
     return 2;
@@ -155,7 +170,7 @@ int main(int argc, char** argv) {
   }
   tensorflow::SavedModelBundle bundle;
   tensorflow::Status status = tensorflow::LoadSavedModel(
-      tensorflow::SessionOptions(), tensorflow::RunOptions(), argv[1],
+      session_options, tensorflow::RunOptions(), argv[1],
       // kSavedModelTagServe; its header is not in the wheel.
       {"serve"}, &bundle);
   if (!status.ok()) {
