@@ -37,6 +37,13 @@ def _toolkit():
   return synthesistoolkit
 
 
+def _reseed(stk, pitch: int, velocity: int) -> None:
+  """STK's noise is C's rand(), which every STK constructor reseeds from the
+  clock; seeding it from the note after construction makes notes the same
+  on every run."""
+  stk.Noise(1 + 128 * pitch + velocity)
+
+
 @dataclasses.dataclass(frozen=True)
 class StkControls:
   """One STK instrument: a draw of its model's controls."""
@@ -91,6 +98,7 @@ class StkModel:
              velocity: int) -> np.ndarray:
     stk = _toolkit()
     instrument = getattr(stk, self.class_name)(*self.constructor_args)
+    _reseed(stk, pitch, velocity)
     ids = getattr(type(instrument), 'CONTROL_IDS', {})
     for op, ratio in controls.operator_ratios:
       instrument.set_ratio(op, ratio)
@@ -160,6 +168,7 @@ class StkPiano:
     total = 0.0
     for k in range(controls.strings):
       string = stk.StifKarp()
+      _reseed(stk, pitch + k, velocity)
       ids = stk.StifKarp.CONTROL_IDS
       string.control_change(ids['string_stretch'], controls.string_stretch)
       string.control_change(ids['pickup_position'], controls.pickup_position)
