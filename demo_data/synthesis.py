@@ -79,8 +79,8 @@ class SynthesisMissingError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class SynthesisSizes:
   """How many notes each family renders, and how hard it tries."""
-  instruments_per_model: int = 5
-  pitch_step: int = 6
+  instruments_per_model: int = 6
+  pitch_step: int = 8
   velocities: tuple[int, ...] = (50, 100)
   seed: int = 0
   max_draws: int = 16             # per instrument, before it is given up
