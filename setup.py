@@ -37,7 +37,11 @@ _TRAIN = ['matplotlib>=3.8,<4', 'scikit-learn>=1.3,<2',
           'tensorboard==2.21.0']
 _SERVE = ['tensorflow-serving-api==2.21.0', 'tqdm>=4.66,<5',
           'matplotlib>=3.8,<4']  # nsynth-predict --plot
-_DEMO = ['pretty_midi>=0.2.10,<0.3', 'tqdm>=4.66,<5']
+# The synthesis families (demo_data.synthesis): STK with its rawwaves, and
+# the Faust compiler with its libraries; librosa's YIN checks every note.
+_DEMO = ['pretty_midi>=0.2.10,<0.3', 'tqdm>=4.66,<5',
+         'synthesistoolkit==0.0.1', 'dawdreamer==0.9.0',
+         'librosa==0.10.2.post1']
 # --compression=none also writes the files TensorFlow Datasets reads, with
 # TFDS's own writer (the launcher only; workers never import it).
 _TFDS = ['tensorflow-datasets==4.9.10', 'tensorflow-metadata==1.21.0']

@@ -84,7 +84,7 @@ def note_pitches(family: str, pitch_step: int) -> range:
   return range(low, high + 1, pitch_step)
 
 
-def _qualities(waveform: np.ndarray) -> list[int]:
+def measure_qualities(waveform: np.ndarray) -> list[int]:
   """A few of NSynth's note qualities, measured from the envelope.
 
   Only the three that an amplitude envelope decides are set (fast_decay,
@@ -154,26 +154,44 @@ class NoteRenderer:
     return np.clip(stereo.mean(axis=1), -1.0, 1.0).astype(np.float32)
 
 
-def note_entry(instrument: DemoInstrument, note_id: int, pitch: int,
-               velocity: int, qualities: Sequence[int]) -> dict:
+@dataclasses.dataclass(frozen=True)
+class InstrumentLabel:
+  """What examples.json says of an instrument, whatever made its sound."""
+  instrument_id: int
+  instrument_str: str
+  family: str
+  source: str
+  library: str
+
+
+def entry(label: InstrumentLabel, note_id: int, pitch: int, velocity: int,
+          qualities: Sequence[int]) -> dict:
   """One value of examples.json, with every field NSynth has."""
-  gm = instrument.gm
   return {
       'note': note_id,
-      'note_str': f'{instrument.instrument_str}-{pitch:03d}-{velocity:03d}',
-      'instrument': instrument.instrument_id,
-      'instrument_str': instrument.instrument_str,
+      'note_str': f'{label.instrument_str}-{pitch:03d}-{velocity:03d}',
+      'instrument': label.instrument_id,
+      'instrument_str': label.instrument_str,
       'pitch': pitch,
       'velocity': velocity,
       'sample_rate': SAMPLE_RATE_HZ,
       'qualities': list(qualities),
       'qualities_str': [q for q, on in zip(QUALITIES, qualities) if on],
-      'instrument_family': labels.NSYNTH_FAMILIES.index(gm.family),
-      'instrument_family_str': gm.family,
-      'instrument_source': labels.NSYNTH_SOURCES.index(gm.source),
-      'instrument_source_str': gm.source,
-      'library': instrument.library,   # ours; NSynth's own notes have none
+      'instrument_family': labels.NSYNTH_FAMILIES.index(label.family),
+      'instrument_family_str': label.family,
+      'instrument_source': labels.NSYNTH_SOURCES.index(label.source),
+      'instrument_source_str': label.source,
+      'library': label.library,   # ours; NSynth's own notes have none
   }
+
+
+def note_entry(instrument: DemoInstrument, note_id: int, pitch: int,
+               velocity: int, qualities: Sequence[int]) -> dict:
+  """One value of examples.json for a sample library's instrument."""
+  return entry(InstrumentLabel(instrument.instrument_id,
+                               instrument.instrument_str, instrument.gm.family,
+                               instrument.gm.source, instrument.library),
+               note_id, pitch, velocity, qualities)
 
 
 def planned_notes(pitch_step: int, velocities: Sequence[int],
@@ -218,7 +236,7 @@ def render_dataset(output_dir: str, pitch_step: int = 4,
     waveform = renderers[instrument.library].render(instrument.gm.program,
                                                     pitch, velocity)
     entry = note_entry(instrument, note_id, pitch, velocity,
-                       _qualities(waveform))
+                       measure_qualities(waveform))
     split_dir = os.path.join(output_dir, f'nsynth-{instrument.split}')
     with open(os.path.join(split_dir, 'audio', entry['note_str'] + '.wav'),
               'wb') as f:
