@@ -15,34 +15,16 @@ import dataclasses
 from typing import ClassVar
 
 from nsynth_contracts import feature_params
+from nsynth_contracts import musicnn_architecture
 from nsynth_contracts import representation
 
-# Both are musicnn's 'musicnn' architecture, with the same layer widths: 50
-# tags of MagnaTagATune (MTT) or of the Million Song Dataset (MSD).
-MODEL_NAMES = ('MTT_musicnn', 'MSD_musicnn')
-
-# Layers that give one vector per spectrogram frame, and their widths.
-# 'midend' is every front- and mid-end map concatenated, what musicnn's
-# extractor pools into `mean_pool` and `max_pool`.
-FRAME_LAYER_WIDTHS = {
-    'timbral': 408,    # two vertical filter shapes, 204 filters each
-    'temporal': 153,   # three horizontal filter lengths, 51 filters each
-    'cnn1': 64,
-    'cnn2': 64,
-    'cnn3': 64,
-    'midend': 753,     # timbral + temporal + cnn1 + cnn2 + cnn3
-}
-# Layers that give one vector per patch: a 4 s clip is one patch.
-CLIP_LAYER_WIDTHS = {
-    'penultimate': 200,
-    'taggram': 50,     # the tag probabilities
-}
-LAYER_WIDTHS = {**FRAME_LAYER_WIDTHS, **CLIP_LAYER_WIDTHS}
-DEFAULT_LAYER = 'midend'
-# How a frame layer is summarised over time, each per channel: its mean, max,
-# standard deviation, and the mean of its absolute frame-to-frame change
-# (how much the sound moves).
-TIME_STATISTICS = ('mean', 'max', 'std', 'mean_abs_delta')
+# The architecture's names, here under the names this kind always used.
+MODEL_NAMES = musicnn_architecture.MODEL_NAMES
+FRAME_LAYER_WIDTHS = musicnn_architecture.FRAME_LAYER_WIDTHS
+CLIP_LAYER_WIDTHS = musicnn_architecture.CLIP_LAYER_WIDTHS
+LAYER_WIDTHS = musicnn_architecture.LAYER_WIDTHS
+DEFAULT_LAYER = musicnn_architecture.DEFAULT_LAYER
+TIME_STATISTICS = musicnn_architecture.TIME_STATISTICS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +63,7 @@ class MusicnnRepresentation(representation.Representation):
   clip_seconds: float = 4.0
   fft_length_samples: int = 512
   hop_length_samples: int = 256
-  num_mel_bands: int = 96
+  num_mel_bands: int = musicnn_architecture.NUM_MEL_BANDS
   log_gain: float = 10000.0    # the network's input is log10(gain * mel + 1)
 
   def __post_init__(self):

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from nsynth_contracts import musicnn_representation
+from nsynth_contracts import musicnn_architecture
 
 
 def _convolution(scope: str) -> tuple[str, ...]:
@@ -80,10 +80,10 @@ def checkpoint_prefix(model_name: str) -> str:
   Raises:
     MusicnnWeightsError: the wheel is not installed or lacks the model.
   """
-  if model_name not in musicnn_representation.MODEL_NAMES:
+  if model_name not in musicnn_architecture.MODEL_NAMES:
     raise MusicnnWeightsError(
         f'model_name {model_name!r} is not one of '
-        f'{musicnn_representation.MODEL_NAMES}')
+        f'{musicnn_architecture.MODEL_NAMES}')
   spec = importlib.util.find_spec('musicnn')
   if spec is None or not spec.submodule_search_locations:
     raise MusicnnWeightsError(
@@ -101,7 +101,7 @@ def read_weights(model_name: str,
   """The network's variables of one musicnn checkpoint.
 
   Args:
-    model_name: one of musicnn_representation.MODEL_NAMES.
+    model_name: one of musicnn_architecture.MODEL_NAMES.
     prefix: the checkpoint prefix; None: the installed wheel's.
 
   Returns:

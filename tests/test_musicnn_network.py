@@ -19,6 +19,7 @@ import soundfile
 import tensorflow as tf
 
 from nsynth_contracts import feature_params
+from nsynth_contracts import musicnn_layers
 from nsynth_contracts import musicnn_network
 from nsynth_contracts import musicnn_representation
 from nsynth_contracts import musicnn_weights
@@ -88,7 +89,9 @@ def test_log_mel_is_musicnns_librosa_input(jit_compile):
   rng = np.random.default_rng(0)
   clips = {**CLIPS, 'noise': (0.3 * rng.standard_normal(64000)).astype(
       np.float32)}
-  log_mel = tf.function(musicnn_network.log_mel, jit_compile=jit_compile)
+  log_mel = tf.function(
+      lambda x: musicnn_network.log_mel(x, musicnn_representation.DEFAULT),
+      jit_compile=jit_compile)
   ours = log_mel(np.stack(list(clips.values()))).numpy()
   assert ours.shape == (len(clips), 251, 96)
   for i, (name, y) in enumerate(clips.items()):
@@ -109,7 +112,7 @@ def test_rounding_to_float16_is_numpys(jit_compile):
   halves = [float(t) + float(np.spacing(t)) / 2 for t in ties]
   x = np.concatenate([x, exact, halves, np.nextafter(halves, 0),
                       np.nextafter(halves, 1)]).astype(np.float32)
-  rounded = tf.function(musicnn_network.round_to_float16,
+  rounded = tf.function(musicnn_layers.round_to_float16,
                         jit_compile=jit_compile)(x).numpy()
   np.testing.assert_array_equal(rounded, x.astype(np.float16).astype(
       np.float32))
@@ -118,7 +121,8 @@ def test_rounding_to_float16_is_numpys(jit_compile):
 def test_log_mel_saturates_instead_of_overflowing_float16():
   t = np.arange(64000) / 16000.0
   deafening = (1000.0 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
-  log_mel = musicnn_network.log_mel(deafening[np.newaxis]).numpy()
+  log_mel = musicnn_network.log_mel(
+      deafening[np.newaxis], musicnn_representation.DEFAULT).numpy()
   assert np.all(np.isfinite(log_mel))
   # The loudest bins sit at the largest float16, not beyond.
   assert log_mel.max() == pytest.approx(np.log10(10000 * 65504.0 + 1),
@@ -157,7 +161,8 @@ def test_frames_at_the_edges_and_middle_match_the_musicnn_package(
   network = musicnn_network.build_network(weights)
   frames = reference['frames']
   names = list(CLIPS)
-  maps = network(musicnn_network.log_mel(np.stack(list(CLIPS.values()))))
+  maps = network(musicnn_network.log_mel(np.stack(list(CLIPS.values())),
+                                         musicnn_representation.DEFAULT))
   for layer in ('timbral', 'temporal', 'cnn1', 'cnn2', 'cnn3'):
     for i, name in enumerate(names):
       key = f'{model_name}/{name}/{layer}_frames'
@@ -357,7 +362,7 @@ def test_time_statistics_are_numpys_over_time():
   maps = np.random.default_rng(5).standard_normal((3, 251, 7)).astype(
       np.float32)
   statistics = ('mean', 'max', 'std', 'mean_abs_delta')
-  got = musicnn_network.TimeStatistics(statistics)(maps).numpy()
+  got = musicnn_layers.TimeStatistics(statistics)(maps).numpy()
   expected = np.concatenate([
       maps.mean(1), maps.max(1), maps.std(1),
       np.abs(np.diff(maps, axis=1)).mean(1)], axis=-1)
