@@ -62,7 +62,7 @@ class JobConfig:
 
   @property
   def output_splits(self) -> tuple[str, ...]:
-    names = (tuple(name for _, name in self.inputs)
+    names = (tuple(dict.fromkeys(name for _, name in self.inputs))
              if self.split_method is splits.SplitMethod.DIRECTORIES
              else splits.SPLIT_NAMES)
     return names + tuple(dict.fromkeys(

@@ -64,7 +64,10 @@ def _define_io_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_list(
       'input', None, 'NSynth split directories (local or gs://), each '
       'holding examples.json and audio/. The split name comes from the '
-      'directory: nsynth-train -> train.', required=True, **fv)
+      'directory: nsynth-train -> train. Directories of one name are one '
+      'split: NSynth\'s nsynth-train and a synthesis family\'s '
+      '(nsynth-render-demo --synthesis) train together; the manifest counts '
+      'each split\'s notes per library.', required=True, **fv)
   flags.DEFINE_string('output_dir', None, 'Where each run writes a new '
                       'version of the dataset (local or gs://): '
                       '<output_dir>/<version>/ with the TFRecords, '
@@ -276,10 +279,9 @@ def _splits_from_flags(values: flags.FlagValues
     raise flags.ValidationError(
         '--holdout_library needs train and valid input directories (and '
         f'test); the inputs give splits {names}')
-  if method in (splits.SplitMethod.DIRECTORIES, splits.SplitMethod.LIBRARY
-                ) and len(set(names)) != len(names):
-    raise flags.ValidationError(
-        f'--input directories give repeated split names {names}')
+  repeated = sorted({d for d in split_dirs if split_dirs.count(d) > 1})
+  if repeated:
+    raise flags.ValidationError(f'--input names {repeated[0]} twice')
   return method, inputs
 
 

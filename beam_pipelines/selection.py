@@ -118,7 +118,8 @@ class SelectNotes(beam.PTransform):
 
   def expand(self, pbegin):
     config = self._config
-    read = [pbegin | f'Read[{name}]' >> reading.ReadNSynthSplit(d, name)
+    # Labelled by directory: several directories may feed one split.
+    read = [pbegin | f'Read[{d}]' >> reading.ReadNSynthSplit(d, name)
             for d, name in config.inputs]
     kept = ([r[accounting.NOTES] for r in read]
             | 'AllNotes' >> beam.Flatten()
