@@ -76,20 +76,23 @@ _REPRESENTATION_FUNCTIONS_LOCK = threading.Lock()
 
 
 def _representation_function(loaded: representation_lib.WithWeights,
-                             resolved_precision: str):
-  """A representation's network, built once per process, set of weights and
-  precision, in a session of its own (precision.session_function): every
-  thread's DoFn shares it. Any batch size, so that a short batch (a
-  recording's few windows, a bundle's last notes) costs its own clips, not a
-  full batch's."""
-  key = (loaded.representation, loaded.weights_sha256, resolved_precision)
+                             precision: str):
+  """A representation's network, built and traced once per process, set of
+  weights and precision: every thread's DoFn shares it. Any batch size, so
+  that a short batch (a recording's few windows, a bundle's last notes)
+  costs its own clips, not a full batch's."""
+  key = (loaded.representation, loaded.weights_sha256, precision)
   with _REPRESENTATION_FUNCTIONS_LOCK:
     if key not in _REPRESENTATION_FUNCTIONS:
+      import tensorflow as tf
       heard = loaded.representation
+      model = heard.build_model(loaded.weights, precision)
       # No XLA: its CPU convolutions ran 2-6x slower than oneDNN's here.
-      _REPRESENTATION_FUNCTIONS[key] = precision_lib.session_function(
-          heard.build_model(loaded.weights), heard.clip_samples,
-          resolved_precision)
+      traced = tf.function(
+          lambda clips: model(clips, training=False),
+          input_signature=[tf.TensorSpec([None, heard.clip_samples],
+                                         tf.float32)])
+      _REPRESENTATION_FUNCTIONS[key] = lambda clips: traced(clips).numpy()
     return _REPRESENTATION_FUNCTIONS[key]
 
 

@@ -68,6 +68,19 @@ def _define_flags() -> None:
       'default representation).')
   flags.DEFINE_integer('embedding_notes', 512, 'Notes (b) times the '
                        'Featurizer with the embedding on.', lower_bound=64)
+  flags.DEFINE_list('parts', list(_PARTS), f'What to run, of {_PARTS}.')
+  flags.register_validator('parts', lambda v: set(v) <= set(_PARTS),
+                           message=f'--parts are some of {_PARTS}')
+  flags.DEFINE_string(
+      'baseline_tree', None, 'A checkout of another commit of this project '
+      '(e.g. `git worktree add /tmp/base <commit>`): each (c) job also runs '
+      'there, alternating with this tree --rounds times, and prints both '
+      'rates and their ratio. The same interpreter and packages run both.')
+  flags.DEFINE_integer('rounds', 2, 'Runs of each (c) job per tree with '
+                       '--baseline_tree.', lower_bound=1)
+
+
+_PARTS = ('breakdown', 'a', 'b', 'c')
 
 
 def _audio_paths(split_dirs):
@@ -145,16 +158,19 @@ def featurizer_rate(params, representations, split_dir: str,
   return notes / best
 
 
-def time_beam_job(split_dirs, output_dir, beam_args):
+def time_beam_job(split_dirs, output_dir, beam_args, tree: str | None = None):
+  """(notes written, wall seconds, whether it wrote a representation) of
+  the job run by this project, or by the checkout at `tree`."""
   shutil.rmtree(output_dir, ignore_errors=True)
   command = [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
              '--input=' + ','.join(split_dirs), '--output_dir=' + output_dir,
              # Keep every note, so all three measure the same set.
              '--sources=acoustic,electronic,synthetic', '--drop_families=',
              ] + beam_args.split()
+  env = None if tree is None else {**os.environ, 'PYTHONPATH': tree}
   start = time.perf_counter()
   subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL)
+                 stderr=subprocess.DEVNULL, env=env, cwd=tree)
   seconds = time.perf_counter() - start
   with open(manifest_lib.manifest_path(
       dataset_versions.resolve_data_dir(output_dir))) as f:
@@ -227,16 +243,32 @@ def _main(argv: list[str]) -> None:
   print(f'{len(paths)} notes of 4 s in {len(split_dirs)} split directories',
         flush=True)
 
-  print('\nWhere one note\'s time goes (single process, microseconds):')
-  clips = decode_all(paths[:512])
-  for name, micros in per_note_breakdown(paths, clips).items():
-    print(f'  {name:<30} {micros:8.1f}')
-  print(flush=True)
+  parts = set(flags.FLAGS.parts)
+  if 'breakdown' in parts:
+    print('\nWhere one note\'s time goes (single process, microseconds):')
+    clips = decode_all(paths[:512])
+    for name, micros in per_note_breakdown(paths, clips).items():
+      print(f'  {name:<30} {micros:8.1f}')
+    print(flush=True)
+  rates = {'a': _librosa_rate(paths) if 'a' in parts else None}
+  if 'b' in parts:
+    rates.update(_feature_rates(paths, split_dirs[0]))
+  if 'c' in parts:
+    for beam_args in flags.FLAGS.beam_args:
+      _beam_job_rates(split_dirs, beam_args, rates)
 
+
+def _librosa_rate(paths) -> float:
   librosa_paths = paths[:flags.FLAGS.librosa_notes or len(paths)]
   rate_a = time_librosa_loop(librosa_paths)
   print(f'(a) librosa loop: {rate_a:8.1f} notes/s '
         f'({len(librosa_paths)} notes)', flush=True)
+  return rate_a
+
+
+def _feature_rates(paths, split_dir: str) -> dict[str, float]:
+  """(b): the bare MFCC function, and the job's Featurizer with the
+  default representation."""
   clips = decode_all(paths)
   rates_b = {}
   for jit_compile in (False, True):
@@ -244,34 +276,55 @@ def _main(argv: list[str]) -> None:
     print(f'(b) feature fn:   {rates_b[jit_compile]:8.1f} notes/s '
           f'({len(paths)} notes, jit_compile={jit_compile})', flush=True)
   del clips
-  rate_mfcc = max(rates_b.values())
   from beam_pipelines.job_config import JobConfig
   job = JobConfig(inputs=(), output_dir='')
   rate_embedding = featurizer_rate(job.params, job.representations,
-                                   split_dirs[0], flags.FLAGS.embedding_notes)
+                                   split_dir, flags.FLAGS.embedding_notes)
   print(f'(b) MFCC + embedding (the Featurizer): {rate_embedding:8.1f} '
         f'notes/s ({flags.FLAGS.embedding_notes} notes)', flush=True)
+  return {'mfcc': max(rates_b.values()), 'embedding': rate_embedding}
+
+
+def _beam_job_rates(split_dirs, beam_args: str, rates: dict) -> None:
+  """(c): one job as a user runs it, against (a) and (b) when measured,
+  and against the baseline tree's when given."""
+  work = flags.FLAGS.work_dir
+  baseline = flags.FLAGS.baseline_tree
+  if baseline:
+    measured = {'this tree': [], 'baseline': []}
+    for _ in range(flags.FLAGS.rounds):
+      for name, tree in (('this tree', None), ('baseline', baseline)):
+        written, seconds, _ = time_beam_job(
+            split_dirs, os.path.join(work, 'tfrecords'), beam_args, tree)
+        measured[name].append(written / seconds)
+    for name, each in measured.items():
+      print(f'(c) Beam job, {name}: {np.median(each):8.1f} notes/s (runs: '
+            f'{", ".join(f"{r:.1f}" for r in each)}; {beam_args})')
+    ratio = np.median(measured['this tree']) / np.median(measured['baseline'])
+    print(f'    side by side: {ratio:.2f}x the baseline\'s notes/s (target '
+          f'>= 2x)', flush=True)
+    return
+  written, seconds, embedded = time_beam_job(
+      split_dirs, os.path.join(work, 'tfrecords'), beam_args)
+  rate_c = written / seconds
+  print(f'(c) Beam job:     {rate_c:8.1f} notes/s ({written} notes in '
+        f'{seconds:.1f} s wall, {beam_args})', flush=True)
+  # The same job on the smallest split alone separates the fixed cost
+  # (imports, worker start-up, tracing) from the cost per note.
   small_dir = min(split_dirs, key=lambda d: len(_audio_paths([d])))
-  for beam_args in flags.FLAGS.beam_args:
-    written, seconds, embedded = time_beam_job(
-        split_dirs, os.path.join(work, 'tfrecords'), beam_args)
-    # Against the bare function of the features this job wrote.
-    rate_b = rate_embedding if embedded else rate_mfcc
-    rate_c = written / seconds
-    print(f'(c) Beam job:     {rate_c:8.1f} notes/s ({written} notes in '
-          f'{seconds:.1f} s wall, {beam_args})', flush=True)
-    # The same job on the smallest split alone separates the fixed cost
-    # (imports, worker start-up, tracing) from the cost per note.
-    small_written, small_seconds, _ = time_beam_job(
-        [small_dir], os.path.join(work, 'tfrecords-small'), beam_args)
-    marginal = (written - small_written) / max(seconds - small_seconds, 1e-9)
-    fixed = small_seconds - small_written / marginal
-    print(f'    c/a = {rate_c / rate_a:.2f} (target >= 8), '
-          f'c/b = {rate_c / rate_b:.2f}')
-    print(f'    fixed start-up ~{fixed:.1f} s; past it {marginal:.1f} notes/s, '
-          f'{marginal / rate_a:.2f}x (a), {marginal / rate_b:.2f}x (b; '
-          'target >= 0.8)',
-          flush=True)
+  small_written, small_seconds, _ = time_beam_job(
+      [small_dir], os.path.join(work, 'tfrecords-small'), beam_args)
+  marginal = (written - small_written) / max(seconds - small_seconds, 1e-9)
+  fixed = small_seconds - small_written / marginal
+  print(f'    fixed start-up ~{fixed:.1f} s; past it {marginal:.1f} notes/s')
+  # Against the bare function of the features this job wrote.
+  rate_b = rates.get('embedding' if embedded else 'mfcc')
+  if rates['a']:
+    print(f'    c/a = {rate_c / rates["a"]:.2f} (target >= 8); past '
+          f'start-up {marginal / rates["a"]:.2f}x (a)')
+  if rate_b:
+    print(f'    c/b = {rate_c / rate_b:.2f}; past start-up '
+          f'{marginal / rate_b:.2f}x (b; target >= 0.8)', flush=True)
 
 
 def main() -> None:

@@ -68,19 +68,28 @@ def _norm(name):
       epsilon=musicnn_layers.BATCH_NORM_EPSILON, name=name)
 
 
-def _frontend(spectrogram, num_mel_bands):
-  """[B, T, M] log-mel -> [B, T, 561]: musicnn's timbral + temporal maps."""
+def _frontend(spectrogram, num_mel_bands, arithmetic):
+  """[B, T, M] log-mel -> [B, T, 561]: musicnn's timbral + temporal maps,
+  the timbral convolutions (nearly all the network's multiply-adds) in
+  `arithmetic`.
+
+  The temporal ones stay float32: each sums up to 128 frames of one band,
+  whose level is large against its variation, and bfloat16's 8 bits lost
+  enough of the variation to change 1.7% of the demo's test answers (the
+  timbral ones alone changed none); nor were they faster in bfloat16 once
+  that level was taken out and added back (BUILD_NOTES.md, "Hear faster").
+  """
   x = keras.layers.Reshape((-1, num_mel_bands, 1), name='bands')(spectrogram)
   x = _norm('input_norm')(x)
   # Timbral: 7 frames by 40% / 70% of the bands, zero-padded in time only.
   padded = keras.layers.ZeroPadding2D(((3, 3), (0, 0)), name='pad_time')(x)
-  timbral = [musicnn_layers.FrequencyMaxConv(204, (7, bands), 'valid',
-                              name=f'timbral_7x{bands}')(padded)
+  timbral = [musicnn_layers.FrequencyMaxConv(
+      204, (7, bands), 'valid', arithmetic, name=f'timbral_7x{bands}')(padded)
              for bands in (int(0.4 * num_mel_bands),
                            int(0.7 * num_mel_bands))]
   # Temporal: one band by 128, 64, 32 frames, 'same' in time.
-  temporal = [musicnn_layers.FrequencyMaxConv(51, (frames, 1), 'same',
-                               name=f'temporal_{frames}')(x)
+  temporal = [musicnn_layers.FrequencyMaxConv(
+      51, (frames, 1), 'same', name=f'temporal_{frames}')(x)
               for frames in (128, 64, 32)]
   return (keras.layers.Concatenate(name='timbral')(timbral),
           keras.layers.Concatenate(name='temporal')(temporal))
@@ -116,13 +125,16 @@ def _backend(midend, width):
 
 def build_network(weights: dict[str, np.ndarray],
                   num_mel_bands: int = NUM_MEL_BANDS,
-                  layers: Sequence[str] | None = None) -> keras.Model:
+                  layers: Sequence[str] | None = None,
+                  arithmetic: str = 'float32') -> keras.Model:
   """musicnn from its log-mel input to the layers we expose.
 
   Args:
     weights: musicnn_weights.read_weights(model_name).
     num_mel_bands: 96, as musicnn was trained.
     layers: the outputs wanted (None: all); only what they need is run.
+    arithmetic: what the timbral convolutions multiply in, float32 or
+      bfloat16 (the rest is float32 either way; see _frontend).
 
   Returns:
     A frozen model: float32 [batch, frames, bands], any number of frames ->
@@ -130,7 +142,7 @@ def build_network(weights: dict[str, np.ndarray],
     {layer: [batch, width]} for CLIP_LAYER_WIDTHS.
   """
   spectrogram = keras.Input((None, num_mel_bands), name='log_mel')
-  timbral, temporal = _frontend(spectrogram, num_mel_bands)
+  timbral, temporal = _frontend(spectrogram, num_mel_bands, arithmetic)
   frontend = keras.layers.Concatenate(name='frontend')([timbral, temporal])
   cnn1, cnn2, cnn3 = _midend(frontend)
   midend = keras.layers.Concatenate(name='midend')(
@@ -179,12 +191,15 @@ def _pool(tensor, layer: str, params: EmbeddingParams, name: str):
 
 
 def build_embedding_model(weights: dict[str, np.ndarray],
-                          params: EmbeddingParams) -> keras.Model:
+                          params: EmbeddingParams,
+                          arithmetic: str = 'float32') -> keras.Model:
   """The embedding contract: waveforms -> params.layer, pooled.
 
   Args:
     weights: musicnn_weights.read_weights(params.model_name).
     params: embedding parameters.
+    arithmetic: float32, or bfloat16 for the timbral convolutions (see
+      build_network).
 
   Returns:
     A frozen model: float32 [batch, samples] 16 kHz waveforms in [-1, 1], any
@@ -193,7 +208,7 @@ def build_embedding_model(weights: dict[str, np.ndarray],
     channel over time, concatenated in that order (3,012 values for
     'midend' with the default four); the layer itself for clip layers.
   """
-  return _waveform_model(weights, params, (params.layer,))
+  return _waveform_model(weights, params, (params.layer,), arithmetic)
 
 
 def build_all_layers_model(weights: dict[str, np.ndarray],
@@ -205,18 +220,19 @@ def build_all_layers_model(weights: dict[str, np.ndarray],
                          (*FRAME_LAYER_WIDTHS, *CLIP_LAYER_WIDTHS))
 
 
-def _waveform_model(weights, params, layers) -> keras.Model:
+def _waveform_model(weights, params, layers,
+                    arithmetic: str = 'float32') -> keras.Model:
   waveforms = keras.Input((None,), name='audio')
   spectrogram = musicnn_layers.MusicnnLogMel(
       params.spectrogram_params.to_json(), params.log_gain,
       name='log_mel')(waveforms)
-  network = build_network(weights, params.num_mel_bands, layers)
+  network = build_network(weights, params.num_mel_bands, layers, arithmetic)
   maps = network(spectrogram)
   outputs = {layer: _pool(maps[layer], layer, params, f'{layer}_embedding')
              for layer in layers}
   if len(layers) == 1:
     outputs = outputs[layers[0]]
-  model = keras.Model(waveforms, outputs,
-                      name=f'{params.model_name}_embedding')
+  model = keras.Model(waveforms, outputs, name=f'{params.model_name}_embedding'
+                      + ('' if arithmetic == 'float32' else f'_{arithmetic}'))
   model.trainable = False
   return model

@@ -162,11 +162,12 @@ class MusicnnRepresentation(representation.Representation):
     except musicnn_weights.MusicnnWeightsError as e:
       raise representation.RepresentationError(str(e)) from None
 
-  def build_model(self, weights: representation.Weights):
+  def build_model(self, weights: representation.Weights,
+                  precision: str = 'float32'):
     from nsynth_contracts import musicnn_network
     from nsynth_contracts import musicnn_weights
     try:
-      return musicnn_network.build_embedding_model(weights, self)
+      return musicnn_network.build_embedding_model(weights, self, precision)
     except musicnn_weights.MusicnnWeightsError as e:
       raise representation.RepresentationError(str(e)) from None
 

@@ -1,26 +1,22 @@
 """The arithmetic a process runs the representation networks in.
 
 `float32` everywhere, or `bfloat16` where the CPU multiplies it natively
-(AVX-512 BF16 or AMX): the network's convolutions and matrix products take
-bfloat16 inputs and accumulate in float32, about 1.5-2x faster per clip,
-within a stated tolerance of float32 (tests/test_precision.py).
+(AVX-512 BF16 or AMX): a network built for bfloat16 multiplies in it where
+most of its work is and where that keeps its answers (musicnn: its timbral
+convolutions), accumulating in float32, everything else float32; faster per
+clip, within a stated tolerance of float32 (tests/test_precision.py).
 
-It is chosen where a graph runs, never stored in one: an exported
-SavedModel stays float32, so it loads and runs on any CPU, and what runs it
-turns on TensorFlow's own rewrite, `auto_mixed_precision_onednn_bfloat16`,
-which converts the graph when it is optimised: a session of its own for the
-Beam job's workers (`session_function`), the whole process for
-nsynth-predict (`use`), the platform configuration in the README for TF
-Serving. On a CPU without bfloat16 that rewrite makes oneDNN fail ("could
-not create a primitive descriptor"), so `auto` asks the CPU first, as
-oneDNN would, and honours the two environment variables that restrict
-oneDNN (`ONEDNN_MAX_CPU_ISA`, `TF_ENABLE_ONEDNN_OPTS`).
+A bfloat16 graph fails on a CPU without those instructions ("could not
+create a primitive descriptor"), so nothing assumes it: `resolve('auto')`
+asks the CPU, as oneDNN would, and honours the two environment variables
+that restrict oneDNN (`ONEDNN_MAX_CPU_ISA`, `TF_ENABLE_ONEDNN_OPTS`). Each
+place that runs a network resolves for itself: every Beam worker for its own
+CPU (the manifest records what they used), nsynth-predict for its machine.
+An export serves float32 signatures, which run anywhere, beside bfloat16
+ones for the CPUs that have it.
 
-    run = precision.session_function(model, clip_samples,
-                                     precision.resolve('auto'))
-    vectors = run(clips)                # NumPy in, NumPy out
-
-Importing this module changes nothing.
+Importing this module changes nothing, and no function here changes any
+process-wide state.
 """
 
 import os
@@ -102,58 +98,3 @@ def resolve(requested: str, environ: dict | None = None,
     raise PrecisionError(f'bfloat16 cannot run here: {reason} (use auto or '
                          f'float32)')
   return FLOAT32
-
-
-def _checked_resolved(resolved: str) -> str:
-  if resolved not in (FLOAT32, BFLOAT16):
-    raise PrecisionError(f'a resolved precision is {FLOAT32} or {BFLOAT16}, '
-                         f'not {resolved!r}')
-  return resolved
-
-
-def use(resolved: str) -> None:
-  """Makes TensorFlow run every graph of this process in `resolved` (what
-  `resolve` gave) from now on, functions traced before included: for a
-  command's main, never for a library, whose caller's graphs it would
-  change. Matrix products and convolutions outside the networks are
-  rewritten too."""
-  import tensorflow as tf
-  tf.config.optimizer.set_experimental_options(
-      {'auto_mixed_precision_onednn_bfloat16':
-       _checked_resolved(resolved) == BFLOAT16})
-
-
-def session_function(model, clip_samples: int, resolved: str):
-  """`model` as a function of NumPy clips, run in `resolved` in a session of
-  its own, as TF Serving runs an export: nothing else in the process
-  changes.
-
-  Its weights become constants of that session's graph, which also lets
-  oneDNN keep them in its own layout between calls.
-
-  Args:
-    model: a Keras model of float32 [batch, clip_samples] clips.
-    clip_samples: the clips' length.
-    resolved: what `resolve` gave.
-
-  Returns:
-    A thread-safe function: float32 [batch, clip_samples] -> np.ndarray.
-  """
-  import tensorflow as tf
-  from tensorflow.core.protobuf import rewriter_config_pb2
-  from tensorflow.python.framework import convert_to_constants
-  concrete = tf.function(lambda clips: model(clips, training=False)
-                         ).get_concrete_function(
-                             tf.TensorSpec([None, clip_samples], tf.float32))
-  frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
-  graph = tf.Graph()
-  with graph.as_default():
-    tf.import_graph_def(frozen.graph.as_graph_def(), name='')
-  config = tf.compat.v1.ConfigProto()
-  if _checked_resolved(resolved) == BFLOAT16:
-    rewrites = config.graph_options.rewrite_options
-    rewrites.auto_mixed_precision_onednn_bfloat16 = (
-        rewriter_config_pb2.RewriterConfig.ON)
-  session = tf.compat.v1.Session(graph=graph, config=config)
-  fed, fetched = frozen.inputs[0].name, frozen.outputs[0].name
-  return lambda clips: session.run(fetched, {fed: clips})

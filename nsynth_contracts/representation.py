@@ -114,10 +114,18 @@ class Representation(abc.ABC):
     """
 
   @abc.abstractmethod
-  def build_model(self, weights: Weights) -> 'keras.Model':
+  def build_model(self, weights: Weights,
+                  precision: str = 'float32') -> 'keras.Model':
     """The frozen network: float32 [batch, samples] 16 kHz waveforms in
     [-1, 1], any length (padded or trimmed to one clip) -> float32 [batch,
     size].
+
+    Args:
+      weights: what read_weights gave.
+      precision: float32, or bfloat16 (nsynth_contracts.precision, resolved
+        for the CPU that will run it): the kind multiplies in bfloat16
+        where that keeps its answers within the tolerance stated in
+        tests/test_precision.py, or nowhere.
 
     Raises:
       RepresentationError: a weight it needs is missing or has another

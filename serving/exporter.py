@@ -68,13 +68,18 @@ def models_config(model_name: str, base_path: str) -> str:
 
 def _write_saved_model(model: keras.Model,
                        contract: serving_contract.ServingContract,
-                       features_of: ClipFeatures, path: str) -> None:
+                       features_of: ClipFeatures,
+                       bfloat16_features_of: ClipFeatures | None,
+                       path: str) -> None:
   archive = keras.export.ExportArchive()
   archive.track(model)
   for network in features_of.networks.values():  # into the SavedModel too
     archive.track(network)
+  for network in (bfloat16_features_of.networks.values()
+                  if bfloat16_features_of else ()):
+    archive.track(network)
   for name, function in signatures.make_serving_functions(
-      model, contract, features_of).items():
+      model, contract, features_of, bfloat16_features_of).items():
     archive.add_endpoint(name, function)
   archive.write_out(path, verbose=False)
 
@@ -146,17 +151,20 @@ def _remove_if_empty(directories: list[str]) -> None:
       return
 
 
-def _features_of(model: keras.Model,
-                 manifest: manifest_lib.Manifest) -> ClipFeatures:
+def _features_of(model: keras.Model, manifest: manifest_lib.Manifest
+                 ) -> tuple[ClipFeatures, ClipFeatures | None]:
   """What the model reads, with the representations' networks built from
-  the installed weights (the data's, checked by SHA-256).
+  the installed weights (the data's, checked by SHA-256): in float32, and
+  in bfloat16 when it reads any (None when not).
 
   Raises:
     ExportError: a representation's weights are missing, damaged or not
       the data's.
   """
   try:
-    return ClipFeatures.for_model(model, manifest)
+    exact = ClipFeatures.for_model(model, manifest)
+    return exact, (ClipFeatures.for_model(model, manifest, 'bfloat16')
+                   if exact.networks else None)
   except clip_features.RepresentationWeightsError as e:
     raise ExportError(f'the model reads a pretrained representation, and '
                       f'{e}') from None
@@ -168,11 +176,13 @@ def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
   staging = os.path.join(model_dir, f'.staging-{uuid.uuid4().hex[:12]}')
   try:
     contract = signatures.contract_for(manifest)
-    features_of = _features_of(model, manifest)
+    features_of, bfloat16_features_of = _features_of(model, manifest)
     say('Writing the SavedModel: the model, '
         + ''.join(f'the {key} network, ' for key in features_of.networks)
-        + 'the features and the signatures')
-    _write_saved_model(model, contract, features_of, staging)
+        + 'the features and the signatures'
+        + (' (and their bfloat16 twins)' if bfloat16_features_of else ''))
+    _write_saved_model(model, contract, features_of, bfloat16_features_of,
+                       staging)
     extra = os.path.join(staging, 'assets.extra')
     tf.io.gfile.makedirs(extra)
     params = contract.feature_params
@@ -181,7 +191,8 @@ def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
                      params.sample_rate_hz, params.clip_seconds),
                                         params.sample_rate_hz))
     say('Checking the reloaded export against the Keras model')
-    export_check.verify_export(staging, model, contract, features_of)
+    export_check.verify_export(staging, model, contract, features_of,
+                               bfloat16_features_of is not None)
     version = versions.next_version(model_dir)
     final = os.path.join(model_dir, str(version))
     if tf.io.gfile.exists(final):

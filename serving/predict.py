@@ -43,9 +43,9 @@ def _define_flags() -> None:
   flags.DEFINE_integer('batch_size', 32, 'Files per step.', lower_bound=1)
   flags.DEFINE_enum('precision', precision.AUTO, list(precision.CHOICES),
                     'What the export\'s networks compute in here: bfloat16 '
-                    '(where the CPU has AVX-512 BF16 or AMX), float32, or '
-                    'auto: bfloat16 where this CPU has it. The export itself '
-                    'is float32 and runs anywhere.')
+                    '(its signatures\' _bfloat16 twins, where the CPU has '
+                    'AVX-512 BF16 or AMX), float32, or auto: bfloat16 where '
+                    'this CPU has it and the export has the twins.')
   flags.DEFINE_boolean('timeline', False, 'For recordings longer than a '
                        'note, also show each window: when it starts and its '
                        'family.')
@@ -70,15 +70,19 @@ def _main(argv: list[str]) -> None:
       options.plot):
     raise cli.UserError(f'--plot {options.plot} is a file, not a directory')
   try:
-    precision.use(precision.resolve(options.precision))
+    resolved = precision.resolve(options.precision)
   except precision.PrecisionError as e:
     raise cli.UserError(f'--precision={options.precision}: {e}') from None
   try:
     predictor = predictor_lib.Predictor(
-        predictor_lib.resolve_export(options.model), options.top_k)
+        predictor_lib.resolve_export(options.model), options.top_k, resolved)
   except (predictor_lib.ModelNotFoundError,
           serving_contract.ContractError) as e:
     raise cli.UserError(f'--model {e}') from None
+  if resolved != predictor.precision:
+    raise cli.UserError(f'--precision={options.precision}: {options.model} '
+                        f'has no bfloat16 signatures (its model reads MFCCs '
+                        f'only); use float32')
   batches = [files[i:i + options.batch_size]
              for i in range(0, len(files), options.batch_size)]
   if len(batches) > 1:

@@ -48,17 +48,28 @@ def resolve_export(path: str) -> str:
 class Predictor:
   """The export's signatures on decoded recordings, isolating failures."""
 
-  def __init__(self, export_dir: str, top_k: int = 3):
+  def __init__(self, export_dir: str, top_k: int = 3,
+               precision: str = 'float32'):
     """Loads the export and reads its contract.
+
+    Args:
+      precision: a resolved nsynth_contracts.precision choice: bfloat16
+        calls the signatures' bfloat16 twins where the export has them
+        (`self.precision` says what is used).
 
     Raises:
       serving_contract.ContractError: the export carries no contract.
     """
     loaded = tf.saved_model.load(export_dir)
     self.contract = signatures.read_contract(loaded, export_dir)
-    self._serve_notes = loaded.signatures[signatures.AUDIO_SIGNATURE]
-    self._serve_recording = loaded.signatures[
-        signatures.LONG_AUDIO_SIGNATURE]
+    if signatures.in_precision(signatures.AUDIO_SIGNATURE,
+                               precision) not in loaded.signatures:
+      precision = 'float32'    # an export of a model that reads MFCCs only
+    self.precision = precision
+    self._serve_notes = loaded.signatures[signatures.in_precision(
+        signatures.AUDIO_SIGNATURE, precision)]
+    self._serve_recording = loaded.signatures[signatures.in_precision(
+        signatures.LONG_AUDIO_SIGNATURE, precision)]
     self._params = self.contract.feature_params
     self._top_k = top_k
     self.recordings = {}   # file -> (waveform, outputs), for a timeline plot

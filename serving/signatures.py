@@ -12,6 +12,13 @@ nsynth_contracts.windows functions the Beam job and the report use), and
 `serving_contract`, which answers the export's own contract
 (nsynth_contracts.serving_contract): how audio must be prepared for the
 others. Every signature is built from that one contract.
+
+When the model reads a pretrained representation, each of the four audio
+signatures has a twin named with BFLOAT16_SUFFIX (`serving_default_bfloat16`,
+...) whose network multiplies in bfloat16 where its kind allows
+(nsynth_contracts.precision): faster on a CPU with AVX-512 BF16 or AMX,
+within a stated tolerance of the float32 answers, and an error on any other
+CPU, where the float32 signatures are the ones to call.
 """
 
 import tensorflow as tf
@@ -54,6 +61,15 @@ CONTRACT_SIGNATURE = 'serving_contract'
 CONTRACT_INPUT = 'format'      # string []: CONTRACT_FORMAT
 CONTRACT_FORMAT = 'json'
 CONTRACT = 'contract'          # string []: ServingContract.to_json()
+BFLOAT16_SUFFIX = '_bfloat16'
+AUDIO_SIGNATURES = (AUDIO_SIGNATURE, WAV_SIGNATURE, LONG_AUDIO_SIGNATURE,
+                    LONG_WAV_SIGNATURE)
+
+
+def in_precision(signature: str, precision: str) -> str:
+  """The name of `signature`'s twin that computes in `precision` (a
+  resolved nsynth_contracts.precision choice)."""
+  return signature + (BFLOAT16_SUFFIX if precision == 'bfloat16' else '')
 
 
 def checked_audio(audio: tf.Tensor) -> tf.Tensor:
@@ -270,7 +286,8 @@ def _contract_function(contract: serving_contract.ServingContract) -> dict:
 
 def make_serving_functions(model,
                            contract: serving_contract.ServingContract,
-                           features_of: ClipFeatures | None = None):
+                           features_of: ClipFeatures | None = None,
+                           bfloat16_features_of: ClipFeatures | None = None):
   """{signature name: tf.function} bound to `model`, built from `contract`.
 
   The note signatures return {probabilities: float32 [B, classes], class_id:
@@ -288,9 +305,19 @@ def make_serving_functions(model,
     features_of: what the model reads, from clips (default: the contract's
       MFCCs alone); its representation networks must be tracked by the
       export too, so that its weights are saved.
+    bfloat16_features_of: the same in bfloat16 (ClipFeatures.for_model with
+      precision bfloat16), for the audio signatures' BFLOAT16_SUFFIX twins;
+      None: no twins.
   """
   answers = _Answers(model, contract, features_of or ClipFeatures(
       contract.feature_params))
-  return {**_note_functions(answers, contract.feature_params),
-          **_recording_functions(answers, contract),
-          **_contract_function(contract)}
+  functions = {**_note_functions(answers, contract.feature_params),
+               **_recording_functions(answers, contract),
+               **_contract_function(contract)}
+  if bfloat16_features_of is not None:
+    fast = _Answers(model, contract, bfloat16_features_of)
+    twins = {**_note_functions(fast, contract.feature_params),
+             **_recording_functions(fast, contract)}
+    functions.update({in_precision(name, 'bfloat16'): function
+                      for name, function in twins.items()})
+  return functions

@@ -407,8 +407,10 @@ def test_the_client_answers_every_encoding_as_predict_does(exported,
       signatures.WAV_SIGNATURE]
   assert server.contracts_asked == 1
   by_client = json.loads(result.stdout)
+  # As the client's server computes: float32.
   by_predict = json.loads(run_command('serving.predict', f'--model={path}',
-                                      '--json', *files).stdout)
+                                      '--json', '--precision=float32',
+                                      *files).stdout)
   for mine, theirs in zip(by_client, by_predict):
     assert mine['family'] == theirs['family']
     assert [t['family'] for t in mine['top']] == [

@@ -20,8 +20,10 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from beam_pipelines import nsynth_tfrecords
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import precision
 from nsynth_contracts import schema
 from nsynth_contracts import window_params
+from serving import export_check
 from serving import exporter
 from serving import signatures
 from serving import tf_serving
@@ -66,6 +68,10 @@ def loaded(exported):
   return tf.saved_model.load(exported[0])
 
 
+def nsynth_tfrecords_manifest(dataset_dir) -> manifest_lib.Manifest:
+  return manifest_lib.read(str(dataset_dir))
+
+
 def test_signature_on_raw_audio_equals_the_model_on_beam_features(
     exported, loaded, tiny_demo, tmp_path):
   """No train/serve skew: Beam's features + Keras == the export on audio."""
@@ -88,8 +94,11 @@ def test_signature_on_raw_audio_equals_the_model_on_beam_features(
   assert layers.input_names(model) == tuple(manifest.representation_sizes)
   from_features = np.where(heard[:, np.newaxis], model(
       layers.member_inputs(model, parsed), training=False).numpy(), 0.0)
-  served = loaded.signatures[signatures.AUDIO_SIGNATURE](
-      audio=parsed[schema.AUDIO])
+  # The signature that computes as the Beam job's workers did: float32, or
+  # its bfloat16 twin where this CPU has bfloat16 (the manifest says).
+  (arithmetic,) = nsynth_tfrecords_manifest(out).representation_precision
+  served = loaded.signatures[signatures.in_precision(
+      signatures.AUDIO_SIGNATURE, arithmetic)](audio=parsed[schema.AUDIO])
   np.testing.assert_allclose(served[signatures.PROBABILITIES].numpy(),
                              from_features, atol=1e-5)
   families = [manifest.vocabulary.family(i) if h else '(no sound)'
@@ -399,6 +408,57 @@ def test_cpp_loadsavedmodel_runs_the_export_and_agrees_with_python(
   assert lines['probabilities.shape'] == '1 9'
 
 
+needs_bfloat16 = pytest.mark.skipif(
+    precision.bfloat16_unavailable_reason() is not None,
+    reason=f'bfloat16 cannot run here: '
+    f'{precision.bfloat16_unavailable_reason()}')
+
+
+def test_every_audio_signature_has_a_bfloat16_twin(loaded):
+  for name in signatures.AUDIO_SIGNATURES:
+    assert signatures.in_precision(name, 'bfloat16') in loaded.signatures
+
+
+def _test_clips(tiny_demo) -> tuple[list[str], np.ndarray]:
+  from nsynth_contracts import audio_decoding
+  paths = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
+                               '*.wav')))
+  return paths, np.stack([audio_decoding.decode_clip(open(p, 'rb').read())
+                          for p in paths])
+
+
+@needs_bfloat16
+def test_the_bfloat16_twins_agree_with_float32_on_the_test_notes(
+    loaded, tiny_demo):
+  _, clips = _test_clips(tiny_demo)
+  exact, fast = (loaded.signatures[signatures.in_precision(
+      signatures.AUDIO_SIGNATURE, arithmetic)](audio=tf.constant(clips))
+                 for arithmetic in ('float32', 'bfloat16'))
+  exact_p = exact[signatures.PROBABILITIES].numpy()
+  fast_p = fast[signatures.PROBABILITIES].numpy()
+  assert not np.array_equal(exact_p, fast_p)
+  same_family = np.mean(exact[signatures.FAMILY].numpy() ==
+                        fast[signatures.FAMILY].numpy())
+  assert same_family >= 0.995, same_family
+  assert np.abs(exact_p - fast_p).max() <= (
+      export_check.BFLOAT16_PROBABILITY_TOLERANCE)
+
+
+@needs_bfloat16
+def test_cpp_loadsavedmodel_runs_the_bfloat16_twin_within_its_tolerance(
+    exported, loaded, tiny_demo, cpp_loader):
+  paths, clips = _test_clips(tiny_demo)
+  expected = loaded.signatures[signatures.AUDIO_SIGNATURE](
+      audio=tf.constant(clips[:1]))[signatures.PROBABILITIES].numpy()[0]
+  code, lines, stderr = run_cpp(cpp_loader, exported[0], paths[0],
+                                signatures.in_precision(
+                                    signatures.AUDIO_SIGNATURE, 'bfloat16'))
+  assert code == 0, stderr[-3000:]
+  answer = np.array(lines['probabilities'].split(), np.float32)
+  assert np.abs(answer - expected).max() <= (
+      export_check.BFLOAT16_PROBABILITY_TOLERANCE)
+
+
 @pytest.mark.parametrize('shape,message', [
     ('64000', 'audio must be float32 (batch, samples): this request has '
      'another rank'),
@@ -645,9 +705,10 @@ def test_a_minute_gets_the_same_answer_from_signature_cli_rest_and_cpp(
       wav=tf.constant(path.read_bytes()))
   np.testing.assert_allclose(by_wav[signatures.PROBABILITIES].numpy(),
                              probabilities, atol=1e-5)
-  # The CLI (nsynth_contracts.audio_decoding, the Beam job's decoder).
+  # The CLI (nsynth_contracts.audio_decoding, the Beam job's decoder), in
+  # the arithmetic of the signatures it is compared with.
   result = run_predict(f'--model={os.path.dirname(exported[0])}', '--json',
-                       '--timeline', path)
+                       '--timeline', '--precision=float32', path)
   assert result.returncode == 0, result.stderr[-2000:]
   (row,) = json.loads(result.stdout)
   assert row['family'] == family and row['windows'] == 29

@@ -26,10 +26,11 @@ class RepresentationWeightsError(ValueError):
   not the ones it was computed with; the message says which, in one line."""
 
 
-def representation_network(record: manifest_lib.RepresentationRecord
-                           ) -> keras.Model:
+def representation_network(record: manifest_lib.RepresentationRecord,
+                           precision: str = 'float32') -> keras.Model:
   """The frozen network of one of the manifest's representations, built from
-  the installed weights, which must be the ones the Beam job used.
+  the installed weights, which must be the ones the Beam job used, to
+  compute in `precision` (a resolved nsynth_contracts.precision choice).
 
   Raises:
     RepresentationWeightsError: the weights are missing, damaged, or differ
@@ -46,6 +47,8 @@ def representation_network(record: manifest_lib.RepresentationRecord
         f'{loaded.weights_sha256[:12]}...) are not the ones the data was '
         f'written with ({record.weights_sha256[:12]}...): install the same '
         f'weights')
+  if precision != 'float32':
+    return heard.build_model(loaded.weights, precision)
   return network
 
 
@@ -68,9 +71,11 @@ class ClipFeatures:
     self._params = params
 
   @classmethod
-  def for_model(cls, model: keras.Model,
-                manifest: manifest_lib.Manifest) -> 'ClipFeatures':
-    """What `model`, trained on `manifest`'s data, reads.
+  def for_model(cls, model: keras.Model, manifest: manifest_lib.Manifest,
+                precision: str = 'float32') -> 'ClipFeatures':
+    """What `model`, trained on `manifest`'s data, reads, its networks
+    computing in `precision` (a resolved nsynth_contracts.precision
+    choice).
 
     Raises:
       RepresentationWeightsError: see representation_network; or the model
@@ -86,7 +91,7 @@ class ClipFeatures:
           f'holds {held}): evaluate or export it with the data it was '
           f'trained on')
     return cls(manifest.feature_params, names, {
-        name: representation_network(manifest.representation(name))
+        name: representation_network(manifest.representation(name), precision)
         for name in names if name != schema.MFCC})
 
   def __call__(self, clips: tf.Tensor):
