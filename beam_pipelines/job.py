@@ -25,6 +25,7 @@ from apache_beam.options.pipeline_options import TestOptions
 
 from beam_pipelines import examples_json
 from beam_pipelines import finished_dataset
+from beam_pipelines import gcs
 from beam_pipelines import labelled_recordings
 from beam_pipelines import local_runner
 from beam_pipelines import output
@@ -67,11 +68,23 @@ def check_inputs(config: JobConfig) -> InputSizes:
       tfds_metadata.check_available()
     except tfds_metadata.TfdsMissingError as e:
       raise JobInputError(str(e)) from None
-  notes, listed, windows, libraries, valid = 0, 0, 0, set(), []
   for flag, path in ([('--input', d) for d, _ in config.inputs] +
                      [('--recordings', d) for d, _ in config.recordings] +
                      [('--output_dir', config.output_dir)]):
     _check_file_system(flag, path)
+  try:
+    return _input_sizes(config)
+  except Exception as e:
+    if not gcs.unavailable(e):
+      raise
+    raise JobInputError(f'the storage of the inputs did not answer '
+                        f'({gcs.describe(e)}); nothing was written: run the '
+                        f'job again once it answers') from None
+
+
+def _input_sizes(config: JobConfig) -> InputSizes:
+  """check_inputs' reading of every input."""
+  notes, listed, windows, libraries, valid = 0, 0, 0, set(), []
   for split_dir, split in config.inputs:
     if not FileSystems.exists(posixpath.join(split_dir,
                                              examples_json.EXAMPLES_JSON)):
@@ -180,6 +193,7 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (),
   """
   say = functools.partial(print, file=report, flush=True) if report else (
       lambda *_: None)
+  gcs.bound_retries()
   with progress.said_if_slow(
       say, f'Reading examples.json of {len(config.inputs)} split '
       f'{"directory" if len(config.inputs) == 1 else "directories"}'):
@@ -208,25 +222,19 @@ def _write_dataset(config: JobConfig, beam_args: Sequence[str],
        f'windows' if sizes.recordings else '') +
       f'; writing {version.directory}')
   try:
-    try:
-      result = _run_pipeline(config, beam_args, version.directory,
-                             representations, sizes, report, show_progress)
-      say('Checking the accounting and writing the manifest')
-      manifest = finished_dataset.complete_manifest(version.directory)
-    except Exception as e:  # Beam re-raises a worker's error as it came.
-      if not disk_space.is_disk_full(e):
-        raise
-      refused = disk_space.file_being_written(e)
-      raise output.OutputDirError(
-          f'--output_dir {config.output_dir}: the disk is full (no space '
-          f'left on device) while writing the new dataset'
-          + (f' ({refused})' if refused else '') + '; nothing of it was '
-          'kept, and the older datasets are untouched') from None
+    result = _run_pipeline(config, beam_args, version.directory,
+                           representations, sizes, report, show_progress)
+    say('Checking the accounting and writing the manifest')
+    manifest = finished_dataset.complete_manifest(version.directory)
     finished_dataset.check_accounting(manifest, sizes.notes,
                                       sizes.to_featurize, sizes.recordings)
     finished_dataset.write_manifest(version.directory, manifest)
-  except BaseException:
-    versioned_output.abandon(version)
+  except BaseException as e:
+    left = versioned_output.abandon(version)
+    if isinstance(e, Exception):   # Beam re-raises a worker's error as it came.
+      problem = versioned_output.storage_failure(e, version, left)
+      if problem:
+        raise problem from None
     raise
   for line in versioned_output.replace_older(version):
     say(line)

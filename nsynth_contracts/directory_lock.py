@@ -28,16 +28,14 @@ import sys
 import time
 import uuid
 
+from nsynth_contracts.storage import is_remote
+
 LOCK_FILE = '.nsynth-run.lock'
 CLAIMS_DIR = '.nsynth-runs'
 
 
 class DirectoryLockedError(RuntimeError):
   """Another run holds the directory; the message names it."""
-
-
-def is_remote(path: str) -> bool:
-  return '://' in path
 
 
 @dataclasses.dataclass(frozen=True)

@@ -678,6 +678,20 @@ def test_a_full_disk_is_one_line_and_keeps_the_older_dataset(
   assert versions(out) == [os.path.basename(first.dataset_dir)]
   assert manifest_lib.read(str(dataset(out))) == first.manifest
 
+  # The disk fills exactly as the manifest, the version's last file, is
+  # written: the same line, naming --output_dir.
+  monkeypatch.undo()
+
+  def full_for_the_manifest(path, *args, **kwargs):
+    if '.manifest.json.' in str(path):
+      raise OSError(28, 'No space left on device')
+    return open(path, *args, **kwargs)
+  monkeypatch.setattr(output, 'open', full_for_the_manifest, raising=False)
+  with pytest.raises(output.OutputDirError,
+                     match=f'^--output_dir {out}: the disk is full'):
+    run(*args, '--overwrite')
+  assert versions(out) == [os.path.basename(first.dataset_dir)]
+
 
 def test_single_input_split_by_instrument_is_disjoint(tiny_demo, tmp_path):
   out = tmp_path / 'out'
@@ -1053,7 +1067,7 @@ def test_a_run_killed_while_writing_its_manifest_leaves_no_half_manifest(
   args = [f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
           '--embedding=none']
   first = run(*args)
-  real_create = finished_dataset.FileSystems.create
+  real_open = open
 
   class DiesMidway:
     def __init__(self, handle):
@@ -1066,11 +1080,12 @@ def test_a_run_killed_while_writing_its_manifest_leaves_no_half_manifest(
       self._handle.write(data[:len(data) // 2])
       raise KeyboardInterrupt('killed')
 
-  def create(path, *args, **kwargs):
-    handle = real_create(path, *args, **kwargs)
-    return DiesMidway(handle) if 'manifest.json' in path else handle
+  def opened(path, *args, **kwargs):
+    handle = real_open(path, *args, **kwargs)
+    return DiesMidway(handle) if '.manifest.json.' in str(path) else handle
 
-  monkeypatch.setattr(finished_dataset.FileSystems, 'create', create)
+  # Where the output files open what they write on a local disk.
+  monkeypatch.setattr(output, 'open', opened, raising=False)
   monkeypatch.setattr(versioned_output, 'abandon', lambda version: None)
   with pytest.raises(KeyboardInterrupt):
     run(*args, '--overwrite')
