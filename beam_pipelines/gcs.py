@@ -19,6 +19,8 @@ minutes and a whole NSynth run never ended. Here:
   then stops at once, saying so, instead of blaming one file.
 """
 
+import contextlib
+import logging
 import posixpath
 import re
 
@@ -106,7 +108,44 @@ def describe(error: BaseException) -> str:
   for e in _chain(error):
     if isinstance(e, StorageUnavailableError):
       return str(e)
-  return f'the store did not answer: {reason(error)}'
+  for e in _chain(error):   # Beam's errors are keyed by the path
+    for path in (getattr(e, 'exception_details', None) or {}):
+      return f'{path}: {reason(error)}'
+  return reason(error)
+
+
+# Said once, in our words, when no Google credentials are found: Beam looks
+# for them with four retries, logging each with its traceback, then says so
+# in two lines, before the job's first line.
+NO_CREDENTIALS = ('No Google credentials were found, so gs:// is reached '
+                  'anonymously (a private bucket needs `gcloud auth '
+                  'application-default login` or '
+                  'GOOGLE_APPLICATION_CREDENTIALS)')
+_CREDENTIAL_LOGGERS = ('apache_beam.utils.retry',
+                       'apache_beam.internal.gcp.auth')
+
+
+def _credentials_lookup_once(record: logging.LogRecord) -> bool:
+  message = record.getMessage()
+  if '_get_credentials_with_retrys' in message:
+    return False
+  if message.startswith('Unable to find default credentials'):
+    record.msg, record.args, record.exc_info = NO_CREDENTIALS, (), None
+  return True
+
+
+@contextlib.contextmanager
+def credentials_lookup_said_once():
+  """Inside, Beam's search for Google credentials says one line, not its
+  retries' tracebacks."""
+  loggers = [logging.getLogger(name) for name in _CREDENTIAL_LOGGERS]
+  for logger in loggers:
+    logger.addFilter(_credentials_lookup_once)
+  try:
+    yield
+  finally:
+    for logger in loggers:
+      logger.removeFilter(_credentials_lookup_once)
 
 
 def _blob(path: str):

@@ -35,6 +35,7 @@ with cli.import_noise_filtered():
   from beam_pipelines import accounting_table
   from beam_pipelines import augmentation
   from beam_pipelines import finished_dataset
+  from beam_pipelines import gcs
   from beam_pipelines import job as job_lib
   from beam_pipelines import labelled_recordings
   from beam_pipelines import output
@@ -308,8 +309,9 @@ def _run(config: JobConfig, beam_args: Sequence[str],
          show_progress: bool) -> job_lib.JobResult | job_lib.DryRun:
   # Stages and progress on stderr, as the other commands' progress; the
   # summary on stdout.
-  job = job_lib.run_job(config, beam_args, report=sys.stderr,
-                        show_progress=show_progress)
+  with gcs.credentials_lookup_said_once():
+    job = job_lib.run_job(config, beam_args, report=sys.stderr,
+                          show_progress=show_progress)
   if isinstance(job, job_lib.DryRun):
     print(f'{job.runner} dry run: the job for {job.inputs.notes} notes was '
           f'built and translated, not submitted; nothing was written')

@@ -8,6 +8,7 @@ by DataflowRunner and never submitted.
 """
 
 import json
+import logging
 import os
 import socket
 
@@ -169,6 +170,26 @@ def test_inputs_whose_store_does_not_answer_are_one_line(
   message = str(error.value)
   assert message.startswith('the storage of the inputs did not answer')
   assert '\n' not in message and 'nothing was written' in message
+
+
+def test_no_google_credentials_is_one_line_not_four_tracebacks(
+    monkeypatch, caplog):
+  import google.auth
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from apache_beam.utils import retry as beam_retry
+
+  from beam_pipelines import gcs as gcs_lib
+
+  def no_credentials(*args, **kwargs):
+    raise google.auth.exceptions.DefaultCredentialsError('none here')
+  monkeypatch.setattr(google.auth, 'default', no_credentials)
+  monkeypatch.setattr(beam_retry.Clock, 'sleep', lambda self, seconds: None)
+  monkeypatch.setattr(beam_auth._Credentials, '_credentials_init', False)
+  with gcs_lib.credentials_lookup_said_once():
+    assert beam_auth.get_service_credentials(PipelineOptions()) is None
+  said = [r.getMessage() for r in caplog.records
+          if r.levelno >= logging.WARNING]
+  assert said == [gcs_lib.NO_CREDENTIALS]
 
 
 def test_a_gs_directory_is_listed_one_level(gcs):
