@@ -36,6 +36,7 @@ from beam_pipelines import selection
 from beam_pipelines import tfds_metadata
 from beam_pipelines import versioned_output
 from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import cli
 from nsynth_contracts import disk_space
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import outcomes
@@ -214,14 +215,14 @@ def _write_dataset(config: JobConfig, beam_args: Sequence[str],
                    show_progress: bool, say) -> JobResult:
   """run_job's work once the inputs are checked."""
   version = versioned_output.start(config.output_dir, config.overwrite)
-  unfinished = version.unfinished_line()
-  if unfinished:
-    say(unfinished)
-  say(f'{sizes.notes} notes listed, {sizes.to_featurize} to featurize' +
-      (f'; {sizes.recordings} recordings to cut into {sizes.windows} '
-       f'windows' if sizes.recordings else '') +
-      f'; writing {version.directory}')
-  try:
+  try:   # From here on, however the run ends early, its version goes.
+    unfinished = version.unfinished_line()
+    if unfinished:
+      say(unfinished)
+    say(f'{sizes.notes} notes listed, {sizes.to_featurize} to featurize' +
+        (f'; {sizes.recordings} recordings to cut into {sizes.windows} '
+         f'windows' if sizes.recordings else '') +
+        f'; writing {version.directory}')
     result = _run_pipeline(config, beam_args, version.directory,
                            representations, sizes, report, show_progress)
     say('Checking the accounting and writing the manifest')
@@ -306,7 +307,7 @@ def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
     pipeline = beam.Pipeline(runner=runner, options=options)
     pipeline_lib.build_pipeline(pipeline, config, pipeline_dir,
                                 representations, progress_address)
-    with _full_disk_not_logged():
+    with _said_in_one_line_not_logged():
       result = pipeline.run()
       result.wait_until_finish()
   return result
@@ -318,21 +319,28 @@ _BEAM_WORKER_ERROR_LOGGERS = ('apache_beam.runners.common',
                               'apache_beam.runners.worker.sdk_worker')
 
 
+def _said_in_one_line(error: BaseException) -> bool:
+  """A full disk, storage that stopped answering, Ctrl-C: each ends the job
+  with one line of its own."""
+  return (disk_space.is_disk_full(error) or gcs.unavailable(error) or
+          cli.interrupted(error))
+
+
 @contextlib.contextmanager
-def _full_disk_not_logged():
-  """Inside, Beam does not log a full disk's traceback: the job reports it
-  in one line (other errors keep Beam's log, which names the step). Beam's
+def _said_in_one_line_not_logged():
+  """Inside, Beam does not log the traceback of an error the job reports in
+  one line (other errors keep Beam's log, which names the step). Beam's
   multi_threading workers also print it, unlogged, which this cannot stop."""
-  def not_disk_full(record: logging.LogRecord) -> bool:
+  def not_said(record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
-    return not ((error is not None and disk_space.is_disk_full(error)) or
-                disk_space.is_disk_full(Exception(record.getMessage())))
+    return not ((error is not None and _said_in_one_line(error)) or
+                _said_in_one_line(RuntimeError(record.getMessage())))
 
   loggers = [logging.getLogger(name) for name in _BEAM_WORKER_ERROR_LOGGERS]
   for logger in loggers:
-    logger.addFilter(not_disk_full)
+    logger.addFilter(not_said)
   try:
     yield
   finally:
     for logger in loggers:
-      logger.removeFilter(not_disk_full)
+      logger.removeFilter(not_said)

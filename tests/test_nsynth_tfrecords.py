@@ -10,6 +10,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -613,6 +614,26 @@ def test_an_impossible_output_path_is_one_line_naming_it(tiny_demo, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         f'error: --output_dir {path} {words}'), lines
+
+
+@pytest.mark.parametrize('mode', ['in_memory', 'multi_threading'])
+def test_ctrl_c_ends_the_job_in_one_line_and_deletes_its_version(
+    tiny_demo, tmp_path, mode):
+  out = tmp_path / 'out'
+  job = subprocess.Popen(
+      [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
+       f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+       '--embedding=none', f'--direct_running_mode={mode}', '--noprogress'],
+      cwd=REPO, stderr=subprocess.PIPE, text=True)
+  said = [job.stderr.readline()]
+  while 'writing' not in said[-1] and said[-1]:
+    said.append(job.stderr.readline())
+  job.send_signal(signal.SIGINT)
+  said += job.stderr.read().splitlines()
+  assert job.wait(timeout=120) == 130, said
+  assert said[-1] == 'error: interrupted'
+  assert not any('Traceback' in line for line in said), said
+  assert os.listdir(out) == []
 
 
 def test_a_failing_pipeline_leaves_no_partial_output(tiny_demo, tmp_path,
