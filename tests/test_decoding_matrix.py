@@ -291,9 +291,11 @@ def _click_in_silence():
 
 @pytest.mark.parametrize('samples', [
     np.zeros(RATE * 4), np.zeros(1), np.full(RATE * 4, 1e-5),
-    np.array([0.01]), np.array([0.99]), _click_in_silence()],
+    np.array([0.01]), np.array([0.99]), _click_in_silence(),
+    np.full(RATE * 4, 0.05), np.full(RATE * 4, -1 / 128)],
     ids=['4 s of silence', '1 zero sample', '-100 dBFS', 'one quiet click',
-         'a one-sample file at full scale', 'a loud click in 4 s of silence'])
+         'a one-sample file at full scale', 'a loud click in 4 s of silence',
+         'a DC offset of 0.05', 'an 8-bit silence of 0x7F as 16 bits'])
 def test_a_note_without_sound_is_answered_no_sound_by_both_signatures(
     exported, samples):
   _, loaded = exported
