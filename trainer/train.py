@@ -59,14 +59,7 @@ def load_data(config: TrainConfig):
       logging.info('Split %s: %d examples in %d shards, checked against the '
                    'manifest', split, count, len(files[split]))
   # After the shards, which name the odd one out when they disagree.
-  coefficients = manifest.mfcc_shape[1]
-  for name, values in (('mean', manifest.normalization.mean),
-                       ('std', manifest.normalization.std)):
-    if len(values) != coefficients:
-      raise input_pipeline.DataError(
-          f'{where}: its normalization {name} has {len(values)} '
-          f'coefficients, its mfcc_shape {list(manifest.mfcc_shape)} '
-          f'{coefficients}')
+  data_checks.check_statistics(manifest, where)
   return manifest, files
 
 
