@@ -485,6 +485,46 @@ def test_statistics_that_no_features_can_have_are_named(
   assert not (tmp_path / 'job').exists()
 
 
+def test_a_dataset_deleted_while_training_is_one_line_and_never_resumed(
+    tiny_tfrecords, tmp_path, monkeypatch):
+  """A later nsynth-tfrecords --overwrite deletes the version a run reads
+  from disk every epoch (--cache=none): one line, not TensorFlow's
+  NotFoundError; resuming then says the version is gone, not 'resume it
+  with its own settings'."""
+  from trainer import fit_callbacks
+  out = tmp_path / 'out'
+  old = out / '20200101-000000-aaaaaa'
+  shutil.copytree(tiny_tfrecords, old)
+  real_callbacks = fit_callbacks.callbacks
+
+  class OverwrittenAfterTheFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+      if epoch == 0:
+        shutil.copytree(old, out / '20210101-000000-bbbbbb')
+        shutil.rmtree(old)
+
+  monkeypatch.setattr(fit_callbacks, 'callbacks', lambda *args, **kwargs: (
+      real_callbacks(*args, **kwargs) + [OverwrittenAfterTheFirstEpoch()]))
+  config = quick_config(out, tmp_path / 'job', cache='none',
+                        validate_data=False)
+  with pytest.raises(input_pipeline.DataError) as error:
+    train.train(config)
+  assert str(error.value) == (
+      f'the dataset version {old} was deleted while training read it (a '
+      f'later nsynth-tfrecords --overwrite replaces older versions); this run '
+      f'cannot go on without it: train again with --overwrite, '
+      f'--data_dir={out} reads the newest')
+  monkeypatch.undo()
+  with pytest.raises(job_layout.JobDirError) as error:
+    train.train(config)
+  assert str(error.value) == (
+      f'--job_dir {tmp_path / "job"} holds an unfinished run on the dataset '
+      f'version {old}, which was deleted (a later nsynth-tfrecords '
+      f'--overwrite replaces older versions), so it cannot be resumed: pass '
+      f'--overwrite to train again on {out / "20210101-000000-bbbbbb"}, or '
+      f'choose another --job_dir')
+
+
 # Job directories: contended, read-only, killed while writing.
 
 @pytest.mark.slow
