@@ -5,7 +5,8 @@ Usage:
       [--json] [--top_k=3] [--batch_size=32] [--timeline] [--plot=DIR]
 
 --model is a version directory (holding saved_model.pb) or a model directory
-of integer versions, of which the newest is used. Files may be WAV, FLAC,
+of integer versions, of which the newest that loads is used (each newer one
+skipped is named: no saved_model.pb yet, or a damaged one). Files may be WAV, FLAC,
 OGG or MP3, at any sample rate, mono or stereo: nsynth_contracts.
 audio_decoding decodes them as the Beam job does, averages the channels and
 resamples them to the rate of the export's own contract. Directories are
@@ -34,7 +35,7 @@ from nsynth_contracts import cli
 
 def _define_flags() -> None:
   flags.DEFINE_string('model', None, 'Export directory: a version, or a '
-                      'model directory of versions (the newest is used).',
+                      'model directory of versions (the newest that loads is used).',
                       required=True)
   flags.DEFINE_boolean('json', False, 'Print JSON instead of a table.')
   flags.DEFINE_integer('top_k', 3, 'Families to show per file.',
@@ -64,11 +65,13 @@ def _main(argv: list[str]) -> None:
       options.plot):
     raise cli.UserError(f'--plot {options.plot} is a file, not a directory')
   try:
-    predictor = predictor_lib.Predictor(
-        predictor_lib.resolve_export(options.model), options.top_k)
+    predictor, skipped = predictor_lib.load_newest(options.model,
+                                                   options.top_k)
   except (predictor_lib.ModelNotFoundError,
           serving_contract.ContractError) as e:
     raise cli.UserError(f'--model {e}') from None
+  for line in skipped:
+    print(f'Skipped {line}', file=sys.stderr)
   batches = [files[i:i + options.batch_size]
              for i in range(0, len(files), options.batch_size)]
   if len(batches) > 1:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
 from nsynth_contracts import feature_params
 from serving import audio_files
@@ -25,24 +26,72 @@ class ModelNotFoundError(ValueError):
   """A path holds no usable export; the message says what is there."""
 
 
+# What loading a damaged SavedModel raises: a truncated or corrupt
+# saved_model.pb (protobuf's DecodeError), missing variables, a graph
+# TensorFlow cannot import.
+_LOAD_ERRORS = (DecodeError, OSError, ValueError, KeyError, RuntimeError,
+                TypeError, tf.errors.OpError)
+
+
 def resolve_export(path: str) -> str:
-  """A version directory: `path` itself, or its newest integer version.
+  """A version directory: `path` itself, or its newest complete version.
 
   Raises:
     ModelNotFoundError: `path` is missing, or holds no export.
   """
+  return _candidates(path)[0][0]
+
+
+def _candidates(path: str) -> tuple[list[str], list[str]]:
+  """(version directories to try, newest first; those skipped, each with
+  why). `path` itself when it holds saved_model.pb.
+
+  Raises:
+    ModelNotFoundError: `path` is missing, or holds no complete export.
+  """
   # tf.io.gfile, not os.path: the model may be on gs:// as TF Serving's is.
   if not tf.io.gfile.exists(path):
     raise ModelNotFoundError(f'{path} does not exist')
-  if tf.io.gfile.exists(posixpath.join(path, 'saved_model.pb')):
-    return path
+  if tf.io.gfile.exists(posixpath.join(path, versions.SAVED_MODEL)):
+    return [path], []
   if not tf.io.gfile.isdir(path):
     raise ModelNotFoundError(f'{path} is a file, not an export directory')
-  found = versions.existing_versions(path)
-  if not found:
-    raise ModelNotFoundError(f'{path} holds neither saved_model.pb nor '
-                             f'integer version directories')
-  return posixpath.join(path, str(found[-1]))
+  complete, incomplete = versions.newest_first(path)
+  newest = complete[0] if complete else None
+  skipped = [f'{d} has no {versions.SAVED_MODEL} (an export still being '
+             f'copied, or one that failed)' for d in incomplete
+             if newest is None or _number(d) > _number(newest)]
+  if not complete:
+    raise ModelNotFoundError(
+        f'{path} holds neither {versions.SAVED_MODEL} nor a complete integer '
+        f'version directory' + (f' ({"; ".join(skipped)})' if skipped else
+                                ''))
+  return complete, skipped
+
+
+def _number(version_dir: str) -> int:
+  return int(posixpath.basename(version_dir))
+
+
+def load_newest(path: str, top_k: int = 3
+                ) -> tuple['Predictor', list[str]]:
+  """A Predictor of the newest version of `path` that loads, and a line per
+  newer version skipped (no saved_model.pb, or one that cannot be loaded).
+
+  Raises:
+    ModelNotFoundError: no version loads; the message names each and why.
+    serving_contract.ContractError: the version loaded carries no contract.
+  """
+  candidates, skipped = _candidates(path)
+  for export_dir in candidates:
+    try:
+      return Predictor(export_dir, top_k), skipped
+    except _LOAD_ERRORS as e:
+      reason = (str(e).strip().splitlines() or [''])[0][:200]
+      skipped.append(f'{export_dir} cannot be loaded ({type(e).__name__}'
+                     + (f': {reason}' if reason else '') + ')')
+  raise ModelNotFoundError(f'{path}: no version can be loaded: '
+                           + '; '.join(skipped))
 
 
 class Predictor:
