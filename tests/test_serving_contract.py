@@ -100,6 +100,12 @@ def _edited(**changes):
     (_edited(window_params__max_seconds=float('inf')),
      'max_seconds is not a number'),
     (_edited(feature_params__warp_factor=3), '1 unknown field'),
+    (_edited(feature_params__clip_seconds=1e7), 'clip_seconds is over 60'),
+    (_edited(window_params__max_seconds=1e9), 'max_seconds is over 7200'),
+    (_edited(window_params__hop_seconds=5.0), 'hop_seconds is longer than a '
+                                              'clip'),
+    (_edited(window_params__sound_frame_samples=10**8),
+     'a frame or hop is longer than a clip'),
     (_edited(label_vocabulary=[{'label_id': 0, 'family': 'bass\x1b[2J'}]),
      'label_vocabulary is not NSynth families'),
     (_edited(wav_encodings='pcm16'), 'wav_encodings are not a list'),

@@ -173,3 +173,10 @@ def test_readers_list_versions_on_a_remote_file_system(tmp_path):
                             f'{root}/20200101-000000-aaaaaa')
   assert found.incomplete == (f'{root}/20220101-000000-aaaaaa',)
   assert dataset_versions.resolve_data_dir(root) == found.complete[0]
+
+
+def test_a_manifest_nested_200000_levels_deep_is_one_line(tmp_path):
+  (tmp_path / 'manifest.json').write_text('[' * 200_000 + ']' * 200_000)
+  with pytest.raises(manifest_lib.ManifestError,
+                     match='is nested deeper than any manifest is'):
+    manifest_lib.read(str(tmp_path))
