@@ -6,9 +6,9 @@ Usage:
 
 --model is a version directory (holding saved_model.pb) or a model directory
 of integer versions, of which the newest that loads is used (each newer one
-skipped is named: no saved_model.pb yet, or a damaged one). Files may be WAV, FLAC,
-OGG or MP3, at any sample rate, mono or stereo: nsynth_contracts.
-audio_decoding decodes them as the Beam job does, averages the channels and
+skipped is named: no saved_model.pb yet, or a damaged one). Files may be
+WAV, FLAC, OGG or MP3, at any sample rate, mono or stereo: nsynth_contracts.
+audio_decoding decodes them as the Beam job does, mixes the channels and
 resamples them to the rate of the export's own contract. Directories are
 searched for those suffixes.
 
@@ -35,8 +35,8 @@ from nsynth_contracts import cli
 
 def _define_flags() -> None:
   flags.DEFINE_string('model', None, 'Export directory: a version, or a '
-                      'model directory of versions (the newest that loads is used).',
-                      required=True)
+                      'model directory of versions (the newest that loads is '
+                      'used).', required=True)
   flags.DEFINE_boolean('json', False, 'Print JSON instead of a table.')
   flags.DEFINE_integer('top_k', 3, 'Families to show per file.',
                        lower_bound=1)
