@@ -72,19 +72,25 @@ def _main(argv: list[str]) -> None:
     raise cli.UserError(f'--model {e}') from None
   for line in skipped:
     print(f'Skipped {line}', file=sys.stderr)
-  batches = [files[i:i + options.batch_size]
-             for i in range(0, len(files), options.batch_size)]
+  draw = None
+  if options.plot:
+    names = timeline_plot.png_names(files)
+
+    def draw(file, waveform, outputs):
+      png = timeline_plot.plot_recording(
+          file, waveform, outputs, os.path.join(options.plot, names[file]),
+          predictor.contract.feature_params)
+      print(f'Timeline of {file}: {png}', file=sys.stderr)
+  # A batch at a time: memory holds one batch of notes (and one recording),
+  # whatever the number of files; what is kept of each is its answer.
+  batches = range(0, len(files), options.batch_size)
   if len(batches) > 1:
     batches = tqdm.tqdm(batches, desc='Predicting', unit='batch',
                         file=sys.stderr)
-  predictions = [p for batch in batches for p in predictor.predict(batch)]
+  predictions = [p for start in batches for p in predictor.predict(
+      files[start:start + options.batch_size], on_recording=draw)]
   print(results.to_json(predictions, options.timeline) if options.json
         else results.to_table(predictions, options.timeline))
-  if options.plot:
-    for file, png in timeline_plot.plot_recordings(
-        predictor.recordings, options.plot,
-        predictor.contract.feature_params).items():
-      print(f'Timeline of {file}: {png}', file=sys.stderr)
   failed = sum(1 for p in predictions if p.error)
   if failed:
     print(f'{failed} of {len(predictions)} files could not be predicted',

@@ -9,6 +9,7 @@ recording may be. nsynth-predict is its command.
 """
 
 import posixpath
+from collections.abc import Callable
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +21,10 @@ from serving import audio_files
 from serving import results
 from serving import signatures
 from serving import versions
+
+# Told of each recording answered: (file, waveform float32 [samples],
+# the long-audio signature's outputs as NumPy).
+OnRecording = Callable[[str, np.ndarray, dict], None]
 
 
 class ModelNotFoundError(ValueError):
@@ -110,7 +115,6 @@ class Predictor:
         signatures.LONG_AUDIO_SIGNATURE]
     self._params = self.contract.feature_params
     self._top_k = top_k
-    self.recordings = {}   # file -> (waveform, outputs), for a timeline plot
 
   def _notes(self, files, clips) -> list[results.Prediction]:
     try:
@@ -126,32 +130,40 @@ class Predictor:
         files, outputs[signatures.PROBABILITIES].numpy(),
         outputs[signatures.CLASSES].numpy(), self._top_k)
 
-  def _recording(self, file, waveform) -> results.Prediction:
+  def _recording(self, file, waveform,
+                 on_recording: OnRecording | None) -> results.Prediction:
     try:
       outputs = self._serve_recording(audio=tf.constant(waveform))
     except tf.errors.InvalidArgumentError as e:
       return results.Prediction(file, error=results.readable_error(e.message))
     outputs = {k: v.numpy() for k, v in outputs.items()}
-    self.recordings[file] = (waveform, outputs)
+    if on_recording:
+      on_recording(file, waveform, outputs)
     return results.recording_prediction(
         file, len(waveform) / self._params.sample_rate_hz, outputs,
         self._top_k)
 
-  def predict(self, files: Sequence[str]) -> list[results.Prediction]:
-    """One Prediction per file, in order; unreadable files get an error."""
-    read = {f: audio_files.read_samples(f, self._params.sample_rate_hz,
-                                        self.contract.windows.max_seconds)
-            for f in files}
-    predicted = {}
-    notes = [f for f in files if not isinstance(read[f], str)
-             and len(read[f]) <= self._params.clip_samples]
-    if notes:
-      clips = np.stack([feature_params.pad_or_trim_numpy(read[f],
-                                                         self._params)
-                        for f in notes])
-      predicted.update((p.file, p) for p in self._notes(notes, clips))
+  def predict(self, files: Sequence[str],
+              on_recording: OnRecording | None = None
+              ) -> list[results.Prediction]:
+    """One Prediction per file, in order; unreadable files get an error.
+
+    Memory holds the notes of `files` (one clip each) and one recording at a
+    time: each recording is answered as soon as it is decoded, given with
+    its outputs to `on_recording` (a timeline plot), and dropped.
+    """
+    predicted, notes, clips = {}, [], []
     for f in files:
-      if not isinstance(read[f], str) and f not in predicted:
-        predicted[f] = self._recording(f, read[f])
-    return [predicted.get(f) or results.Prediction(f, error=read[f])
-            for f in files]
+      samples = audio_files.read_samples(f, self._params.sample_rate_hz,
+                                         self.contract.windows.max_seconds)
+      if isinstance(samples, str):
+        predicted[f] = results.Prediction(f, error=samples)
+      elif len(samples) <= self._params.clip_samples:
+        notes.append(f)
+        clips.append(feature_params.pad_or_trim_numpy(samples, self._params))
+      else:
+        predicted[f] = self._recording(f, samples, on_recording)
+    if notes:
+      predicted.update((p.file, p) for p in self._notes(notes,
+                                                        np.stack(clips)))
+    return [predicted[f] for f in files]
