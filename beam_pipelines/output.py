@@ -58,8 +58,11 @@ def has_pattern_characters(path: str) -> bool:
   return bool(_PATTERN_CHARACTERS.search(path))
 
 
-def is_local(path: str) -> bool:
-  return not storage.is_remote(path)
+def sinks_read_as_pattern(path: str) -> bool:
+  """Whether Beam's file sinks would read `path` as a pattern: one with *, ?
+  or [ on a remote file system (locally, pattern_free_path gives them an
+  alias without)."""
+  return storage.is_remote(path) and has_pattern_characters(path)
 
 
 def is_job_file_name(name: str) -> bool:

@@ -117,8 +117,7 @@ def _create(output_dir: str, files: output.OutputFiles) -> None:
         f'and a version never changes after it is written: pass the '
         f'directory that holds the versions, --output_dir='
         f'{posixpath.dirname(output_dir)}, or another name')
-  if not output.is_local(output_dir) and output.has_pattern_characters(
-      output_dir):
+  if output.sinks_read_as_pattern(output_dir):
     raise output.OutputDirError(
         f'--output_dir {output_dir}: Beam\'s file sinks read *, ? and [ as '
         f'patterns on remote file systems; choose a path without them')
