@@ -472,16 +472,27 @@ BAD_STATISTICS = {
 
 
 @pytest.mark.parametrize('damage', list(BAD_STATISTICS))
-def test_statistics_that_no_features_can_have_are_named(
-    damage, tfrecords_copy, tmp_path):
+def test_statistics_that_no_features_can_have_are_named(damage,
+                                                        tiny_tfrecords):
   change, words = BAD_STATISTICS[damage]
+  data = json.loads((tiny_tfrecords / 'manifest.json').read_text())
+  change(data)
+  where = 'data/manifest.json'
+  with pytest.raises(input_pipeline.DataError) as error:
+    data_checks.check_statistics(manifest_lib.Manifest.from_json(data), where)
+  assert str(error.value).startswith(f'{where}: {words}')
+  assert '\n' not in str(error.value)
+
+
+def test_training_refuses_a_nan_statistic_before_anything_is_written(
+    tfrecords_copy, tmp_path):
+  change, words = BAD_STATISTICS['a NaN std']
   rewrite_manifest(tfrecords_copy, change)
   with pytest.raises(input_pipeline.DataError) as error:
     train.train(quick_config(tfrecords_copy, tmp_path / 'job',
                              validate_data=False))
   assert str(error.value).startswith(
       f'{tfrecords_copy}/manifest.json: {words}')
-  assert '\n' not in str(error.value)
   assert not (tmp_path / 'job').exists()
 
 
