@@ -263,8 +263,9 @@ def no_sound(note: examples_json.Note) -> outcomes.DeadLetter:
       note.note_str, note.audio_path, note.split, 'no_sound',
       f'nothing in it stays at or above {windows.silence_threshold_dbfs:g} '
       f'dBFS for {windows.min_sound_frames} frames of '
-      f'{windows.sound_frame_samples} samples: there is no instrument to '
-      f'name')
+      f'{windows.sound_frame_samples} samples, and nothing shorter above it '
+      f'repeats as a pitch does (a click, a step, a burst of noise, or DC): '
+      f'there is no instrument to name')
 
 
 class FeaturizeNotesFn(beam.DoFn):

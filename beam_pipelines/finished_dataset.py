@@ -5,12 +5,9 @@ written, the version's last file."""
 import dataclasses
 import json
 import logging
-import os
 import posixpath
-import uuid
 
 from apache_beam.io.filesystem import BeamIOError
-from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import output
 from beam_pipelines import tfds_metadata
@@ -27,8 +24,8 @@ def complete_manifest(version_dir: str) -> manifest_lib.Manifest:
   wrote (which only exists once its sinks have finished), and TFDS's
   metadata for uncompressed output. Nothing is written to manifest.json."""
   draft = posixpath.join(version_dir, output.MANIFEST_DRAFT)
-  with FileSystems.open(draft) as f:
-    manifest = manifest_lib.Manifest.from_json(json.loads(f.read()))
+  manifest = manifest_lib.Manifest.from_json(json.loads(
+      output.files_for(draft).read_bytes(draft)))
   if manifest.compression == manifest_lib.NO_COMPRESSION:
     # The shards are known by now; split_files() finds them in `files`.
     manifest = dataclasses.replace(manifest, files=tuple(
@@ -45,21 +42,16 @@ def complete_manifest(version_dir: str) -> manifest_lib.Manifest:
 
 
 def write_manifest(version_dir: str, manifest: manifest_lib.Manifest) -> None:
-  """Writes manifest.json, which marks the version complete, whole: an
-  object store shows an object only once it is written; a local file is
-  written under a hidden name and renamed (atomic on one disk), so a reader
-  never opens half a manifest, nor finds a truncated one after a kill."""
-  path = manifest_lib.manifest_path(version_dir)
-  written = (path if not output.is_local(path) else
-             posixpath.join(version_dir, f'.{manifest_lib.MANIFEST_FILENAME}'
-                                         f'.{uuid.uuid4().hex[:8]}.tmp'))
-  with FileSystems.create(written) as f:
-    f.write(manifest.dumps().encode('utf-8'))
-  if written != path:
-    os.replace(written, path)
+  """Writes manifest.json, which marks the version complete, whole
+  (output.OutputFiles.write_whole), so a reader never opens half a
+  manifest, nor finds a truncated one after a kill."""
+  files = output.files_for(version_dir)
+  files.write_whole(manifest_lib.manifest_path(version_dir),
+                    manifest.dumps().encode('utf-8'))
   # The version is complete: a draft left behind is only untidy.
   try:
-    output.delete(posixpath.join(version_dir, output.MANIFEST_DRAFT))
+    files.remove_file(posixpath.join(version_dir, output.MANIFEST_DRAFT),
+                      version_dir)
   except (OSError, BeamIOError) as e:
     logging.warning('Could not delete the draft manifest in %s (%s).',
                     version_dir, output.reason(e))
@@ -68,7 +60,8 @@ def write_manifest(version_dir: str, manifest: manifest_lib.Manifest) -> None:
 def _written_files(version_dir: str) -> list[str]:
   """The files the pipeline wrote (not its draft, nor Beam's temporary
   files), relative to the version."""
-  return sorted(name for name in output.files_under(version_dir)
+  return sorted(name for name in
+                output.files_for(version_dir).files_under(version_dir)
                 if not any(part.startswith(('.', 'beam-temp'))
                            for part in name.split('/')))
 

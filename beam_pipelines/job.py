@@ -16,124 +16,28 @@ from collections.abc import Sequence
 from typing import TextIO
 
 import apache_beam as beam
-from apache_beam.io.filesystem import BeamIOError
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.options.pipeline_options import TestOptions
 
-from beam_pipelines import examples_json
 from beam_pipelines import finished_dataset
-from beam_pipelines import labelled_recordings
+from beam_pipelines import gcs
 from beam_pipelines import local_runner
 from beam_pipelines import output
 from beam_pipelines import pipeline as pipeline_lib
 from beam_pipelines import progress
-from beam_pipelines import reading
-from beam_pipelines import selection
-from beam_pipelines import tfds_metadata
 from beam_pipelines import versioned_output
+from beam_pipelines.inputs import InputSizes
+from beam_pipelines.inputs import JobInputError
+from beam_pipelines.inputs import check_inputs
+from beam_pipelines.inputs import check_precision
 from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import cli
 from nsynth_contracts import disk_space
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import outcomes
-from nsynth_contracts import precision
 from nsynth_contracts import representation
-
-
-class JobInputError(ValueError):
-  """The job cannot start: the message names the input at fault."""
-
-
-@dataclasses.dataclass(frozen=True)
-class InputSizes:
-  """What the inputs list: every one must be accounted for."""
-  notes: int          # entries of the examples.json files
-  recordings: int     # entries of the --recordings' labels.json files
-  # Of the notes, those the filters keep, and the windows the kept
-  # recordings are cut into: the 4 s clips the progress display counts to.
-  to_featurize: int = 0
-  windows: int = 0
-
-
-def check_inputs(config: JobConfig) -> InputSizes:
-  """Fails fast, naming the input, before any pipeline work or output.
-
-  Raises:
-    JobInputError: naming the directory, file or flag at fault.
-  """
-  if config.compression == manifest_lib.NO_COMPRESSION:
-    try:
-      tfds_metadata.check_available()
-    except tfds_metadata.TfdsMissingError as e:
-      raise JobInputError(str(e)) from None
-  notes, listed, windows, libraries, valid = 0, 0, 0, set(), []
-  for flag, path in ([('--input', d) for d, _ in config.inputs] +
-                     [('--recordings', d) for d, _ in config.recordings] +
-                     [('--output_dir', config.output_dir)]):
-    _check_file_system(flag, path)
-  for split_dir, split in config.inputs:
-    if not FileSystems.exists(posixpath.join(split_dir,
-                                             examples_json.EXAMPLES_JSON)):
-      what = ('does not exist' if not FileSystems.exists(split_dir)
-              else f'has no {examples_json.EXAMPLES_JSON}')
-      raise JobInputError(f'Input directory {split_dir} {what}')
-    try:
-      entries = reading.read_examples_json(split_dir)
-    except examples_json.ExamplesJsonError as e:
-      raise JobInputError(str(e)) from e
-    notes += len(entries)
-    libraries |= {_library_of(entry.value) for entry in entries}
-    valid += _valid_notes(entries, split_dir, split)
-  for directory, _ in config.recordings:
-    try:
-      listed += len(labelled_recordings.read_labels(directory))
-      windows += labelled_recordings.windows_to_featurize(
-          directory, config.kept_sources, config.vocabulary.families,
-          config.windows, config.params)
-    except labelled_recordings.RecordingsError as e:
-      raise JobInputError(str(e)) from None
-  if config.holdout_library and config.holdout_library not in libraries:
-    named = sorted(libraries - {''}) or 'none'
-    raise JobInputError(
-        f'--holdout_library={config.holdout_library} is not a library of the '
-        f'inputs; their examples.json name {named}')
-  return InputSizes(notes, listed,
-                    selection.notes_to_featurize(valid, config), windows)
-
-
-def _valid_notes(entries, split_dir: str, split: str
-                 ) -> list[examples_json.Note]:
-  """The entries that are notes (the others become dead letters)."""
-  notes = []
-  for entry in entries:
-    if examples_json.entry_problem(entry) is None:
-      with contextlib.suppress(Exception):  # Dead-lettered by the job.
-        notes.append(examples_json.note_from_entry(
-            entry.key, examples_json.as_plain_json(entry.value), split_dir,
-            split))
-  return notes
-
-
-def _check_file_system(flag: str, path: str) -> None:
-  """Refuses a path whose file system this installation cannot reach: Beam
-  knows a scheme only with its extra installed (gs:// comes with
-  apache-beam[gcp], which the project requires; hdfs:// needs [hadoop]), and
-  says so in a page."""
-  try:
-    FileSystems.get_filesystem(path)
-  except (ValueError, BeamIOError):
-    scheme = FileSystems.get_scheme(path)
-    raise JobInputError(
-        f'{flag} {path}: this installation has no file system for '
-        f'{scheme}:// paths (Beam reads them only with its extra for them '
-        f'installed)') from None
-
-
-def _library_of(entry) -> str:
-  library = examples_json.member(entry, 'library')
-  return library if isinstance(library, str) else ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,18 +85,16 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (),
   """
   say = functools.partial(print, file=report, flush=True) if report else (
       lambda *_: None)
+  gcs.bound_retries()
   with progress.said_if_slow(
       say, f'Reading examples.json of {len(config.inputs)} split '
       f'{"directory" if len(config.inputs) == 1 else "directories"}'):
     sizes = check_inputs(config)
   options = PipelineOptions(list(beam_args))
-  if config.representations and local_runner.local_runner_for(options):
+  if local_runner.local_runner_for(options):
     # The workers are this machine: a precision it cannot run is said now,
     # not as a worker's traceback.
-    try:
-      precision.resolve(config.precision)
-    except precision.PrecisionError as e:
-      raise JobInputError(f'--precision={config.precision}: {e}') from None
+    check_precision(config)
   with progress.said_if_slow(say, 'Reading and checking the weights of ' + (
       ', '.join(r.describe() for r in config.representations))):
     representations = _read_representations(config)
@@ -208,33 +110,27 @@ def _write_dataset(config: JobConfig, beam_args: Sequence[str],
                    show_progress: bool, say) -> JobResult:
   """run_job's work once the inputs are checked."""
   version = versioned_output.start(config.output_dir, config.overwrite)
-  unfinished = version.unfinished_line()
-  if unfinished:
-    say(unfinished)
-  say(f'{sizes.notes} notes listed, {sizes.to_featurize} to featurize' +
-      (f'; {sizes.recordings} recordings to cut into {sizes.windows} '
-       f'windows' if sizes.recordings else '') +
-      f'; writing {version.directory}')
-  try:
-    try:
-      result = _run_pipeline(config, beam_args, version.directory,
-                             representations, sizes, report, show_progress)
-      say('Checking the accounting and writing the manifest')
-      manifest = finished_dataset.complete_manifest(version.directory)
-    except Exception as e:  # Beam re-raises a worker's error as it came.
-      if not disk_space.is_disk_full(e):
-        raise
-      refused = disk_space.file_being_written(e)
-      raise output.OutputDirError(
-          f'--output_dir {config.output_dir}: the disk is full (no space '
-          f'left on device) while writing the new dataset'
-          + (f' ({refused})' if refused else '') + '; nothing of it was '
-          'kept, and the older datasets are untouched') from None
+  try:   # From here on, however the run ends early, its version goes.
+    unfinished = version.unfinished_line()
+    if unfinished:
+      say(unfinished)
+    say(f'{sizes.notes} notes listed, {sizes.to_featurize} to featurize' +
+        (f'; {sizes.recordings} recordings to cut into {sizes.windows} '
+         f'windows' if sizes.recordings else '') +
+        f'; writing {version.directory}')
+    result = _run_pipeline(config, beam_args, version.directory,
+                           representations, sizes, report, show_progress)
+    say('Checking the accounting and writing the manifest')
+    manifest = finished_dataset.complete_manifest(version.directory)
     finished_dataset.check_accounting(manifest, sizes.notes,
                                       sizes.to_featurize, sizes.recordings)
     finished_dataset.write_manifest(version.directory, manifest)
-  except BaseException:
-    versioned_output.abandon(version)
+  except BaseException as e:
+    left = versioned_output.abandon(version)
+    if isinstance(e, Exception):   # Beam re-raises a worker's error as it came.
+      problem = versioned_output.storage_failure(e, version, left)
+      if problem:
+        raise problem from None
     raise
   for line in versioned_output.replace_older(version):
     say(line)
@@ -306,7 +202,7 @@ def _run_pipeline(config: JobConfig, beam_args: Sequence[str],
     pipeline = beam.Pipeline(runner=runner, options=options)
     pipeline_lib.build_pipeline(pipeline, config, pipeline_dir,
                                 representations, progress_address)
-    with _full_disk_not_logged():
+    with _said_in_one_line_not_logged():
       result = pipeline.run()
       result.wait_until_finish()
   return result
@@ -318,21 +214,28 @@ _BEAM_WORKER_ERROR_LOGGERS = ('apache_beam.runners.common',
                               'apache_beam.runners.worker.sdk_worker')
 
 
+def _said_in_one_line(error: BaseException) -> bool:
+  """A full disk, storage that stopped answering, Ctrl-C: each ends the job
+  with one line of its own."""
+  return (disk_space.is_disk_full(error) or gcs.unavailable(error) or
+          cli.interrupted(error))
+
+
 @contextlib.contextmanager
-def _full_disk_not_logged():
-  """Inside, Beam does not log a full disk's traceback: the job reports it
-  in one line (other errors keep Beam's log, which names the step). Beam's
+def _said_in_one_line_not_logged():
+  """Inside, Beam does not log the traceback of an error the job reports in
+  one line (other errors keep Beam's log, which names the step). Beam's
   multi_threading workers also print it, unlogged, which this cannot stop."""
-  def not_disk_full(record: logging.LogRecord) -> bool:
+  def not_said(record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
-    return not ((error is not None and disk_space.is_disk_full(error)) or
-                disk_space.is_disk_full(Exception(record.getMessage())))
+    return not ((error is not None and _said_in_one_line(error)) or
+                _said_in_one_line(RuntimeError(record.getMessage())))
 
   loggers = [logging.getLogger(name) for name in _BEAM_WORKER_ERROR_LOGGERS]
   for logger in loggers:
-    logger.addFilter(not_disk_full)
+    logger.addFilter(not_said)
   try:
     yield
   finally:
     for logger in loggers:
-      logger.removeFilter(not_disk_full)
+      logger.removeFilter(not_said)

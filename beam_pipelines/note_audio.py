@@ -1,7 +1,8 @@
 """One note's audio: read safely, decoded, or the dead letter saying why not.
 
 Nothing raised while reading, decoding or validating one note escapes: a bad
-file costs its own note, never the job.
+file costs its own note, never the job. Storage that does not answer is no
+fault of the note's: it stops the job (gcs.StorageUnavailableError).
 """
 
 import posixpath
@@ -10,6 +11,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import examples_json
+from beam_pipelines import gcs
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import audio_limits
 from nsynth_contracts import feature_params
@@ -42,11 +44,17 @@ def read_note_file(path: str, audio_dir: str,
 
 
 def _read_remote(path: str, max_bytes: int) -> bytes:
+  """Raises gcs.StorageUnavailableError when the store does not answer."""
   try:
-    with FileSystems.open(path) as f:
-      data = f.read(max_bytes + 1)
+    if gcs.is_gcs(path):
+      data = gcs.read_bytes(path, max_bytes)
+    else:
+      with FileSystems.open(path) as f:
+        data = f.read(max_bytes + 1)
+  except gcs.StorageUnavailableError:
+    raise
   except Exception as e:
-    if not FileSystems.exists(path):
+    if isinstance(e, FileNotFoundError) or not FileSystems.exists(path):
       raise audio_limits.AudioError('missing_audio',
                                     'file does not exist') from None
     raise audio_limits.AudioError('unreadable_audio',
@@ -69,6 +77,8 @@ def load_clip(
     return audio_decoding.decode_clip(data, params)
   except audio_limits.AudioError as e:
     kind, reason = e.kind, str(e)
+  except gcs.StorageUnavailableError:
+    raise
   except Exception as e:
     kind, reason = 'undecodable', f'{type(e).__name__} while decoding'
   return outcomes.DeadLetter(note.note_str, note.audio_path, note.split, kind,

@@ -35,6 +35,7 @@ with cli.import_noise_filtered():
   from beam_pipelines import accounting_table
   from beam_pipelines import augmentation
   from beam_pipelines import finished_dataset
+  from beam_pipelines import gcs
   from beam_pipelines import job as job_lib
   from beam_pipelines import labelled_recordings
   from beam_pipelines import output
@@ -171,12 +172,10 @@ def _define_record_flags(flag_values: flags.FlagValues) -> None:
       'that name each stage.', **fv)
   flags.DEFINE_enum(
       'precision', _DEFAULTS.precision, list(precision.CHOICES),
-      'What the representations\' networks compute in: bfloat16 (where the '
-      'CPU has AVX-512 BF16 or AMX: about twice as fast, within a stated '
-      'tolerance of float32), float32, or auto: bfloat16 where each worker\'s '
-      'CPU has it. The manifest records what the workers used. The MFCCs '
-      'are always float32 (XLA-compiled; with --nojit_compile their matrix '
-      'products are rounded to bfloat16 too).', **fv)
+      'What the representations\' networks multiply in: bfloat16 where the '
+      'CPU has AVX-512 BF16 or AMX (faster, within a stated tolerance of '
+      'float32), float32, or auto: bfloat16 wherever each worker can. The '
+      'manifest records what they used.', **fv)
   flags.DEFINE_integer('batch_size', _DEFAULTS.batch_size,
                        'Notes per feature computation.', lower_bound=1, **fv)
   flags.DEFINE_boolean('jit_compile', _DEFAULTS.jit_compile, 'Compile the '
@@ -319,8 +318,9 @@ def _run(config: JobConfig, beam_args: Sequence[str],
          show_progress: bool) -> job_lib.JobResult | job_lib.DryRun:
   # Stages and progress on stderr, as the other commands' progress; the
   # summary on stdout.
-  job = job_lib.run_job(config, beam_args, report=sys.stderr,
-                        show_progress=show_progress)
+  with gcs.credentials_lookup_said_once():
+    job = job_lib.run_job(config, beam_args, report=sys.stderr,
+                          show_progress=show_progress)
   if isinstance(job, job_lib.DryRun):
     print(f'{job.runner} dry run: the job for {job.inputs.notes} notes was '
           f'built and translated, not submitted; nothing was written')

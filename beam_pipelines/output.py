@@ -1,8 +1,11 @@
-"""Files of the job's output directory, local or remote (Beam's file systems).
+"""Files of the job's output directory, local or remote: one interface.
 
 What a run writes where, and the guarantees, are in
 `beam_pipelines.versioned_output`; these are the file operations it needs,
-done so that a path is never read as a pattern.
+`files_for(path)` choosing once between the local disk (never through a
+link: nsynth_contracts.storage) and Beam's file systems (gs:// through
+beam_pipelines.gcs: one-level listing, bounded retries). A path is never
+read as a pattern.
 """
 
 import contextlib
@@ -11,11 +14,14 @@ import posixpath
 import re
 import shutil
 import tempfile
+import uuid
+from typing import Protocol
 
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
-from nsynth_contracts import directory_lock
+from beam_pipelines import gcs
+from nsynth_contracts import storage
 
 DEAD_LETTERS_DIR = 'dead_letters'
 DEAD_LETTERS_PREFIX = 'dead_letters'
@@ -28,6 +34,10 @@ _LISTED_NAME = re.compile(
 # The pipeline's manifest, before it is completed with the files written
 # and the accounting is checked: hidden, so that no reader takes it.
 MANIFEST_DRAFT = '.manifest-draft.json'
+# What a run leaves in its version while it writes: the draft, a manifest
+# being written under a hidden name, Beam's temporary directories.
+_WORK_NAME = re.compile(re.escape(MANIFEST_DRAFT) +
+                        r'|\.manifest\.json\.[0-9a-f]+\.tmp|beam-temp-.*')
 _PATTERN_CHARACTERS = re.compile(r'([*?[])')
 
 
@@ -48,8 +58,11 @@ def has_pattern_characters(path: str) -> bool:
   return bool(_PATTERN_CHARACTERS.search(path))
 
 
-def is_local(path: str) -> bool:
-  return not directory_lock.is_remote(path)
+def sinks_read_as_pattern(path: str) -> bool:
+  """Whether Beam's file sinks would read `path` as a pattern: one with *, ?
+  or [ on a remote file system (locally, pattern_free_path gives them an
+  alias without)."""
+  return storage.is_remote(path) and has_pattern_characters(path)
 
 
 def is_job_file_name(name: str) -> bool:
@@ -58,27 +71,145 @@ def is_job_file_name(name: str) -> bool:
   return bool(_LISTED_NAME.fullmatch(name))
 
 
-def list_names(directory: str) -> list[str]:
-  """Names directly inside `directory` (sub-directories end with '/')."""
-  if is_local(directory):
+def is_work_name(name: str) -> bool:
+  """Whether `name`, directly in a version, is what a run leaves there
+  while it writes (its draft manifest, Beam's temporary files)."""
+  return bool(_WORK_NAME.fullmatch(name.rstrip('/')))
+
+
+class OutputFiles(storage.Listing, Protocol):
+  """What the job does to its output directory, local or remote."""
+
+  def read_bytes(self, path: str) -> bytes:
+    """The file's bytes."""
+
+  def write_whole(self, path: str, data: bytes) -> None:
+    """Writes a file that no reader ever sees half-written."""
+
+  def make_dirs(self, path: str, exist_ok: bool = True) -> None:
+    """Creates a directory (on an object store, nothing to create)."""
+
+  def files_under(self, directory: str) -> list[str]:
+    """Every file below `directory`, relative to it (none if missing)."""
+
+  def remove_file(self, path: str, inside: str) -> None:
+    """Deletes the file `path` below `inside`, never through a link."""
+
+  def links_below(self, path: str, inside: str) -> str | None:
+    """The first part of `path` below `inside` that is a link (or not a
+    directory where one is needed, not a file at the end), or None."""
+
+  def remove_tree(self, directory: str) -> None:
+    """Deletes a directory this run made, and everything in it."""
+
+  def remove_dir_if_empty(self, directory: str) -> None:
+    """Removes a local directory if nothing is left in it."""
+
+
+class _LocalOutput(storage.LocalFiles):
+  """The local disk: links are never followed (storage.LocalFiles)."""
+
+  def read_bytes(self, path: str) -> bytes:
+    with open(path, 'rb') as f:
+      return f.read()
+
+  def write_whole(self, path: str, data: bytes) -> None:
+    # Under a hidden name, then renamed: atomic on one disk, so a reader
+    # never opens half a file, nor finds a truncated one after a kill.
+    directory, name = posixpath.split(path)
+    hidden = posixpath.join(directory, f'.{name}.{uuid.uuid4().hex[:8]}.tmp')
     try:
-      with os.scandir(directory) as entries:
-        return sorted(e.name + ('/' if e.is_dir() else '') for e in entries)
-    except FileNotFoundError:
-      return []
-  try:
-    matched = FileSystems.match([posixpath.join(escape_pattern(directory),
-                                                '**')])[0].metadata_list
-  except BeamIOError:
-    return []  # Some filesystems (GCS) raise when nothing matches.
-  # An object store has objects, not directories: a directory is the first
-  # part of the names of the objects below it.
-  names = set()
-  for matched_path in matched:
-    top, below, _ = posixpath.relpath(matched_path.path,
-                                      directory).partition('/')
-    names.add(top + below)
-  return sorted(names)
+      with open(hidden, 'wb') as f:
+        f.write(data)
+      os.replace(hidden, path)
+    finally:
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(hidden)
+
+  def make_dirs(self, path: str, exist_ok: bool = True) -> None:
+    os.makedirs(path, exist_ok=exist_ok)
+
+  def files_under(self, directory: str) -> list[str]:
+    return sorted(
+        os.path.relpath(os.path.join(root, name), directory)
+        for root, _, names in os.walk(directory) for name in names)
+
+  def remove_tree(self, directory: str) -> None:
+    shutil.rmtree(directory)   # removes links inside, never follows them
+
+  def remove_dir_if_empty(self, directory: str) -> None:
+    with contextlib.suppress(OSError):
+      os.rmdir(directory)
+
+
+class _RemoteOutput:
+  """Beam's file systems; on gs://, the job's own bounded requests."""
+
+  def entries(self, directory: str, only=None) -> list[storage.Entry]:
+    if gcs.is_gcs(directory):
+      files, directories = gcs.entries(directory)
+    else:   # Beam has no one-level listing for other stores.
+      files, directories = self._entries_by_match(directory)
+    found = [storage.Entry(n, storage.Kind.FILE) for n in files] + [
+        storage.Entry(n, storage.Kind.DIRECTORY) for n in directories]
+    return sorted((e for e in found if only is None or only(e.name)),
+                  key=lambda e: e.name)
+
+  def _entries_by_match(self, directory: str) -> tuple[list[str], list[str]]:
+    files, directories = set(), set()
+    for name in self.files_under(directory):
+      top, below, _ = name.partition('/')
+      (directories if below else files).add(top)
+    return sorted(files), sorted(directories)
+
+  def exists(self, path: str) -> bool:
+    return FileSystems.exists(path)
+
+  def is_file(self, path: str) -> bool:
+    return FileSystems.exists(path)
+
+  def read_bytes(self, path: str) -> bytes:
+    if gcs.is_gcs(path):
+      return gcs.read_bytes(path)
+    with FileSystems.open(path) as f:
+      return f.read()
+
+  def write_whole(self, path: str, data: bytes) -> None:
+    with FileSystems.create(path) as f:   # an object appears whole
+      f.write(data)
+
+  def make_dirs(self, path: str, exist_ok: bool = True) -> None:
+    if not (exist_ok and FileSystems.exists(path)):
+      FileSystems.mkdirs(path)
+
+  def files_under(self, directory: str) -> list[str]:
+    try:
+      matched = FileSystems.match([posixpath.join(escape_pattern(directory),
+                                                  '**')])[0].metadata_list
+    except BeamIOError as e:
+      if gcs.unavailable(e):
+        raise
+      return []  # Some filesystems (GCS) raise when nothing matches.
+    return sorted(posixpath.relpath(m.path, directory) for m in matched)
+
+  def remove_file(self, path: str, inside: str) -> None:
+    FileSystems.delete([escape_pattern(path)])
+
+  def links_below(self, path: str, inside: str) -> str | None:
+    return None   # An object store has no links.
+
+  def remove_tree(self, directory: str) -> None:
+    under = [posixpath.join(directory, n) for n in self.files_under(directory)]
+    if under:
+      FileSystems.delete([escape_pattern(p) for p in under])
+
+  def remove_dir_if_empty(self, directory: str) -> None:
+    pass   # An object store's directory goes with its last object.
+
+
+def files_for(path: str) -> OutputFiles:
+  """The file operations for `path`: the local disk's, or Beam's."""
+  return _RemoteOutput() if storage.is_remote(path) else _LocalOutput()
 
 
 @contextlib.contextmanager
@@ -102,50 +233,14 @@ def pattern_free_path(directory: str):
     shutil.rmtree(alias_dir, ignore_errors=True)
 
 
-def delete(path: str) -> None:
-  """Deletes a file or a directory tree (Beam's delete would read the path
-  as a pattern; an object store's directory is the objects under it)."""
-  if is_local(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-      shutil.rmtree(path)
-    else:
-      os.remove(path)
-  elif FileSystems.exists(path):
-    FileSystems.delete([escape_pattern(path)])
-  else:
-    under = [posixpath.join(path, name) for name in files_under(path)]
-    if under:
-      FileSystems.delete([escape_pattern(p) for p in under])
-
-
-def files_under(directory: str) -> list[str]:
-  """Every file below `directory`, as paths relative to it (none if it does
-  not exist)."""
-  if is_local(directory):
-    return sorted(
-        os.path.relpath(os.path.join(root, name), directory)
-        for root, _, names in os.walk(directory) for name in names)
-  try:
-    matched = FileSystems.match([posixpath.join(escape_pattern(directory),
-                                                '**')])[0].metadata_list
-  except BeamIOError:
-    return []
-  return sorted(posixpath.relpath(m.path, directory) for m in matched)
-
-
-def remove_if_empty(directory: str) -> None:
-  """Removes a local directory the job made, if nothing is left in it (a
-  user's file there keeps it)."""
-  if is_local(directory):
-    with contextlib.suppress(OSError):
-      os.rmdir(directory)
-
-
 def reason(error: BaseException) -> str:
   """An OSError's or BeamIOError's words, without Beam's wrapping."""
   if isinstance(error, BeamIOError) and getattr(error, 'exception_details',
                                                 None):
     error = next(iter(error.exception_details.values()))
+  if gcs.unavailable(error) and not isinstance(
+      error, gcs.StorageUnavailableError):
+    return f'the store did not answer ({gcs.reason(error)})'
   if isinstance(error, OSError) and error.strerror:
     return error.strerror
   return str(error) or type(error).__name__

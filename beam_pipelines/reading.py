@@ -1,7 +1,7 @@
 """Reading NSynth's examples.json: one split directory -> Notes.
 
 The file as a whole must parse (otherwise the job stops before it starts,
-see job.check_inputs); each entry is validated on its own, so one bad entry
+see inputs.check_inputs); each entry is validated on its own, so one bad entry
 is dead-lettered and never costs the good ones.
 """
 
@@ -14,6 +14,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import accounting
 from beam_pipelines import examples_json
+from beam_pipelines import gcs
+from beam_pipelines import output
 from nsynth_contracts import outcomes
 
 
@@ -23,14 +25,20 @@ def read_examples_json(split_dir: str) -> list[examples_json.RawEntry]:
   Raises:
     examples_json.ExamplesJsonError: naming the file when it is missing,
       unreadable or malformed.
+    gcs.StorageUnavailableError: its store does not answer.
   """
   path = posixpath.join(split_dir, examples_json.EXAMPLES_JSON)
   try:
-    with FileSystems.open(path) as f:
-      text = f.read()
+    if gcs.is_gcs(path):
+      text = gcs.read_bytes(path)
+    else:
+      with FileSystems.open(path) as f:
+        text = f.read()
+  except gcs.StorageUnavailableError:
+    raise
   except Exception as e:  # Beam wraps I/O errors per filesystem.
     raise examples_json.ExamplesJsonError(
-        f'Cannot read {path}: {e}') from e
+        f'Cannot read {path}: {output.reason(e)}') from None
   return examples_json.parse_examples_json(path, text)
 
 

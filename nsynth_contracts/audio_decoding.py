@@ -16,7 +16,10 @@ entry point:
      note; a recording up to `max_seconds` (longer is refused from the
      header, and a header that understates is caught when the blocks run
      past the limit). Memory holds the output, never hours of input.
-  5. Channels are averaged; another rate is resampled with soxr, streamed.
+  5. Channels are averaged (`mix_channels`), each turned first to the
+     polarity of the loudest where it is its opposite, so that channels in
+     anti-phase add up instead of cancelling; another rate is resampled with
+     soxr, streamed.
      soxr's HQ filter is 45x faster than tensorflow-io's resample and its
      error against an ideal resampling is -74 dB, where tensorflow-io's is
      -23 dB after its 2 ms delay (BUILD_NOTES).
@@ -43,7 +46,11 @@ from nsynth_contracts.audio_limits import AudioError
 # What users' recordings are named; the content decides how they are read.
 RECORDING_SUFFIXES = ('.wav', '.flac', '.ogg', '.mp3')
 HEAD_BYTES = 2**20          # a WAV header, and any chunks before its data
-BLOCK_FRAMES = 2**17        # decoded at a time: 4 MB at 8 float channels
+BLOCK_FRAMES = 2**17        # decoded at a time: 4 MB at 8 float channels;
+                            # channels are mixed a block at a time
+# A channel whose correlation with the loudest one is below this is in
+# anti-phase with it: averaged as it is, it would cancel what both hold.
+ANTI_PHASE_CORRELATION = -0.5
 RESAMPLE_QUALITY = 'HQ'
 
 UNDECODABLE = 'cannot decode its {} data'
@@ -243,8 +250,7 @@ def _read_mono(sound, header: wav_header.WavHeader | None, rate: int,
     else:
       block = block.astype(np.float32)
       block *= scale
-    mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else (
-        block[:, 0])
+    mono = mix_channels(block) if block.shape[1] > 1 else block[:, 0]
     parts.append(resampler.resample_chunk(mono) if resampler else mono)
   check.raise_if_bad(limits)
   if resampler:
@@ -253,6 +259,24 @@ def _read_mono(sound, header: wav_header.WavHeader | None, rate: int,
   if len(parts) == 1:   # a note: one block, kept without a copy
     return parts[0], frames
   return np.concatenate(parts + [np.zeros(0, np.float32)]), frames
+
+
+def mix_channels(block: np.ndarray) -> np.ndarray:
+  """float32 [frames, channels] -> float32 [frames]: the channels averaged,
+  each first turned to the loudest one's polarity where its correlation
+  with it is below ANTI_PHASE_CORRELATION. A stereo file whose channels are
+  opposite (a miswired cable, a mid-side mistake) is heard by a person as
+  loud as either channel; a plain average would be silence. Channels that
+  agree, or share little, are averaged as they are. The serving graph's WAV
+  decoder (serving.wav_graph) is its twin, block by block alike."""
+  block = np.asarray(block, np.float32)
+  energy = np.einsum('fc,fc->c', block, block)
+  loudest = block[:, int(np.argmax(energy))]
+  product = block.T @ loudest                                   # [channels]
+  opposite = product < ANTI_PHASE_CORRELATION * np.sqrt(
+      energy * energy.max())
+  signs = np.where(opposite, np.float32(-1.0), np.float32(1.0))
+  return (block * signs).mean(axis=1, dtype=np.float32)
 
 
 def decode_clip(data: bytes,

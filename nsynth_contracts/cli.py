@@ -9,6 +9,10 @@
   `error: <what, naming the file or flag>` and exit status 1, not a traceback
   or a page of usage text; so does a full disk, naming the file it refused.
   Bugs still show their traceback.
+* **Ctrl-C ends the command** with `interrupted` and status 130, once the
+  library has cleaned up after itself (the Beam job deletes its version),
+  however the interrupt reached it (Beam re-raises it from a worker as a
+  RuntimeError) and whatever threads a library left running.
 
 Importing this module changes nothing. A command's entry point is
 `cli.run(define_flags, main)`: it quiets the logs, then defines and parses
@@ -160,6 +164,26 @@ def fail(message: str) -> None:
   sys.exit(1)
 
 
+def interrupted(error: BaseException) -> bool:
+  """Whether `error` is Ctrl-C, or an error a library raised for it."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, KeyboardInterrupt) or str(error).startswith(
+        'KeyboardInterrupt'):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _end(status: int) -> None:
+  """Ends the process now: what a library left running (Beam's worker
+  threads, files half-written) must not keep it alive or crash its exit."""
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)
+
+
 def run(define_flags: Callable[[], None], main: Callable[[list[str]], None],
         user_errors: tuple[type[BaseException], ...] = (),
         argv: Sequence[str] | None = None,
@@ -200,15 +224,18 @@ def run(define_flags: Callable[[], None], main: Callable[[list[str]], None],
         main(remaining)
     except UserError as e:
       fail(str(e))
-    except Exception as e:  # A full disk is the machine's state, not a bug.
-      if not disk_space.is_disk_full(e):
+    except BaseException as e:
+      if interrupted(e):
+        print('error: interrupted', file=sys.stderr, flush=True)
+        _end(130)
+      # A full disk is the machine's state, not a bug.
+      if not isinstance(e, Exception) or not disk_space.is_disk_full(e):
         raise
       print(f'error: {disk_space.describe(e)}', file=sys.stderr, flush=True)
       # Files left half-written can be neither flushed nor closed, and the
       # libraries holding them try again as the interpreter exits: h5py
       # (Keras's weights) prints a page per try, then HDF5 crashes the exit
       # (SIGSEGV, status 139). The command is over: it ends here, status 1.
-      sys.stdout.flush()
-      os._exit(1)
+      _end(1)
 
   app.run(main_with_errors, argv=argv, flags_parser=parse_or_fail)

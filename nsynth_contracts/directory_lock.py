@@ -28,16 +28,14 @@ import sys
 import time
 import uuid
 
+from nsynth_contracts.storage import is_remote
+
 LOCK_FILE = '.nsynth-run.lock'
 CLAIMS_DIR = '.nsynth-runs'
 
 
 class DirectoryLockedError(RuntimeError):
   """Another run holds the directory; the message names it."""
-
-
-def is_remote(path: str) -> bool:
-  return '://' in path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +174,33 @@ def _release_remote(claim: str) -> None:
     tf.io.gfile.remove(claim)
   except tf.errors.NotFoundError:
     pass
+
+
+def holder(directory: str) -> str | None:
+  """Who holds `directory` now (another run, or this process through another
+  lock), described; None when nobody does. Reads only: takes no lock a run
+  would then find taken, writes no claim."""
+  if is_remote(directory):
+    import tensorflow as tf
+    claims = posixpath.join(directory, CLAIMS_DIR)
+    try:
+      names = sorted(tf.io.gfile.listdir(claims))
+    except tf.errors.NotFoundError:
+      return None
+    return (f'a run whose claim is {posixpath.join(claims, names[0])}'
+            if names else None)
+  try:
+    fd = os.open(os.path.join(directory, LOCK_FILE),
+                 os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+  except OSError:
+    return None   # no lock file: no run has it
+  try:
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+  except OSError:
+    return _read_holder(fd)
+  finally:
+    os.close(fd)   # releases the shared lock, if it was taken
+  return None
 
 
 def _read_holder(fd: int) -> str:

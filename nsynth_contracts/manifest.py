@@ -339,5 +339,8 @@ def read(data_dir: str) -> Manifest:
   except KeyError as e:
     raise ManifestError(f'{path} is not a valid manifest: it has no field '
                         f'{e}') from None
+  except RecursionError:
+    raise ManifestError(f'{path} is not a valid manifest: it is nested '
+                        f'deeper than any manifest is') from None
   except (ValueError, TypeError, AttributeError) as e:
     raise ManifestError(f'{path} is not a valid manifest: {e}') from None

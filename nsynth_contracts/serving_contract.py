@@ -91,13 +91,15 @@ class ServingContract:
           f'{where}: its contract has version '
           f'{version if isinstance(version, int) else "(none)"}; this code '
           f'reads version {CONTRACT_VERSION}')
-    return cls(
+    contract = cls(
         _fields(feature_params_lib.FeatureParams,
                 data.get('feature_params'), f'{where}: feature_params'),
         _fields(window_params_lib.WindowParams, data.get('window_params'),
                 f'{where}: window_params'),
         _vocabulary(data.get('label_vocabulary'), where),
         _encodings(data.get('wav_encodings'), where))
+    _check_sizes(contract, where)
+    return contract
 
 
 def _fields(cls, values, where: str):
@@ -129,6 +131,36 @@ def _fields(cls, values, where: str):
                         f'{limits.min_sample_rate_hz}..'
                         f'{limits.max_sample_rate_hz}')
   return instance
+
+
+# The most a contract may ask audio to be prepared as: what a caller
+# allocates for a note and decodes of a recording follows from these.
+MAX_CLIP_SECONDS = 60.0
+MAX_RECORDING_SECONDS = 7200.0
+
+
+def _check_sizes(contract: 'ServingContract', where: str) -> None:
+  """Sizes that fit each other and a caller's memory: a contract asking for
+  10 million seconds a clip is no export's (a client would allocate it)."""
+  params, windows = contract.feature_params, contract.windows
+  clip = params.clip_seconds * params.sample_rate_hz
+  for wrong, words in (
+      (params.clip_seconds > MAX_CLIP_SECONDS,
+       f'feature_params: clip_seconds is over {MAX_CLIP_SECONDS:g}'),
+      (windows.max_seconds > MAX_RECORDING_SECONDS,
+       f'window_params: max_seconds is over {MAX_RECORDING_SECONDS:g}'),
+      (windows.hop_seconds > params.clip_seconds,
+       'window_params: hop_seconds is longer than a clip'),
+      (max(params.fft_length_samples, params.hop_length_samples,
+           windows.sound_frame_samples) > clip,
+       'a frame or hop is longer than a clip'),
+      (params.num_mfcc > params.num_mel_bands or params.num_mel_bands >
+       params.fft_length_samples // 2 + 1,
+       'feature_params: more coefficients or bands than the FFT gives'),
+      (windows.min_repeat_lag_samples > windows.max_repeat_lag_samples,
+       'window_params: min_repeat_lag_samples is over the max')):
+    if wrong:
+      raise ContractError(f'{where}: {words}')
 
 
 # Fields that are levels or offsets, not sizes: any finite value.

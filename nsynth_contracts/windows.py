@@ -54,17 +54,60 @@ def sounding(clips: tf.Tensor, windows: WindowParams = DEFAULT_WINDOWS
              ) -> tf.Tensor:
   """bool [B]: whether each clip (float32 [B, samples], a window or a padded
   note) holds a sound to name: min_sound_frames consecutive frames of
-  sound_frame_samples whose RMS is at or above silence_threshold_dbfs (see
-  window_params). window_params.sounding_numpy is its twin for NumPy
-  (tested equal)."""
+  sound_frame_samples whose level (RMS about the frame's mean) is at or
+  above silence_threshold_dbfs, or a shorter sound above it that repeats as
+  a pitch does (repetition), which a click does not (see window_params).
+  window_params.sounding_numpy is its twin for NumPy (tested equal)."""
   size = windows.sound_frame_samples
   framed = tf.signal.frame(clips, size, size, pad_end=True)   # [B, F, size]
-  rms = tf.sqrt(tf.reduce_mean(tf.square(framed), axis=2))   # [B, F]
-  dbfs = 20.0 * tf.math.log(tf.maximum(rms, 1e-10)) / tf.math.log(10.0)
-  loud = tf.cast(dbfs >= windows.silence_threshold_dbfs, tf.float32)
+  centred = framed - tf.reduce_mean(framed, axis=2, keepdims=True)
+  level = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=2))  # [B, F]
+  dbfs = 20.0 * tf.math.log(tf.maximum(level, 1e-10)) / tf.math.log(10.0)
+  loud = dbfs >= windows.silence_threshold_dbfs
   # Every run of min_sound_frames frames; none when the clip is shorter.
-  runs = tf.signal.frame(loud, windows.min_sound_frames, 1, axis=1)
-  return tf.reduce_any(tf.reduce_min(runs, axis=2) > 0.0, axis=1)
+  runs = tf.signal.frame(tf.cast(loud, tf.float32), windows.min_sound_frames,
+                         1, axis=1)
+  sustained = tf.reduce_any(tf.reduce_min(runs, axis=2) > 0.0, axis=1)
+  # Two frames at a time, where one is loud, in clips that hold no
+  # sustained sound: does the short sound repeat?
+  candidates = tf.logical_and(
+      tf.logical_or(loud[:, :-1], loud[:, 1:]),
+      tf.logical_not(sustained)[:, tf.newaxis])                 # [B, F - 1]
+  where = tf.where(candidates)                                  # [K, 2]
+  pairs = tf.concat([tf.gather_nd(framed, where),
+                     tf.gather_nd(framed, where + [0, 1])], axis=1)
+  repeats = repetition(pairs, windows) >= windows.min_repetition  # [K]
+  short = tf.math.unsorted_segment_max(
+      tf.cast(repeats, tf.int32), where[:, 0], tf.shape(clips)[0]) > 0
+  return tf.logical_or(sustained, short)
+
+
+def repetition(stretches: tf.Tensor, windows: WindowParams = DEFAULT_WINDOWS
+               ) -> tf.Tensor:
+  """float32 [K]: how well each stretch (float32 [K, samples]) repeats: the
+  highest normalised correlation of its sample-to-sample changes with
+  themselves at a lag of min_repeat_lag_samples to max_repeat_lag_samples,
+  counted only where each side holds a quarter of the energy (else 0)."""
+  changes = stretches[:, 1:] - stretches[:, :-1]               # [K, N]
+  n = int(stretches.shape[1]) - 1
+  fft_length = 1 << (2 * n - 1).bit_length()
+  # Padded here: RFFT refuses an fft_length past an empty batch's length.
+  spectrum = tf.signal.rfft(tf.pad(changes, [[0, 0], [0, fft_length - n]]))
+  correlation = tf.signal.irfft(tf.cast(tf.square(tf.abs(spectrum)),
+                                        tf.complex64),
+                                [fft_length])[:, :n]            # [K, N] lags
+  energy = tf.cumsum(tf.square(changes), axis=1)
+  low = windows.min_repeat_lag_samples
+  high = min(windows.max_repeat_lag_samples, n - 1)
+  total = energy[:, -1:]
+  head = tf.reverse(energy[:, n - 1 - high:n - low], [1])       # n - lag
+  tail = total - energy[:, low - 1:high]                        # n - lag
+  enough = (head >= 0.25 * total) & (tail >= 0.25 * total) & (total > 0)
+  ratio = correlation[:, low:high + 1] / tf.sqrt(tf.maximum(head * tail,
+                                                            1e-30))
+  counted = tf.where(enough, ratio, tf.zeros_like(ratio))
+  # A zero beside them: 0 where no lag is counted, or none fits.
+  return tf.reduce_max(tf.pad(counted, [[0, 0], [0, 1]]), axis=1)
 
 
 def aggregate(window_probabilities: tf.Tensor) -> tf.Tensor:

@@ -48,6 +48,10 @@ def _main(argv: list[str]) -> None:
   with cli.one_line_errors(job_layout.JobDirError, manifest.ManifestError,
                            exporter.ExportError,
                            export_check.ExportCheckError):
+    if not values.checkpoint:
+      unfinished = job_layout.training_state(values.job_dir)
+      if unfinished:
+        print(unfinished, file=sys.stderr, flush=True)
     path = exporter.export_job(
         values.job_dir, values.export_base, values.model_name,
         values.checkpoint,

@@ -5,8 +5,9 @@
 tf_serving_warmup_requests) with the next integer version; an existing
 version is never touched. The signatures are built from the export's
 contract (serving.signatures), the export is reloaded and checked
-(serving.export_check) before it is moved into place, and a failed export
-removes the directories it created. serving.export is its command.
+(serving.export_check) before it is copied into its version, saved_model.pb
+last, and a failed export removes the directories it created.
+serving.export is its command.
 """
 
 import contextlib
@@ -197,10 +198,7 @@ def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
     final = os.path.join(model_dir, str(version))
     if tf.io.gfile.exists(final):
       raise FileExistsError(f'{final} exists; versions are never overwritten')
-    if directory_lock.is_remote(model_dir):
-      _copy_saved_model_last(staging, final)
-    else:
-      tf.io.gfile.rename(staging, final)   # atomic on a local disk
+    _copy_saved_model_last(staging, final)
   finally:
     if tf.io.gfile.exists(staging):
       # What is gone already needs no deleting (and TensorFlow's in-memory
@@ -212,22 +210,30 @@ def _publish(model: keras.Model, manifest: manifest_lib.Manifest,
 
 
 def _copy_saved_model_last(staging: str, final: str) -> None:
-  """Copies a checked export into its version on an object store, which
-  has no rename of a directory (GCS copies object by object), with
-  saved_model.pb last: TF Serving loads a version by its saved_model.pb, so
-  when that exists every variable and warmup file already does."""
+  """Copies a checked export into its version, the one way that holds on a
+  local disk and on an object store alike (which has no rename of a
+  directory: GCS copies object by object): saved_model.pb last, so that
+  when it exists every variable and warmup file already does (TF Serving
+  loads a version by its saved_model.pb), and whole: copied under a hidden
+  name, then renamed, which is atomic on a disk and, on an object store, a
+  copy whose object appears whole."""
   files = [posixpath.join(root[len(staging):].lstrip('/'), name)
            for root, _, names in tf.io.gfile.walk(staging) for name in names]
   # TensorFlow's in-memory file system lists by name prefix (assets/ shows
   # assets.extra's '.extra'): only what exists is copied.
   files = sorted((name for name in files
                   if tf.io.gfile.exists(posixpath.join(staging, name))),
-                 key=lambda name: name == 'saved_model.pb')
+                 key=lambda name: name == versions.SAVED_MODEL)
   try:
     for name in files:
       target = posixpath.join(final, name)
       tf.io.gfile.makedirs(posixpath.dirname(target))
-      tf.io.gfile.copy(posixpath.join(staging, name), target)
+      if name != versions.SAVED_MODEL:
+        tf.io.gfile.copy(posixpath.join(staging, name), target)
+        continue
+      hidden = posixpath.join(final, f'.{name}.{uuid.uuid4().hex[:8]}.tmp')
+      tf.io.gfile.copy(posixpath.join(staging, name), hidden)
+      tf.io.gfile.rename(hidden, target)
   except BaseException:
     # Without its saved_model.pb no server loads it; gone, nobody tries.
     with contextlib.suppress(tf.errors.OpError):

@@ -5,9 +5,10 @@ Usage:
       [--json] [--top_k=3] [--batch_size=32] [--timeline] [--plot=DIR]
 
 --model is a version directory (holding saved_model.pb) or a model directory
-of integer versions, of which the newest is used. Files may be WAV, FLAC,
-OGG or MP3, at any sample rate, mono or stereo: nsynth_contracts.
-audio_decoding decodes them as the Beam job does, averages the channels and
+of integer versions, of which the newest that loads is used (each newer one
+skipped is named: no saved_model.pb yet, or a damaged one). Files may be
+WAV, FLAC, OGG or MP3, at any sample rate, mono or stereo: nsynth_contracts.
+audio_decoding decodes them as the Beam job does, mixes the channels and
 resamples them to the rate of the export's own contract. Directories are
 searched for those suffixes.
 
@@ -35,8 +36,8 @@ from nsynth_contracts import precision
 
 def _define_flags() -> None:
   flags.DEFINE_string('model', None, 'Export directory: a version, or a '
-                      'model directory of versions (the newest is used).',
-                      required=True)
+                      'model directory of versions (the newest that loads is '
+                      'used).', required=True)
   flags.DEFINE_boolean('json', False, 'Print JSON instead of a table.')
   flags.DEFINE_integer('top_k', 3, 'Families to show per file.',
                        lower_bound=1)
@@ -74,28 +75,36 @@ def _main(argv: list[str]) -> None:
   except precision.PrecisionError as e:
     raise cli.UserError(f'--precision={options.precision}: {e}') from None
   try:
-    predictor = predictor_lib.Predictor(
-        predictor_lib.resolve_export(options.model), options.top_k, resolved)
+    predictor, skipped = predictor_lib.load_newest(options.model,
+                                                   options.top_k, resolved)
   except (predictor_lib.ModelNotFoundError,
           serving_contract.ContractError) as e:
     raise cli.UserError(f'--model {e}') from None
+  for line in skipped:
+    print(f'Skipped {line}', file=sys.stderr)
   if resolved != predictor.precision:
     raise cli.UserError(f'--precision={options.precision}: {options.model} '
                         f'has no bfloat16 signatures (its model reads MFCCs '
                         f'only); use float32')
-  batches = [files[i:i + options.batch_size]
-             for i in range(0, len(files), options.batch_size)]
+  draw = None
+  if options.plot:
+    names = timeline_plot.png_names(files)
+
+    def draw(file, waveform, outputs):
+      png = timeline_plot.plot_recording(
+          file, waveform, outputs, os.path.join(options.plot, names[file]),
+          predictor.contract.feature_params)
+      print(f'Timeline of {file}: {png}', file=sys.stderr)
+  # A batch at a time: memory holds one batch of notes (and one recording),
+  # whatever the number of files; what is kept of each is its answer.
+  batches = range(0, len(files), options.batch_size)
   if len(batches) > 1:
     batches = tqdm.tqdm(batches, desc='Predicting', unit='batch',
                         file=sys.stderr)
-  predictions = [p for batch in batches for p in predictor.predict(batch)]
+  predictions = [p for start in batches for p in predictor.predict(
+      files[start:start + options.batch_size], on_recording=draw)]
   print(results.to_json(predictions, options.timeline) if options.json
         else results.to_table(predictions, options.timeline))
-  if options.plot:
-    for file, png in timeline_plot.plot_recordings(
-        predictor.recordings, options.plot,
-        predictor.contract.feature_params).items():
-      print(f'Timeline of {file}: {png}', file=sys.stderr)
   failed = sum(1 for p in predictions if p.error)
   if failed:
     print(f'{failed} of {len(predictions)} files could not be predicted',

@@ -77,11 +77,26 @@ def checked_outputs(outputs, num_files: int | None, where: str,
   return arrays
 
 
+# How far a distribution's sum may be from 1: float32 softmax and the
+# digits of JSON numbers stay within 1e-5.
+_SUM_TOLERANCE = 1e-3
+
+
 def _check_probabilities(values: np.ndarray, key: str, where: str) -> None:
+  """Numbers in [0, 1], each distribution (the last axis) summing to 1, or
+  all zero: a clip with no sound."""
   if values.dtype.kind not in 'fi' or not np.all(np.isfinite(values)) or (
       values.min(initial=0) < 0 or values.max(initial=0) > 1 + 1e-6):
     raise ServerError(f'the reply from {where} holds {key!r} that are not '
                       f'numbers in [0, 1]')
+  if values.ndim == 0 or values.shape[-1] == 0:
+    return
+  sums = values.sum(axis=-1, dtype=np.float64)
+  whole = (np.abs(sums - 1.0) <= _SUM_TOLERANCE) | ~values.any(axis=-1)
+  if not whole.all():
+    bad = float(sums.ravel()[int(np.argmin(whole.ravel()))])
+    raise ServerError(f'the reply from {where} holds {key!r} that do not sum '
+                      f'to 1 (one sums to {bad:.4g})')
 
 
 def _check_windows(arrays: dict, num_classes: int, max_windows: int,

@@ -15,7 +15,9 @@ from serving import signatures
 def png_names(files: Sequence[str]) -> dict[str, str]:
   """A PNG file name per file: its base name, or, for files whose base names
   collide (a/x.wav and b/x.flac), the base name and a short hash of the
-  file's absolute path, so that no picture overwrites another."""
+  file's absolute path, so that no picture overwrites another. Named over
+  every file given, before any is decoded, so that recordings plotted as
+  they come never take another's name."""
   stems = [os.path.splitext(os.path.basename(f))[0] for f in files]
   counts = collections.Counter(stems)
   names = {}
@@ -67,15 +69,10 @@ def plot(waveform: np.ndarray, outputs: dict, title: str, path: str,
   fig.savefig(path, dpi=100)
 
 
-def plot_recordings(recordings: dict[str, tuple[np.ndarray, dict]],
-                    directory: str, params: feature_params.FeatureParams
-                    ) -> dict[str, str]:
-  """A PNG per recording (file -> (waveform, long-audio outputs)) in
-  `directory`, named by png_names; returns file -> PNG path."""
-  os.makedirs(directory, exist_ok=True)
-  names = png_names(list(recordings))
-  written = {}
-  for file, (waveform, outputs) in recordings.items():
-    written[file] = os.path.join(directory, names[file])
-    plot(waveform, outputs, os.path.basename(file), written[file], params)
-  return written
+def plot_recording(file: str, waveform: np.ndarray, outputs: dict,
+                   path: str, params: feature_params.FeatureParams) -> str:
+  """`plot` of one recording into `path` (its directory made if needed),
+  titled with the file's name; returns `path`."""
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  plot(waveform, outputs, os.path.basename(file), path, params)
+  return path

@@ -14,6 +14,7 @@ refuses valid streaming and extensible files).
 
 import tensorflow as tf
 
+from nsynth_contracts import audio_decoding
 from nsynth_contracts import audio_limits
 from nsynth_contracts import wav_header
 from serving.graph_checks import fill
@@ -203,5 +204,23 @@ def decode(wav: tf.Tensor, sample_rate_hz: int, signature: str,
                                            tf.cast(data_bytes, tf.int32)),
                          tf.int16, little_endian=True)
   samples = tf.cast(pcm, tf.float32) * (1.0 / 32768.0)
-  return tf.reduce_mean(tf.reshape(samples, [-1, tf.cast(channels, tf.int32)]),
-                        axis=1)                              # [samples]
+  return mix_channels(tf.reshape(samples, [-1, tf.cast(channels, tf.int32)]))
+
+
+def mix_channels(frames: tf.Tensor) -> tf.Tensor:
+  """float32 [frames, channels] -> [frames]: audio_decoding.mix_channels's
+  twin, a block of audio_decoding.BLOCK_FRAMES at a time as it decodes: the
+  channels averaged, each in anti-phase with the loudest turned first."""
+  count = tf.shape(frames)[0]
+  block = audio_decoding.BLOCK_FRAMES
+  blocks = tf.reshape(tf.pad(frames, [[0, -count % block], [0, 0]]),
+                      [-1, block, tf.shape(frames)[1]])        # [N, block, C]
+  energy = tf.reduce_sum(tf.square(blocks), axis=1)            # [N, C]
+  loudest = tf.gather(blocks, tf.argmax(energy, axis=1), axis=2,
+                      batch_dims=1)                            # [N, block]
+  product = tf.einsum('nfc,nf->nc', blocks, loudest)           # [N, C]
+  opposite = product < audio_decoding.ANTI_PHASE_CORRELATION * tf.sqrt(
+      energy * tf.reduce_max(energy, axis=1, keepdims=True))
+  signs = tf.where(opposite, -1.0, 1.0)[:, tf.newaxis, :]
+  mixed = tf.reduce_mean(blocks * signs, axis=2)               # [N, block]
+  return tf.reshape(mixed, [-1])[:count]                      # [samples]

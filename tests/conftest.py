@@ -104,20 +104,39 @@ def float_wav_bytes(samples: np.ndarray, sample_rate: int = 16000) -> bytes:
   return buffer.getvalue()
 
 
-def holds_sound(clip, floor_dbfs=-60.0, frame=256, run=3) -> bool:
+def holds_sound(clip, floor_dbfs=-60.0, frame=256, run=3, lags=(32, 128),
+                min_repetition=0.6) -> bool:
   """Whether a clip holds sound as a listener judges it, computed apart from
-  the product's own check (window_params.sounding_numpy): librosa's frame RMS,
-  and the longest run of frames at or above the floor."""
+  the product's twins (window_params.sounding_numpy, windows.sounding):
+  librosa's frames, each frame's standard deviation, the longest run of
+  frames at or above the floor; else, around each loud frame, a direct
+  correlation of the sample-to-sample changes with themselves, lag by lag
+  (the twins use an FFT)."""
   import librosa
-  rms = librosa.feature.rms(y=np.asarray(clip, np.float32),
-                            frame_length=frame, hop_length=frame,
-                            center=False)[0]
-  loud = 20 * np.log10(np.maximum(rms, 1e-10)) >= floor_dbfs
+  clip = np.asarray(clip, np.float64)
+  padded = np.pad(clip, (0, -len(clip) % frame))
+  frames = librosa.util.frame(padded, frame_length=frame, hop_length=frame,
+                              axis=0)                       # [F, frame]
+  loud = 20 * np.log10(np.maximum(frames.std(axis=1), 1e-10)) >= floor_dbfs
   longest = current = 0
   for frame_loud in loud:
     current = current + 1 if frame_loud else 0
     longest = max(longest, current)
-  return longest >= run
+  if longest >= run:
+    return True
+  for f in range(len(frames) - 1):
+    if not (loud[f] or loud[f + 1]):
+      continue
+    changes = np.diff(np.concatenate([frames[f], frames[f + 1]]))
+    total = np.sum(changes ** 2)
+    for lag in range(lags[0], min(lags[1], len(changes) - 1) + 1):
+      head, tail = changes[:-lag], changes[lag:]
+      head_energy, tail_energy = np.sum(head ** 2), np.sum(tail ** 2)
+      if total > 0 and min(head_energy, tail_energy) >= 0.25 * total and (
+          np.dot(head, tail) / np.sqrt(head_energy * tail_energy)
+          >= min_repetition):
+        return True
+  return False
 
 
 def read_demo_wav(path) -> np.ndarray:

@@ -61,6 +61,31 @@ def test_stereo_is_averaged_to_mono():
                              atol=1e-4)
 
 
+def test_channels_in_anti_phase_add_up_instead_of_cancelling():
+  """A stereo file whose channels are opposite is as loud to a person as
+  either channel; averaged as it was, it decoded to silence, 'no sound'."""
+  from nsynth_contracts import window_params
+  stereo = np.stack([NOTE, -NOTE], axis=1)
+  decoded = decode(wav_bytes(stereo)).samples
+  np.testing.assert_allclose(decoded, NOTE, atol=1e-4)
+  padded = np.zeros((1, 4 * RATE), np.float32)
+  padded[0, :len(decoded)] = decoded
+  assert window_params.sounding_numpy(padded)[0]
+  # Four channels, two of them opposite the loudest: nothing cancels.
+  four = np.stack([NOTE, -0.5 * NOTE, 0.8 * NOTE, -NOTE], axis=1)
+  np.testing.assert_allclose(audio_decoding.mix_channels(four),
+                             NOTE * (1 + 0.5 + 0.8 + 1) / 4, atol=1e-6)
+
+
+def test_channels_that_agree_or_share_little_are_averaged_as_they_are():
+  rng = np.random.default_rng(3)
+  other = (0.3 * rng.standard_normal(len(NOTE))).astype(np.float32)
+  for second in (0.5 * NOTE, other, -0.2 * NOTE + other):
+    block = np.stack([NOTE, second], axis=1).astype(np.float32)
+    np.testing.assert_array_equal(audio_decoding.mix_channels(block),
+                                  block.mean(axis=1, dtype=np.float32))
+
+
 @pytest.mark.parametrize('rate', [8000, 22050, 44100, 48000])
 def test_other_rates_are_resampled_to_the_ideal_tone(rate):
   # The reference is the tone itself, written at 16 kHz: no resampler.

@@ -276,16 +276,26 @@ def test_a_silent_note_is_dead_lettered_as_no_sound(tmp_path):
   (tmp_path / 'silence.wav').write_bytes(wav_bytes(np.zeros(64000)))
   (tmp_path / 'whisper.wav').write_bytes(wav_bytes(1e-4 * np.sin(
       2 * np.pi * 440 * t)))   # -83 dBFS
+  # A DC offset is no sound; channels in anti-phase, and a top piano note
+  # gone within 32 ms, are heard.
+  (tmp_path / 'dc.wav').write_bytes(wav_bytes(np.full(64000, 0.05)))
+  tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+  (tmp_path / 'anti-phase.wav').write_bytes(wav_bytes(np.stack(
+      [tone, -tone], axis=1)))
+  (tmp_path / 'top-note.wav').write_bytes(wav_bytes(0.01 * np.sin(
+      2 * np.pi * 4186 * t) * np.exp(-t / 0.008)))
   notes = [note(n, audio_path=str(tmp_path / f'{n}.wav'))
-           for n in ('tone', 'silence', 'whisper')]
+           for n in ('tone', 'silence', 'whisper', 'dc', 'anti-phase',
+                     'top-note')]
   with pipeline() as p:
     result = p | beam.Create(notes) | featurize.FeaturizeNotes(featurizer())
     assert_that(result[accounting.NOTES] | beam.FlatMap(
-        lambda b: [n.note_str for n in b.notes]), equal_to(['tone']),
-                label='Written')
+        lambda b: [n.note_str for n in b.notes]),
+                equal_to(['tone', 'anti-phase', 'top-note']), label='Written')
     assert_that(result[accounting.DEAD_LETTERS] | beam.Map(
         lambda d: (d.note_str, d.kind)),
-                equal_to([('silence', 'no_sound'), ('whisper', 'no_sound')]),
+                equal_to([('silence', 'no_sound'), ('whisper', 'no_sound'),
+                          ('dc', 'no_sound')]),
                 label='NoSound')
 
 

@@ -8,6 +8,7 @@ by DataflowRunner and never submitted.
 """
 
 import json
+import logging
 import os
 import socket
 
@@ -19,15 +20,23 @@ from beam_pipelines import job as job_lib
 from beam_pipelines import nsynth_tfrecords
 from beam_pipelines import output
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import storage
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUCKET = 'nsynth-test-bucket'
 
 
 @pytest.fixture
-def gcs(monkeypatch):
+def gcs(gcs_server):
+  """gs:// of the emulator's bucket (gcs_server)."""
+  return f'gs://{BUCKET}'
+
+
+@pytest.fixture
+def gcs_server(monkeypatch):
   """An in-memory GCS emulator on a free local port, with one bucket; the
-  process's GCS clients (and its subprocesses) talk to it."""
+  process's GCS clients (and its subprocesses) talk to it. Its stop()
+  takes the store away."""
   from gcp_storage_emulator.server import create_server
   with socket.socket() as probe:
     probe.bind(('127.0.0.1', 0))
@@ -41,7 +50,7 @@ def gcs(monkeypatch):
   # emulator expects; start anonymous.
   monkeypatch.setattr(beam_auth._Credentials, '_credentials_init', True)
   monkeypatch.setattr(beam_auth._Credentials, '_credentials', None)
-  yield f'gs://{BUCKET}'
+  yield server
   server.stop()
 
 
@@ -88,8 +97,113 @@ def test_the_beam_job_reads_and_writes_gs_paths(gcs, tiny_demo):
                                 f'--output_dir={output_dir}',
                                 '--embedding=none', '--overwrite'])
   assert again.manifest.splits == job.manifest.splits
-  assert output.list_names(output_dir) == [
-      again.dataset_dir.rsplit('/', 1)[1] + '/']
+  assert output.files_for(output_dir).entries(output_dir) == [
+      storage.Entry(again.dataset_dir.rsplit('/', 1)[1],
+                    storage.Kind.DIRECTORY)]
+
+
+class StopsTheStore:
+  """A job's report stream that takes the store away as soon as the job
+  says where it writes, and keeps what the job says."""
+
+  def __init__(self, server):
+    self._server = server
+    self.lines = []
+
+  def write(self, text: str) -> None:
+    self.lines.append(text)
+    if self._server and 'writing gs://' in text:
+      self._server.stop()
+
+  def flush(self) -> None:
+    pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('when', ['the job starts writing', 'a note is read'])
+def test_a_store_that_stops_answering_ends_the_job_in_one_line(
+    gcs_server, gcs, tiny_demo, monkeypatch, when):
+  """Each access used to retry for 120 s and each note's failure was
+  dead-lettered: the job never ended. Now the first access that gets no
+  answer within the bound stops the job, which says what it left."""
+  from beam_pipelines import gcs as gcs_lib
+  monkeypatch.setattr(gcs_lib, 'RETRY_SECONDS', 1.0)
+  if when == 'a note is read':
+    read_bytes = gcs_lib.read_bytes
+
+    def stop_first(path, *args):
+      if path.endswith('.wav'):
+        gcs_server.stop()
+      return read_bytes(path, *args)
+    monkeypatch.setattr(gcs_lib, 'read_bytes', stop_first)
+  upload_split(tiny_demo / 'nsynth-test', f'{gcs}/nsynth/nsynth-test')
+  output_dir = f'{gcs}/nsynth-tfrecords'
+  config, beam_args = nsynth_tfrecords.parse_args([
+      f'--input={gcs}/nsynth/nsynth-test', f'--output_dir={output_dir}',
+      '--embedding=none'])
+  report = StopsTheStore(gcs_server if when == 'the job starts writing'
+                         else None)
+  with pytest.raises(output.OutputDirError) as error:
+    job_lib.run_job(config, beam_args, report=report, show_progress=False)
+  message = str(error.value)
+  assert '\n' not in message
+  assert message.startswith('the storage stopped answering while the job ran')
+  version = ''.join(report.lines).split('writing ', 1)[1].split()[0]
+  assert (f'its unfinished version {version} could not be deleted: remove '
+          f'it once the storage answers') in message
+  assert f'--output_dir {output_dir}' in message
+  assert ('.wav could not be read' in message) == (when == 'a note is read')
+
+
+def test_inputs_whose_store_does_not_answer_are_one_line(
+    gcs_server, gcs, tiny_demo, monkeypatch):
+  from beam_pipelines import gcs as gcs_lib
+  monkeypatch.setattr(gcs_lib, 'RETRY_SECONDS', 1.0)
+  gcs_lib.bound_retries()
+  upload_split(tiny_demo / 'nsynth-test', f'{gcs}/nsynth/nsynth-test')
+  config, _ = nsynth_tfrecords.parse_args([
+      f'--input={gcs}/nsynth/nsynth-test', f'--output_dir={gcs}/out',
+      '--embedding=none'])
+  gcs_server.stop()
+  with pytest.raises(job_lib.JobInputError) as error:
+    job_lib.check_inputs(config)
+  message = str(error.value)
+  assert message.startswith('the storage of the inputs did not answer')
+  assert '\n' not in message and 'nothing was written' in message
+
+
+def test_no_google_credentials_is_one_line_not_four_tracebacks(
+    monkeypatch, caplog):
+  import google.auth
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from apache_beam.utils import retry as beam_retry
+
+  from beam_pipelines import gcs as gcs_lib
+
+  def no_credentials(*args, **kwargs):
+    raise google.auth.exceptions.DefaultCredentialsError('none here')
+  monkeypatch.setattr(google.auth, 'default', no_credentials)
+  monkeypatch.setattr(beam_retry.Clock, 'sleep', lambda self, seconds: None)
+  monkeypatch.setattr(beam_auth._Credentials, '_credentials_init', False)
+  with gcs_lib.credentials_lookup_said_once():
+    assert beam_auth.get_service_credentials(PipelineOptions()) is None
+  said = [r.getMessage() for r in caplog.records
+          if r.levelno >= logging.WARNING]
+  assert said == [gcs_lib.NO_CREDENTIALS]
+
+
+def test_a_gs_directory_is_listed_one_level(gcs):
+  for name in ('20200101-000000-aaaaaa/manifest.json',
+               '20200101-000000-aaaaaa/dead_letters/d.jsonl',
+               '20210101-000000-bbbbbb/a/b/c/deep.txt', 'notes.txt'):
+    with FileSystems.create(f'{gcs}/out/{name}') as f:
+      f.write(b'x')
+  files = output.files_for(f'{gcs}/out')
+  assert files.entries(f'{gcs}/out') == [
+      storage.Entry('20200101-000000-aaaaaa', storage.Kind.DIRECTORY),
+      storage.Entry('20210101-000000-bbbbbb', storage.Kind.DIRECTORY),
+      storage.Entry('notes.txt', storage.Kind.FILE)]
+  assert files.entries(f'{gcs}/nowhere') == []
 
 
 def test_a_dry_run_on_the_local_engine_is_refused(gcs, tiny_demo):

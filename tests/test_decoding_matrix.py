@@ -84,6 +84,7 @@ def streaming(data):
 JUNK = np.random.default_rng(11).bytes(6000)
 assert audio_decoding.sniff(JUNK) is None  # really no format's start
 STEREO = np.stack([tone(), 0.25 * tone()], axis=1)
+ANTI_PHASE = np.stack([tone(), -0.5 * tone()], axis=1)
 
 # name -> (file name, bytes, the samples expected (None: a refusal), how
 # close, serving_wav: 'same' or the start of its own refusal)
@@ -108,6 +109,10 @@ CASES = {
     'stereo': ('n.wav', wav_bytes(STEREO),
                (quantized(STEREO[:, 0], 2) + quantized(STEREO[:, 1], 2)) / 2,
                1e-7, 'same'),
+    # The quieter channel is turned before the average, not cancelled.
+    'stereo in anti-phase': ('n.wav', wav_bytes(ANTI_PHASE), (
+        quantized(ANTI_PHASE[:, 0], 2) - quantized(ANTI_PHASE[:, 1], 2)) / 2,
+                             1e-7, 'same'),
     '44.1kHz': ('n.wav', wav_bytes(tone(44100), sample_rate=44100),
                 tone().astype(np.float32), 2e-3,
                 'WAV sample rate must be 16000 Hz, not 44100 Hz'),
@@ -286,9 +291,11 @@ def _click_in_silence():
 
 @pytest.mark.parametrize('samples', [
     np.zeros(RATE * 4), np.zeros(1), np.full(RATE * 4, 1e-5),
-    np.array([0.01]), np.array([0.99]), _click_in_silence()],
+    np.array([0.01]), np.array([0.99]), _click_in_silence(),
+    np.full(RATE * 4, 0.05), np.full(RATE * 4, -1 / 128)],
     ids=['4 s of silence', '1 zero sample', '-100 dBFS', 'one quiet click',
-         'a one-sample file at full scale', 'a loud click in 4 s of silence'])
+         'a one-sample file at full scale', 'a loud click in 4 s of silence',
+         'a DC offset of 0.05', 'an 8-bit silence of 0x7F as 16 bits'])
 def test_a_note_without_sound_is_answered_no_sound_by_both_signatures(
     exported, samples):
   _, loaded = exported

@@ -10,6 +10,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -615,6 +616,26 @@ def test_an_impossible_output_path_is_one_line_naming_it(tiny_demo, tmp_path):
         f'error: --output_dir {path} {words}'), lines
 
 
+@pytest.mark.parametrize('mode', ['in_memory', 'multi_threading'])
+def test_ctrl_c_ends_the_job_in_one_line_and_deletes_its_version(
+    tiny_demo, tmp_path, mode):
+  out = tmp_path / 'out'
+  job = subprocess.Popen(
+      [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
+       f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
+       '--embedding=none', f'--direct_running_mode={mode}', '--noprogress'],
+      cwd=REPO, stderr=subprocess.PIPE, text=True)
+  said = [job.stderr.readline()]
+  while 'writing' not in said[-1] and said[-1]:
+    said.append(job.stderr.readline())
+  job.send_signal(signal.SIGINT)
+  said += job.stderr.read().splitlines()
+  assert job.wait(timeout=120) == 130, said
+  assert said[-1] == 'error: interrupted'
+  assert not any('Traceback' in line for line in said), said
+  assert os.listdir(out) == []
+
+
 def test_a_failing_pipeline_leaves_no_partial_output(tiny_demo, tmp_path,
                                                      monkeypatch):
   def explode(*args, **kwargs):
@@ -677,6 +698,20 @@ def test_a_full_disk_is_one_line_and_keeps_the_older_dataset(
       r.getMessage()[:200] for r in caplog.records]
   assert versions(out) == [os.path.basename(first.dataset_dir)]
   assert manifest_lib.read(str(dataset(out))) == first.manifest
+
+  # The disk fills exactly as the manifest, the version's last file, is
+  # written: the same line, naming --output_dir.
+  monkeypatch.undo()
+
+  def full_for_the_manifest(path, *args, **kwargs):
+    if '.manifest.json.' in str(path):
+      raise OSError(28, 'No space left on device')
+    return open(path, *args, **kwargs)
+  monkeypatch.setattr(output, 'open', full_for_the_manifest, raising=False)
+  with pytest.raises(output.OutputDirError,
+                     match=f'^--output_dir {out}: the disk is full'):
+    run(*args, '--overwrite')
+  assert versions(out) == [os.path.basename(first.dataset_dir)]
 
 
 def test_single_input_split_by_instrument_is_disjoint(tiny_demo, tmp_path):
@@ -1053,7 +1088,7 @@ def test_a_run_killed_while_writing_its_manifest_leaves_no_half_manifest(
   args = [f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={out}',
           '--embedding=none']
   first = run(*args)
-  real_create = finished_dataset.FileSystems.create
+  real_open = open
 
   class DiesMidway:
     def __init__(self, handle):
@@ -1066,11 +1101,12 @@ def test_a_run_killed_while_writing_its_manifest_leaves_no_half_manifest(
       self._handle.write(data[:len(data) // 2])
       raise KeyboardInterrupt('killed')
 
-  def create(path, *args, **kwargs):
-    handle = real_create(path, *args, **kwargs)
-    return DiesMidway(handle) if 'manifest.json' in path else handle
+  def opened(path, *args, **kwargs):
+    handle = real_open(path, *args, **kwargs)
+    return DiesMidway(handle) if '.manifest.json.' in str(path) else handle
 
-  monkeypatch.setattr(finished_dataset.FileSystems, 'create', create)
+  # Where the output files open what they write on a local disk.
+  monkeypatch.setattr(output, 'open', opened, raising=False)
   monkeypatch.setattr(versioned_output, 'abandon', lambda version: None)
   with pytest.raises(KeyboardInterrupt):
     run(*args, '--overwrite')

@@ -439,20 +439,101 @@ def test_a_manifest_that_disagrees_with_its_shards_is_named(
     assert not (job_dir / 'finished.json').exists()
 
 
-@pytest.mark.parametrize('validate', [True, False],
-                         ids=['validated', 'unvalidated'])
-def test_statistics_of_another_shape_than_the_manifests_are_named(
-    validate, tfrecords_copy, tmp_path):
-  def twelve_means(data):
-    data['normalization']['mean'] = data['normalization']['mean'][:12]
-  rewrite_manifest(tfrecords_copy, twelve_means)
+def _set(path, value):
+  def change(data):
+    *parents, last = path
+    for key in parents:
+      data = data[key]
+    data[last] = value(data[last])
+  return change
+
+
+# What a statistic may not be, and the words naming it: a NaN or absurd
+# statistic trained into "the data was checked, so --learning_rate is
+# likely too high".
+BAD_STATISTICS = {
+    'another shape': (_set(('normalization', 'mean'), lambda v: v[:12]),
+                      'its normalization mean has 12 values for 20'),
+    'a NaN std': (_set(('normalization', 'std'),
+                       lambda v: [float('nan')] + v[1:]),
+                  'its normalization std [0] is nan'),
+    'a mean of 1e300': (_set(('normalization', 'mean'),
+                             lambda v: v[:3] + [1e300] + v[4:]),
+                        'its normalization mean [3] is 1e+300'),
+    'a negative std': (_set(('normalization', 'std'),
+                            lambda v: v[:1] + [-1.0] + v[2:]),
+                       'its normalization std [1] is -1.0'),
+    "a representation's Inf mean": (
+        _set(('representations', 0, 'normalization', 'mean'),
+             lambda v: [float('inf')] + v[1:]),
+        'its representations[mtt_musicnn_midend].normalization mean [0] is '
+        'inf'),
+}
+
+
+@pytest.mark.parametrize('damage', list(BAD_STATISTICS))
+def test_statistics_that_no_features_can_have_are_named(damage,
+                                                        tiny_tfrecords):
+  change, words = BAD_STATISTICS[damage]
+  data = json.loads((tiny_tfrecords / 'manifest.json').read_text())
+  change(data)
+  where = 'data/manifest.json'
+  with pytest.raises(input_pipeline.DataError) as error:
+    data_checks.check_statistics(manifest_lib.Manifest.from_json(data), where)
+  assert str(error.value).startswith(f'{where}: {words}')
+  assert '\n' not in str(error.value)
+
+
+def test_training_refuses_a_nan_statistic_before_anything_is_written(
+    tfrecords_copy, tmp_path):
+  change, words = BAD_STATISTICS['a NaN std']
+  rewrite_manifest(tfrecords_copy, change)
   with pytest.raises(input_pipeline.DataError) as error:
     train.train(quick_config(tfrecords_copy, tmp_path / 'job',
-                             validate_data=validate))
-  assert str(error.value) == (
-      f'{tfrecords_copy}/manifest.json: its normalization mean has 12 '
-      f'coefficients, its mfcc_shape [126, 20] 20')
+                             validate_data=False))
+  assert str(error.value).startswith(
+      f'{tfrecords_copy}/manifest.json: {words}')
   assert not (tmp_path / 'job').exists()
+
+
+def test_a_dataset_deleted_while_training_is_one_line_and_never_resumed(
+    tiny_tfrecords, tmp_path, monkeypatch):
+  """A later nsynth-tfrecords --overwrite deletes the version a run reads
+  from disk every epoch (--cache=none): one line, not TensorFlow's
+  NotFoundError; resuming then says the version is gone, not 'resume it
+  with its own settings'."""
+  from trainer import fit_callbacks
+  out = tmp_path / 'out'
+  old = out / '20200101-000000-aaaaaa'
+  shutil.copytree(tiny_tfrecords, old)
+  real_callbacks = fit_callbacks.callbacks
+
+  class OverwrittenAfterTheFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+      if epoch == 0:
+        shutil.copytree(old, out / '20210101-000000-bbbbbb')
+        shutil.rmtree(old)
+
+  monkeypatch.setattr(fit_callbacks, 'callbacks', lambda *args, **kwargs: (
+      real_callbacks(*args, **kwargs) + [OverwrittenAfterTheFirstEpoch()]))
+  config = quick_config(out, tmp_path / 'job', cache='none',
+                        validate_data=False)
+  with pytest.raises(input_pipeline.DataError) as error:
+    train.train(config)
+  assert str(error.value) == (
+      f'the dataset version {old} was deleted while training read it (a '
+      f'later nsynth-tfrecords --overwrite replaces older versions); this run '
+      f'cannot go on without it: train again with --overwrite, '
+      f'--data_dir={out} reads the newest')
+  monkeypatch.undo()
+  with pytest.raises(job_layout.JobDirError) as error:
+    train.train(config)
+  assert str(error.value) == (
+      f'--job_dir {tmp_path / "job"} holds an unfinished run on the dataset '
+      f'version {old}, which was deleted (a later nsynth-tfrecords '
+      f'--overwrite replaces older versions), so it cannot be resumed: pass '
+      f'--overwrite to train again on {out / "20210101-000000-bbbbbb"}, or '
+      f'choose another --job_dir')
 
 
 # Job directories: contended, read-only, killed while writing.

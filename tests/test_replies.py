@@ -51,6 +51,12 @@ NAN_ROW = json.loads('[NaN, 0.2, 0.1]')
 @pytest.mark.parametrize('changes, words', [
     ({W: [NAN_ROW] * 5}, f"{W!r} that are not numbers in [0, 1]"),
     ({W: [[-5.0, 0.2, 0.1]] * 5}, f"{W!r} that are not numbers in [0, 1]"),
+    ({W: [[0.9, 0.9, 0.9]] * 5}, f"{W!r} that do not sum to 1 (one sums "
+                                 f"to 2.7)"),
+    ({W: [[0.7, 0.2, 0.1]] * 4 + [[0.1, 0.1, 0.1]]},
+     f"{W!r} that do not sum to 1 (one sums to 0.3)"),
+    ({signatures.PROBABILITIES: [1.0, 1.0, 1.0]},
+     "'probabilities' that do not sum to 1 (one sums to 3)"),
     ({W: [[0.5, 0.2, 0.1, 0.1]] * 5}, f"{W!r} of shape [5, 4]"),
     ({W: [[]] * 5}, f"{W!r} of shape [5, 0]"),
     ({W: 0.5}, f"{W!r} of shape []"),
@@ -69,6 +75,17 @@ def test_a_recording_reply_with_a_bad_field_is_refused_naming_it(changes,
   message = str(error.value)
   assert message.startswith(f'the reply from {WHERE} ')
   assert words in message and '\n' not in message
+
+
+def test_notes_with_no_sound_sum_to_nothing_and_pass():
+  outputs = replies.checked_outputs(
+      {signatures.PROBABILITIES: [[0.0, 0.0, 0.0], [0.25, 0.5, 0.25]],
+       signatures.CLASSES: [CLASSES, CLASSES]}, 2, WHERE)
+  assert outputs[signatures.PROBABILITIES].shape == (2, 3)
+  with pytest.raises(replies.ServerError, match='do not sum to 1'):
+    replies.checked_outputs(
+        {signatures.PROBABILITIES: [[0.0, 0.0, 0.0], [0.9, 0.9, 0.9]],
+         signatures.CLASSES: [CLASSES, CLASSES]}, 2, WHERE)
 
 
 def test_more_windows_than_the_audio_sent_can_have_are_refused():

@@ -163,18 +163,19 @@ def test_extreme_but_valid_input_gets_finite_meaningful_answers(exported,
   families = list(manifest.vocabulary.families)
   t = np.arange(64000) / 16000.0
   extreme = np.stack([
-      np.full(64000, 4.0),                                 # the accepted limit
+      np.full(64000, 4.0),                 # the accepted limit, as DC
       np.sign(np.sin(2 * np.pi * 50 * t)) * 4.0,           # square at the limit
       np.full(64000, 1e-38),                               # denormal-small
       np.zeros(64000),                                     # silence
       np.where(np.arange(64000) % 2, 1.0, -1.0),           # Nyquist full scale
   ]).astype(np.float32)
-  # The denormal-small clip and silence are below the silence threshold.
+  # A constant is DC, no sound however large; the denormal-small clip and
+  # silence are below the silence threshold.
   _check_answers(loaded.signatures[signatures.AUDIO_SIGNATURE](
-      audio=tf.constant(extreme)), len(extreme), families, silent=(2, 3))
+      audio=tf.constant(extreme)), len(extreme), families, silent=(0, 2, 3))
   loudest = [wav_bytes(np.clip(c, -1, 1)) for c in extreme]
   _check_answers(loaded.signatures[signatures.WAV_SIGNATURE](
-      wav=tf.constant(loudest)), len(extreme), families, silent=(2, 3))
+      wav=tf.constant(loudest)), len(extreme), families, silent=(0, 2, 3))
 
 
 @pytest.mark.parametrize('wav,message', [
@@ -610,7 +611,8 @@ def test_predict_command_on_a_folder_reports_each_file(exported, tiny_demo,
 @pytest.mark.slow
 @pytest.mark.parametrize('make_model_path,message', [
     (lambda tmp: tmp / 'nowhere', 'does not exist'),
-    (lambda tmp: tmp, 'holds neither saved_model.pb nor integer version'),
+    (lambda tmp: tmp, 'holds neither saved_model.pb nor a complete integer '
+                      'version'),
 ])
 def test_predict_on_a_model_path_without_an_export_is_one_line(
     tmp_path, tiny_demo, make_model_path, message):
@@ -620,7 +622,33 @@ def test_predict_on_a_model_path_without_an_export_is_one_line(
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == [
       f'error: --model {model_path} {message}' + (
-          ' directories' if 'version' in message else '')]
+          ' directory' if 'version' in message else '')]
+
+
+def test_predict_takes_the_newest_version_that_loads_and_names_the_others(
+    exported, tiny_demo, tmp_path):
+  """A version being copied has no saved_model.pb yet, a damaged one cannot
+  be loaded: each is named, and the newest that loads answers. A version
+  named 007 is version 7, read under its own name."""
+  model_dir = tmp_path / 'model'
+  shutil.copytree(exported[0], model_dir / '007')
+  shutil.copytree(exported[0], model_dir / '8')
+  damaged = model_dir / '8' / 'saved_model.pb'
+  damaged.write_bytes(damaged.read_bytes()[:1000])
+  shutil.copytree(exported[0], model_dir / '9',
+                  ignore=shutil.ignore_patterns('saved_model.pb'))
+  note = sorted(glob.glob(str(tiny_demo / 'nsynth-test' / 'audio' /
+                              '*.wav')))[0]
+  result = run_predict(f'--model={model_dir}', '--json', note)
+  assert result.returncode == 0, result.stderr
+  [row] = json.loads(result.stdout)
+  assert 'error' not in row
+  skipped = [line for line in result.stderr.splitlines()
+             if line.startswith('Skipped ')]
+  assert skipped[0] == (f'Skipped {model_dir / "9"} has no saved_model.pb (an '
+                        f'export still being copied, or one that failed)')
+  assert skipped[1].startswith(f'Skipped {model_dir / "8"} cannot be loaded (')
+  assert len(skipped) == 2 and 'Traceback' not in result.stderr
 
 
 def _FakeServer(status=200, body=b'{}', delay=0.0,

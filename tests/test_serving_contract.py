@@ -100,6 +100,12 @@ def _edited(**changes):
     (_edited(window_params__max_seconds=float('inf')),
      'max_seconds is not a number'),
     (_edited(feature_params__warp_factor=3), '1 unknown field'),
+    (_edited(feature_params__clip_seconds=1e7), 'clip_seconds is over 60'),
+    (_edited(window_params__max_seconds=1e9), 'max_seconds is over 7200'),
+    (_edited(window_params__hop_seconds=5.0), 'hop_seconds is longer than a '
+                                              'clip'),
+    (_edited(window_params__sound_frame_samples=10**8),
+     'a frame or hop is longer than a clip'),
     (_edited(label_vocabulary=[{'label_id': 0, 'family': 'bass\x1b[2J'}]),
      'label_vocabulary is not NSynth families'),
     (_edited(wav_encodings='pcm16'), 'wav_encodings are not a list'),
@@ -302,3 +308,49 @@ def test_an_export_that_disagrees_with_its_model_is_refused_in_our_words(
                      match='answers another contract than it was made with'):
     export_check.verify_export(path, another, dataclasses.replace(
         CONTRACT, wav_encodings=()))
+
+
+@pytest.mark.slow
+def test_predict_holds_one_recording_at_a_time_and_keeps_only_answers(
+    other_export, tmp_path, monkeypatch):
+  """Files are decoded and answered a batch of notes, or one recording, at a
+  time: once a recording is answered (and drawn) its samples are gone, so
+  memory does not grow with the number of files."""
+  import gc
+  import weakref
+
+  from serving import audio_files
+  from serving import predictor as predictor_lib
+  path, _ = other_export
+  files = []
+  for i, seconds in enumerate((1.0, 3.0, 1.5, 3.5, 4.0)):
+    t = np.arange(int(8000 * seconds)) / 8000
+    files.append(tmp_path / f'{i}.wav')
+    files[-1].write_bytes(wav_bytes(0.4 * np.sin(2 * np.pi * 330 * t), 8000))
+  files = [str(f) for f in files]
+  decoded = {}
+  read_samples = audio_files.read_samples
+
+  def tracked(file, *args):
+    samples = read_samples(file, *args)
+    decoded[file] = weakref.ref(samples)
+    return samples
+  monkeypatch.setattr(audio_files, 'read_samples', tracked)
+  recordings_alive = []
+
+  def drawn(file, waveform, outputs):
+    gc.collect()
+    recordings_alive.append(sorted(
+        f for f, alive in decoded.items()
+        if alive() is not None and len(alive()) > 2 * 8000))
+
+  model = predictor_lib.Predictor(path)
+  predictions = model.predict(files, on_recording=drawn)
+  assert [p.error for p in predictions] == [None] * 5
+  assert [p.seconds is not None for p in predictions] == [
+      False, True, False, True, True]
+  # When each recording is drawn, it is the only one alive.
+  assert recordings_alive == [[files[1]], [files[3]], [files[4]]]
+  gc.collect()
+  assert not [f for f, alive in decoded.items() if alive() is not None]
+  assert not hasattr(model, 'recordings')

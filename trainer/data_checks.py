@@ -37,6 +37,40 @@ _TF_WRAPPING = re.compile(r'\{\{function_node [^}]*\}\}|\[\[[^\]]*\]\]|'
 _RECORD_FRAMING = 8 + 4 + 4
 
 
+def check_statistics(manifest: manifest_lib.Manifest, where: str) -> None:
+  """The manifest's normalisation statistics, which every model's input is
+  scaled by: one per coefficient (or value) of what they describe, finite,
+  no standard deviation below 0, and no magnitude a feature cannot have.
+
+  Raises:
+    DataError: naming the manifest, the statistics and the first bad value.
+  """
+  described = [('normalization', manifest.normalization,
+                manifest.mfcc_shape[1], MAX_MFCC_OR_AUDIO_MAGNITUDE)] + [
+                    (f'representations[{r.key}].normalization',
+                     r.normalization, r.size, r.representation.max_abs_value)
+                    for r in manifest.representations if r.normalization]
+  for name, statistics, size, bound in described:
+    for field in ('mean', 'std'):
+      values = np.asarray(getattr(statistics, field), np.float64)
+      if values.shape != (size,):
+        raise DataError(f'{where}: its {name} {field} has {values.size} '
+                        f'values for {size}')
+      bad = ~np.isfinite(values) | (np.abs(values) > bound)
+      if field == 'std':
+        bad |= values < 0
+      if bad.any():
+        index = int(np.argmax(bad))
+        value = float(values[index])
+        raise DataError(
+            f'{where}: its {name} {field} [{index}] is {value!r}, '
+            f'which no statistic of these features can be (finite, within '
+            f'{bound:g}'
+            + (', not negative' if field == 'std' else '') + '): the '
+            'manifest is damaged; write the dataset again with '
+            'nsynth-tfrecords')
+
+
 def tf_reason(error: tf.errors.OpError) -> str:
   """TensorFlow's reason for a failed op in one line, unwrapped."""
   for line in _TF_WRAPPING.sub('', error.message or '').splitlines():

@@ -63,6 +63,9 @@ def _main(argv: list[str]) -> None:
                            input_pipeline.DataError, report.ReportError,
                            labelled_recordings.RecordingsError,
                            clip_features.RepresentationWeightsError):
+    unfinished = job_layout.training_state(values.job_dir)
+    if unfinished:
+      _say(unfinished)
     reports = report.evaluate_job(values.job_dir, values.split,
                                   values.data_dir, say=_say)
     print(report.headline(reports, values.job_dir))

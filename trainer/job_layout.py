@@ -116,6 +116,26 @@ def read_finished(job_dir: str) -> dict | None:
   return finished if isinstance(finished, dict) else {}
 
 
+def training_state(job_dir: str) -> str | None:
+  """None when the job's training has finished; else one line saying that
+  its model is not the finished one: a run still trains it, or its run
+  stopped before the end. For the commands that read a job's model."""
+  if read_finished(job_dir) is not None:
+    return None
+  try:
+    epochs = f'{len(read_history(job_dir))} of ' + str(
+        read_job_config(job_dir).get('epochs', '?')) + ' epochs'
+  except (JobDirError, ValueError, KeyError, tf.errors.OpError):
+    epochs = 'its epochs so far'
+  running = directory_lock.holder(job_dir)
+  if running:
+    return (f'--job_dir {job_dir} is still being trained ({running}): its '
+            f'model is the best so far, after {epochs}')
+  return (f'--job_dir {job_dir} did not finish training (stopped after '
+          f'{epochs}): its model is the best of those; run nsynth-train '
+          f'with its settings again to finish it')
+
+
 def refuse_if_in_use(job_dir: str) -> None:
   """Fails at once on a local job directory that another run holds, or that
   cannot take a lock (read-only): before any data is read, and before what

@@ -14,6 +14,7 @@ import os
 import tensorflow as tf
 
 from nsynth_contracts import directory_lock
+from nsynth_contracts import manifest as manifest_lib
 from trainer import fit_callbacks
 from trainer import job_layout
 from trainer.train_config import TrainConfig
@@ -70,6 +71,15 @@ def check_job_dir(config: TrainConfig) -> str:
         f'start again, or choose another --job_dir')
   before = job_layout.read_job_config(job_dir)
   now = settings_of(config)
+  read = before.get('data_dir')
+  if read != now['data_dir'] and isinstance(read, str) and not (
+      tf.io.gfile.exists(manifest_lib.manifest_path(read))):
+    raise job_layout.JobDirError(
+        f'--job_dir {job_dir} holds an unfinished run on the dataset '
+        f'version {read}, which was deleted (a later nsynth-tfrecords '
+        f'--overwrite replaces older versions), so it cannot be resumed: '
+        f'pass --overwrite to train again on {now["data_dir"]}, or choose '
+        f'another --job_dir')
   differences = [f'--{key}: {before.get(key)!r} in the run being resumed, '
                  f'{now[key]!r} now' for key in now
                  if key not in FREE_ON_RESUME and before.get(key) != now[key]]

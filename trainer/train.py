@@ -10,6 +10,7 @@ the job directory (trainer.cluster).
 
 import dataclasses
 import logging
+import posixpath
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -59,14 +60,7 @@ def load_data(config: TrainConfig):
       logging.info('Split %s: %d examples in %d shards, checked against the '
                    'manifest', split, count, len(files[split]))
   # After the shards, which name the odd one out when they disagree.
-  coefficients = manifest.mfcc_shape[1]
-  for name, values in (('mean', manifest.normalization.mean),
-                       ('std', manifest.normalization.std)):
-    if len(values) != coefficients:
-      raise input_pipeline.DataError(
-          f'{where}: its normalization {name} has {len(values)} '
-          f'coefficients, its mfcc_shape {list(manifest.mfcc_shape)} '
-          f'{coefficients}')
+  data_checks.check_statistics(manifest, where)
   return manifest, files
 
 
@@ -174,6 +168,8 @@ def _fit(config: TrainConfig, strategy, worker: cluster.Worker, manifest,
   except _DATA_ERRORS as e:
     all_files = [f for split_files in files.values() for f in split_files]
     raise data_checks.data_error(e, all_files, manifest) from None
+  except tf.errors.NotFoundError as e:
+    raise _data_gone(e, config.data_dir) from None
   except fit_callbacks.NonFiniteLossError as e:
     # Every split read: a poisoned validation record makes val_loss NaN.
     raise _non_finite_cause(
@@ -182,6 +178,21 @@ def _fit(config: TrainConfig, strategy, worker: cluster.Worker, manifest,
   finally:
     _remove_cache(write_dir)
   return model
+
+
+def _data_gone(error: tf.errors.NotFoundError,
+               data_dir: str) -> input_pipeline.DataError:
+  """The one line for records that vanished while training read them."""
+  if tf.io.gfile.exists(manifest_lib.manifest_path(data_dir)):
+    return input_pipeline.DataError(
+        f'a file of {data_dir} went missing while training read it '
+        f'({data_checks.tf_reason(error)})')
+  return input_pipeline.DataError(
+      f'the dataset version {data_dir} was deleted while training read it (a '
+      f'later nsynth-tfrecords --overwrite replaces older versions); this '
+      f'run cannot go on without it: train again with --overwrite, '
+      f'--data_dir={posixpath.dirname(data_dir.rstrip("/"))} reads the '
+      f'newest')
 
 
 def _remove_cache(write_dir: str) -> None:
@@ -283,6 +294,8 @@ def _train_as_chief(config: TrainConfig, strategy, worker: cluster.Worker,
   except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as e:
     all_files = [f for split_files in files.values() for f in split_files]
     raise data_checks.data_error(e, all_files, manifest) from None
+  except tf.errors.NotFoundError as e:
+    raise _data_gone(e, config.data_dir) from None
 
 
 def _train_as_worker(config: TrainConfig, strategy,
