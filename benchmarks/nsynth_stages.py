@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from benchmarks import nsynth_layout
 from benchmarks import process_tree
+from nsynth_contracts import cli
 
 STAGES = ('tfrecords', 'train', 'evaluate', 'export', 'predict')
 COMMANDS = {'tfrecords': ('nsynth-tfrecords',
@@ -149,6 +150,8 @@ def stage_items(stage: str, settings: StageSettings, paths: dict[str, str],
 def stage_ceiling(stage: str, settings: StageSettings, paths: dict[str, str]
                   ) -> tuple[str, float | None]:
   """(what the stage's ceiling is, its rate), measured now."""
+  # The ceilings run TensorFlow in this process: without its start-up lines.
+  cli.import_tensorflow_quietly()
   if stage == 'tfrecords':
     print('[tfrecords] ceiling: the Featurizer on notes in memory ...',
           flush=True)

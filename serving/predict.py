@@ -82,7 +82,7 @@ def _main(argv: list[str]) -> None:
     raise cli.UserError(f'--model {e}') from None
   for line in skipped:
     print(f'Skipped {line}', file=sys.stderr)
-  if resolved != predictor.precision:
+  if options.precision == precision.BFLOAT16 != predictor.precision:
     raise cli.UserError(f'--precision={options.precision}: {options.model} '
                         f'has no bfloat16 signatures (its model reads MFCCs '
                         f'only); use float32')

@@ -266,6 +266,8 @@ def _job_with_best_model(job_dir, data_dir, model):
   (job_dir / 'job_config.json').write_text(json.dumps({
       'data_dir': str(data_dir), 'model': 'stats_mlp',
       'train_split': 'train'}))
+  # A job whose training ended: its model is the one to export.
+  (job_dir / 'finished.json').write_text(json.dumps({'epochs_trained': 1}))
   return job_dir / 'checkpoints' / 'best.keras'
 
 
