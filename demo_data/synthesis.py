@@ -19,11 +19,14 @@ every split and no instrument is in two.
 """
 
 import collections
+import concurrent.futures
 import dataclasses
 import importlib
 import importlib.util
 import json
+import multiprocessing
 import os
+from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import Any
 from typing import Protocol
@@ -97,6 +100,14 @@ class ModelChecks:
   kept_notes: int = 0
   dropped_notes: int = 0       # failed in a kept draw
   problems: dict[str, int] = dataclasses.field(default_factory=dict)
+
+  def add(self, other: 'ModelChecks') -> None:
+    for field in dataclasses.fields(self):
+      if field.name != 'problems':
+        setattr(self, field.name,
+                getattr(self, field.name) + getattr(other, field.name))
+    for problem, count in other.problems.items():
+      self.problems[problem] = self.problems.get(problem, 0) + count
 
 
 def family_models(name: str) -> list[SynthModel]:
@@ -176,6 +187,37 @@ def draw_instrument(family: str, model: SynthModel, index: int,
   return None
 
 
+def _drawn_in_worker(family: str, model_name: str, index: int,
+                     sizes: SynthesisSizes):
+  """draw_instrument in a pool's worker: (what it drew, its checks)."""
+  model = next(m for m in family_models(family) if m.name == model_name)
+  checks = ModelChecks()
+  return draw_instrument(family, model, index, sizes, checks), checks
+
+
+def draw_isolated(family: str, plan: Sequence[tuple[str, int]],
+                  sizes: SynthesisSizes) -> Iterator[tuple]:
+  """draw_instrument for each (model name, instrument index) of `plan`, in
+  processes of their own on every core; yields (model name, index, what
+  it drew or None, its ModelChecks) in plan order.
+
+  Whatever the caller's process holds, the toolkits never share it:
+  importing dawdreamer (Faust, with its own LLVM) into a process that has
+  imported TensorFlow kills it with SIGSEGV, and a test session or a
+  benchmark may have. Spawned workers start clean, and the draws, seeded
+  by their keys, come out the same in any order.
+  """
+  workers = max(1, min(len(plan), os.cpu_count() or 1))
+  with concurrent.futures.ProcessPoolExecutor(
+      max_workers=workers,
+      mp_context=multiprocessing.get_context('spawn')) as pool:
+    futures = [pool.submit(_drawn_in_worker, family, name, index, sizes)
+               for name, index in plan]
+    for (name, index), future in zip(plan, futures):
+      drawn, checks = future.result()
+      yield name, index, drawn, checks
+
+
 def _write_note(family_dir: str, label: notes.InstrumentLabel, split: str,
                 note_id: int, pitch: int, velocity: int,
                 waveform: np.ndarray, model_name: str) -> dict:
@@ -216,25 +258,29 @@ def render_family(output_dir: str, family: str,
   for split in notes.SPLITS:
     os.makedirs(os.path.join(family_dir, f'nsynth-{split}', 'audio'),
                 exist_ok=True)
-  plan = [(model, index) for model in models
+  by_name = {model.name: model for model in models}
+  plan = [(model.name, index) for model in models
           for index in range(sizes.instruments_per_model)]
+  results = draw_isolated(family, plan, sizes)
   if progress:
     import tqdm
-    plan = tqdm.tqdm(plan, desc=f'Rendering {family} instruments',
-                     unit='instrument')
+    results = tqdm.tqdm(results, total=len(plan),
+                        desc=f'Rendering {family} instruments',
+                        unit='instrument')
   examples = {split: {} for split in notes.SPLITS}
   checks = {model.name: ModelChecks() for model in models}
   numbers = collections.Counter()
-  for position, (model, index) in enumerate(plan):
+  for position, (name, index, drawn, drawn_checks) in enumerate(results):
+    model = by_name[name]
+    checks[name].add(drawn_checks)
     number = numbers[(model.family, model.source)]
     numbers[(model.family, model.source)] += 1
+    if drawn is None:
+      continue
     label = notes.InstrumentLabel(
         FAMILIES[family].first_instrument_id + position,
         f'{model.family}_{model.source}_{family}_{number:03d}',
         model.family, model.source, family)
-    drawn = draw_instrument(family, model, index, sizes, checks[model.name])
-    if drawn is None:
-      continue
     split = split_of(index, sizes.instruments_per_model)
     for pitch, velocity, waveform in drawn[1]:
       note_id = sum(len(e) for e in examples.values())

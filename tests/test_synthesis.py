@@ -42,8 +42,10 @@ def _all_models():
 
 
 def _check_plays_in_tune(family, model):
-  drawn = synthesis.draw_instrument(family, model, 0, FEW,
-                                    synthesis.ModelChecks())
+  # In a process of its own: this session has imported TensorFlow, which
+  # Faust's toolkit cannot share a process with.
+  ((_, _, drawn, _),) = synthesis.draw_isolated(family, [(model.name, 0)],
+                                                FEW)
   assert drawn is not None, f'no draw of {model.name} passed the checks'
   assert model.family in labels.NSYNTH_FAMILIES
   for pitch, velocity, waveform in drawn[1]:
@@ -188,8 +190,8 @@ def test_louder_velocities_are_never_quieter():
                if m.name == 'Rhodey')
   sizes = dataclasses.replace(FEW, velocities=demo_notes.NSYNTH_VELOCITIES,
                               pitch_step=48)
-  drawn = synthesis.draw_instrument('stk', model, 0, sizes,
-                                    synthesis.ModelChecks())
+  ((_, _, drawn, _),) = synthesis.draw_isolated('stk', [(model.name, 0)],
+                                                sizes)
   by_pitch = {}
   for pitch, velocity, waveform in drawn[1]:
     rms = float(np.sqrt(np.mean(waveform[:SR] ** 2)))
