@@ -210,6 +210,24 @@ def prepare_data(config: ScaleConfig, paths: dict[str, str], state: dict,
   return rows
 
 
+# The stages whose work grows with the notes; export and predict (a fixed
+# number of files) cost the same at any scale.
+SCALING_STAGES = ('tfrecords', 'train', 'evaluate')
+
+
+def full_size_estimate(results: Sequence[StageResult], scale: float
+                       ) -> float | None:
+  """Seconds the whole chain (every stage of STAGES) would take at full
+  size: each scaling stage's wall time / scale, the others as they are. An
+  upper bound: each stage's start-up is counted 1/scale times. None unless
+  every stage ran."""
+  timed = {r.name: r.seconds for r in results if r.name in STAGES}
+  if set(timed) != set(STAGES):
+    return None
+  return sum(seconds / scale if stage in SCALING_STAGES else seconds
+             for stage, seconds in timed.items())
+
+
 def format_table(results: Sequence[StageResult]) -> str:
   lines = [f'  {"stage":<10}{"wall s":>9}  {"throughput":<22}'
            f'{"peak RSS":>10}  {"ceiling":<28}{"ratio":>6}']
@@ -303,6 +321,11 @@ def _main(argv: list[str]) -> None:
   results = run(config)
   print('\n' + ' '.join(['python -m benchmarks.nsynth_scale'] + sys.argv[1:]))
   print(format_table(results))
+  estimate = full_size_estimate(results, config.scale)
+  if estimate is not None:
+    print(f'  the whole chain at full size: at most {estimate / 60:.0f} min '
+          f'({", ".join(SCALING_STAGES)} scaled by 1/{config.scale:g} with '
+          f'their start-ups; export and predict as measured)')
 
 
 def main() -> None:

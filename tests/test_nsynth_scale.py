@@ -279,3 +279,13 @@ def test_every_stage_runs_at_a_tiny_scale(tmp_path):
   assert 'GB' in rows['tfrecords']
   assert not work_dir.exists()                       # cleaned up
   assert 'Traceback' not in result.stderr
+
+
+def test_the_full_size_estimate_scales_only_what_grows_with_the_notes():
+  rows = [nsynth_stages.StageResult(name, seconds, None, 0, '')
+          for name, seconds in (('render', 9.0), ('tfrecords', 100.0),
+                                ('train', 50.0), ('evaluate', 10.0),
+                                ('export', 30.0), ('predict', 12.0))]
+  # (100 + 50 + 10) / 0.1 + 30 + 12; the benchmark's own render is no stage.
+  assert nsynth_scale.full_size_estimate(rows, 0.1) == pytest.approx(1642.0)
+  assert nsynth_scale.full_size_estimate(rows[:3], 0.1) is None
