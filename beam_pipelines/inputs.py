@@ -50,10 +50,7 @@ def check_inputs(config: JobConfig) -> InputSizes:
       tfds_metadata.check_available()
     except tfds_metadata.TfdsMissingError as e:
       raise JobInputError(str(e)) from None
-  for flag, path in ([('--input', d) for d, _ in config.inputs] +
-                     [('--recordings', d) for d, _ in config.recordings] +
-                     [('--output_dir', config.output_dir)]):
-    _check_file_system(flag, path)
+  check_file_systems(config)
   try:
     return _input_sizes(config)
   except Exception as e:
@@ -110,19 +107,26 @@ def _valid_notes(entries, split_dir: str, split: str
   return notes
 
 
-def _check_file_system(flag: str, path: str) -> None:
+def check_file_systems(config: JobConfig) -> None:
   """Refuses a path whose file system this installation cannot reach: Beam
   knows a scheme only with its extra installed (gs:// comes with
   apache-beam[gcp], which the project requires; hdfs:// needs [hadoop]), and
-  says so in a page."""
-  try:
-    FileSystems.get_filesystem(path)
-  except (ValueError, BeamIOError):
-    scheme = FileSystems.get_scheme(path)
-    raise JobInputError(
-        f'{flag} {path}: this installation has no file system for '
-        f'{scheme}:// paths (Beam reads them only with its extra for them '
-        f'installed)') from None
+  says so in a page.
+
+  Raises:
+    JobInputError: naming the flag and the path.
+  """
+  for flag, path in ([('--input', d) for d, _ in config.inputs] +
+                     [('--recordings', d) for d, _ in config.recordings] +
+                     [('--output_dir', config.output_dir)]):
+    try:
+      FileSystems.get_filesystem(path)
+    except (ValueError, BeamIOError):
+      scheme = FileSystems.get_scheme(path)
+      raise JobInputError(
+          f'{flag} {path}: this installation has no file system for '
+          f'{scheme}:// paths (Beam reads them only with its extra for them '
+          f'installed)') from None
 
 
 def _library_of(entry) -> str:

@@ -89,6 +89,10 @@ class OutputFiles(storage.Listing, Protocol):
   def make_dirs(self, path: str, exist_ok: bool = True) -> None:
     """Creates a directory (on an object store, nothing to create)."""
 
+  def not_a_directory(self, path: str) -> str | None:
+    """`path` if it exists and is not a directory, or the nearest existing
+    path above it if that is not one (make_dirs would fail), else None."""
+
   def files_under(self, directory: str) -> list[str]:
     """Every file below `directory`, relative to it (none if missing)."""
 
@@ -128,6 +132,15 @@ class _LocalOutput(storage.LocalFiles):
 
   def make_dirs(self, path: str, exist_ok: bool = True) -> None:
     os.makedirs(path, exist_ok=exist_ok)
+
+  def not_a_directory(self, path: str) -> str | None:
+    at = path
+    while not os.path.lexists(at):
+      above = os.path.dirname(at)
+      if not above or above == at:
+        return None
+      at = above
+    return None if os.path.isdir(at) else at
 
   def files_under(self, directory: str) -> list[str]:
     return sorted(
@@ -181,6 +194,9 @@ class _RemoteOutput:
   def make_dirs(self, path: str, exist_ok: bool = True) -> None:
     if not (exist_ok and FileSystems.exists(path)):
       FileSystems.mkdirs(path)
+
+  def not_a_directory(self, path: str) -> str | None:
+    return None   # An object store's directories are parts of names.
 
   def files_under(self, directory: str) -> list[str]:
     try:
