@@ -34,8 +34,8 @@ from beam_pipelines.inputs import check_file_systems
 from beam_pipelines.inputs import check_inputs
 from beam_pipelines.inputs import check_precision
 from beam_pipelines.job_config import JobConfig
-from nsynth_contracts import cli
-from nsynth_contracts import disk_space
+from nsynth_common import cli
+from nsynth_common import disk_space
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import outcomes
 from nsynth_contracts import representation

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 
 # What Beam logs when first imported ("apitools not found") is no news to a
 # user; the filter lasts for these imports only.

@@ -3,7 +3,7 @@
 What a run writes where, and the guarantees, are in
 `beam_pipelines.versioned_output`; these are the file operations it needs,
 `files_for(path)` choosing once between the local disk (never through a
-link: nsynth_contracts.storage) and Beam's file systems (gs:// through
+link: nsynth_common.storage) and Beam's file systems (gs:// through
 beam_pipelines.gcs: one-level listing, bounded retries). A path is never
 read as a pattern.
 """
@@ -21,7 +21,7 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import gcs
-from nsynth_contracts import storage
+from nsynth_common import storage
 
 DEAD_LETTERS_DIR = 'dead_letters'
 DEAD_LETTERS_PREFIX = 'dead_letters'

@@ -27,8 +27,8 @@ from apache_beam.io.filesystem import BeamIOError
 
 from beam_pipelines import gcs
 from beam_pipelines import output
+from nsynth_common import disk_space
 from nsynth_contracts import dataset_versions
-from nsynth_contracts import disk_space
 from nsynth_contracts import manifest as manifest_lib
 
 

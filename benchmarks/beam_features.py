@@ -35,8 +35,8 @@ from absl import flags
 from isal import isal_zlib
 
 from demo_data import notes as demo_notes
+from nsynth_common import cli
 from nsynth_contracts import audio_decoding
-from nsynth_contracts import cli
 from nsynth_contracts import dataset_versions
 from nsynth_contracts import feature_params
 from nsynth_contracts import manifest as manifest_lib

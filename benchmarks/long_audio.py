@@ -22,7 +22,7 @@ import time
 import numpy as np
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 
 
 def _define_flags() -> None:

@@ -36,8 +36,8 @@ import numpy as np
 from absl import flags
 
 from benchmarks import signature_worker
+from nsynth_common import cli
 from nsynth_contracts import audio_decoding
-from nsynth_contracts import cli
 from nsynth_contracts import dataset_versions
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import precision

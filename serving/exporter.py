@@ -23,8 +23,8 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from nsynth_common import directory_lock
 from nsynth_contracts import dataset_versions
-from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import serving_contract
 from serving import export_check

@@ -30,7 +30,7 @@ import sys
 import tqdm
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 from nsynth_contracts import precision
 
 

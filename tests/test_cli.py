@@ -22,7 +22,7 @@ def python(code: str, *args: str) -> subprocess.CompletedProcess:
 def test_importing_cli_changes_nothing_in_the_process():
   result = python('''
 import logging, os, sys
-from nsynth_contracts import cli
+from nsynth_common import cli
 assert 'TF_CPP_MIN_LOG_LEVEL' not in os.environ, 'env'
 assert not logging.getLogger().filters, 'root filters'
 assert logging.getLogger().level == logging.WARNING, 'root level'
@@ -85,7 +85,7 @@ def test_a_full_disk_ends_any_command_in_one_line_naming_the_file(
   }
   result = python('''
 import sys
-from nsynth_contracts import cli
+from nsynth_common import cli
 def main(argv):
 ''' + ''.join(f'  {line}\n' for line in writes[writer].splitlines()) + '''
 cli.run(lambda: None, main, tensorflow=True, argv=['a_command'])

@@ -3,7 +3,7 @@ has not finished: still running, or stopped before its last epoch."""
 
 import json
 
-from nsynth_contracts import directory_lock
+from nsynth_common import directory_lock
 from trainer import job_layout
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nsynth_contracts import directory_lock
+from nsynth_common import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from trainer import data_checks
 from trainer import input_pipeline

@@ -16,8 +16,8 @@ import pytest
 import sklearn.metrics
 import tensorflow as tf
 
+from nsynth_common import directory_lock
 from nsynth_contracts import dataset_versions
-from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 from trainer import cluster

@@ -18,7 +18,7 @@ import sys
 
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 
 
 def _define_flags() -> None:

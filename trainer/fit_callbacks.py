@@ -33,7 +33,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from nsynth_contracts import disk_space
+from nsynth_common import disk_space
 from trainer import job_layout
 from trainer import member_selection
 

@@ -13,7 +13,7 @@ import posixpath
 
 import tensorflow as tf
 
-from nsynth_contracts import directory_lock
+from nsynth_common import directory_lock
 
 JOB_CONFIG = 'job_config.json'          # the run's settings
 FINISHED = 'finished.json'              # written when training has ended

@@ -13,7 +13,7 @@ import os
 
 import tensorflow as tf
 
-from nsynth_contracts import directory_lock
+from nsynth_common import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from trainer import fit_callbacks
 from trainer import job_layout

@@ -22,7 +22,7 @@ import sys
 
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 from trainer import cache_policy
 from trainer import model_names
 from trainer.train_config import DISTRIBUTIONS

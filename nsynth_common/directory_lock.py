@@ -28,7 +28,7 @@ import sys
 import time
 import uuid
 
-from nsynth_contracts.storage import is_remote
+from nsynth_common.storage import is_remote
 
 LOCK_FILE = '.nsynth-run.lock'
 CLAIMS_DIR = '.nsynth-runs'
