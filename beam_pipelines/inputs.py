@@ -13,13 +13,13 @@ import posixpath
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
-from beam_pipelines import examples_json
 from beam_pipelines import gcs
 from beam_pipelines import labelled_recordings
 from beam_pipelines import reading
 from beam_pipelines import selection
 from beam_pipelines import tfds_metadata
 from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import examples_json
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import precision
 

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 import apache_beam as beam
 
 from beam_pipelines import accounting
-from beam_pipelines import examples_json
 from beam_pipelines import featurize
 from beam_pipelines import labelled_recordings
 from beam_pipelines import progress
@@ -24,6 +23,7 @@ from beam_pipelines.batches import FeaturizedBatch
 from beam_pipelines.labelled_recordings import Recording
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import audio_limits
+from nsynth_contracts import examples_json
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
 from nsynth_contracts import window_params

@@ -128,9 +128,9 @@ def featurizer_rate(params, representations, split_dir: str,
   setting) on a split's notes decoded into memory, repeated to `notes`. One
   caller: TensorFlow's own threads already use every core (two callers, as
   the job's bundle threads, measured no faster here)."""
-  from beam_pipelines import examples_json
   from beam_pipelines import featurize
   from beam_pipelines.job_config import JobConfig
+  from nsynth_contracts import examples_json
   from nsynth_contracts import representation
   job = JobConfig(inputs=(), output_dir='')
   featurizer = featurize.Featurizer(

@@ -12,7 +12,6 @@ from apache_beam.testing.util import assert_that
 from apache_beam.testing.util import equal_to
 
 from beam_pipelines import accounting
-from beam_pipelines import examples_json
 from beam_pipelines import featurize
 from beam_pipelines import local_runner
 from beam_pipelines import reading
@@ -21,6 +20,7 @@ from beam_pipelines import splits
 from beam_pipelines import statistics
 from beam_pipelines.batches import FeaturizedBatch
 from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import examples_json
 from nsynth_contracts import features
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
