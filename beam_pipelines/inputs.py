@@ -8,20 +8,27 @@ in the precision asked for.
 
 import contextlib
 import dataclasses
+import math
 import posixpath
 
+import soundfile
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import gcs
-from beam_pipelines import labelled_recordings
+from beam_pipelines import output
 from beam_pipelines import reading
 from beam_pipelines import selection
 from beam_pipelines import tfds_metadata
 from beam_pipelines.job_config import JobConfig
 from nsynth_contracts import examples_json
+from nsynth_contracts import feature_params
+from nsynth_contracts import file_safety
+from nsynth_contracts import labelled_recordings
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import outcomes
 from nsynth_contracts import precision
+from nsynth_contracts import window_params
 
 
 class JobInputError(ValueError):
@@ -79,8 +86,9 @@ def _input_sizes(config: JobConfig) -> InputSizes:
     valid += _valid_notes(entries, split_dir, split)
   for directory, _ in config.recordings:
     try:
-      listed += len(labelled_recordings.read_labels(directory))
-      windows += labelled_recordings.windows_to_featurize(
+      listed += len(labelled_recordings.read_labels(
+          directory, output.files_for(directory)))
+      windows += _windows_to_featurize(
           directory, config.kept_sources, config.vocabulary.families,
           config.windows, config.params)
     except labelled_recordings.RecordingsError as e:
@@ -92,6 +100,31 @@ def _input_sizes(config: JobConfig) -> InputSizes:
         f'inputs; their examples.json name {named}')
   return InputSizes(notes, listed,
                     selection.notes_to_featurize(valid, config), windows)
+
+
+def _windows_to_featurize(directory: str, kept_sources, families,
+                          windows: window_params.WindowParams,
+                          params: feature_params.FeatureParams) -> int:
+  """How many windows the kept recordings of `directory` are cut into, from
+  their headers (what the progress display counts to; nothing is decoded).
+  Each is opened as the job opens it (file_safety: a regular file inside the
+  directory, never a FIFO to wait on); one whose header cannot be read
+  counts one window: the job dead-letters it."""
+  total = 0
+  for item in labelled_recordings.recordings_of(
+      directory, output.files_for(directory)):
+    if isinstance(item, outcomes.DeadLetter) or (
+        item.source not in kept_sources or item.family not in families):
+      continue
+    samples = params.clip_samples
+    with contextlib.suppress(Exception):
+      with file_safety.open_local_file(item.path, directory,
+                                       file_safety.MAX_RECORDING_BYTES) as f:
+        info = soundfile.info(f)
+      samples = math.ceil(info.frames * params.sample_rate_hz /
+                          info.samplerate)
+    total += windows.num_windows(samples, params)
+  return total
 
 
 def _valid_notes(entries, split_dir: str, split: str

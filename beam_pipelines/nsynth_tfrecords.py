@@ -37,12 +37,13 @@ with cli.import_noise_filtered():
   from beam_pipelines import finished_dataset
   from beam_pipelines import gcs
   from beam_pipelines import job as job_lib
-  from beam_pipelines import labelled_recordings
   from beam_pipelines import output
   from beam_pipelines import progress
   from beam_pipelines import splits
   from beam_pipelines import tfrecord_sink
   from beam_pipelines.job_config import JobConfig
+  from nsynth_contracts import examples_json
+  from nsynth_contracts import labelled_recordings
   from nsynth_contracts import labels
   from nsynth_contracts import precision
   from nsynth_contracts import representation
@@ -269,7 +270,8 @@ def _splits_from_flags(values: flags.FlagValues
         f'--split_single_input={values.split_single_input} needs exactly one '
         f'--input directory, got {len(split_dirs)}')
   try:
-    inputs = tuple((d, splits.split_name_from_dir(d)) for d in split_dirs)
+    inputs = tuple((d, examples_json.split_name_from_dir(d))
+                   for d in split_dirs)
   except ValueError as e:
     raise flags.ValidationError(str(e)) from None
   names = [name for _, name in inputs]

@@ -78,10 +78,8 @@ def is_work_name(name: str) -> bool:
 
 
 class OutputFiles(storage.Listing, Protocol):
-  """What the job does to its output directory, local or remote."""
-
-  def read_bytes(self, path: str) -> bytes:
-    """The file's bytes."""
+  """What the job does to its output directory, local or remote (and the
+  files it reads: files_for serves any path the job is given)."""
 
   def write_whole(self, path: str, data: bytes) -> None:
     """Writes a file that no reader ever sees half-written."""
@@ -112,10 +110,6 @@ class OutputFiles(storage.Listing, Protocol):
 
 class _LocalOutput(storage.LocalFiles):
   """The local disk: links are never followed (storage.LocalFiles)."""
-
-  def read_bytes(self, path: str) -> bytes:
-    with open(path, 'rb') as f:
-      return f.read()
 
   def write_whole(self, path: str, data: bytes) -> None:
     # Under a hidden name, then renamed: atomic on one disk, so a reader

@@ -230,7 +230,7 @@ def test_split_hash_is_a_fixed_function_of_the_key():
     ('/data/NSynth-Test', 'test'), ('/data/holdout_2', 'holdout_2'),
     ('/data/phrases-valid', 'valid')])
 def test_split_name_comes_from_the_directory(directory, name):
-  assert splits.split_name_from_dir(directory) == name
+  assert examples_json.split_name_from_dir(directory) == name
 
 
 def test_outcome_counts_name_every_outcome():

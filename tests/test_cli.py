@@ -43,6 +43,20 @@ assert 'tensorflow' not in sys.modules, [
   assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_the_trainer_and_serving_never_load_beam():
+  """Beam is the job's: the trainer and the export read recordings and
+  versions through TensorFlow's file systems (nsynth_common.storage)."""
+  result = python('''
+import importlib, pkgutil, sys
+import serving, trainer
+for package in (trainer, serving):
+  for found in pkgutil.iter_modules(package.__path__):
+    importlib.import_module(f'{package.__name__}.{found.name}')
+assert 'apache_beam' not in sys.modules
+''')
+  assert result.returncode == 0, result.stderr[-2000:]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('command,flags,message', [
     ('serving.predict', ['--model=/nowhere', 'x.wav'],

@@ -52,7 +52,7 @@ def _main(argv: list[str]) -> None:
   cli.no_arguments(argv)
   # Imported here, not at the top: TensorFlow reads its log level when it
   # is imported, and cli.run sets it before calling this.
-  from beam_pipelines import labelled_recordings
+  from nsynth_contracts import labelled_recordings
   from nsynth_contracts import manifest
   from trainer import clip_features
   from trainer import input_pipeline
