@@ -25,7 +25,8 @@ Audio in and out:
                                  and the one decoder
   audio                        - WAV encoding
   window_params, windows       - long recordings as 4 s windows, one answer
-Serving:
+Trained models and exports:
+  clip_features                - a model's inputs computed from raw clips
   serving_contract             - what an export promises its callers
 """
 

@@ -18,7 +18,7 @@ from nsynth_contracts import labels
 from nsynth_contracts import outcomes
 from nsynth_contracts import window_params
 from nsynth_contracts import windows as windows_lib
-from trainer.clip_features import ClipFeatures
+from nsynth_contracts.clip_features import ClipFeatures
 
 
 @dataclasses.dataclass(frozen=True)
