@@ -34,7 +34,6 @@ from serving import naming
 from serving import signatures
 from serving import versions
 from serving import warmup
-from trainer import fit_callbacks
 from trainer import job_layout
 from trainer import layers
 from trainer import models
@@ -123,7 +122,7 @@ def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
 def refuse_non_finite(model: keras.Model, source: str) -> None:
   """Raises ExportError naming `source` if a weight holds NaN or Inf: such
   a model answers NaN, or nothing that means anything."""
-  bad = fit_callbacks.non_finite_weight(model)
+  bad = models.non_finite_weight(model)
   if bad:
     raise ExportError(f'{source} holds NaN or Inf in its weights (first '
                       f'{bad}); it cannot be served: train again')
