@@ -6,9 +6,9 @@ serving signature compute it with the same function. `Representation` is
 the interface a kind implements: its parameters (a frozen dataclass), where
 its weights come from, how its network is built, and everything tuned to
 its values (help text, bounds, the floor under its spread). A kind is one
-module implementing it (musicnn's: nsynth_contracts.musicnn_representation)
-and one line in nsynth_contracts.representation_kinds; nothing else in the
-project names a kind:
+module implementing it and one line in nsynth_contracts.representation_kinds
+(the registry, which names the built-in kinds); nothing else in the project
+names a kind:
 
 * the Beam job reads its weights once in the launcher (`read_weights`),
   pickles them to the workers, runs `build_model` on every batch and writes
@@ -97,8 +97,8 @@ class Representation(abc.ABC):
   @classmethod
   @abc.abstractmethod
   def parse(cls, text: str) -> 'Representation | None':
-    """The representation a command-line item names (e.g. `MTT_musicnn:midend`
-    for musicnn), or None if the item is not of this kind."""
+    """The representation a command-line item names (of the form `usage`
+    says), or None if the item is not of this kind."""
 
   @abc.abstractmethod
   def weights_source(self) -> str:
