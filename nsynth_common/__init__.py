@@ -11,4 +11,5 @@ command behaves, never what a dataset or an export holds:
                     followed, local or remote
   directory_lock  - one run per trainer job directory or model directory (a
                     lock, or a claim object on gs://)
+  dataclass_json  - frozen dataclasses to JSON, and one strict reader back
 """

@@ -28,6 +28,7 @@ import sys
 import time
 import uuid
 
+from nsynth_common import dataclass_json
 from nsynth_common.storage import is_remote
 
 LOCK_FILE = '.nsynth-run.lock'
@@ -116,7 +117,7 @@ class DirectoryLock:
         break
       os.close(fd)
     os.ftruncate(fd, 0)
-    os.write(fd, json.dumps(dataclasses.asdict(
+    os.write(fd, json.dumps(dataclass_json.to_json(
         RunInfo.of_this_process())).encode('utf-8'))
     self._fd = fd
     return self
@@ -150,7 +151,7 @@ def _claim_remote(directory: str, what: str) -> str:
   mine = posixpath.join(claims, name)
   tf.io.gfile.makedirs(claims)
   with tf.io.gfile.GFile(mine, 'w') as f:
-    f.write(json.dumps(dataclasses.asdict(RunInfo.of_this_process())))
+    f.write(json.dumps(dataclass_json.to_json(RunInfo.of_this_process())))
   others = sorted(n.rstrip('/') for n in tf.io.gfile.listdir(claims)
                   if n.rstrip('/') != name)
   if not others:
@@ -159,7 +160,8 @@ def _claim_remote(directory: str, what: str) -> str:
   other = posixpath.join(claims, others[0])
   try:
     with tf.io.gfile.GFile(other) as f:
-      holder = RunInfo(**json.loads(f.read())).describe()
+      holder = dataclass_json.from_json(
+          RunInfo, json.loads(f.read()), other).describe()
   except (tf.errors.OpError, ValueError, TypeError):
     holder = 'a run that has not yet said who it is'
   raise DirectoryLockedError(
@@ -206,7 +208,8 @@ def holder(directory: str) -> str | None:
 def _read_holder(fd: int) -> str:
   try:
     os.lseek(fd, 0, os.SEEK_SET)
-    info = RunInfo(**json.loads(os.read(fd, 4096).decode('utf-8')))
+    info = dataclass_json.from_json(
+        RunInfo, json.loads(os.read(fd, 4096).decode('utf-8')), LOCK_FILE)
     return info.describe()
   except (OSError, ValueError, TypeError):
     return 'a run that has not yet said who it is'

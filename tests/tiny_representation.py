@@ -61,17 +61,6 @@ class TinyRepresentation(representation.Representation):
   def clip_samples(self) -> int:
     return int(round(self.sample_rate_hz * self.clip_seconds))
 
-  def params_json(self) -> dict:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_params(cls, params: dict) -> 'TinyRepresentation':
-    unknown = set(params) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-      raise representation.RepresentationError(
-          f'unknown tiny parameters: {sorted(unknown)}')
-    return cls(**params)
-
   @classmethod
   def parse(cls, text: str) -> 'TinyRepresentation | None':
     name, _, width = text.partition(':')
