@@ -21,6 +21,7 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import gcs
+from beam_pipelines import tfds_metadata
 from nsynth_common import storage
 
 DEAD_LETTERS_DIR = 'dead_letters'
@@ -29,8 +30,8 @@ DEAD_LETTERS_PREFIX = 'dead_letters'
 # list for --overwrite to replace.
 _LISTED_NAME = re.compile(
     r'[a-z][a-z0-9_]*-\d{5}-of-\d{5}\.tfrecord(?:\.gz)?'
-    r'|dead_letters/dead_letters-\d{5}-of-\d{5}\.jsonl'
-    r'|dataset_info\.json|features\.json|label\.labels\.txt')
+    r'|dead_letters/dead_letters-\d{5}-of-\d{5}\.jsonl|' +
+    '|'.join(re.escape(name) for name in tfds_metadata.FILE_NAMES))
 # The pipeline's manifest, before it is completed with the files written
 # and the accounting is checked: hidden, so that no reader takes it.
 MANIFEST_DRAFT = '.manifest-draft.json'

@@ -1,8 +1,10 @@
 """One run at a time per output directory: a lock held for the whole run.
 
-Both the Beam job (its --output_dir) and the trainer (its --job_dir) take it,
+The trainer (its --job_dir) and the export (its model directory) take it,
 so two runs started on one directory cannot interleave or silently replace
-each other's results; the second one refuses, naming the first.
+each other's results; the second one refuses, naming the first. The Beam job
+needs none: each run writes a version of its own
+(beam_pipelines.versioned_output).
 
 The lock is `fcntl.flock` on a hidden file in the directory. The kernel drops
 it when its process dies, so a run killed with SIGKILL never leaves a lock

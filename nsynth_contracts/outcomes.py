@@ -34,13 +34,6 @@ class Kind(enum.Enum):
   SILENT_WINDOWS = 'recording/silent_windows'   # windows skipped (no detail)
 
 
-# Kinds whose counts add up to the notes read, each note once.
-NOTE_OUTCOMES = (Kind.WRITTEN, Kind.FILTERED, Kind.DEAD_LETTER)
-# Kinds whose counts add up to the recordings listed, each recording once.
-RECORDING_OUTCOMES = (Kind.RECORDING_WINDOWED, Kind.RECORDING_FILTERED,
-                      Kind.RECORDING_DEAD_LETTER)
-
-
 @dataclasses.dataclass(frozen=True)
 class OutcomeKey:
   """One outcome: `Kind.WRITTEN` with detail 'train', say."""
