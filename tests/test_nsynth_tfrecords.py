@@ -534,7 +534,13 @@ def test_a_reader_sees_no_version_before_its_manifest(tiny_demo, tmp_path,
   write_manifest = finished_dataset.write_manifest
 
   def look_then_write(version_dir, manifest):
-    assert sorted(os.listdir(version_dir)) != []     # every shard is there
+    # Every file the manifest lists is in place before it is written, and
+    # nothing else this job writes.
+    written = sorted(
+        os.path.relpath(os.path.join(root, name), version_dir)
+        for root, _, names in os.walk(version_dir) for name in names)
+    assert manifest.files and sorted(manifest.files) == [
+        name for name in written if output.is_job_file_name(name)]
     seen.append(dataset(out))
     write_manifest(version_dir, manifest)
     seen.append(dataset(out))
