@@ -237,6 +237,20 @@ def test_predict_prepares_files_as_the_export_says(other_export, user_files):
                                      user_files)
 
 
+
+@pytest.mark.slow
+def test_predict_refuses_bfloat16_only_when_asked_for(other_export,
+                                                      user_files):
+  """auto answers in float32 from an export without bfloat16 twins (above);
+  bfloat16 asked for by name is refused in one line (the export has no
+  twins, or, on another CPU, the CPU cannot)."""
+  path, _ = other_export
+  result = run_module('serving.predict', f'--model={path}',
+                      '--precision=bfloat16', *user_files)
+  assert result.returncode == 1
+  (line,) = result.stderr.strip().splitlines()
+  assert line.startswith('error: --precision=bfloat16: ')
+
 class ExportServer:
   """A REST stand-in for TF Serving over a loaded export: every signature,
   inputs and outputs in TF Serving's columnar JSON (bytes as {"b64"}, a
