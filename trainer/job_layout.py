@@ -119,13 +119,19 @@ def read_finished(job_dir: str) -> dict | None:
 def training_state(job_dir: str) -> str | None:
   """None when the job's training has finished; else one line saying that
   its model is not the finished one: a run still trains it, or its run
-  stopped before the end. For the commands that read a job's model."""
+  stopped before the end. For the commands that read a job's model.
+
+  Raises:
+    JobDirError: `job_dir` holds no trainer run (read_job_config): that is
+      the one line to say, not that a run is unfinished.
+  """
+  config = read_job_config(job_dir)
   if read_finished(job_dir) is not None:
     return None
   try:
-    epochs = f'{len(read_history(job_dir))} of ' + str(
-        read_job_config(job_dir).get('epochs', '?')) + ' epochs'
-  except (JobDirError, ValueError, KeyError, tf.errors.OpError):
+    epochs = (f'{len(read_history(job_dir))} of '
+              f'{config.get("epochs", "?")} epochs')
+  except (ValueError, KeyError, tf.errors.OpError):
     epochs = 'its epochs so far'
   running = directory_lock.holder(job_dir)
   if running:
