@@ -14,12 +14,16 @@ Features and what a record holds:
   precision                    - the arithmetic the networks run in
   schema                       - the tf.train.Example layout and parse spec
   labels                       - NSynth's families and sources, the vocabulary
+Inputs:
+  examples_json                - NSynth's examples.json, parsed strictly, and
+                                 the split a directory's name gives
+  recordings_layout            - a directory of labelled recordings
+  labelled_recordings          - reading one (labels.json as examples.json)
 Datasets:
   manifest                     - manifest.json beside the TFRecords
   dataset_versions             - write-once versions, the newest complete one
   outcomes                     - every outcome of a note, counted once
   stable_random                - splits and draws from a key alone
-  recordings_layout            - a directory of labelled recordings
 Audio in and out:
   audio_limits, wav_header, file_safety, audio_decoding - what audio may be,
                                  and the one decoder
