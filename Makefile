@@ -56,7 +56,7 @@ $(DEMO_AUDIO)/nsynth-test/examples.json: $(BIN)/.installed demo_data/*.py
 
 # The default recipe: the training notes, and the windows of the training
 # phrases, with RECIPE_COPIES augmented copies each (beam_pipelines/
-# augmentation.py); then nsynth-train's defaults (trainer/train.py).
+# augmentation.py); then nsynth-train's defaults (trainer/train_config.py).
 RECIPE_COPIES := $(shell sed -n 's/^RECIPE_COPIES = \([0-9]*\).*/\1/p' beam_pipelines/augmentation.py)
 # The demo's training budget: the default recipe for fewer epochs than its
 # 30, so the demo finishes while one waits (BUILD_NOTES.md, "make demo").

@@ -68,8 +68,8 @@ setuptools.setup(
     description=__doc__.splitlines()[0],
     python_requires='>=3.10,<3.12',
     packages=setuptools.find_packages(
-        include=['nsynth_contracts', 'beam_pipelines', 'trainer', 'serving',
-                 'demo_data']),
+        include=['nsynth_common', 'nsynth_contracts', 'beam_pipelines',
+                 'trainer', 'serving', 'demo_data']),
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={

@@ -13,8 +13,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from beam_pipelines import examples_json
 from beam_pipelines.batches import FeaturizedBatch
+from nsynth_contracts import examples_json
 from nsynth_contracts import outcomes
 from nsynth_contracts.outcomes import Kind
 from nsynth_contracts.outcomes import OutcomeKey

@@ -44,9 +44,6 @@ class AugmentationConfig:
   noise_snr_db: tuple[float, float] = (20.0, 45.0)
   peak_limit: float = 0.99                  # the result never clips
 
-  def to_json(self) -> dict:
-    return dataclasses.asdict(self)
-
 
 NO_AUGMENTATION = AugmentationConfig()
 # The default recipe's copies per training note (make demo, and the

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from beam_pipelines import examples_json
+from nsynth_contracts import examples_json
 from nsynth_contracts.outcomes import Kind
 from nsynth_contracts.outcomes import OutcomeKey
 

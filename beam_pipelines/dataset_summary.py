@@ -19,6 +19,7 @@ from beam_pipelines import splits
 from beam_pipelines import statistics as statistics_lib
 from beam_pipelines.batches import FeaturizedBatch
 from beam_pipelines.job_config import JobConfig
+from nsynth_common import dataclass_json
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import outcomes
 from nsynth_contracts import representation
@@ -138,7 +139,8 @@ def assemble_manifest(_, config: JobConfig, counts: dict,
       audio_samples=config.params.clip_samples if config.keep_audio else None,
       compression=config.compression,
       augmentation=(manifest_lib.AugmentationRecord.from_json(
-          {'split': config.train_split, **config.augment.to_json()})
+          {'split': config.train_split,
+           **dataclass_json.to_json(config.augment)})
                     if config.augment.copies else None),
       representations=tuple(
           manifest_lib.RepresentationRecord(

@@ -20,11 +20,11 @@ import numpy as np
 
 from beam_pipelines import accounting
 from beam_pipelines import augmentation
-from beam_pipelines import examples_json
 from beam_pipelines import note_audio
 from beam_pipelines import progress
 from beam_pipelines.batches import FeaturizedBatch
-from nsynth_contracts import cli
+from nsynth_common import cli
+from nsynth_contracts import examples_json
 from nsynth_contracts import feature_params
 from nsynth_contracts import outcomes
 from nsynth_contracts import precision as precision_lib

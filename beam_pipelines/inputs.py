@@ -8,20 +8,27 @@ in the precision asked for.
 
 import contextlib
 import dataclasses
+import math
 import posixpath
 
+import soundfile
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
-from beam_pipelines import examples_json
 from beam_pipelines import gcs
-from beam_pipelines import labelled_recordings
+from beam_pipelines import output
 from beam_pipelines import reading
 from beam_pipelines import selection
 from beam_pipelines import tfds_metadata
 from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import examples_json
+from nsynth_contracts import feature_params
+from nsynth_contracts import file_safety
+from nsynth_contracts import labelled_recordings
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import outcomes
 from nsynth_contracts import precision
+from nsynth_contracts import window_params
 
 
 class JobInputError(ValueError):
@@ -50,10 +57,7 @@ def check_inputs(config: JobConfig) -> InputSizes:
       tfds_metadata.check_available()
     except tfds_metadata.TfdsMissingError as e:
       raise JobInputError(str(e)) from None
-  for flag, path in ([('--input', d) for d, _ in config.inputs] +
-                     [('--recordings', d) for d, _ in config.recordings] +
-                     [('--output_dir', config.output_dir)]):
-    _check_file_system(flag, path)
+  check_file_systems(config)
   try:
     return _input_sizes(config)
   except Exception as e:
@@ -82,8 +86,9 @@ def _input_sizes(config: JobConfig) -> InputSizes:
     valid += _valid_notes(entries, split_dir, split)
   for directory, _ in config.recordings:
     try:
-      listed += len(labelled_recordings.read_labels(directory))
-      windows += labelled_recordings.windows_to_featurize(
+      listed += len(labelled_recordings.read_labels(
+          directory, output.files_for(directory)))
+      windows += _windows_to_featurize(
           directory, config.kept_sources, config.vocabulary.families,
           config.windows, config.params)
     except labelled_recordings.RecordingsError as e:
@@ -95,6 +100,31 @@ def _input_sizes(config: JobConfig) -> InputSizes:
         f'inputs; their examples.json name {named}')
   return InputSizes(notes, listed,
                     selection.notes_to_featurize(valid, config), windows)
+
+
+def _windows_to_featurize(directory: str, kept_sources, families,
+                          windows: window_params.WindowParams,
+                          params: feature_params.FeatureParams) -> int:
+  """How many windows the kept recordings of `directory` are cut into, from
+  their headers (what the progress display counts to; nothing is decoded).
+  Each is opened as the job opens it (file_safety: a regular file inside the
+  directory, never a FIFO to wait on); one whose header cannot be read
+  counts one window: the job dead-letters it."""
+  total = 0
+  for item in labelled_recordings.recordings_of(
+      directory, output.files_for(directory)):
+    if isinstance(item, outcomes.DeadLetter) or (
+        item.source not in kept_sources or item.family not in families):
+      continue
+    samples = params.clip_samples
+    with contextlib.suppress(Exception):
+      with file_safety.open_local_file(item.path, directory,
+                                       file_safety.MAX_RECORDING_BYTES) as f:
+        info = soundfile.info(f)
+      samples = math.ceil(info.frames * params.sample_rate_hz /
+                          info.samplerate)
+    total += windows.num_windows(samples, params)
+  return total
 
 
 def _valid_notes(entries, split_dir: str, split: str
@@ -110,19 +140,26 @@ def _valid_notes(entries, split_dir: str, split: str
   return notes
 
 
-def _check_file_system(flag: str, path: str) -> None:
+def check_file_systems(config: JobConfig) -> None:
   """Refuses a path whose file system this installation cannot reach: Beam
   knows a scheme only with its extra installed (gs:// comes with
   apache-beam[gcp], which the project requires; hdfs:// needs [hadoop]), and
-  says so in a page."""
-  try:
-    FileSystems.get_filesystem(path)
-  except (ValueError, BeamIOError):
-    scheme = FileSystems.get_scheme(path)
-    raise JobInputError(
-        f'{flag} {path}: this installation has no file system for '
-        f'{scheme}:// paths (Beam reads them only with its extra for them '
-        f'installed)') from None
+  says so in a page.
+
+  Raises:
+    JobInputError: naming the flag and the path.
+  """
+  for flag, path in ([('--input', d) for d, _ in config.inputs] +
+                     [('--recordings', d) for d, _ in config.recordings] +
+                     [('--output_dir', config.output_dir)]):
+    try:
+      FileSystems.get_filesystem(path)
+    except (ValueError, BeamIOError):
+      scheme = FileSystems.get_scheme(path)
+      raise JobInputError(
+          f'{flag} {path}: this installation has no file system for '
+          f'{scheme}:// paths (Beam reads them only with its extra for them '
+          f'installed)') from None
 
 
 def _library_of(entry) -> str:

@@ -30,11 +30,12 @@ from beam_pipelines import progress
 from beam_pipelines import versioned_output
 from beam_pipelines.inputs import InputSizes
 from beam_pipelines.inputs import JobInputError
+from beam_pipelines.inputs import check_file_systems
 from beam_pipelines.inputs import check_inputs
 from beam_pipelines.inputs import check_precision
 from beam_pipelines.job_config import JobConfig
-from nsynth_contracts import cli
-from nsynth_contracts import disk_space
+from nsynth_common import cli
+from nsynth_common import disk_space
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import outcomes
 from nsynth_contracts import representation
@@ -69,7 +70,8 @@ def _counters(result) -> dict[str, int]:
 def run_job(config: JobConfig, beam_args: Sequence[str] = (),
             report: TextIO | None = None,
             show_progress: bool = True) -> JobResult | DryRun:
-  """Checks inputs, then writes a new version of the dataset.
+  """Checks the paths and the output directory (cheap), the inputs and the
+  weights (seconds on NSynth), then writes a new version of the dataset.
 
   Args:
     report: where to say which stage the job is in, and, on the local
@@ -86,11 +88,17 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (),
   say = functools.partial(print, file=report, flush=True) if report else (
       lambda *_: None)
   gcs.bound_retries()
+  options = PipelineOptions(list(beam_args))
+  dry_run = options.view_as(TestOptions).dry_run
+  # The cheap checks first, so that a wrong path is said at once, before
+  # the seconds that reading inputs and weights may take.
+  check_file_systems(config)
+  if not dry_run:   # A dry run neither reads nor writes the output.
+    versioned_output.check(config.output_dir, config.overwrite)
   with progress.said_if_slow(
       say, f'Reading examples.json of {len(config.inputs)} split '
       f'{"directory" if len(config.inputs) == 1 else "directories"}'):
     sizes = check_inputs(config)
-  options = PipelineOptions(list(beam_args))
   if local_runner.local_runner_for(options):
     # The workers are this machine: a precision it cannot run is said now,
     # not as a worker's traceback.
@@ -98,7 +106,7 @@ def run_job(config: JobConfig, beam_args: Sequence[str] = (),
   with progress.said_if_slow(say, 'Reading and checking the weights of ' + (
       ', '.join(r.describe() for r in config.representations))):
     representations = _read_representations(config)
-  if options.view_as(TestOptions).dry_run:
+  if dry_run:
     return _dry_run(config, options, representations, sizes)
   return _write_dataset(config, beam_args, representations, sizes, report,
                         show_progress, say)

@@ -10,10 +10,10 @@ import posixpath
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from beam_pipelines import examples_json
 from beam_pipelines import gcs
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import audio_limits
+from nsynth_contracts import examples_json
 from nsynth_contracts import feature_params
 from nsynth_contracts import file_safety
 from nsynth_contracts import outcomes

@@ -8,14 +8,13 @@ Usage:
        --direct_running_mode=multi_threading] [other Beam options]
 
 One --input per NSynth split directory (`nsynth-valid` -> split `valid`), or a
-single directory split by --split_single_input. Each run writes a new
-version, `<output_dir>/<version>/` with `<split>-SSSSS-of-NNNNN.tfrecord.gz`,
+single directory split by --split_single_input. Each run writes a new version,
+`<output_dir>/<version>/` with `<split>-SSSSS-of-NNNNN.tfrecord.gz`,
 `dead_letters/*.jsonl` and, last, `manifest.json`; readers (nsynth-train
 --data_dir=<output_dir>) take the newest complete version. Every note is
-written, filtered or dead-lettered,
-and a summary table says how many of each. Flags this job does not define
-are Beam pipeline options (--runner, --setup_file, --project, ...), passed
-to Beam as Beam documents.
+written, filtered or dead-lettered, and a summary table says how many of each.
+Flags this job does not define are Beam pipeline options (--runner,
+--setup_file, --project, ...), passed to Beam as Beam documents.
 
 This module is the command: flags, the summary, one-line errors. The job
 itself is `beam_pipelines.job.run_job(JobConfig)`.
@@ -27,7 +26,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 
 # What Beam logs when first imported ("apitools not found") is no news to a
 # user; the filter lasts for these imports only.
@@ -37,12 +36,12 @@ with cli.import_noise_filtered():
   from beam_pipelines import finished_dataset
   from beam_pipelines import gcs
   from beam_pipelines import job as job_lib
-  from beam_pipelines import labelled_recordings
   from beam_pipelines import output
   from beam_pipelines import progress
   from beam_pipelines import splits
   from beam_pipelines import tfrecord_sink
   from beam_pipelines.job_config import JobConfig
+  from nsynth_contracts import examples_json
   from nsynth_contracts import labels
   from nsynth_contracts import precision
   from nsynth_contracts import representation
@@ -192,9 +191,9 @@ def config_from_flags(values: flags.FlagValues) -> JobConfig:
   method, inputs = _splits_from_flags(values)
   try:
     fractions = splits.parse_fractions(','.join(values.split_fractions))
-    recording_dirs = tuple((d, labelled_recordings.split_of(d))
+    recording_dirs = tuple((d, examples_json.split_name_from_dir(d))
                            for d in values.recordings if d)
-  except (ValueError, labelled_recordings.RecordingsError) as e:
+  except ValueError as e:
     raise flags.ValidationError(str(e)) from None
   config = JobConfig(
       inputs=inputs,
@@ -269,7 +268,8 @@ def _splits_from_flags(values: flags.FlagValues
         f'--split_single_input={values.split_single_input} needs exactly one '
         f'--input directory, got {len(split_dirs)}')
   try:
-    inputs = tuple((d, splits.split_name_from_dir(d)) for d in split_dirs)
+    inputs = tuple((d, examples_json.split_name_from_dir(d)) for d in
+                   split_dirs)
   except ValueError as e:
     raise flags.ValidationError(str(e)) from None
   names = [name for _, name in inputs]

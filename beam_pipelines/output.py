@@ -3,7 +3,7 @@
 What a run writes where, and the guarantees, are in
 `beam_pipelines.versioned_output`; these are the file operations it needs,
 `files_for(path)` choosing once between the local disk (never through a
-link: nsynth_contracts.storage) and Beam's file systems (gs:// through
+link: nsynth_common.storage) and Beam's file systems (gs:// through
 beam_pipelines.gcs: one-level listing, bounded retries). A path is never
 read as a pattern.
 """
@@ -21,7 +21,8 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import gcs
-from nsynth_contracts import storage
+from beam_pipelines import tfds_metadata
+from nsynth_common import storage
 
 DEAD_LETTERS_DIR = 'dead_letters'
 DEAD_LETTERS_PREFIX = 'dead_letters'
@@ -29,8 +30,8 @@ DEAD_LETTERS_PREFIX = 'dead_letters'
 # list for --overwrite to replace.
 _LISTED_NAME = re.compile(
     r'[a-z][a-z0-9_]*-\d{5}-of-\d{5}\.tfrecord(?:\.gz)?'
-    r'|dead_letters/dead_letters-\d{5}-of-\d{5}\.jsonl'
-    r'|dataset_info\.json|features\.json|label\.labels\.txt')
+    r'|dead_letters/dead_letters-\d{5}-of-\d{5}\.jsonl|' +
+    '|'.join(re.escape(name) for name in tfds_metadata.FILE_NAMES))
 # The pipeline's manifest, before it is completed with the files written
 # and the accounting is checked: hidden, so that no reader takes it.
 MANIFEST_DRAFT = '.manifest-draft.json'
@@ -78,16 +79,18 @@ def is_work_name(name: str) -> bool:
 
 
 class OutputFiles(storage.Listing, Protocol):
-  """What the job does to its output directory, local or remote."""
-
-  def read_bytes(self, path: str) -> bytes:
-    """The file's bytes."""
+  """What the job does to its output directory, local or remote (and the
+  files it reads: files_for serves any path the job is given)."""
 
   def write_whole(self, path: str, data: bytes) -> None:
     """Writes a file that no reader ever sees half-written."""
 
   def make_dirs(self, path: str, exist_ok: bool = True) -> None:
     """Creates a directory (on an object store, nothing to create)."""
+
+  def not_a_directory(self, path: str) -> str | None:
+    """`path` if it exists and is not a directory, or the nearest existing
+    path above it if that is not one (make_dirs would fail), else None."""
 
   def files_under(self, directory: str) -> list[str]:
     """Every file below `directory`, relative to it (none if missing)."""
@@ -109,10 +112,6 @@ class OutputFiles(storage.Listing, Protocol):
 class _LocalOutput(storage.LocalFiles):
   """The local disk: links are never followed (storage.LocalFiles)."""
 
-  def read_bytes(self, path: str) -> bytes:
-    with open(path, 'rb') as f:
-      return f.read()
-
   def write_whole(self, path: str, data: bytes) -> None:
     # Under a hidden name, then renamed: atomic on one disk, so a reader
     # never opens half a file, nor finds a truncated one after a kill.
@@ -128,6 +127,15 @@ class _LocalOutput(storage.LocalFiles):
 
   def make_dirs(self, path: str, exist_ok: bool = True) -> None:
     os.makedirs(path, exist_ok=exist_ok)
+
+  def not_a_directory(self, path: str) -> str | None:
+    at = path
+    while not os.path.lexists(at):
+      above = os.path.dirname(at)
+      if not above or above == at:
+        return None
+      at = above
+    return None if os.path.isdir(at) else at
 
   def files_under(self, directory: str) -> list[str]:
     return sorted(
@@ -181,6 +189,9 @@ class _RemoteOutput:
   def make_dirs(self, path: str, exist_ok: bool = True) -> None:
     if not (exist_ok and FileSystems.exists(path)):
       FileSystems.mkdirs(path)
+
+  def not_a_directory(self, path: str) -> str | None:
+    return None   # An object store's directories are parts of names.
 
   def files_under(self, directory: str) -> list[str]:
     try:

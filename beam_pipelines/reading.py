@@ -13,9 +13,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipelines import accounting
-from beam_pipelines import examples_json
 from beam_pipelines import gcs
 from beam_pipelines import output
+from nsynth_contracts import examples_json
 from nsynth_contracts import outcomes
 
 

@@ -16,22 +16,24 @@ from collections.abc import Iterator
 import apache_beam as beam
 
 from beam_pipelines import accounting
-from beam_pipelines import examples_json
 from beam_pipelines import featurize
-from beam_pipelines import labelled_recordings
+from beam_pipelines import output
 from beam_pipelines import progress
 from beam_pipelines.batches import FeaturizedBatch
-from beam_pipelines.labelled_recordings import Recording
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import audio_limits
+from nsynth_contracts import examples_json
+from nsynth_contracts import labelled_recordings
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
 from nsynth_contracts import window_params
+from nsynth_contracts.labelled_recordings import Recording
 
 
 def _listed(directory: str) -> Iterator[Recording]:
   """The directory's Recordings; tagged DEAD_LETTERS for bad labels."""
-  listed = list(labelled_recordings.recordings_of(directory))
+  listed = list(labelled_recordings.recordings_of(
+      directory, output.files_for(directory)))
   accounting.count(outcomes.RECORDINGS_READ_COUNTER, len(listed))
   for item in listed:
     if isinstance(item, outcomes.DeadLetter):

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import apache_beam as beam
 
 from beam_pipelines import accounting
-from beam_pipelines import examples_json
 from beam_pipelines import reading
 from beam_pipelines import splits
 from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import examples_json
 from nsynth_contracts import labels
 
 

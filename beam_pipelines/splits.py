@@ -4,8 +4,6 @@ hashlib, never Python's salted `hash()`, so every worker and every run agree.
 """
 
 import enum
-import os
-import re
 from collections.abc import Sequence
 
 from nsynth_contracts import stable_random
@@ -39,22 +37,6 @@ class SplitMethod(enum.Enum):
             'libraries\' train and valid directories, so test holds '
             'programs never trained on from a library never heard.',
     }[self]
-
-
-def split_name_from_dir(directory: str) -> str:
-  """The split a directory feeds: its name after the last dash, lower-cased
-  (`.../nsynth-valid/` -> `valid`, `phrases-train` -> `train`); a name
-  without a dash is the split's name itself.
-
-  Raises:
-    ValueError: naming the directory when its name cannot be a split name.
-  """
-  name = os.path.basename(directory.rstrip('/')).rsplit('-', 1)[-1].lower()
-  if not re.fullmatch(r'[a-z][a-z0-9_]*', name):
-    raise ValueError(f'Cannot name a split after directory {directory!r}: '
-                     f'expected e.g. nsynth-train, nsynth-valid, '
-                     f'phrases-test')
-  return name
 
 
 def unit_interval_hash(key: str) -> float:

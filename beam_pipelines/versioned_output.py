@@ -27,8 +27,8 @@ from apache_beam.io.filesystem import BeamIOError
 
 from beam_pipelines import gcs
 from beam_pipelines import output
+from nsynth_common import disk_space
 from nsynth_contracts import dataset_versions
-from nsynth_contracts import disk_space
 from nsynth_contracts import manifest as manifest_lib
 
 
@@ -70,6 +70,16 @@ class NewVersion:
     return '\n'.join(lines) or None
 
 
+def check(output_dir: str, overwrite: bool) -> None:
+  """Refuses an output directory that start() would refuse, reading only:
+  cheap, so the job calls it before it reads its inputs and weights.
+
+  Raises:
+    output.OutputDirNotEmptyError, output.OutputDirError: as start().
+  """
+  _plan(output_dir, overwrite, output.files_for(output_dir))
+
+
 def start(output_dir: str, overwrite: bool) -> NewVersion:
   """Creates this run's version directory, after checking that the older
   datasets --overwrite would replace can be read.
@@ -82,7 +92,25 @@ def start(output_dir: str, overwrite: bool) -> NewVersion:
       foreign paths or paths through a link (nothing is created then).
   """
   files = output.files_for(output_dir)
+  replaces, found = _plan(output_dir, overwrite, files)
   _create(output_dir, files)
+  unfinished = tuple(d for d in found.incomplete if _was_written(d, files))
+  directory = posixpath.join(output_dir, dataset_versions.new_version_name())
+  try:
+    files.make_dirs(directory, exist_ok=False)   # never another run's
+  except (OSError, BeamIOError) as e:
+    raise output.OutputDirError(f'--output_dir {output_dir} cannot be '
+                                f'written: {output.reason(e)}') from None
+  return NewVersion(output_dir, directory, replaces, unfinished,
+                    tuple(d for d in found.incomplete if d not in unfinished),
+                    found.links)
+
+
+def _plan(output_dir: str, overwrite: bool, files: output.OutputFiles
+          ) -> tuple[tuple[Dataset, ...], dataset_versions.Versions]:
+  """The datasets a new version would replace, and what the directory
+  holds; every refusal that needs no writing."""
+  _check_path(output_dir, files)
   found = dataset_versions.find(output_dir, files)
   if found.before_versions and not (
       dataset_versions.replaces_before_versions()):
@@ -97,20 +125,10 @@ def start(output_dir: str, overwrite: bool) -> NewVersion:
     raise output.OutputDirNotEmptyError(
         f'--output_dir {output_dir} holds the dataset {complete[0]}; pass '
         f'--overwrite to write a new version and then delete the older ones')
-  replaces = tuple(_listed_dataset(output_dir, d, files) for d in complete)
-  unfinished = tuple(d for d in found.incomplete if _was_written(d, files))
-  directory = posixpath.join(output_dir, dataset_versions.new_version_name())
-  try:
-    files.make_dirs(directory, exist_ok=False)   # never another run's
-  except (OSError, BeamIOError) as e:
-    raise output.OutputDirError(f'--output_dir {output_dir} cannot be '
-                                f'written: {output.reason(e)}') from None
-  return NewVersion(output_dir, directory, replaces, unfinished,
-                    tuple(d for d in found.incomplete if d not in unfinished),
-                    found.links)
+  return tuple(_listed_dataset(output_dir, d, files) for d in complete), found
 
 
-def _create(output_dir: str, files: output.OutputFiles) -> None:
+def _check_path(output_dir: str, files: output.OutputFiles) -> None:
   if dataset_versions.is_version_name(posixpath.basename(output_dir)):
     raise output.OutputDirError(
         f'--output_dir {output_dir} is named as a version of a dataset is, '
@@ -121,6 +139,16 @@ def _create(output_dir: str, files: output.OutputFiles) -> None:
     raise output.OutputDirError(
         f'--output_dir {output_dir}: Beam\'s file sinks read *, ? and [ as '
         f'patterns on remote file systems; choose a path without them')
+  blocking = files.not_a_directory(output_dir)
+  if blocking == output_dir:
+    raise output.OutputDirError(
+        f'--output_dir {output_dir} exists and is not a directory')
+  if blocking:
+    raise output.OutputDirError(f'--output_dir {output_dir} cannot be '
+                                f'created: {blocking} is not a directory')
+
+
+def _create(output_dir: str, files: output.OutputFiles) -> None:
   try:
     files.make_dirs(output_dir)
   except (OSError, BeamIOError) as e:

@@ -35,8 +35,8 @@ from absl import flags
 from isal import isal_zlib
 
 from demo_data import notes as demo_notes
+from nsynth_common import cli
 from nsynth_contracts import audio_decoding
-from nsynth_contracts import cli
 from nsynth_contracts import dataset_versions
 from nsynth_contracts import feature_params
 from nsynth_contracts import manifest as manifest_lib
@@ -128,9 +128,9 @@ def featurizer_rate(params, representations, split_dir: str,
   setting) on a split's notes decoded into memory, repeated to `notes`. One
   caller: TensorFlow's own threads already use every core (two callers, as
   the job's bundle threads, measured no faster here)."""
-  from beam_pipelines import examples_json
   from beam_pipelines import featurize
   from beam_pipelines.job_config import JobConfig
+  from nsynth_contracts import examples_json
   from nsynth_contracts import representation
   job = JobConfig(inputs=(), output_dir='')
   featurizer = featurize.Featurizer(

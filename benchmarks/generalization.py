@@ -51,7 +51,7 @@ from absl import flags
 from benchmarks import recording_similarity
 from demo_data import libraries
 from demo_data import notes as demo_notes
-from nsynth_contracts import cli
+from nsynth_common import cli
 from nsynth_contracts import dataset_versions
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib

@@ -22,7 +22,7 @@ import time
 import numpy as np
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 
 
 def _define_flags() -> None:
@@ -53,11 +53,12 @@ def aggregations(window_probabilities: np.ndarray) -> dict[str, np.ndarray]:
 def _phrase_report(job_dir: str, phrases_dir: str, loaded,
                    export_dir: str) -> None:
   """(a): the phrases prepared as the export's contract says."""
+  from nsynth_contracts import clip_features
   from nsynth_contracts import dataset_versions
   from nsynth_contracts import manifest as manifest_lib
   from serving import signatures
-  from trainer import clip_features
   from trainer import job_layout
+  from trainer import layers
   from trainer import metrics
   from trainer import models
   from trainer import phrases
@@ -74,7 +75,8 @@ def _phrase_report(job_dir: str, phrases_dir: str, loaded,
   model = models.load(job_layout.best_model_path(job_dir))
   predicted = phrases.predict_phrases(
       model, phrases_dir, contract.vocabulary, contract.feature_params,
-      contract.windows, clip_features.ClipFeatures.for_model(model, manifest))
+      contract.windows, clip_features.ClipFeatures.for_inputs(
+          layers.input_names(model), manifest))
   true_ids = np.array([families.index(p.true_family) for p in predicted])
   notes = report.evaluate_split(model, data_dir, manifest, 'test')
   same = np.isin(notes.instruments, [p.instrument_str for p in predicted])

@@ -25,7 +25,7 @@ import time
 
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 from nsynth_contracts import dataset_versions
 from nsynth_contracts import manifest as manifest_lib
 

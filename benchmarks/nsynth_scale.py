@@ -51,7 +51,7 @@ from benchmarks.nsynth_stages import GB
 from benchmarks.nsynth_stages import STAGES
 from benchmarks.nsynth_stages import StageResult
 from benchmarks.nsynth_stages import StageSettings
-from nsynth_contracts import cli
+from nsynth_common import cli
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 

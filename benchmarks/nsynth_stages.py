@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from benchmarks import nsynth_layout
 from benchmarks import process_tree
-from nsynth_contracts import cli
+from nsynth_common import cli
 
 STAGES = ('tfrecords', 'train', 'evaluate', 'export', 'predict')
 COMMANDS = {'tfrecords': ('nsynth-tfrecords',

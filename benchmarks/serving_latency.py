@@ -36,8 +36,8 @@ import numpy as np
 from absl import flags
 
 from benchmarks import signature_worker
+from nsynth_common import cli
 from nsynth_contracts import audio_decoding
-from nsynth_contracts import cli
 from nsynth_contracts import dataset_versions
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import precision
@@ -111,11 +111,12 @@ def _main(argv: list[str]) -> None:
   import tensorflow as tf
 
   from nsynth_contracts import serving_contract
+  from nsynth_contracts.clip_features import ClipFeatures
   from serving import predictor
   from serving import signatures
   from trainer import job_layout
+  from trainer import layers
   from trainer import models
-  from trainer.clip_features import ClipFeatures
   values = flags.FLAGS
   paths = sorted(glob.glob(os.path.join(values.wav_dir, '*.wav')))
   calls = min(values.calls, len(paths))
@@ -145,7 +146,8 @@ def _main(argv: list[str]) -> None:
       signatures.AUDIO_SIGNATURE, resolved)]
   rate_c = _rate(lambda b: serve(audio=b)[signatures.PROBABILITIES].numpy(),
                  batch, values.seconds)
-  clip_features = ClipFeatures.for_model(model, manifest, resolved)
+  clip_features = ClipFeatures.for_inputs(layers.input_names(model), manifest,
+                                         resolved)
   features_fn = tf.function(clip_features)
   ceiling = _rate(lambda b: tf.nest.map_structure(
       lambda t: t.numpy(), features_fn(b)), batch, values.seconds)

@@ -80,7 +80,7 @@ def _answer(serve, params, request: dict):
 
 
 def _main(export_dir: str, resolved_precision: str) -> None:
-  from nsynth_contracts import cli
+  from nsynth_common import cli
   cli.import_tensorflow_quietly()
   import tensorflow as tf
 

@@ -24,7 +24,7 @@ from demo_data import libraries
 from demo_data import notes
 from demo_data import phrases
 from demo_data import synthesis
-from nsynth_contracts import cli
+from nsynth_common import cli
 
 
 def _main(argv: list[str]) -> None:

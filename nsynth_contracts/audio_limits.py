@@ -115,10 +115,3 @@ class SampleCheck:
       raise AudioError('out_of_range', OUT_OF_RANGE.format(
           limit_text(limits.max_abs_sample)))
 
-
-def check_samples(samples: np.ndarray,
-                  limits: AudioLimits = DEFAULT_LIMITS) -> None:
-  """Refuses float samples with NaN/Inf or beyond `limits.max_abs_sample`."""
-  check = SampleCheck()
-  check.add(samples)
-  check.raise_if_bad(limits)

@@ -28,8 +28,8 @@ import re
 import secrets
 
 import nsynth_contracts
+from nsynth_common import storage
 from nsynth_contracts import manifest as manifest_lib
-from nsynth_contracts import storage
 
 _VERSION_NAME = re.compile(r'\d{8}-\d{6}-[0-9a-f]{6}')
 # The first release whose Beam job no longer replaces a dataset written

@@ -48,17 +48,6 @@ class FeatureParams:
     """(frames, coefficients) of one clip's features."""
     return (self.num_frames, self.num_mfcc)
 
-  def to_json(self) -> dict:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_json(cls, fields: dict) -> "FeatureParams":
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(fields) - known
-    if unknown:
-      raise ValueError(f'Unknown feature parameters: {sorted(unknown)}')
-    return cls(**fields)
-
 
 DEFAULT_PARAMS = FeatureParams()
 

@@ -71,8 +71,8 @@ def mel_power_spectrogram(clips: tf.Tensor,
                           params: FeatureParams = DEFAULT_PARAMS) -> tf.Tensor:
   """librosa.feature.melspectrogram's power mel spectrogram, transposed.
 
-  The step the MFCCs and musicnn's input (nsynth_contracts.musicnn_network)
-  share, with librosa >= 0.10 defaults: centred frames, zero padding,
+  The step the MFCCs share with any representation whose network hears a
+  mel spectrogram, with librosa >= 0.10 defaults: centred frames, zero padding,
   periodic Hann window, power 2, Slaney mel bands with area normalisation.
 
   Args:

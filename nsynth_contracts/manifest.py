@@ -10,6 +10,7 @@ import fnmatch
 import json
 import posixpath
 
+from nsynth_common import dataclass_json
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
@@ -76,23 +77,32 @@ class RepresentationRecord:
   def size(self) -> int:
     return self.representation.size
 
+  # As JSON: the representation's kind and params, beside its key and size
+  # (derived from them, and checked), flat.
   def to_json(self) -> dict:
     return {**self.representation.to_json(), 'key': self.key,
             'size': self.size, 'weights_sha256': self.weights_sha256,
-            'normalization': (dataclasses.asdict(self.normalization)
+            'normalization': (dataclass_json.to_json(self.normalization)
                               if self.normalization else None)}
 
   @classmethod
-  def from_json(cls, data: dict) -> 'RepresentationRecord':
+  def from_json(cls, data, where: str = 'representation'
+                ) -> 'RepresentationRecord':
+    """Raises: ValueError naming what is wrong."""
+    read = dataclass_json.value_of
+    dataclass_json.refuse_unknown(read(dict, data, where), (
+        'kind', 'params', 'key', 'size', 'weights_sha256', 'normalization'),
+        where)
     representation = representation_kinds.from_json(data)
     for field, value in (('key', representation.key),
                          ('size', representation.size)):
       if data[field] != value:
         raise ValueError(f'representation {field} {data[field]!r} disagrees '
                          f'with its params, which give {value!r}')
-    norm = data.get('normalization')
-    return cls(representation, data['weights_sha256'],
-               Normalization(**norm) if norm else None)
+    return cls(representation,
+               read(str, data['weights_sha256'], f'{where}.weights_sha256'),
+               read(Normalization | None, data.get('normalization'),
+                    f'{where}.normalization'))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,16 +111,6 @@ class Filters:
   kept_sources: tuple[str, ...]
   dropped_families: tuple[str, ...]
   max_notes_per_family: int          # 0: no cap
-
-  def to_json(self) -> dict:
-    return {'kept_sources': list(self.kept_sources),
-            'dropped_families': list(self.dropped_families),
-            'max_notes_per_family': self.max_notes_per_family}
-
-  @classmethod
-  def from_json(cls, data: dict) -> 'Filters':
-    return cls(tuple(data['kept_sources']), tuple(data['dropped_families']),
-               data['max_notes_per_family'])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,23 +125,6 @@ class SplitRecord:
   instrument_disjoint: bool
   holdout_library: str | None = None
 
-  def to_json(self) -> dict:
-    data = dataclasses.asdict(self)
-    data.update(fractions=(list(self.fractions) if self.fractions is not None
-                           else None), inputs=list(self.inputs))
-    return data
-
-  @classmethod
-  def from_json(cls, data: dict) -> 'SplitRecord':
-    fractions = data.get('fractions')
-    return cls(
-        name=data['name'], description=data['description'],
-        fractions=tuple(fractions) if fractions is not None else None,
-        inputs=tuple(data['inputs']),
-        instruments_in_several_splits=data['instruments_in_several_splits'],
-        instrument_disjoint=data['instrument_disjoint'],
-        holdout_library=data.get('holdout_library'))
-
 
 @dataclasses.dataclass(frozen=True)
 class AugmentationRecord:
@@ -152,15 +135,20 @@ class AugmentationRecord:
   seed: int
   ranges: dict                       # transformation -> its range or value
 
+  # As JSON: the ranges beside split, copies and seed, flat.
   def to_json(self) -> dict:
     return {'split': self.split, 'copies': self.copies, 'seed': self.seed,
             **self.ranges}
 
   @classmethod
-  def from_json(cls, data: dict) -> 'AugmentationRecord':
-    ranges = {k: v for k, v in data.items()
-              if k not in ('split', 'copies', 'seed')}
-    return cls(data['split'], data['copies'], data['seed'], ranges)
+  def from_json(cls, data, where: str = 'augmentation'
+                ) -> 'AugmentationRecord':
+    """Raises: dataclass_json.FieldError: naming the field at fault."""
+    data = dataclass_json.value_of(dict, data, where)
+    named = {name: data[name] for name in ('split', 'copies', 'seed')
+             if name in data}
+    ranges = {k: v for k, v in data.items() if k not in named}
+    return dataclass_json.from_json(cls, {**named, 'ranges': ranges}, where)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,19 +201,22 @@ class Manifest:
         return record
     raise KeyError(key)
 
+  # As JSON: in this order, the vocabulary as labels.LabelVocabulary writes
+  # it, and mfcc_shape beside the feature parameters it derives from.
   def to_json(self) -> dict:
     return {
         'format_version': self.format_version,
         'project_version': self.project_version,
-        'feature_params': self.feature_params.to_json(),
+        'feature_params': dataclass_json.to_json(self.feature_params),
         'mfcc_shape': list(self.mfcc_shape),
         'audio_samples': self.audio_samples,
         'label_vocabulary': self.vocabulary.to_json(),
-        'splits': {k: dataclasses.asdict(v) for k, v in self.splits.items()},
-        'normalization': (dataclasses.asdict(self.normalization)
+        'splits': {k: dataclass_json.to_json(v)
+                   for k, v in self.splits.items()},
+        'normalization': (dataclass_json.to_json(self.normalization)
                           if self.normalization else None),
-        'filters': self.filters.to_json(),
-        'split_method': self.split_method.to_json(),
+        'filters': dataclass_json.to_json(self.filters),
+        'split_method': dataclass_json.to_json(self.split_method),
         'accounting': self.accounting.to_json(),
         'files': list(self.files),
         'compression': self.compression,
@@ -236,30 +227,38 @@ class Manifest:
     }
 
   @classmethod
-  def from_json(cls, data: dict) -> 'Manifest':
+  def from_json(cls, data) -> 'Manifest':
+    """Raises: ValueError or KeyError, naming the field at fault."""
     _check_format_version(data)
-    params = feature_params.FeatureParams.from_json(data['feature_params'])
-    if tuple(data['mfcc_shape']) != params.mfcc_shape:
+    dataclass_json.refuse_unknown(data, _JSON_FIELDS, 'the manifest')
+    read = dataclass_json.value_of
+    params = read(feature_params.FeatureParams, data['feature_params'],
+                  'feature_params')
+    if read(list[int], data['mfcc_shape'], 'mfcc_shape') != list(
+        params.mfcc_shape):
       raise ValueError(
           f'manifest mfcc_shape {data["mfcc_shape"]} disagrees with its '
           f'feature_params, which give {list(params.mfcc_shape)}')
-    norm = data.get('normalization')
+    representations = read(list, data['representations'], 'representations')
     return cls(
-        project_version=data['project_version'],
+        project_version=read(str, data['project_version'], 'project_version'),
         feature_params=params,
         vocabulary=labels.LabelVocabulary.from_json(data['label_vocabulary']),
-        splits={k: SplitSummary(**v) for k, v in data['splits'].items()},
-        normalization=Normalization(**norm) if norm else None,
-        filters=Filters.from_json(data['filters']),
-        split_method=SplitRecord.from_json(data['split_method']),
+        splits=read(dict[str, SplitSummary], data['splits'], 'splits'),
+        normalization=read(Normalization | None, data.get('normalization'),
+                           'normalization'),
+        filters=read(Filters, data['filters'], 'filters'),
+        split_method=read(SplitRecord, data['split_method'], 'split_method'),
         accounting=outcomes.Accounting.from_json(data['accounting']),
-        audio_samples=data.get('audio_samples'),
-        files=tuple(data['files']),
+        audio_samples=read(int | None, data.get('audio_samples'),
+                           'audio_samples'),
+        files=read(tuple[str, ...], data['files'], 'files'),
         compression=_known_compression(data['compression']),
         augmentation=(AugmentationRecord.from_json(data['augmentation'])
                       if data.get('augmentation') else None),
-        representations=tuple(RepresentationRecord.from_json(r)
-                              for r in data['representations']),
+        representations=tuple(
+            RepresentationRecord.from_json(r, f'representations[{i}]')
+            for i, r in enumerate(representations)),
         representation_precision=_precision_counts(
             data.get('representation_precision', {})),
         format_version=data['format_version'],
@@ -267,6 +266,14 @@ class Manifest:
 
   def dumps(self) -> str:
     return json.dumps(self.to_json(), indent=2, sort_keys=False) + '\n'
+
+
+# Every field of a manifest's JSON.
+_JSON_FIELDS = (
+    'format_version', 'project_version', 'feature_params', 'mfcc_shape',
+    'audio_samples', 'label_vocabulary', 'splits', 'normalization', 'filters',
+    'split_method', 'accounting', 'files', 'compression', 'augmentation',
+    'representations', 'representation_precision')
 
 
 def _check_format_version(data) -> None:
@@ -282,11 +289,11 @@ def _check_format_version(data) -> None:
 
 
 def _precision_counts(value) -> dict[str, int]:
-  if not isinstance(value, dict) or not all(
-      isinstance(k, str) and isinstance(n, int) and not isinstance(n, bool)
-      and n >= 0 for k, n in value.items()):
-    raise ValueError('representation_precision is not {precision: records}')
-  return dict(value)
+  counts = dataclass_json.value_of(dict[str, int], value,
+                                   'representation_precision')
+  if any(n < 0 for n in counts.values()):
+    raise ValueError('representation_precision counts records: none is < 0')
+  return counts
 
 
 def _known_compression(value) -> str:
@@ -304,10 +311,7 @@ def listed_files(text: str | bytes) -> list[str]:
   """
   data = json.loads(text)
   _check_format_version(data)
-  files = data.get('files')
-  if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-    raise ValueError('its "files" is not a list of file names')
-  return files
+  return dataclass_json.value_of(list[str], data.get('files'), 'files')
 
 
 def manifest_path(data_dir: str) -> str:

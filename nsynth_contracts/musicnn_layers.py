@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from nsynth_common import dataclass_json
 from nsynth_contracts import feature_params
 from nsynth_contracts import features
 
@@ -74,7 +75,8 @@ class MusicnnLogMel(keras.layers.Layer):
     """Args: spectrogram: the spectrogram's FeatureParams as JSON; log_gain:
     the network's input is log10(log_gain * mel + 1)."""
     super().__init__(**kwargs)
-    self.spectrogram = feature_params.FeatureParams.from_json(spectrogram)
+    self.spectrogram = dataclass_json.from_json(
+        feature_params.FeatureParams, spectrogram, 'spectrogram')
     self.log_gain = float(log_gain)
 
   def call(self, waveforms):
@@ -85,7 +87,8 @@ class MusicnnLogMel(keras.layers.Layer):
             self.spectrogram.num_mel_bands)
 
   def get_config(self):
-    return {**super().get_config(), 'spectrogram': self.spectrogram.to_json(),
+    return {**super().get_config(), 'spectrogram': dataclass_json.to_json(
+        self.spectrogram),
             'log_gain': self.log_gain}
 
 

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nsynth_common import dataclass_json
 from nsynth_contracts import feature_params
 from nsynth_contracts import musicnn_layers
 from nsynth_contracts import musicnn_weights
@@ -224,7 +225,7 @@ def _waveform_model(weights, params, layers,
                     arithmetic: str = 'float32') -> keras.Model:
   waveforms = keras.Input((None,), name='audio')
   spectrogram = musicnn_layers.MusicnnLogMel(
-      params.spectrogram_params.to_json(), params.log_gain,
+      dataclass_json.to_json(params.spectrogram_params), params.log_gain,
       name='log_mel')(waveforms)
   network = build_network(weights, params.num_mel_bands, layers, arithmetic)
   maps = network(spectrogram)

@@ -122,23 +122,6 @@ class MusicnnRepresentation(representation.Representation):
     return self.layer_width * (len(self.time_statistics)
                                if self.pooled_over_time else 1)
 
-  def params_json(self) -> dict:
-    data = dataclasses.asdict(self)
-    data['time_statistics'] = list(self.time_statistics)
-    return data
-
-  @classmethod
-  def from_params(cls, params: dict) -> 'MusicnnRepresentation':
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(params) - known
-    if unknown:
-      raise representation.RepresentationError(
-          f'unknown musicnn parameters: {sorted(unknown)}')
-    params = dict(params)
-    if 'time_statistics' in params:
-      params['time_statistics'] = tuple(params['time_statistics'])
-    return cls(**params)
-
   @classmethod
   def parse(cls, text: str) -> 'MusicnnRepresentation | None':
     model_name, _, layer = text.partition(':')

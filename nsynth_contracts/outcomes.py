@@ -18,6 +18,8 @@ import enum
 import json
 from collections.abc import Mapping
 
+from nsynth_common import dataclass_json
+
 
 class Kind(enum.Enum):
   """What happened, and to what. The value names the counter and the key."""
@@ -30,13 +32,6 @@ class Kind(enum.Enum):
   RECORDING_FILTERED = 'recording/filtered'
   RECORDING_DEAD_LETTER = 'recording/dead_letter'
   SILENT_WINDOWS = 'recording/silent_windows'   # windows skipped (no detail)
-
-
-# Kinds whose counts add up to the notes read, each note once.
-NOTE_OUTCOMES = (Kind.WRITTEN, Kind.FILTERED, Kind.DEAD_LETTER)
-# Kinds whose counts add up to the recordings listed, each recording once.
-RECORDING_OUTCOMES = (Kind.RECORDING_WINDOWED, Kind.RECORDING_FILTERED,
-                      Kind.RECORDING_DEAD_LETTER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,13 +108,17 @@ class RecordingAccounting:
     return (sum(self.windowed.values()) + sum(self.filtered.values()) +
             sum(self.dead_lettered.values()))
 
+  # As JSON: its fields after `read`, which is derived (and checked).
   def to_json(self) -> dict:
-    return {'read': self.read, **dataclasses.asdict(self)}
+    return {'read': self.read, **dataclass_json.to_json(self)}
 
   @classmethod
-  def from_json(cls, data: dict) -> 'RecordingAccounting':
-    fields = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in fields})
+  def from_json(cls, data, where: str = 'recordings'
+                ) -> 'RecordingAccounting':
+    """Raises: dataclass_json.FieldError: naming the field at fault."""
+    return _with_read_checked(
+        dataclass_json.from_json(cls, _without_read(data), where), data,
+        where)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +128,8 @@ class Accounting:
   written: dict[str, int]           # split -> notes
   filtered: dict[str, int]          # filter -> notes
   dead_lettered: dict[str, int]     # dead-letter kind -> notes
-  augmented: dict[str, int]         # split -> augmented copies written
+  # split -> augmented copies written
+  augmented: dict[str, int] = dataclasses.field(default_factory=dict)
   recordings: RecordingAccounting | None = None
 
   @property
@@ -157,19 +157,36 @@ class Accounting:
                augmented=_under(counts, Kind.AUGMENTED),
                recordings=recordings)
 
+  # As JSON: `read` first, derived (and checked); `recordings` only for a
+  # job given --recordings.
   def to_json(self) -> dict:
-    data = {'read': self.read, 'written': self.written,
-            'filtered': self.filtered, 'dead_lettered': self.dead_lettered,
-            'augmented': self.augmented}
+    data = {'read': self.read, **dataclass_json.to_json(self)}
+    del data['recordings']
     if self.recordings is not None:
       data['recordings'] = self.recordings.to_json()
     return data
 
   @classmethod
-  def from_json(cls, data: dict) -> 'Accounting':
-    recordings = data.get('recordings')
-    return cls(written=data['written'], filtered=data['filtered'],
-               dead_lettered=data['dead_lettered'],
-               augmented=data.get('augmented', {}),
-               recordings=(RecordingAccounting.from_json(recordings)
-                           if recordings else None))
+  def from_json(cls, data, where: str = 'accounting') -> 'Accounting':
+    """Raises: dataclass_json.FieldError: naming the field at fault."""
+    fields = _without_read(data)
+    recordings = (fields.pop('recordings', None) if isinstance(fields, dict)
+                  else None)
+    accounting = dataclass_json.from_json(cls, fields, where)
+    if recordings is not None:
+      accounting = dataclasses.replace(
+          accounting, recordings=RecordingAccounting.from_json(
+              recordings, f'{where}.recordings'))
+    return _with_read_checked(accounting, data, where)
+
+
+def _without_read(data):
+  return ({k: v for k, v in data.items() if k != 'read'}
+          if isinstance(data, dict) else data)
+
+
+def _with_read_checked(accounting, data: dict, where: str):
+  if data.get('read', accounting.read) != accounting.read:
+    raise dataclass_json.FieldError(
+        f'{where}.read disagrees with the outcomes it sums')
+  return accounting

@@ -2,9 +2,10 @@
 
 `float32` everywhere, or `bfloat16` where the CPU multiplies it natively
 (AVX-512 BF16 or AMX): a network built for bfloat16 multiplies in it where
-most of its work is and where that keeps its answers (musicnn: its timbral
-convolutions), accumulating in float32, everything else float32; faster per
-clip, within a stated tolerance of float32 (tests/test_precision.py).
+most of its work is and where that keeps its answers (each kind says where:
+Representation.build_model), accumulating in float32, everything else
+float32; faster per clip, within a stated tolerance of float32
+(tests/test_precision.py).
 
 A bfloat16 graph fails on a CPU without those instructions ("could not
 create a primitive descriptor"), so nothing assumes it: `resolve('auto')`

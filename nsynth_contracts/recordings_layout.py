@@ -6,7 +6,7 @@ and nsynth-evaluate --phrases read, and what the demo's phrases are.
   <dir>/audio/<file>  WAV, FLAC, OGG or MP3, any length, rate and channels
 
 A directory named `<anything>-<split>` (phrases-train) holds that split.
-beam_pipelines.labelled_recordings reads and validates one.
+nsynth_contracts.labelled_recordings reads and validates one.
 """
 
 import posixpath

@@ -6,15 +6,16 @@ serving signature compute it with the same function. `Representation` is
 the interface a kind implements: its parameters (a frozen dataclass), where
 its weights come from, how its network is built, and everything tuned to
 its values (help text, bounds, the floor under its spread). A kind is one
-module implementing it (musicnn's: nsynth_contracts.musicnn_representation)
-and one line in nsynth_contracts.representation_kinds; nothing else in the
-project names a kind:
+module implementing it and one line in nsynth_contracts.representation_kinds
+(the registry, which names the built-in kinds); nothing else in the project
+names a kind:
 
 * the Beam job reads its weights once in the launcher (`read_weights`),
   pickles them to the workers, runs `build_model` on every batch and writes
   the vector under the record key `key`;
-* the manifest records it (`to_json`, its weights' SHA-256 and the training
-  split's statistics), and representation_kinds.from_json rebuilds it;
+* the manifest records it (`to_json`: its kind and its fields, its weights'
+  SHA-256 and the training split's statistics), and
+  representation_kinds.from_json rebuilds it;
 * the trainer's models read it as the input named `key`, standardised with
   the spread floored at `std_floor`, and the export builds the same network
   from the same weights into the SavedModel.
@@ -32,6 +33,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from nsynth_common import dataclass_json
+
 if TYPE_CHECKING:  # Annotations only: build_model imports Keras when called.
   import keras
 
@@ -47,7 +50,10 @@ class Representation(abc.ABC):
   """One pretrained representation: parameters, weights, network, key.
 
   Implementations are frozen dataclasses (hashable, comparable, picklable to
-  Beam workers) and set the class attributes below.
+  Beam workers) and set the class attributes below. Their fields are their
+  parameters: the manifest holds them as written by params_json and read
+  back strictly by from_params, which a kind overrides only if its JSON is
+  not its fields.
   """
 
   kind: ClassVar[str]
@@ -85,20 +91,28 @@ class Representation(abc.ABC):
   def sample_rate_hz(self) -> int:
     """The rate of the waveforms it takes (the MFCCs', or it is refused)."""
 
-  @abc.abstractmethod
   def params_json(self) -> dict:
-    """Its parameters as JSON (what from_params takes back)."""
+    """Its parameters as JSON (what from_params takes back): its fields."""
+    return dataclass_json.to_json(self)
 
   @classmethod
-  @abc.abstractmethod
   def from_params(cls, params: dict) -> 'Representation':
-    """Raises: RepresentationError: parameters it cannot take."""
+    """Its fields, read strictly (nsynth_common.dataclass_json), then
+    checked by the kind's own __post_init__.
+
+    Raises:
+      RepresentationError: parameters it cannot take.
+    """
+    try:
+      return dataclass_json.from_json(cls, params, f'{cls.kind} parameters')
+    except dataclass_json.FieldError as e:
+      raise RepresentationError(str(e)) from None
 
   @classmethod
   @abc.abstractmethod
   def parse(cls, text: str) -> 'Representation | None':
-    """The representation a command-line item names (e.g. `MTT_musicnn:midend`
-    for musicnn), or None if the item is not of this kind."""
+    """The representation a command-line item names (of the form `usage`
+    says), or None if the item is not of this kind."""
 
   @abc.abstractmethod
   def weights_source(self) -> str:

@@ -30,8 +30,8 @@ AUGMENTATION = 'augmentation'  # int64 []: 0 the note as read; k its k-th
                                # augmented copy (train split only)
 AUDIO = 'audio'              # float32 [clip_samples], only with --keep_audio
 # Besides these, each pretrained representation the records hold is a
-# float32 [size] feature under its own key (nsynth_contracts.representation;
-# the manifest lists them), e.g. 'mtt_musicnn_midend'.
+# float32 [size] feature under its own key (Representation.key; the manifest
+# lists them).
 
 # Every record's scalar features and their dtypes: the parse spec and the
 # TFDS feature description are both made from this.

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import math
 
+from nsynth_common import dataclass_json
 from nsynth_contracts import audio_limits
 from nsynth_contracts import feature_params as feature_params_lib
 from nsynth_contracts import labels
@@ -58,11 +59,12 @@ class ServingContract:
     """The most windows a recording the export accepts is cut into."""
     return self.windows.max_windows(self.feature_params)
 
+  # As JSON: versioned, its vocabulary as labels.LabelVocabulary writes it.
   def to_json(self) -> str:
     return json.dumps({
         'contract_version': CONTRACT_VERSION,
-        'feature_params': self.feature_params.to_json(),
-        'window_params': dataclasses.asdict(self.windows),
+        'feature_params': dataclass_json.to_json(self.feature_params),
+        'window_params': dataclass_json.to_json(self.windows),
         'label_vocabulary': self.vocabulary.to_json(),
         'wav_encodings': list(self.wav_encodings),
     }, sort_keys=True)
@@ -85,6 +87,11 @@ class ServingContract:
       raise ContractError(f'{where}: its contract is not JSON') from None
     if not isinstance(data, dict):
       raise ContractError(f'{where}: its contract is not a JSON object')
+    try:
+      dataclass_json.refuse_unknown(data, _JSON_FIELDS,
+                                    f'{where}: its contract')
+    except dataclass_json.FieldError as e:
+      raise ContractError(str(e)) from None
     version = data.get('contract_version')
     if version != CONTRACT_VERSION:
       raise ContractError(
@@ -102,32 +109,34 @@ class ServingContract:
     return contract
 
 
+# Every field of a contract's JSON.
+_JSON_FIELDS = ('contract_version', 'feature_params', 'window_params',
+                'label_vocabulary', 'wav_encodings')
+
+
 def _fields(cls, values, where: str):
-  """`cls(**values)` for a frozen dataclass of numbers, each checked to be a
-  finite number (or None where its default is None), positive where it
-  sizes or times something."""
+  """`cls` read strictly (nsynth_common.dataclass_json), a frozen dataclass
+  of numbers, each checked to be finite (or None where it may be), positive
+  where it sizes or times something."""
   if not isinstance(values, dict):
     raise ContractError(f'{where} is missing')
-  names = {f.name: f for f in dataclasses.fields(cls)}
-  unknown = sorted(set(values) - set(names))
-  if unknown:
-    raise ContractError(f'{where}: {len(unknown)} unknown field(s)')
-  for name, value in values.items():
-    default = names[name].default
-    if value is None and default is None:
+  try:
+    instance = dataclass_json.from_json(cls, values, where)
+  except dataclass_json.FieldError as e:
+    raise ContractError(str(e)) from None
+  for field in dataclasses.fields(cls):
+    value = getattr(instance, field.name)
+    if value is None:
       continue
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-        isinstance(default, int) and not isinstance(value, int)) or (
-            not math.isfinite(value)):
-      raise ContractError(f'{where}: {name} is not a number of its kind')
-    if value <= 0 and name not in _MAY_BE_ZERO_OR_LESS:
-      raise ContractError(f'{where}: {name} must be positive')
-  instance = cls(**values)
+    if not math.isfinite(value):
+      raise ContractError(f'{where}.{field.name} is not a finite number')
+    if value <= 0 and field.name not in _MAY_BE_ZERO_OR_LESS:
+      raise ContractError(f'{where}.{field.name} must be positive')
   rate = getattr(instance, 'sample_rate_hz', None)
   limits = audio_limits.DEFAULT_LIMITS
   if rate is not None and not (limits.min_sample_rate_hz <= rate <=
                                limits.max_sample_rate_hz):
-    raise ContractError(f'{where}: sample_rate_hz {rate} is outside '
+    raise ContractError(f'{where}.sample_rate_hz {rate} is outside '
                         f'{limits.min_sample_rate_hz}..'
                         f'{limits.max_sample_rate_hz}')
   return instance

@@ -25,7 +25,7 @@ Server errors are printed as the server's own words, not a stack trace.
 
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 from serving import naming
 
 

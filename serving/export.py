@@ -16,7 +16,7 @@ import sys
 
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 from serving import naming
 
 

@@ -14,9 +14,9 @@ from nsynth_contracts import precision
 from nsynth_contracts import serving_contract
 from nsynth_contracts import window_params
 from nsynth_contracts import windows
+from nsynth_contracts.clip_features import ClipFeatures
 from serving import signatures
 from serving import warmup
-from trainer.clip_features import ClipFeatures
 
 
 class ExportCheckError(ValueError):

@@ -23,20 +23,20 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from nsynth_common import directory_lock
+from nsynth_contracts import clip_features
 from nsynth_contracts import dataset_versions
-from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import serving_contract
+from nsynth_contracts.clip_features import ClipFeatures
 from serving import export_check
 from serving import naming
 from serving import signatures
 from serving import versions
 from serving import warmup
-from trainer import clip_features
-from trainer import fit_callbacks
 from trainer import job_layout
+from trainer import layers
 from trainer import models
-from trainer.clip_features import ClipFeatures
 
 
 class ExportError(ValueError):
@@ -122,7 +122,7 @@ def export_model(model: keras.Model, manifest: manifest_lib.Manifest,
 def refuse_non_finite(model: keras.Model, source: str) -> None:
   """Raises ExportError naming `source` if a weight holds NaN or Inf: such
   a model answers NaN, or nothing that means anything."""
-  bad = fit_callbacks.non_finite_weight(model)
+  bad = models.non_finite_weight(model)
   if bad:
     raise ExportError(f'{source} holds NaN or Inf in its weights (first '
                       f'{bad}); it cannot be served: train again')
@@ -163,8 +163,9 @@ def _features_of(model: keras.Model, manifest: manifest_lib.Manifest
       the data's.
   """
   try:
-    exact = ClipFeatures.for_model(model, manifest)
-    return exact, (ClipFeatures.for_model(model, manifest, 'bfloat16')
+    names = layers.input_names(model)
+    exact = ClipFeatures.for_inputs(names, manifest)
+    return exact, (ClipFeatures.for_inputs(names, manifest, 'bfloat16')
                    if exact.networks else None)
   except clip_features.RepresentationWeightsError as e:
     raise ExportError(f'the model reads a pretrained representation, and '

@@ -30,7 +30,7 @@ import sys
 import tqdm
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 from nsynth_contracts import precision
 
 
@@ -82,7 +82,10 @@ def _main(argv: list[str]) -> None:
     raise cli.UserError(f'--model {e}') from None
   for line in skipped:
     print(f'Skipped {line}', file=sys.stderr)
-  if options.precision == precision.BFLOAT16 != predictor.precision:
+  # auto takes float32 where the export has no bfloat16 twins; only an
+  # explicit bfloat16 that cannot be had is refused.
+  if options.precision == precision.BFLOAT16 and (
+      predictor.precision != precision.BFLOAT16):
     raise cli.UserError(f'--precision={options.precision}: {options.model} '
                         f'has no bfloat16 signatures (its model reads MFCCs '
                         f'only); use float32')

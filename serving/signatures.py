@@ -30,11 +30,11 @@ from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import serving_contract
 from nsynth_contracts import window_params
 from nsynth_contracts import windows as windows_lib
+from nsynth_contracts.clip_features import ClipFeatures
 from serving import wav_graph
 from serving.graph_checks import fill
 from serving.graph_checks import require
 from serving.graph_checks import seconds_text
-from trainer.clip_features import ClipFeatures
 
 AUDIO_SIGNATURE = 'serving_default'
 WAV_SIGNATURE = 'serving_wav'
@@ -305,7 +305,7 @@ def make_serving_functions(model,
     features_of: what the model reads, from clips (default: the contract's
       MFCCs alone); its representation networks must be tracked by the
       export too, so that its weights are saved.
-    bfloat16_features_of: the same in bfloat16 (ClipFeatures.for_model with
+    bfloat16_features_of: the same in bfloat16 (ClipFeatures.for_inputs with
       precision bfloat16), for the audio signatures' BFLOAT16_SUFFIX twins;
       None: no twins.
   """

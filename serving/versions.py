@@ -9,7 +9,7 @@ once its saved_model.pb is there: the export writes it last.
 import posixpath
 import re
 
-from nsynth_contracts import storage
+from nsynth_common import storage
 
 SAVED_MODEL = 'saved_model.pb'
 

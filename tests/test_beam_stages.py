@@ -12,7 +12,6 @@ from apache_beam.testing.util import assert_that
 from apache_beam.testing.util import equal_to
 
 from beam_pipelines import accounting
-from beam_pipelines import examples_json
 from beam_pipelines import featurize
 from beam_pipelines import local_runner
 from beam_pipelines import reading
@@ -21,6 +20,7 @@ from beam_pipelines import splits
 from beam_pipelines import statistics
 from beam_pipelines.batches import FeaturizedBatch
 from beam_pipelines.job_config import JobConfig
+from nsynth_contracts import examples_json
 from nsynth_contracts import features
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
@@ -230,7 +230,7 @@ def test_split_hash_is_a_fixed_function_of_the_key():
     ('/data/NSynth-Test', 'test'), ('/data/holdout_2', 'holdout_2'),
     ('/data/phrases-valid', 'valid')])
 def test_split_name_comes_from_the_directory(directory, name):
-  assert splits.split_name_from_dir(directory) == name
+  assert examples_json.split_name_from_dir(directory) == name
 
 
 def test_outcome_counts_name_every_outcome():

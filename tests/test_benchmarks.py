@@ -9,8 +9,8 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-OURS = ('nsynth_contracts', 'beam_pipelines', 'demo_data', 'trainer',
-        'serving', 'benchmarks')
+OURS = ('nsynth_common', 'nsynth_contracts', 'beam_pipelines', 'demo_data',
+        'trainer', 'serving', 'benchmarks')
 BENCHMARKS = sorted((ROOT / 'benchmarks').glob('*.py'))
 
 

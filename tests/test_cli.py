@@ -22,7 +22,7 @@ def python(code: str, *args: str) -> subprocess.CompletedProcess:
 def test_importing_cli_changes_nothing_in_the_process():
   result = python('''
 import logging, os, sys
-from nsynth_contracts import cli
+from nsynth_common import cli
 assert 'TF_CPP_MIN_LOG_LEVEL' not in os.environ, 'env'
 assert not logging.getLogger().filters, 'root filters'
 assert logging.getLogger().level == logging.WARNING, 'root level'
@@ -39,6 +39,20 @@ for name in {COMMANDS!r}:
   importlib.import_module(name)
 assert 'tensorflow' not in sys.modules, [
     m for m in sys.modules if m.startswith(('trainer', 'serving'))]
+''')
+  assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_trainer_and_serving_never_load_beam():
+  """Beam is the job's: the trainer and the export read recordings and
+  versions through TensorFlow's file systems (nsynth_common.storage)."""
+  result = python('''
+import importlib, pkgutil, sys
+import serving, trainer
+for package in (trainer, serving):
+  for found in pkgutil.iter_modules(package.__path__):
+    importlib.import_module(f'{package.__name__}.{found.name}')
+assert 'apache_beam' not in sys.modules
 ''')
   assert result.returncode == 0, result.stderr[-2000:]
 
@@ -85,7 +99,7 @@ def test_a_full_disk_ends_any_command_in_one_line_naming_the_file(
   }
   result = python('''
 import sys
-from nsynth_contracts import cli
+from nsynth_common import cli
 def main(argv):
 ''' + ''.join(f'  {line}\n' for line in writes[writer].splitlines()) + '''
 cli.run(lambda: None, main, tensorflow=True, argv=['a_command'])

@@ -19,8 +19,8 @@ from apache_beam.io.filesystems import FileSystems
 from beam_pipelines import job as job_lib
 from beam_pipelines import nsynth_tfrecords
 from beam_pipelines import output
+from nsynth_common import storage
 from nsynth_contracts import manifest as manifest_lib
-from nsynth_contracts import storage
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUCKET = 'nsynth-test-bucket'
@@ -314,7 +314,7 @@ def test_a_remote_directory_is_held_by_a_claim_object(tmp_path):
   killed run's claim (no release) names what to remove."""
   import tensorflow as tf
 
-  from nsynth_contracts import directory_lock
+  from nsynth_common import directory_lock
   directory = f'ram://bucket/claimed-{tmp_path.name}'
   with directory_lock.DirectoryLock(directory, '--job_dir'):
     with pytest.raises(directory_lock.DirectoryLockedError) as error:

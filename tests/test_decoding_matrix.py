@@ -22,11 +22,11 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from beam_pipelines import examples_json
 from beam_pipelines import note_audio
 from beam_pipelines import nsynth_tfrecords
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import audio_limits
+from nsynth_contracts import examples_json
 from nsynth_contracts import feature_params
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib

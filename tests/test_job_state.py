@@ -3,7 +3,9 @@ has not finished: still running, or stopped before its last epoch."""
 
 import json
 
-from nsynth_contracts import directory_lock
+import pytest
+
+from nsynth_common import directory_lock
 from trainer import job_layout
 
 
@@ -37,6 +39,13 @@ def test_a_job_whose_run_stopped_is_said_to_be_unfinished(tmp_path):
       f'--job_dir {job_dir} did not finish training (stopped after 5 of 30 '
       f'epochs): its model is the best of those; run nsynth-train with its '
       f'settings again to finish it')
+
+
+def test_a_directory_without_a_run_is_refused_not_called_unfinished(
+    tmp_path):
+  with pytest.raises(job_layout.JobDirError, match='job_config.json does '
+                     'not exist'):
+    job_layout.training_state(str(tmp_path))
 
 
 def test_a_finished_job_says_nothing(tmp_path):

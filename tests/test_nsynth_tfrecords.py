@@ -31,6 +31,7 @@ from beam_pipelines import writing
 from nsynth_contracts import dataset_versions
 from nsynth_contracts import feature_params
 from nsynth_contracts import manifest as manifest_lib
+from nsynth_contracts import representation
 from nsynth_contracts import schema
 from tests.conftest import dataset
 from tests.conftest import float_wav_bytes
@@ -533,7 +534,13 @@ def test_a_reader_sees_no_version_before_its_manifest(tiny_demo, tmp_path,
   write_manifest = finished_dataset.write_manifest
 
   def look_then_write(version_dir, manifest):
-    assert sorted(os.listdir(version_dir)) != []     # every shard is there
+    # Every file the manifest lists is in place before it is written, and
+    # nothing else this job writes.
+    written = sorted(
+        os.path.relpath(os.path.join(root, name), version_dir)
+        for root, _, names in os.walk(version_dir) for name in names)
+    assert manifest.files and sorted(manifest.files) == [
+        name for name in written if output.is_job_file_name(name)]
     seen.append(dataset(out))
     write_manifest(version_dir, manifest)
     seen.append(dataset(out))
@@ -614,6 +621,26 @@ def test_an_impossible_output_path_is_one_line_naming_it(tiny_demo, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         f'error: --output_dir {path} {words}'), lines
+
+
+def test_the_output_dir_is_checked_before_inputs_or_weights_are_read(
+    tiny_demo, tmp_path, monkeypatch):
+  """A wrong --output_dir is said at once, however long reading the inputs
+  and the weights would take on a busy machine."""
+  def read_too_early(*_):
+    raise AssertionError('read before --output_dir was checked')
+
+  monkeypatch.setattr(job_lib, 'check_inputs', read_too_early)
+  monkeypatch.setattr(representation.WithWeights, 'read', read_too_early)
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('')
+  for path, words in ((a_file / 'out', f'cannot be created: {a_file} is '
+                       f'not a directory'),
+                      (a_file, 'exists and is not a directory')):
+    with pytest.raises(output.OutputDirError) as error:
+      run(f'--input={tiny_demo / "nsynth-test"}', f'--output_dir={path}')
+    assert str(error.value) == f'--output_dir {path} {words}'
+  assert a_file.read_text() == ''
 
 
 @pytest.mark.parametrize('mode', ['in_memory', 'multi_threading'])

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nsynth_contracts import directory_lock
+from nsynth_common import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from trainer import data_checks
 from trainer import input_pipeline
@@ -35,7 +35,7 @@ from trainer import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOT_FINITE = ('mfcc holds NaN, Inf or a magnitude beyond 1e+06, which no '
-              'feature can have: nothing can be learned from it; write the '
+              'mfcc can have: nothing can be learned from it; write the '
               'data again with nsynth-tfrecords')
 
 
@@ -117,7 +117,7 @@ def test_validation_names_the_shard_and_note_of_a_non_finite_mfcc(
 
 
 @pytest.mark.parametrize('damage,problem', [
-    ('nan', 'audio' + NOT_FINITE[len('mfcc'):]),
+    ('nan', NOT_FINITE.replace('mfcc', 'audio')),
     ('short', "audio holds 63999 samples, not the manifest's 64000"),
 ])
 def test_validation_checks_the_kept_audio_too(damage, problem,
@@ -266,7 +266,8 @@ def _job_with_best_model(job_dir, data_dir, model):
   (job_dir / 'job_config.json').write_text(json.dumps({
       'data_dir': str(data_dir), 'model': 'stats_mlp',
       'train_split': 'train'}))
-  # A job whose training ended: its model is the one to export.
+  # Finished, as a run that saved it would be: the export says nothing of
+  # an unfinished run then, only what is wrong with the model.
   (job_dir / 'finished.json').write_text(json.dumps({'epochs_trained': 1}))
   return job_dir / 'checkpoints' / 'best.keras'
 

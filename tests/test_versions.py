@@ -11,9 +11,9 @@ import pytest
 
 from beam_pipelines import output
 from beam_pipelines import versioned_output
+from nsynth_common import storage
 from nsynth_contracts import dataset_versions
 from nsynth_contracts import manifest as manifest_lib
-from nsynth_contracts import storage
 
 SHARD = 'test-00000-of-00001.tfrecord.gz'
 DEAD_LETTERS = 'dead_letters/dead_letters-00000-of-00001.jsonl'

@@ -47,11 +47,11 @@ def launcher_payload(split_dir, notes_wanted: int):
   """(the pickled DoFn and notes, as Beam ships them, and the notes)."""
   from apache_beam.internal import pickler
 
-  from beam_pipelines import examples_json
   from beam_pipelines import featurize
   from beam_pipelines import pipeline
   from beam_pipelines import reading
   from beam_pipelines.job_config import JobConfig
+  from nsynth_contracts import examples_json
   from nsynth_contracts import representation
   config = JobConfig(inputs=((str(split_dir), 'test'),), output_dir='')
   weights = tuple(representation.WithWeights.read(r)

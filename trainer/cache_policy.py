@@ -4,14 +4,13 @@ a cache file on disk, or nowhere (read from the shards each epoch).
 The manifest says how many records each split holds and their shapes, so
 the decision is made before any record is read. A cache in memory is
 fastest and is chosen when the records fit MEMORY_FRACTION of the memory
-available; the records the default Beam job keeps of NSynth's training and
-validation splits (128 MFCCs and the default representation's 3,012
-values) are about 17 GB by their size per record (14 GB measured with the
-previous 612-value one), which would be killed for memory on a 24 GB
-machine. Otherwise a
-cache file on disk, when the shards are compressed (reading the cache skips
-the decompression, the input pipeline's ceiling) and the disk has room;
-otherwise none: uncompressed shards are already what a disk cache would be.
+available. The records the default Beam job keeps of NSynth's training and
+validation splits (the MFCCs and the default representations, whatever
+their size) take more than half of a 24 GB machine (BUILD_NOTES.md, "NSynth
+scale"). Otherwise a cache file on disk, when the shards are compressed
+(reading the cache skips the decompression, the input pipeline's ceiling)
+and the disk has room; otherwise none: uncompressed shards are already what
+a disk cache would be.
 """
 
 import dataclasses

@@ -18,7 +18,7 @@ import sys
 
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 
 
 def _define_flags() -> None:
@@ -52,9 +52,9 @@ def _main(argv: list[str]) -> None:
   cli.no_arguments(argv)
   # Imported here, not at the top: TensorFlow reads its log level when it
   # is imported, and cli.run sets it before calling this.
-  from beam_pipelines import labelled_recordings
+  from nsynth_contracts import clip_features
+  from nsynth_contracts import labelled_recordings
   from nsynth_contracts import manifest
-  from trainer import clip_features
   from trainer import input_pipeline
   from trainer import job_layout
   from trainer import report

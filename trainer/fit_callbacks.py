@@ -28,42 +28,20 @@ from non-finite weights (and with the same poisoned data it stops again;
 
 import logging
 import math
-from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 
-from nsynth_contracts import disk_space
+from nsynth_common import disk_space
 from trainer import job_layout
 from trainer import member_selection
+from trainer import models
 
 MONITOR = 'val_accuracy'
 
 
 class NonFiniteLossError(ValueError):
   """Training produced NaN or Inf; the message says where it was seen."""
-
-
-def finiteness_check(model: keras.Model) -> Callable[[], bool]:
-  """A function saying whether every weight of `model` is finite: one
-  compiled call reading the weights where they live, cheap enough for
-  every batch (the weights are captured once, not passed each time)."""
-  values = [weight.value for weight in model.weights]
-  compiled = tf.function(lambda: tf.reduce_all(
-      [tf.reduce_all(tf.math.is_finite(v)) for v in values]))
-  return lambda: bool(compiled())
-
-
-def non_finite_weight(model: keras.Model,
-                      all_finite: Callable[[], bool] | None = None
-                      ) -> str | None:
-  """The path of the first weight holding NaN or Inf, or None."""
-  if (all_finite or finiteness_check(model))():
-    return None
-  for weight in model.weights:
-    if not tf.reduce_all(tf.math.is_finite(weight.value)):
-      return weight.path
-  return None
 
 
 class FiniteGuard(keras.callbacks.Callback):
@@ -83,7 +61,7 @@ class FiniteGuard(keras.callbacks.Callback):
     self._all_finite = None
 
   def on_train_begin(self, logs=None):
-    self._all_finite = finiteness_check(self.model)
+    self._all_finite = models.finiteness_check(self.model)
 
   def on_epoch_begin(self, epoch, logs=None):
     self._epoch = epoch
@@ -107,7 +85,7 @@ class FiniteGuard(keras.callbacks.Callback):
     self._check_weights(where)
 
   def _check_weights(self, where: str) -> None:
-    bad = non_finite_weight(self.model, self._all_finite)
+    bad = models.non_finite_weight(self.model, self._all_finite)
     if bad:
       raise NonFiniteLossError(f'training stopped at {where}: the weights '
                                f'hold NaN or Inf (first {bad}).')

@@ -13,7 +13,7 @@ import posixpath
 
 import tensorflow as tf
 
-from nsynth_contracts import directory_lock
+from nsynth_common import directory_lock
 
 JOB_CONFIG = 'job_config.json'          # the run's settings
 FINISHED = 'finished.json'              # written when training has ended
@@ -122,7 +122,8 @@ def training_state(job_dir: str) -> str | None:
   stopped before the end. For the commands that read a job's model.
 
   Raises:
-    JobDirError: `job_dir` holds no trainer run (said as such, first).
+    JobDirError: `job_dir` holds no trainer run (read_job_config): that is
+      the one line to say, not that a run is unfinished.
   """
   config = read_job_config(job_dir)
   if read_finished(job_dir) is not None:
@@ -130,7 +131,7 @@ def training_state(job_dir: str) -> str | None:
   try:
     epochs = (f'{len(read_history(job_dir))} of '
               f'{config.get("epochs", "?")} epochs')
-  except (JobDirError, ValueError, KeyError, tf.errors.OpError):
+  except (ValueError, KeyError, tf.errors.OpError):
     epochs = 'its epochs so far'
   running = directory_lock.holder(job_dir)
   if running:

@@ -5,13 +5,16 @@ a pretrained representation instead: trainer.embedding_models.)
 Each takes MFCCs [batch, frames, coefficients] and starts with a
 Normalization layer holding the manifest's per-coefficient statistics, so a
 saved or exported model normalises exactly as in training. Load saved ones
-with `load`, which knows our layers.
+with `load`, which knows our layers; `non_finite_weight` says whether one
+holds NaN or Inf (training checks as it goes, the export before it serves).
 """
 
+from collections.abc import Callable
 from collections.abc import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from nsynth_contracts import manifest as manifest_lib
 from trainer import layers
@@ -160,3 +163,25 @@ def timbre_ensemble(mfcc_shape: Sequence[int], num_classes: int,
 def load(path: str) -> keras.Model:
   """A model saved by the trainer (.keras), with our layers known."""
   return keras.models.load_model(path)
+
+
+def finiteness_check(model: keras.Model) -> Callable[[], bool]:
+  """A function saying whether every weight of `model` is finite: one
+  compiled call reading the weights where they live, cheap enough for
+  every batch (the weights are captured once, not passed each time)."""
+  values = [weight.value for weight in model.weights]
+  compiled = tf.function(lambda: tf.reduce_all(
+      [tf.reduce_all(tf.math.is_finite(v)) for v in values]))
+  return lambda: bool(compiled())
+
+
+def non_finite_weight(model: keras.Model,
+                      all_finite: Callable[[], bool] | None = None
+                      ) -> str | None:
+  """The path of the first weight holding NaN or Inf, or None."""
+  if (all_finite or finiteness_check(model))():
+    return None
+  for weight in model.weights:
+    if not tf.reduce_all(tf.math.is_finite(weight.value)):
+      return weight.path
+  return None

@@ -11,14 +11,14 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from beam_pipelines import labelled_recordings
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import feature_params
+from nsynth_contracts import labelled_recordings
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
 from nsynth_contracts import window_params
 from nsynth_contracts import windows as windows_lib
-from trainer.clip_features import ClipFeatures
+from nsynth_contracts.clip_features import ClipFeatures
 
 
 @dataclasses.dataclass(frozen=True)

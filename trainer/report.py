@@ -21,11 +21,11 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
+from nsynth_contracts import clip_features
 from nsynth_contracts import dataset_versions
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
 from nsynth_contracts import window_params
-from trainer import clip_features
 from trainer import data_checks
 from trainer import input_pipeline
 from trainer import job_layout
@@ -237,7 +237,8 @@ def evaluate_phrases(job_dir: str, phrases_dir: str, note_split: str = 'test',
   predicted = phrases.predict_phrases(
       model, phrases_dir, manifest.vocabulary, manifest.feature_params,
       window_params.DEFAULT_WINDOWS,
-      clip_features.ClipFeatures.for_model(model, manifest))
+      clip_features.ClipFeatures.for_inputs(
+          layers.input_names(model), manifest))
   if not predicted:
     raise ReportError(f'{phrases_dir} holds no sounding recording of a '
                       f'family the model knows')

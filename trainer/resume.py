@@ -7,13 +7,12 @@ run, or an unfinished one with other settings, is refused naming each
 difference.
 """
 
-import dataclasses
-import json
 import os
 
 import tensorflow as tf
 
-from nsynth_contracts import directory_lock
+from nsynth_common import dataclass_json
+from nsynth_common import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from trainer import fit_callbacks
 from trainer import job_layout
@@ -27,7 +26,7 @@ FREE_ON_RESUME = ('job_dir', 'overwrite', 'validate_data', 'cache')
 def settings_of(config: TrainConfig) -> dict:
   """The config as JSON would hold it (tuples become lists), with a local
   data_dir made absolute: the report and the export read it from anywhere."""
-  settings = json.loads(json.dumps(dataclasses.asdict(config)))
+  settings = dataclass_json.to_json(config)
   if not directory_lock.is_remote(config.data_dir):
     settings['data_dir'] = os.path.abspath(config.data_dir)
   return settings

@@ -2,7 +2,8 @@ r"""Trains an instrument-family classifier on the Beam job's TFRecords.
 
 Usage:
   nsynth-train --data_dir=data/tfrecords --job_dir=jobs/demo \
-      [--model=timbre_ensemble|timbre_tcn|stats_mlp|seed_cnn] [--epochs=30] \
+      [--model=embedding_linear|embedding_mlp|timbre_ensemble|timbre_tcn|\
+               stats_mlp|seed_cnn] [--epochs=30] \
       [--batch_size=64] [--learning_rate=1e-3] [--seed=42] \
       [--early_stopping_patience=10] \
       [--train_split=train] [--eval_splits=valid,test] \
@@ -22,7 +23,7 @@ import sys
 
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 from trainer import cache_policy
 from trainer import model_names
 from trainer.train_config import DISTRIBUTIONS

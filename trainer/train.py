@@ -18,8 +18,8 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from nsynth_common import directory_lock
 from nsynth_contracts import dataset_versions
-from nsynth_contracts import directory_lock
 from nsynth_contracts import manifest as manifest_lib
 from trainer import cache_policy
 from trainer import cluster

@@ -1,14 +1,15 @@
-r"""Benchmark: where one note's time goes, step by step, in each precision.
+r"""Benchmark: where musicnn's time goes for a note, step by step, in each
+precision.
 
 Usage:
-  python -m benchmarks.representation_profile \
+  python -m benchmarks.musicnn_profile \
       [--wav_dir=data/nsynth-demo/nsynth-test/audio] [--batch_sizes=1,64]
       [--seconds=3]
 
-Times, on demo notes already read into memory, each step a record of the
-default representation costs, at each --batch_sizes (1: a served request;
-the Beam job's --batch_size: its featurising), in float32 and, where this
-CPU runs it, bfloat16 (nsynth_contracts.precision):
+Times, on demo notes already read into memory, each step a record of
+musicnn's default representation costs, at each --batch_sizes (1: a served
+request; the Beam job's --batch_size: its featurising), in float32 and,
+where this CPU runs it, bfloat16 (nsynth_contracts.precision):
   decode        the WAV bytes to a 4 s clip (nsynth_contracts.audio_decoding)
   MFCCs         the MFCC function, XLA-compiled as the Beam job runs it
   log-mel       musicnn's input (its mel spectrogram, rounded, logged)
@@ -29,7 +30,7 @@ import time
 import numpy as np
 from absl import flags
 
-from nsynth_contracts import cli
+from nsynth_common import cli
 from nsynth_contracts import precision
 
 

@@ -1,8 +1,10 @@
 """One run at a time per output directory: a lock held for the whole run.
 
-Both the Beam job (its --output_dir) and the trainer (its --job_dir) take it,
+The trainer (its --job_dir) and the export (its model directory) take it,
 so two runs started on one directory cannot interleave or silently replace
-each other's results; the second one refuses, naming the first.
+each other's results; the second one refuses, naming the first. The Beam job
+needs none: each run writes a version of its own
+(beam_pipelines.versioned_output).
 
 The lock is `fcntl.flock` on a hidden file in the directory. The kernel drops
 it when its process dies, so a run killed with SIGKILL never leaves a lock
@@ -28,7 +30,8 @@ import sys
 import time
 import uuid
 
-from nsynth_contracts.storage import is_remote
+from nsynth_common import dataclass_json
+from nsynth_common.storage import is_remote
 
 LOCK_FILE = '.nsynth-run.lock'
 CLAIMS_DIR = '.nsynth-runs'
@@ -116,7 +119,7 @@ class DirectoryLock:
         break
       os.close(fd)
     os.ftruncate(fd, 0)
-    os.write(fd, json.dumps(dataclasses.asdict(
+    os.write(fd, json.dumps(dataclass_json.to_json(
         RunInfo.of_this_process())).encode('utf-8'))
     self._fd = fd
     return self
@@ -150,7 +153,7 @@ def _claim_remote(directory: str, what: str) -> str:
   mine = posixpath.join(claims, name)
   tf.io.gfile.makedirs(claims)
   with tf.io.gfile.GFile(mine, 'w') as f:
-    f.write(json.dumps(dataclasses.asdict(RunInfo.of_this_process())))
+    f.write(json.dumps(dataclass_json.to_json(RunInfo.of_this_process())))
   others = sorted(n.rstrip('/') for n in tf.io.gfile.listdir(claims)
                   if n.rstrip('/') != name)
   if not others:
@@ -159,7 +162,8 @@ def _claim_remote(directory: str, what: str) -> str:
   other = posixpath.join(claims, others[0])
   try:
     with tf.io.gfile.GFile(other) as f:
-      holder = RunInfo(**json.loads(f.read())).describe()
+      holder = dataclass_json.from_json(
+          RunInfo, json.loads(f.read()), other).describe()
   except (tf.errors.OpError, ValueError, TypeError):
     holder = 'a run that has not yet said who it is'
   raise DirectoryLockedError(
@@ -206,7 +210,8 @@ def holder(directory: str) -> str | None:
 def _read_holder(fd: int) -> str:
   try:
     os.lseek(fd, 0, os.SEEK_SET)
-    info = RunInfo(**json.loads(os.read(fd, 4096).decode('utf-8')))
+    info = dataclass_json.from_json(
+        RunInfo, json.loads(os.read(fd, 4096).decode('utf-8')), LOCK_FILE)
     return info.describe()
   except (OSError, ValueError, TypeError):
     return 'a run that has not yet said who it is'

@@ -1,4 +1,5 @@
-"""NSynth's examples.json: reading it and validating each entry.
+"""NSynth's examples.json: reading it and validating each entry; and the
+split a directory of notes (or of recordings) feeds, named after it.
 
 The file as a whole must parse (otherwise the job stops before it starts);
 each entry is validated on its own, so one bad entry is dead-lettered and
@@ -11,6 +12,7 @@ here, per entry.
 import dataclasses
 import json
 import posixpath
+import re
 from typing import Any
 
 from nsynth_contracts import labels
@@ -31,6 +33,22 @@ _REQUIRED_FIELDS = {
     'instrument_family_str': str,
     'instrument_source_str': str,
 }
+
+
+def split_name_from_dir(directory: str) -> str:
+  """The split a directory feeds: its name after the last dash, lower-cased
+  (`.../nsynth-valid/` -> `valid`, `phrases-train` -> `train`); a name
+  without a dash is the split's name itself.
+
+  Raises:
+    ValueError: naming the directory when its name cannot be a split name.
+  """
+  name = posixpath.basename(directory.rstrip('/')).rsplit('-', 1)[-1].lower()
+  if not re.fullmatch(r'[a-z][a-z0-9_]*', name):
+    raise ValueError(f'Cannot name a split after directory {directory!r}: '
+                     f'expected e.g. nsynth-train, nsynth-valid, '
+                     f'phrases-test')
+  return name
 
 
 class ExamplesJsonError(ValueError):

@@ -12,12 +12,13 @@ directory. Each of these has one meaning whatever the storage:
   directory is the first part of the names of the objects below it; one
   level is listed with a delimiter, never every object below.
 
-`Listing` is the interface readers and writers of versions need. `LocalFiles`
+`Listing` is the interface readers and writers of versions need, and readers
+of the small files beside them (a manifest, a labels.json). `LocalFiles`
 implements it (and deletes) for local paths; the remote side has two
 implementations because two clients reach remote stores here: TensorFlow's
 file systems (`TensorFlowFiles`: the trainer, the export, predict) and Beam's
-(`beam_pipelines.beam_files`: the Beam job, whose launcher never imports
-TensorFlow). `listing_for` picks one for a path.
+(`beam_pipelines.output.files_for`: the Beam job, whose launcher never
+imports TensorFlow). `listing_for` picks one for a path.
 """
 
 import dataclasses
@@ -63,6 +64,9 @@ class Listing(Protocol):
   def is_file(self, path: str) -> bool:
     """Whether `path` is a file (locally: a regular file, not a link)."""
 
+  def read_bytes(self, path: str) -> bytes:
+    """The file's bytes (a manifest, a labels.json: small files)."""
+
 
 class LocalFiles:
   """A local directory, as the operating system shows it, links unfollowed."""
@@ -85,6 +89,10 @@ class LocalFiles:
       return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
       return False
+
+  def read_bytes(self, path: str) -> bytes:
+    with open(path, 'rb') as f:
+      return f.read()
 
   def remove_file(self, path: str, inside: str) -> None:
     """Deletes the regular file `path`, below the directory `inside`,
@@ -186,6 +194,11 @@ class TensorFlowFiles:
   def is_file(self, path: str) -> bool:
     import tensorflow as tf
     return tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path)
+
+  def read_bytes(self, path: str) -> bytes:
+    import tensorflow as tf
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      return f.read()
 
 
 def listing_for(path: str,

@@ -37,7 +37,7 @@ from absl import app
 from absl import flags
 from absl import logging as absl_logging
 
-from nsynth_contracts import disk_space
+from nsynth_common import disk_space
 
 # Said at import by libraries, about parts of them this project never uses.
 _IMPORT_NOISE = (

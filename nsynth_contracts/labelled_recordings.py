@@ -2,29 +2,24 @@
 recordings_layout): labels.json parsed as strictly as examples.json, each
 label validated on its own, so one bad label costs only its recording.
 
-Used by the Beam job's --recordings and by the trainer's phrase report.
+Read by the Beam job's --recordings and by the trainer's phrase report,
+each through its own file system (nsynth_common.storage): Beam's for the
+job, whose launcher never imports TensorFlow; TensorFlow's for the trainer,
+which never imports Beam.
 """
 
-import contextlib
 import dataclasses
-import math
 import os
 import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-import soundfile
-from apache_beam.io.filesystems import FileSystems
-
-from beam_pipelines import examples_json
-from beam_pipelines import splits
+from nsynth_common import storage
 from nsynth_contracts import audio_decoding
-from nsynth_contracts import feature_params
-from nsynth_contracts import file_safety
+from nsynth_contracts import examples_json
 from nsynth_contracts import labels
 from nsynth_contracts import outcomes
 from nsynth_contracts import recordings_layout as layout
-from nsynth_contracts import window_params
 
 
 class RecordingsError(ValueError):
@@ -38,7 +33,7 @@ def split_of(directory: str) -> str:
     RecordingsError: naming the directory when it names no split.
   """
   try:
-    return splits.split_name_from_dir(directory)
+    return examples_json.split_name_from_dir(directory)
   except ValueError as e:
     raise RecordingsError(str(e)) from None
 
@@ -54,17 +49,20 @@ class Recording:
   library: str = ''
 
 
-def read_labels(directory: str) -> list[examples_json.RawEntry]:
+def read_labels(directory: str, files: storage.Listing | None = None
+                ) -> list[examples_json.RawEntry]:
   """Every entry of a directory's labels.json, duplicates included (parsed
   as examples.json is, with the same per-entry checks).
+
+  Args:
+    files: how to read it (default: storage.listing_for(directory)).
 
   Raises:
     RecordingsError: naming the file when it is missing or malformed.
   """
   path = posixpath.join(directory, layout.LABELS_JSON)
   try:
-    with FileSystems.open(path) as f:
-      text = f.read()
+    text = (files or storage.listing_for(directory)).read_bytes(path)
   except Exception as e:
     raise RecordingsError(f'Cannot read {path}: {e}') from None
   try:
@@ -101,16 +99,19 @@ def recording_from_label(name: str, entry: Any, directory: str,
       library=str(entry.get(layout.LIBRARY, '')))
 
 
-def recordings_of(directory: str
+def recordings_of(directory: str, files: storage.Listing | None = None
                   ) -> Iterator[Recording | outcomes.DeadLetter]:
   """Each label of the directory as a Recording, or as the DeadLetter that
   says why it cannot be one.
+
+  Args:
+    files: how to read labels.json (default: storage.listing_for(directory)).
 
   Raises:
     RecordingsError: the directory's name or its labels.json is unusable.
   """
   split = split_of(directory)
-  for entry in read_labels(directory):
+  for entry in read_labels(directory, files):
     problem = examples_json.entry_problem(entry)
     if problem:
       kind, reason = problem
@@ -127,27 +128,3 @@ def recordings_of(directory: str
         examples_json.printable(str(entry.key)),
         posixpath.join(directory, layout.LABELS_JSON), split, kind, reason,
         what=outcomes.RECORDING)
-
-
-def windows_to_featurize(directory: str, kept_sources, families,
-                         windows: window_params.WindowParams,
-                         params: feature_params.FeatureParams) -> int:
-  """How many windows the kept recordings of `directory` are cut into, from
-  their headers (what the progress display counts to; nothing is decoded).
-  Each is opened as the job opens it (file_safety: a regular file inside the
-  directory, never a FIFO to wait on); one whose header cannot be read
-  counts one window: the job dead-letters it."""
-  total = 0
-  for item in recordings_of(directory):
-    if isinstance(item, outcomes.DeadLetter) or (
-        item.source not in kept_sources or item.family not in families):
-      continue
-    samples = params.clip_samples
-    with contextlib.suppress(Exception):
-      with file_safety.open_local_file(item.path, directory,
-                                       file_safety.MAX_RECORDING_BYTES) as f:
-        info = soundfile.info(f)
-      samples = math.ceil(info.frames * params.sample_rate_hz /
-                          info.samplerate)
-    total += windows.num_windows(samples, params)
-  return total

@@ -3,11 +3,11 @@ a model's inputs outside the Beam job.
 
 The Beam job wrote each record's MFCCs (nsynth_contracts.features) and the
 pretrained representations it was asked for (nsynth_contracts.representation),
-each under its key; a model reads some of them (trainer.layers.input_names).
-`ClipFeatures` computes exactly those from 16 kHz clips with the same
-contract functions, in core TensorFlow ops, for the phrase report and for
-the serving signatures, which carry the frozen networks inside the
-SavedModel.
+each under its key; a model reads some of them, by those names.
+`ClipFeatures` computes exactly the ones named from 16 kHz clips with the
+same contract functions, in core TensorFlow ops, for the trainer's phrase
+report and for the serving signatures, which carry the frozen networks
+inside the SavedModel.
 """
 
 import keras
@@ -18,7 +18,6 @@ from nsynth_contracts import features
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import representation
 from nsynth_contracts import schema
-from trainer import layers
 
 
 class RepresentationWeightsError(ValueError):
@@ -71,17 +70,17 @@ class ClipFeatures:
     self._params = params
 
   @classmethod
-  def for_model(cls, model: keras.Model, manifest: manifest_lib.Manifest,
-                precision: str = 'float32') -> 'ClipFeatures':
-    """What `model`, trained on `manifest`'s data, reads, its networks
-    computing in `precision` (a resolved nsynth_contracts.precision
-    choice).
+  def for_inputs(cls, names: tuple[str, ...],
+                 manifest: manifest_lib.Manifest,
+                 precision: str = 'float32') -> 'ClipFeatures':
+    """The features `names` (a model's inputs, in order) of a model trained
+    on `manifest`'s data, its networks computing in `precision` (a resolved
+    nsynth_contracts.precision choice).
 
     Raises:
-      RepresentationWeightsError: see representation_network; or the model
-        reads a representation the data does not hold.
+      RepresentationWeightsError: see representation_network; or a name is
+        a representation the data does not hold.
     """
-    names = layers.input_names(model)
     missing = [name for name in names if name != schema.MFCC and
                name not in manifest.representation_sizes]
     if missing:
