@@ -184,7 +184,7 @@ def _batch_problem(batch: dict, start: int, path: str,
   bounds = magnitude_bounds(manifest)
   checks += [(~batch[key + '_finite'], lambda i, key=key: (
       f'{key} holds NaN, Inf or a magnitude beyond {bounds[key]:g}, which '
-      f'no feature can have: nothing can be learned from it; write the data '
+      f'no {key} can have: nothing can be learned from it; write the data '
       f'again with nsynth-tfrecords'))
              for key in _float_features(manifest) if key + '_finite' in batch]
   found = [(int(np.flatnonzero(bad)[0]), order)
