@@ -83,7 +83,7 @@ class SynthesisMissingError(ValueError):
 class SynthesisSizes:
   """How many notes each family renders, and how hard it tries."""
   instruments_per_model: int = 6
-  pitch_step: int = 8
+  pitch_step: int = 16
   velocities: tuple[int, ...] = (50, 100)
   seed: int = 0
   max_draws: int = 16             # per instrument, before it is given up

@@ -152,6 +152,7 @@ class _ToyModel:
   family = 'organ'
   source = 'electronic'
   pitch_range = (48, 72)
+  sounding_octave = 0
 
   def __init__(self, bad_draws: int):
     self.bad_draws = bad_draws
