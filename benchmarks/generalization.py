@@ -35,24 +35,20 @@ Prints accuracy and macro-F1 per library and their mean, and each recipe
 against the first with the standard error of the difference.
 """
 
-import contextlib
 import dataclasses
 import json
 import os
-import re
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 from absl import flags
 
+from benchmarks import bench_records
 from benchmarks import recording_similarity
 from demo_data import libraries
 from demo_data import notes as demo_notes
 from nsynth_common import cli
-from nsynth_contracts import dataset_versions
 from nsynth_contracts import labels
 from nsynth_contracts import manifest as manifest_lib
 from nsynth_contracts import schema
@@ -102,19 +98,6 @@ def _define_flags() -> None:
                        'nsynth-train\'s).', lower_bound=1)
 
 
-@dataclasses.dataclass
-class Notes:
-  """The notes as read (no augmented copies) and their copies' rows."""
-  features: dict[str, np.ndarray]   # feature key -> [rows, ...]
-  label: np.ndarray
-  instrument: np.ndarray
-  copy: np.ndarray                  # 0: the note as read
-
-  def rows(self, keep: np.ndarray) -> 'Notes':
-    return Notes({k: v[keep] for k, v in self.features.items()},
-                 self.label[keep], self.instrument[keep], self.copy[keep])
-
-
 def render(work_dir: str, chosen: list[str]) -> str:
   """Every rendered note in one NSynth split directory; returns it."""
   demo = os.path.join(work_dir, 'demo')
@@ -138,67 +121,13 @@ def render(work_dir: str, chosen: list[str]) -> str:
   return every
 
 
-def write_records(split_dir: str, data_dir: str, embedding: str,
-                  copies: int) -> None:
-  """The Beam job on every note, as one training split."""
-  with contextlib.suppress(manifest_lib.ManifestError):
-    dataset_versions.resolve_data_dir(data_dir)
-    return   # Written by an earlier run of the benchmark.
-  subprocess.run(
-      [sys.executable, '-m', 'beam_pipelines.nsynth_tfrecords',
-       f'--input={split_dir}', f'--output_dir={data_dir}', '--overwrite',
-       '--split_single_input=instrument', '--split_fractions=1,0,0',
-       '--compression=none', f'--augment_copies={copies}',
-       *([f'--embedding={embedding}'] if embedding else []),
-       '--runner=DirectRunner', '--direct_num_workers=0',
-       '--direct_running_mode=multi_threading'],
-      check=True, stdout=subprocess.DEVNULL)
-
-
-def read_notes(data_dir: str) -> tuple[Notes, manifest_lib.Manifest]:
-  import tensorflow as tf
-  data_dir = dataset_versions.resolve_data_dir(data_dir)
-  manifest = manifest_lib.read(data_dir)
-  files = [os.path.join(data_dir, f) for f in manifest.split_files('train')]
-  columns = {}
-  for batch in tf.data.TFRecordDataset(files).batch(512):
-    parsed = schema.parse_batch(
-        batch, manifest.mfcc_shape,
-        representation_sizes=manifest.representation_sizes)
-    for key in (schema.MFCC, schema.LABEL, schema.INSTRUMENT,
-                schema.AUGMENTATION, *manifest.representation_sizes):
-      columns.setdefault(key, []).append(parsed[key].numpy())
-  columns = {k: np.concatenate(v) for k, v in columns.items()}
-  return Notes({k: columns[k] for k in (schema.MFCC,
-                                        *manifest.representation_sizes)},
-               columns[schema.LABEL],
-               np.array([i.decode() for i in columns[schema.INSTRUMENT]]),
-               columns[schema.AUGMENTATION]), manifest
-
-
-def library_of(instrument: str) -> str:
-  """The demo's instrument names are <family>_<source>_<library>_<NNN>."""
-  return re.fullmatch(r'[a-z_]+?_(acoustic|electronic|synthetic)_(.+)_\d{3}',
-                      instrument).group(2)
-
-
 def recording_pairs(split_dir: str, work_dir: str) -> dict:
-  cached = os.path.join(work_dir, 'similarity.json')
-  if os.path.exists(cached):
-    with open(cached) as f:
-      return {tuple(k.split('|')): v for k, v in json.load(f).items()}
-  with open(os.path.join(split_dir, 'examples.json')) as f:
-    entries = json.load(f)
-  pairs = recording_similarity.similarities(
-      (e['instrument_str'], e['pitch'], e['velocity'],
-       os.path.join(split_dir, 'audio', f'{name}.wav'))
-      for name, e in entries.items())
-  with open(cached, 'w') as f:
-    json.dump({'|'.join(k): v for k, v in pairs.items()}, f)
-  return pairs
+  return bench_records.recording_pairs(
+      bench_records.split_entries(split_dir),
+      os.path.join(work_dir, 'similarity.json'))
 
 
-def folds(notes: Notes, pairs: dict, count: int):
+def folds(notes: bench_records.Notes, pairs: dict, count: int):
   """(train rows, test rows) per fold: test rows are notes as read; no
   train row shares a recording with a tested instrument."""
   from sklearn.model_selection import GroupKFold
@@ -212,7 +141,7 @@ def folds(notes: Notes, pairs: dict, count: int):
            originals[test])
 
 
-def probe_features(notes: Notes) -> dict[str, np.ndarray]:
+def probe_features(notes: bench_records.Notes) -> dict[str, np.ndarray]:
   """The seven representations the unheard libraries ranked."""
   mfcc = notes.features[schema.MFCC]
   mtt = notes.features['mtt_musicnn_midend']
@@ -232,7 +161,8 @@ def probe_features(notes: Notes) -> dict[str, np.ndarray]:
   }
 
 
-def probe_predictions(notes: Notes, splits) -> dict[str, np.ndarray]:
+def probe_predictions(notes: bench_records.Notes, splits
+                      ) -> dict[str, np.ndarray]:
   from sklearn.linear_model import LogisticRegression
   from sklearn.pipeline import make_pipeline
   from sklearn.preprocessing import StandardScaler
@@ -250,7 +180,8 @@ def probe_predictions(notes: Notes, splits) -> dict[str, np.ndarray]:
   return predicted
 
 
-def _fold_manifest(manifest: manifest_lib.Manifest, notes: Notes,
+def _fold_manifest(manifest: manifest_lib.Manifest,
+                   notes: bench_records.Notes,
                    train: np.ndarray) -> manifest_lib.Manifest:
   """The manifest as the Beam job would have written it for this fold's
   training rows: their count and their statistics."""
@@ -271,7 +202,7 @@ def _fold_manifest(manifest: manifest_lib.Manifest, notes: Notes,
           for r in manifest.representations))
 
 
-def recipe_predictions(name: str, notes: Notes,
+def recipe_predictions(name: str, notes: bench_records.Notes,
                        manifest: manifest_lib.Manifest, splits,
                        epochs: int | None, copies: int) -> np.ndarray:
   """The trainer's model `name`, its default budget, its last epoch,
@@ -305,10 +236,11 @@ def recipe_predictions(name: str, notes: Notes,
   return out
 
 
-def print_scores(predicted: dict[str, np.ndarray], notes: Notes,
+def print_scores(predicted: dict[str, np.ndarray], notes: bench_records.Notes,
                  tested: np.ndarray) -> dict[str, float]:
   families = labels.LabelVocabulary.from_filters().families
-  libraries_of = np.array([library_of(i) for i in notes.instrument])
+  libraries_of = np.array([bench_records.library_of(i)
+                           for i in notes.instrument])
   names = sorted(set(libraries_of[tested]))
   print(f'  {"":<34}' + ''.join(f'{n:>11}' for n in names) +
         f'{"mean":>8}{"F1":>7}')
@@ -325,8 +257,9 @@ def print_scores(predicted: dict[str, np.ndarray], notes: Notes,
   return means
 
 
-def print_differences(predicted: dict[str, np.ndarray], notes: Notes,
-                      tested: np.ndarray, draws: int = 1000) -> None:
+def print_differences(predicted: dict[str, np.ndarray],
+                      notes: bench_records.Notes, tested: np.ndarray,
+                      draws: int = 1000) -> None:
   """Each recipe against the first, on the same notes: the difference of
   their accuracies, with its standard error over instruments drawn with
   replacement (notes of one instrument are not independent)."""
@@ -379,8 +312,8 @@ def _main(argv: list[str]) -> None:
   data_dir = os.path.join(
       work, f'records-copies{copies[-1]}' +
       ('-calibration' if values.calibrate else ''))
-  write_records(split_dir, data_dir, embedding, copies[-1])
-  notes, manifest = read_notes(data_dir)
+  bench_records.write_records(split_dir, data_dir, embedding, copies[-1])
+  notes, manifest = bench_records.read_notes(data_dir)
   pairs = recording_pairs(split_dir, work)
   splits = list(folds(notes, pairs, values.folds))
   tested = np.concatenate([test for _, test in splits])

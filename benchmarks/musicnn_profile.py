@@ -58,6 +58,8 @@ def _cut_networks(arithmetic: str) -> dict:
   import keras
   import tensorflow as tf
 
+  from nsynth_common import dataclass_json
+  from nsynth_contracts import musicnn_layers
   from nsynth_contracts import musicnn_network
   from nsynth_contracts import musicnn_representation
   params = musicnn_representation.DEFAULT
@@ -69,7 +71,9 @@ def _cut_networks(arithmetic: str) -> dict:
     function = tf.function(lambda c: model(c, training=False))
     return lambda clips: tf.nest.map_structure(lambda t: t.numpy(),
                                                function(clips))
-  log_mel = musicnn_network.log_mel(waveforms, params)
+  log_mel = musicnn_layers.MusicnnLogMel(
+      dataclass_json.to_json(params.spectrogram_params),
+      params.log_gain)(waveforms)
   cut = {'log-mel': traced(log_mel)}
   for layers in (('timbral',), ('timbral', 'temporal')):
     network = musicnn_network.build_network(weights, params.num_mel_bands,

@@ -66,12 +66,16 @@ process = (bar * trem + click) * damper * gain * 0.4;
 '''
 
 # A plucked string of our own (Karplus-Strong with a fractional delay), for
-# notes below physmodels' 3 m string: a noise burst one period long, a comb
-# at the pluck position, a loop whose gain sets the T60, and a comb at the
-# pickup. After the note, the damped loop decays in release_t60_s.
+# notes below physmodels' 3 m string: an impulse through the finger's
+# low-pass, set in harmonics (`pluck_bright`) so that harmonic k falls as
+# 1/k^2 above it as a plucked string's triangle does (a noise burst's random
+# harmonics leave some notes without a fundamental), a comb at the pluck
+# position, a loop whose gain
+# sets the T60, and a comb at the pickup. After the note, the damped loop
+# decays in release_t60_s.
 PLUCKED_BASS = '''
 period = ma.SR / freq;
-burst = no.noise * (ba.time < period) * gain : fi.lowpass(1, pluck_bright_hz);
+burst = (ba.time == 0) * gain : fi.lowpass(2, min(7000, freq * pluck_bright));
 plucked = burst <: _, de.fdelay(8192, period * pluck_position) : -;
 t60 = select2(gate, release_t60_s, sustain_t60_s);
 loop_gain = pow(0.001, 1 / (freq * t60));
@@ -81,25 +85,52 @@ pickup = _ <: _, de.fdelay(8192, period * pickup_position) : -;
 process = plucked : string : pickup : fi.lowpass(2, tone_hz) : fi.dcblocker;
 '''
 
+# Electric bass: the plucked string above, through the amplifier's bass
+# boost (sampled electric basses keep a strong fundamental however the
+# pickup combs the harmonics), or an upright's: its body's low resonance
+# and a short, thumping decay.
+ELECTRIC_BASS = PLUCKED_BASS.replace(
+    'process = plucked : string : pickup : fi.lowpass(2, tone_hz) '
+    ': fi.dcblocker;',
+    'process = plucked : string : pickup : fi.lowpass(2, tone_hz) '
+    ': (_ <: _, fi.lowpass(1, 200) * (pow(10, shelf_db / 20) - 1) :> _) '
+    ': fi.dcblocker;')
+UPRIGHT_BASS = PLUCKED_BASS.replace(
+    'process = plucked : string : pickup : fi.lowpass(2, tone_hz) '
+    ': fi.dcblocker;',
+    'body = _ <: _, fi.resonbp(body_hz, body_q, body_level) :> _;\n'
+    'process = plucked : string : pickup : body : fi.lowpass(2, tone_hz) '
+    ': fi.dcblocker;')
+
 # Brass, Chowning's FM: the index follows the envelope, so the tone brightens
 # as it grows, which is what sets brass apart from reeds. A slight scoop up
-# to pitch at the attack, vibrato that enters late.
+# to pitch at the attack, vibrato that enters late; the bell radiates the
+# low harmonics least (a first-order high-pass).
 FM_BRASS = '''
 env = en.adsr(attack_s, 0.15, sustain_level, 0.08, gate);
 scoop = 1 - scoop_depth * exp(0 - t / 0.04);
 vib = 1 + os.osc(vibrato_hz) * vibrato_depth * min(1, t / 0.6);
 f = freq * scoop * vib;
-process = env * gain * os.oscp(f, max_index * env * os.osc(f));
+process = env * gain * os.oscp(f, max_index * env * os.osc(f))
+  : fi.highpass(1, bell_hz);
 '''
 
-# Brass, Risset's additive trumpet: harmonic k grows as the envelope to the
-# power 1 + brassiness * (k - 1), so soft notes are dull and loud ones bright.
+# Brass, additive: harmonics shaped by the bell's formant (a trumpet's near
+# 1 kHz, a trombone's or horn's lower, a mute's higher and narrower), so the
+# fundamental is weak and the third to sixth harmonics lead, as in sampled
+# brass; the formant rises with the level (louder is brighter) and enters
+# with the attack. Up to three voices a few cents apart make a section.
 ADDITIVE_BRASS = '''
-env = en.adsr(attack_s, 0.2, sustain_level, 0.08, gate) * gain;
+env = en.adsr(attack_s, 0.2, sustain_level, 0.08, gate);
+level = env * gain;
 vib = 1 + os.osc(vibrato_hz) * vibrato_depth * min(1, t / 0.5);
-partial(k) = pow(env, 1 + brassiness * k) / pow(k + 1, tilt)
-  * os.osc(freq * vib * (k + 1));
-process = sum(k, 16, partial(k)) * 0.3 + no.noise * breath_noise * env * 0.05;
+centre = formant_hz * (0.45 + 0.55 * level);
+shape(f) = 1 / (1 + pow(log(f / centre) / (log(2) * width_oct), 2));
+partial(d, k) = shape(freq * (k + 1)) * os.osc(freq * vib * d * (k + 1));
+voice(v) = sum(k, 16, partial(1 + (v - 1) * section_cents / 1731, k))
+  * select2(v == 0, section_level, 1);
+breath = no.noise * breath_noise * level * 0.05 : fi.resonbp(centre, 2, 1);
+process = (sum(v, 3, voice(v)) * 0.2 + breath) * level;
 '''
 
 # Tonewheel organ: nine drawbars of sines (16' and 5 1/3' kept below the 8',
@@ -161,4 +192,73 @@ ak(k) = abs(sin(ma.PI * (k + 1) * hammer_position)) / pow(k + 1, tilt)
 pair(k) = os.osc(fk(k)) + os.osc(fk(k) * (1 + unison_cents / 1731));
 thump = no.noise * exp(0 - t / 0.01) * 0.3 : fi.lowpass(2, 600);
 process = (sum(k, 16, ak(k) * pair(k)) * 0.2 + thump) * damper * gain;
+'''
+
+# A rotating speaker (Leslie), for the organs below: the treble horn and the
+# bass drum each swing the level and, by the Doppler shift of a moving
+# source, the delay; `leslie_hz` from chorale (under 1 Hz) to tremolo (7 Hz).
+_ROTOR = '''
+horn(x) = x : fi.highpass(2, 800)
+  : de.fdelay(1024, 48 * (2 + leslie_depth * os.osc(leslie_hz)))
+  : *(1 - 0.4 * leslie_depth * (0.5 + 0.5 * os.osc(leslie_hz)));
+drum(x) = x : fi.lowpass(2, 800)
+  : *(1 - 0.2 * leslie_depth * (0.5 + 0.5 * os.osc(leslie_hz * 0.85)));
+rotor(x) = horn(x) + drum(x);
+'''
+
+# Tonewheel organ sounding from its 16' (the octave below the key), as
+# General MIDI's drawbar and percussive organs are registered, or, with the
+# 5 1/3' over the 8', as its rock organ is: the nine drawbars, the
+# percussion's second or third harmonic, key click, overdrive and the
+# rotating speaker.
+TONEWHEEL_ORGAN_16 = _ROTOR + '''
+env = en.asr(0.004, 1, 0.02, gate);
+bar(r, level) = level * os.osc(freq * r);
+tone = bar(0.5, d16) + bar(1.5, d513) + bar(1, d8) + bar(2, d4)
+  + bar(3, d223) + bar(4, d2) + bar(5, d135) + bar(6, d113) + bar(8, d1);
+perc = perc_level * os.osc(freq * (2 + perc_third)) * exp(0 - t / perc_decay_s);
+click = no.noise * click_level * exp(0 - t / 0.004) : fi.lowpass(2, 4000);
+dry = (tone * env + perc * gate + click) * 0.25;
+driven = ma.tanh(dry * (1 + 6 * drive)) / (1 + 2 * drive);
+process = rotor(driven) * gain;
+'''
+
+# Church organ: flue ranks dominated by the 4' octave, a 2' and a mixture
+# (2 2/3', 1 3/5'), each rank a little off the others, slow speech with a
+# chiff, as General MIDI's church organs are registered.
+CHURCH_ORGAN = '''
+env = en.asr(attack_s, 1, release_s, gate);
+principal(f) = sum(k, 8, os.osc(f * (k + 1)) / pow(k + 1, tilt));
+ranks = principal8 * principal(freq)
+  + octave4 * principal(2 * freq * (1 + detune))
+  + fifteenth2 * principal(4 * freq * (1 - detune))
+  + mixture * (os.osc(3 * freq) + 0.7 * os.osc(5 * freq)
+               + 0.5 * os.osc(6 * freq));
+chiff = no.noise * chiff_level * exp(0 - t / 0.05) : fi.resonbp(freq * 4, 4, 1);
+process = (ranks * env + chiff * gate) * gain * 0.12;
+'''
+
+# Plucked and struck keyboard strings (General MIDI's harpsichord and
+# clavinet are keyboards, and were heard as guitars): the plucked string of
+# PLUCKED_BASS, bright and plucked near its end, in a harpsichord's two
+# choirs (8' and 4') over a soundboard, or a clavinet's string struck near
+# its end, read by a magnetic pickup and damped as the key rises.
+_KEYED_STRING = '''
+smooth2 = _ <: _, _' :> * (0.5);
+t60 = select2(gate, release_t60_s, sustain_t60_s);
+string(f, level) = (ba.time == 0) * level
+  : fi.lowpass(2, min(7000, f * pluck_bright))
+  : (_ <: _, de.fdelay(8192, ma.SR / f * pluck_position) : -)
+  : (+ : de.fdelay4(8192, ma.SR / f - 1.5))
+    ~ (smooth2 : *(pow(0.001, 1 / (f * t60))));
+'''
+HARPSICHORD = _KEYED_STRING + '''
+body = _ <: _, fi.resonbp(body_hz, 2, body_level) :> _;
+process = (string(freq, 1) + string(2 * freq, four_foot)) : body
+  : fi.dcblocker : *(gain);
+'''
+CLAVINET = _KEYED_STRING + '''
+pickup = _ <: _, de.fdelay(8192, ma.SR / freq * pickup_position) : -;
+process = string(freq, 1) : pickup : fi.lowpass(2, tone_hz) : fi.dcblocker
+  : *(gain);
 '''

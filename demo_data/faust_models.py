@@ -43,6 +43,9 @@ class FaustModel:
   pitch_range: tuple[int, int]
   dsp: str                                        # a faust_dsp body
   sliders: tuple[tuple[str, float, float], ...]   # (name, low, high)
+  # -1 where the lowest stop sounds an octave below the key (an organ's
+  # 16'): the checks hear the note there.
+  sounding_octave: int = 0
 
   def draw(self, rng: np.random.Generator) -> FaustControls:
     return FaustControls(tuple((name, float(rng.uniform(low, high)))
@@ -89,16 +92,44 @@ _SUSTAIN = (('attack_s', 0.01, 0.12), ('vibrato_hz', 4.0, 6.5),
 _BREATH = (('breath_noise', 0.0, 0.08),)
 _PLUCK = (('pluck_position', 0.1, 0.5), ('release_gain', 0.0, 0.3),
           ('tone_hz', 2500.0, 7000.0))
-_KS_BASS = (('pluck_bright_hz', 800.0, 6000.0), ('pluck_position', 0.05, 0.4),
-            ('sustain_t60_s', 1.5, 6.0), ('release_t60_s', 0.08, 0.4),
-            ('pickup_position', 0.05, 0.3), ('tone_hz', 1200.0, 5000.0))
+_KS_BASS = (('pluck_bright', 0.7, 4.0), ('pluck_position', 0.12, 0.45),
+            ('sustain_t60_s', 2.0, 8.0), ('release_t60_s', 0.05, 0.3),
+            ('pickup_position', 0.12, 0.4), ('tone_hz', 500.0, 2500.0))
+_UPRIGHT_BASS = (('pluck_bright', 0.5, 2.0), ('pluck_position', 0.15, 0.45),
+                 ('sustain_t60_s', 0.8, 2.5), ('release_t60_s', 0.05, 0.2),
+                 ('pickup_position', 0.2, 0.5), ('tone_hz', 400.0, 1500.0),
+                 ('body_hz', 70.0, 140.0), ('body_q', 1.0, 4.0),
+                 ('body_level', 0.5, 3.0))
 _BRASS_FM = (('attack_s', 0.03, 0.12), ('sustain_level', 0.6, 0.95),
              ('scoop_depth', 0.0, 0.03), ('vibrato_hz', 4.5, 6.5),
-             ('vibrato_depth', 0.0, 0.005), ('max_index', 1.5, 5.0))
-_BRASS_ADDITIVE = (('attack_s', 0.03, 0.12), ('sustain_level', 0.6, 0.95),
-                   ('brassiness', 0.5, 2.5), ('tilt', 0.3, 1.2),
+             ('vibrato_depth', 0.0, 0.005), ('max_index', 2.0, 5.0),
+             ('bell_hz', 200.0, 900.0))
+# The formant from a tuba's or horn's (350 Hz) to a muted trumpet's.
+_BRASS_ADDITIVE = (('attack_s', 0.03, 0.12), ('sustain_level', 0.7, 0.95),
+                   ('formant_hz', 350.0, 2200.0), ('width_oct', 0.8, 1.6),
                    ('vibrato_hz', 4.5, 6.5), ('vibrato_depth', 0.0, 0.005),
-                   ('breath_noise', 0.0, 1.0))
+                   ('breath_noise', 0.0, 1.0), ('section_level', 0.0, 1.0),
+                   ('section_cents', 3.0, 15.0))
+_ROTOR = (('leslie_hz', 0.6, 7.0), ('leslie_depth', 0.0, 1.0))
+# Sounding from the 16' (an octave below the key): checked there.
+_DRAWBARS_16 = (('d16', 0.5, 1.0), ('d513', 0.0, 0.6), ('d8', 0.3, 1.0),
+                ('d4', 0.0, 1.0), ('d223', 0.0, 0.5), ('d2', 0.0, 0.6),
+                ('d135', 0.0, 0.3), ('d113', 0.0, 0.3), ('d1', 0.0, 0.5),
+                ('perc_level', 0.0, 0.8), ('perc_third', 0.0, 1.0),
+                ('perc_decay_s', 0.1, 0.6), ('click_level', 0.0, 0.3),
+                ('drive', 0.0, 0.4)) + _ROTOR
+# The 5 1/3' over the 8': their common period is the octave below the key.
+_ROCK_DRAWBARS = (('d16', 0.0, 0.4), ('d513', 0.7, 1.2), ('d8', 0.4, 1.0),
+                  ('d4', 0.0, 0.6), ('d223', 0.0, 0.4), ('d2', 0.0, 0.4),
+                  ('d135', 0.0, 0.2), ('d113', 0.0, 0.2), ('d1', 0.0, 0.3),
+                  ('perc_level', 0.0, 0.4), ('perc_third', 0.0, 1.0),
+                  ('perc_decay_s', 0.1, 0.6), ('click_level', 0.0, 0.3),
+                  ('drive', 0.3, 1.0), ('leslie_hz', 5.0, 7.0),
+                  ('leslie_depth', 0.3, 1.0))
+_CHURCH = (('attack_s', 0.02, 0.09), ('release_s', 0.05, 0.2),
+           ('tilt', 0.8, 2.0), ('principal8', 0.3, 0.8), ('octave4', 0.6, 1.0),
+           ('fifteenth2', 0.0, 0.5), ('mixture', 0.0, 0.4),
+           ('detune', 0.0, 0.002), ('chiff_level', 0.0, 0.4))
 _DRAWBARS = (('d16', 0.0, 0.3), ('d513', 0.0, 0.3), ('d8', 0.5, 1.0),
              ('d4', 0.0, 1.0), ('d223', 0.0, 1.0), ('d2', 0.0, 1.0),
              ('d135', 0.0, 0.6), ('d113', 0.0, 0.6), ('d1', 0.0, 0.6),
@@ -112,6 +143,13 @@ _PIPES = (('attack_s', 0.02, 0.09), ('release_s', 0.05, 0.3),
 _EPIANO = (('decay_s', 1.0, 4.0), ('index', 0.3, 2.5),
            ('index_decay_s', 0.2, 1.5), ('tine_index', 0.5, 4.0),
            ('tine_ratio', 11.0, 17.0), ('tine_level', 0.0, 0.5))
+_HARPSICHORD = (('pluck_bright', 4.0, 14.0), ('pluck_position', 0.05, 0.15),
+                ('sustain_t60_s', 2.0, 8.0), ('release_t60_s', 0.08, 0.3),
+                ('four_foot', 0.0, 0.7), ('body_hz', 150.0, 500.0),
+                ('body_level', 0.0, 2.0))
+_CLAVINET = (('pluck_bright', 3.0, 12.0), ('pluck_position', 0.02, 0.1),
+             ('sustain_t60_s', 1.0, 4.0), ('release_t60_s', 0.03, 0.1),
+             ('pickup_position', 0.05, 0.2), ('tone_hz', 2000.0, 7000.0))
 _PIANO = (('inharmonicity', 0.00002, 0.0004), ('hammer_position', 0.08, 0.2),
           ('tilt', 0.6, 1.5), ('decay_s', 1.5, 6.0), ('decay_growth', 0.1, 0.6),
           ('unison_cents', 0.3, 3.0))
@@ -123,6 +161,10 @@ def models() -> list[FaustModel]:
   return [
       FaustModel('PluckedBass', 'bass', 'acoustic', (28, 64), d.PLUCKED_BASS,
                  _KS_BASS),
+      FaustModel('ElectricBass', 'bass', 'electronic', (28, 64),
+                 d.ELECTRIC_BASS, _KS_BASS + (('shelf_db', 3.0, 12.0),)),
+      FaustModel('UprightBass', 'bass', 'acoustic', (28, 64), d.UPRIGHT_BASS,
+                 _UPRIGHT_BASS),
       FaustModel('FMBrass', 'brass', 'acoustic', (40, 84), d.FM_BRASS,
                  _BRASS_FM),
       FaustModel('AdditiveBrass', 'brass', 'acoustic', (40, 84),
@@ -136,6 +178,10 @@ def models() -> list[FaustModel]:
                  _EPIANO),
       FaustModel('AdditivePiano', 'keyboard', 'acoustic', (28, 100),
                  d.ADDITIVE_PIANO, _PIANO),
+      FaustModel('Harpsichord', 'keyboard', 'acoustic', (36, 89),
+                 d.HARPSICHORD, _HARPSICHORD),
+      FaustModel('Clavinet', 'keyboard', 'electronic', (29, 96), d.CLAVINET,
+                 _CLAVINET),
       FaustModel('ModalBar', 'mallet', 'acoustic', (53, 100), d.MODAL_BAR,
                  (('ratio2', 2.7, 4.0), ('ratio3', 5.1, 10.7),
                   ('gain2', 0.05, 0.5), ('gain3', 0.0, 0.3),
@@ -144,8 +190,14 @@ def models() -> list[FaustModel]:
                   ('tremolo_depth', 0.0, 0.4), ('tremolo_hz', 3.0, 7.0))),
       FaustModel('DrawbarOrgan', 'organ', 'electronic', (36, 96),
                  d.DRAWBAR_ORGAN, _DRAWBARS),
+      FaustModel('TonewheelOrgan16', 'organ', 'electronic', (41, 96),
+                 d.TONEWHEEL_ORGAN_16, _DRAWBARS_16, sounding_octave=-1),
+      FaustModel('RockOrgan', 'organ', 'electronic', (41, 96),
+                 d.TONEWHEEL_ORGAN_16, _ROCK_DRAWBARS, sounding_octave=-1),
       FaustModel('PipeOrgan', 'organ', 'acoustic', (36, 96), d.PIPE_ORGAN,
                  _PIPES),
+      FaustModel('ChurchOrgan', 'organ', 'acoustic', (36, 88), d.CHURCH_ORGAN,
+                 _CHURCH),
       FaustModel('ReedOrgan', 'organ', 'acoustic', (36, 90), d.REED_ORGAN,
                  (('attack_s', 0.03, 0.12), ('tremolo_depth', 0.0, 0.15),
                   ('tremolo_hz', 4.0, 7.0), ('duty', 0.15, 0.5))),

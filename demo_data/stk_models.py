@@ -51,6 +51,8 @@ class StkControls:
   operator_ratios: tuple[tuple[int, float], ...]  # FM operator -> f ratio
   amplitude_at_full_velocity: float               # note_on amplitude, 0-1
   detune_cents: float                             # the whole instrument's
+  lowpass_hz: float = 0.0      # a bass amplifier's tone control; 0: none
+  highpass_hz: float = 0.0     # a brass bell's radiation; 0: none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +85,14 @@ class StkModel:
   # and at 48 kHz a fixed slide plays 160 cents sharp at MIDI 52 and in tune
   # at 88 (measured with note_checks' YIN).
   tuned_control: tuple[str, float, float] | None = None
+  sounding_octave: int = 0
+  # Drawn filters on the output (Hz ranges): an amplifier's tone control
+  # darkens a bass string (sampled basses keep their fundamental strong
+  # and their noise low); a bell radiates high harmonics better than low
+  # ones, so a brass bore's output is high-passed (sampled brass has a weak
+  # fundamental and leads with its third to sixth harmonics).
+  lowpass_hz: tuple[float, float] | None = None
+  highpass_hz: tuple[float, float] | None = None
 
   def draw(self, rng: np.random.Generator) -> StkControls:
     return StkControls(
@@ -92,7 +102,11 @@ class StkModel:
             (op, float(rng.choice(choices) * rng.uniform(0.997, 1.003)))
             for op, choices in self.ratios),
         amplitude_at_full_velocity=float(rng.uniform(*self.amplitude_range)),
-        detune_cents=float(rng.uniform(-1, 1) * self.max_detune_cents))
+        detune_cents=float(rng.uniform(-1, 1) * self.max_detune_cents),
+        lowpass_hz=(float(rng.uniform(*self.lowpass_hz))
+                    if self.lowpass_hz else 0.0),
+        highpass_hz=(float(rng.uniform(*self.highpass_hz))
+                     if self.highpass_hz else 0.0))
 
   def render(self, controls: StkControls, pitch: int,
              velocity: int) -> np.ndarray:
@@ -118,16 +132,28 @@ class StkModel:
     if self.controls_after_note_on:
       for name, value in values:
         instrument.control_change(ids[name], value)
-    return _finish(instrument)
+    return _finish(instrument, controls.lowpass_hz, controls.highpass_hz)
 
 
-def _finish(instrument) -> np.ndarray:
-  """Holds the started note 3 s, releases it for 1 s: float64 [64000]."""
+def _finish(instrument, lowpass_hz: float = 0.0,
+            highpass_hz: float = 0.0) -> np.ndarray:
+  """Holds the started note 3 s, releases it for 1 s, through second-order
+  low- and high-pass filters where set, at the model's own peak level (the
+  filters shape the spectrum; whether the model sounds is its own): float64
+  [64000]."""
   held = instrument.tick(int(notes.HOLD_SECONDS * RENDER_RATE_HZ))[0]
   instrument.note_off(0.5)
   released = instrument.tick(int(notes.RELEASE_SECONDS * RENDER_RATE_HZ))[0]
-  return soxr.resample(np.concatenate([held, released]), RENDER_RATE_HZ,
-                       notes.SAMPLE_RATE_HZ)
+  out = np.concatenate([held, released])
+  if lowpass_hz or highpass_hz:
+    from scipy import signal
+    peak = np.max(np.abs(out))
+    for hz, kind in ((lowpass_hz, 'low'), (highpass_hz, 'high')):
+      if hz:
+        out = signal.sosfilt(signal.butter(2, hz, kind, output='sos',
+                                           fs=RENDER_RATE_HZ), out)
+    out *= peak / max(np.max(np.abs(out)), 1e-12)
+  return soxr.resample(out, RENDER_RATE_HZ, notes.SAMPLE_RATE_HZ)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +176,7 @@ class StkPiano:
   family: str = 'keyboard'
   source: str = 'acoustic'
   pitch_range: tuple[int, int] = (28, 100)
+  sounding_octave: int = 0
 
   def draw(self, rng: np.random.Generator) -> PianoControls:
     return PianoControls(
@@ -182,7 +209,7 @@ class StkPiano:
 def _bass(name: str, class_name: str, controls: tuple[ControlRange, ...],
           **kwargs) -> StkModel:
   return StkModel(name, class_name, 'bass', 'acoustic', (28, 64), controls,
-                  **kwargs)
+                  lowpass_hz=(400.0, 2000.0), **kwargs)
 
 
 _SUSTAINED_VIBRATO = (('vibrato_frequency', 25, 70), ('vibrato_gain', 0, 12))
@@ -191,6 +218,9 @@ _FM_LFO = (('lfo_speed', 10, 70), ('lfo_depth', 0, 6))
 # off by octaves at some notes.
 _STIFF_STRING = (('pickup_position', 5, 120), ('string_stretch', 0, 5),
                  ('string_sustain', 70, 127))
+# A bass string: stiff, but not a piano's.
+_STIFF_BASS = (('pickup_position', 5, 120), ('string_stretch', 0, 1.5),
+               ('string_sustain', 90, 127))
 _MANDOLIN = (('body_size', 10, 128), ('pluck_position', 10, 110),
              ('string_detuning', 0, 24), ('string_sustain', 80, 128),
              ('microphone_position', 0, 128))
@@ -200,14 +230,15 @@ _GUITAR = (('pluck_position', 10, 110), ('loop_gain', 100, 127),
 
 # Every STK model, ordered by family.
 _MODELS = (
-    _bass('StifKarpBass', 'StifKarp', _STIFF_STRING),
+    _bass('StifKarpBass', 'StifKarp', _STIFF_BASS),
     _bass('PluckedBass', 'Plucked', ()),
     _bass('GuitarBass', 'Guitar', _GUITAR, constructor_args=(1,)),
     StkModel('Brass', 'Brass', 'brass', 'acoustic', (52, 88),
              (('lip_tension', 59, 65),) + _SUSTAINED_VIBRATO,
              amplitude_range=(0.22, 0.34), amplitude_per_khz=True,
              max_detune_cents=0, controls_after_note_on=True,
-             tuned_control=('slide_length', 78.0, -0.52)),
+             tuned_control=('slide_length', 78.0, -0.52),
+             highpass_hz=(300.0, 1200.0)),
     StkModel('Flute', 'Flute', 'flute', 'acoustic', (60, 96),
              (('jet_delay', 62, 84), ('noise_gain', 0, 50))
              + _SUSTAINED_VIBRATO),
