@@ -81,9 +81,12 @@ demo: $(DEMO_AUDIO)/nsynth-test/examples.json
 
 # --dist loadscope: each test module runs on one worker, so a module's trained
 # job or export is built once, not once per worker (14:53 against 16:04 here).
+# --timeout: a test still running after 20 minutes, its fixtures included, has
+# hung; it prints every thread's stack and fails instead of using up CI's clock.
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --dist loadscope --durations=15 tests
+	$(BIN)/python -m pytest -n 2 --dist loadscope --durations=15 \
+	    --timeout=1200 --timeout_method=thread tests
 
 # setup.py's package installed in a clean environment, as a Dataflow worker
 # installs it, running the job's featurising step (minutes: not in make test).

@@ -55,8 +55,10 @@ EXTRAS_REQUIRE = {
     'tfds': _TFDS,
     'all': sorted(set(_TRAIN + _SERVE + _DEMO + _TFDS)),
     # librosa is the independent reference the feature tests compare against;
-    # the GCS emulator serves gs:// on 127.0.0.1 to the cloud-path tests.
-    'test': ['pytest>=8,<10', 'pytest-xdist>=3.5,<4', 'librosa==0.10.2.post1',
+    # the GCS emulator serves gs:// on 127.0.0.1 to the cloud-path tests;
+    # pytest-timeout turns a hung test into its threads' stacks.
+    'test': ['pytest>=8,<10', 'pytest-xdist>=3.5,<4', 'pytest-timeout>=2.3,<3',
+             'librosa==0.10.2.post1',
              'ruff==0.17.5', 'scikit-learn>=1.3,<2',
              'gcp-storage-emulator==2026.7.19'] + _TFDS,
     'bench': ['librosa==0.10.2.post1'],

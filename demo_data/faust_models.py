@@ -16,6 +16,7 @@ they play flat (MIDI 40 at 78 Hz, not 82; MIDI 60 at 219 Hz, not 262).
 
 import dataclasses
 import functools
+import sys
 
 import numpy as np
 import soxr
@@ -25,6 +26,10 @@ from demo_data import notes
 
 RENDER_RATE_HZ = 48000
 _BLOCK_SAMPLES = 512
+
+
+class ToolkitConflictError(RuntimeError):
+  """Faust's toolkit asked for in a process it would crash."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +81,18 @@ class FaustModel:
 
 @functools.cache
 def _compiled(name: str, program: str):
-  """(engine, processor) for one program, compiled once per process."""
+  """(engine, processor) for one program, compiled once per process.
+
+  Raises:
+    ToolkitConflictError: this process has imported TensorFlow.
+  """
+  if 'tensorflow' in sys.modules:
+    # Loading dawdreamer's LLVM beside TensorFlow's kills the process with
+    # SIGSEGV, taking a test session or a benchmark down without a word.
+    raise ToolkitConflictError(
+        f'model {name}: Faust (dawdreamer) cannot load into a process that '
+        'has imported TensorFlow; render through '
+        'demo_data.synthesis.draw_isolated, which draws in clean processes')
   import dawdreamer
   engine = dawdreamer.RenderEngine(RENDER_RATE_HZ, _BLOCK_SAMPLES)
   processor = engine.make_faust_processor('dawdreamer')

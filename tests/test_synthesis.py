@@ -9,10 +9,12 @@ import wave
 import numpy as np
 import pytest
 
+from demo_data import faust_models
 from demo_data import note_checks
 from demo_data import notes as demo_notes
 from demo_data import synthesis
 from nsynth_contracts import labels
+from tests import synthesis_workers
 from tests.conftest import read_demo_wav
 from tests.test_demo_data import FIELDS
 
@@ -81,14 +83,21 @@ def _model(family, name):
 def test_an_organ_sounding_from_its_16_foot_is_checked_an_octave_down():
   # General MIDI's drawbar organs are registered from the 16': their
   # lowest partial is the octave below the key, where YIN hears them.
-  model = _model('faust', 'TonewheelOrgan16')
-  controls = model.draw(np.random.default_rng(0))
-  raw = model.render(controls, 60, 100)
+  (raw,) = synthesis_workers.render('faust', 'TonewheelOrgan16', 0,
+                                    [(60, 100)])
   assert note_checks.note_problem(raw, 48) is None
   assert note_checks.note_problem(raw, 60) == 'off pitch'
-  checks = synthesis.ModelChecks()
-  drawn = synthesis.draw_instrument('faust', model, 0, FEW, checks)
+  ((_, _, drawn, checks),) = synthesis.draw_isolated(
+      'faust', [('TonewheelOrgan16', 0)], FEW)
   assert drawn is not None and checks.problems == {}
+
+
+def test_faust_refuses_a_process_that_has_imported_tensorflow():
+  import tensorflow  # noqa: F401  (the refusal's condition)
+  model = _model('faust', 'DrawbarOrgan')
+  with pytest.raises(faust_models.ToolkitConflictError,
+                     match='DrawbarOrgan.*draw_isolated'):
+    model.render(model.draw(np.random.default_rng(0)), 60, 100)
 
 
 def _harmonic_shares(waveform, pitch, harmonics=8):
@@ -109,9 +118,10 @@ def test_brass_leads_with_harmonics_above_its_fundamental(family, name):
   # Sampled trumpets, trombones and horns put 2-22% of their harmonic
   # power in the fundamental; a brass model whose fundamental dominates is
   # heard as a flute or a reed.
-  model = _model(family, name)
-  shares = [_harmonic_shares(model.render(model.draw(
-      np.random.default_rng(seed)), 57, 100), 57)[0] for seed in range(4)]
+  shares = [_harmonic_shares(waveform, 57)[0]
+            for seed in range(4)
+            for waveform in synthesis_workers.render(family, name, seed,
+                                                     [(57, 100)])]
   assert np.median(shares) < 0.5, shares
 
 
@@ -119,14 +129,15 @@ def test_a_plucked_bass_keeps_its_fundamental():
   # The pluck's low-pass at the fundamental makes harmonic k fall as
   # 1/k^2, as a plucked string's triangle does: the fundamental leads the
   # fourth harmonic at every pitch (a noise burst left some without).
-  model = _model('faust', 'ElectricBass')
-  controls = dataclasses.replace(model.draw(np.random.default_rng(0)),
-                                 slider_values=(
-      ('pluck_bright', 1.0), ('pluck_position', 0.3),
-      ('sustain_t60_s', 4.0), ('release_t60_s', 0.1),
-      ('pickup_position', 0.3), ('tone_hz', 1500.0), ('shelf_db', 6.0)))
-  for pitch in (40, 47, 52, 59, 64):
-    shares = _harmonic_shares(model.render(controls, pitch, 100), pitch)
+  pitches = (40, 47, 52, 59, 64)
+  waveforms = synthesis_workers.render(
+      'faust', 'ElectricBass', 0, [(pitch, 100) for pitch in pitches],
+      sliders=(('pluck_bright', 1.0), ('pluck_position', 0.3),
+               ('sustain_t60_s', 4.0), ('release_t60_s', 0.1),
+               ('pickup_position', 0.3), ('tone_hz', 1500.0),
+               ('shelf_db', 6.0)))
+  for pitch, waveform in zip(pitches, waveforms):
+    shares = _harmonic_shares(waveform, pitch)
     assert shares[0] > shares[3], (pitch, shares)
 
 
