@@ -22,6 +22,7 @@ from beam_pipelines import accounting
 from beam_pipelines import augmentation
 from beam_pipelines import note_audio
 from beam_pipelines import progress
+from beam_pipelines import tensorflow_threads
 from beam_pipelines.batches import FeaturizedBatch
 from nsynth_common import cli
 from nsynth_contracts import examples_json
@@ -50,6 +51,7 @@ def _worker_functions(params: feature_params.FeatureParams, batch_size: int,
   # A worker process of multi_processing mode starts TensorFlow itself.
   cli.import_tensorflow_quietly()
   import tensorflow as tf
+  tensorflow_threads.for_worker(tf)
 
   from nsynth_contracts import features
   from nsynth_contracts import windows

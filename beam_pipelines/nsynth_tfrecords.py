@@ -39,6 +39,7 @@ with cli.import_noise_filtered():
   from beam_pipelines import output
   from beam_pipelines import progress
   from beam_pipelines import splits
+  from beam_pipelines import tensorflow_threads
   from beam_pipelines import tfrecord_sink
   from beam_pipelines.job_config import JobConfig
   from nsynth_contracts import examples_json
@@ -308,16 +309,14 @@ def run(argv: Sequence[str]) -> job_lib.JobResult | job_lib.DryRun:
 
   Raises:
     flags.Error: a bad or missing flag, named.
-    job_lib.JobInputError, output.OutputDirError: see job_lib.run_job.
-  """
+    job_lib.JobInputError, output.OutputDirError: see job_lib.run_job."""
   values, beam_args = _parsed(argv)
   return _run(config_from_flags(values), beam_args, values.progress)
 
 
 def _run(config: JobConfig, beam_args: Sequence[str],
          show_progress: bool) -> job_lib.JobResult | job_lib.DryRun:
-  # Stages and progress on stderr, as the other commands' progress; the
-  # summary on stdout.
+  # Stages and progress on stderr, as other commands do; the summary on stdout.
   with gcs.credentials_lookup_said_once():
     job = job_lib.run_job(config, beam_args, report=sys.stderr,
                           show_progress=show_progress)
@@ -331,6 +330,7 @@ def _run(config: JobConfig, beam_args: Sequence[str],
 
 def main() -> None:
   """Console entry point (nsynth-tfrecords)."""
+  tensorflow_threads.for_this_process()
 
   def main_with_global_flags(argv: list[str]) -> None:
     try:

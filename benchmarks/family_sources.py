@@ -25,6 +25,7 @@ from demo_data import notes as demo_notes
 from demo_data import synthesis
 from nsynth_contracts import audio_decoding
 from nsynth_contracts import labels
+from nsynth_contracts import representation_kinds
 from nsynth_contracts import window_params
 
 # The nine families the default filters leave (DESIGN.md), label = position.
@@ -33,7 +34,8 @@ FAMILIES = labels.LabelVocabulary.from_filters().families
 # the families no default model predicts.
 _JOB_FILTERS = ('--sources=acoustic,electronic,synthetic',
                 '--drop_families=vocal,synth_lead')
-_REPRESENTATION = 'mtt_musicnn_midend'
+# The product's default representation, as the Beam job writes it.
+(_REPRESENTATION,) = (r.key for r in representation_kinds.DEFAULT)
 
 
 @dataclasses.dataclass

@@ -348,3 +348,4 @@ def test_an_augmented_copy_is_another_recording_of_the_same_note():
   assert config.gain_db[0] <= chain.gain_db <= config.gain_db[1]
   assert config.speed[0] <= chain.speed <= config.speed[1]
   assert config.noise_snr_db[0] <= chain.noise_snr_db <= config.noise_snr_db[1]
+
