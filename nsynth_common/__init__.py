@@ -7,6 +7,7 @@ command behaves, never what a dataset or an export holds:
   cli             - quiet logs, one-line errors, Ctrl-C and a full disk said
                     in one line, absl start-up
   disk_space      - a full disk recognised, whichever library was writing
+  native_stderr   - file descriptor 2 sent nowhere while native code prints
   storage         - the one file-system layer: one level listed, links never
                     followed, local or remote
   directory_lock  - one run per trainer job directory or model directory (a

@@ -38,6 +38,7 @@ from absl import flags
 from absl import logging as absl_logging
 
 from nsynth_common import disk_space
+from nsynth_common import native_stderr
 
 # Said at import by libraries, about parts of them this project never uses.
 _IMPORT_NOISE = (
@@ -114,17 +115,8 @@ def native_stderr_silenced() -> Iterator[None]:
   if not native_logs_quiet():
     yield
     return
-  sys.stderr.flush()
-  saved = os.dup(2)
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  os.dup2(devnull, 2)
-  os.close(devnull)
-  try:
+  with native_stderr.discarded():
     yield
-  finally:
-    sys.stderr.flush()
-    os.dup2(saved, 2)
-    os.close(saved)
 
 
 def quiet_python_logs(argv: Sequence[str]) -> None:

@@ -30,13 +30,11 @@ Needs no TensorFlow.
 import contextlib
 import dataclasses
 import io
-import os
-import sys
-import threading
 from typing import BinaryIO
 
 import numpy as np
 
+from nsynth_common import native_stderr
 from nsynth_contracts import audio_limits
 from nsynth_contracts import feature_params
 from nsynth_contracts import file_safety
@@ -101,28 +99,6 @@ class DecodedAudio:
     return len(self.samples) / self.sample_rate_hz
 
 
-_STDERR_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _native_stderr_discarded():
-  """libmpg123 (inside libsndfile) prints resync notes about damaged MP3
-  data to the process's stderr, and has no switch libsndfile sets. Only fd
-  redirection reaches it; while it lasts, other threads' stderr is lost too,
-  so it wraps MP3 decoding only."""
-  with _STDERR_LOCK:
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    try:
-      yield
-    finally:
-      os.dup2(saved, 2)
-      os.close(saved)
-
-
 def _size(file: BinaryIO) -> int:
   file.seek(0, io.SEEK_END)
   size = file.tell()
@@ -163,7 +139,9 @@ def decode(source: bytes | BinaryIO, sample_rate_hz: int, *,
             if container == 'WAV' else None)
   vorbis_frames = (_vorbis_frames(file, head, size) if container == 'OGG'
                    else None)
-  quiet = (_native_stderr_discarded() if container == 'MP3'
+  # libmpg123 (inside libsndfile) prints resync notes about damaged MP3
+  # data straight to the process's stderr, and libsndfile has no switch.
+  quiet = (native_stderr.discarded() if container == 'MP3'
            else contextlib.nullcontext())
   import soundfile
   try:
