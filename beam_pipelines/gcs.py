@@ -27,6 +27,8 @@ import re
 from apache_beam.io.gcp import gcsio
 from apache_beam.io.gcp import gcsio_retry
 
+from nsynth_common import cli
+
 # How long one access to gs:// keeps retrying before the job gives up on
 # the store: long enough for GCS's own transient errors (503s, throttling,
 # which its backoff rides out within seconds), short enough that a store
@@ -134,18 +136,10 @@ def _credentials_lookup_once(record: logging.LogRecord) -> bool:
   return True
 
 
-@contextlib.contextmanager
-def credentials_lookup_said_once():
+def credentials_lookup_said_once() -> contextlib.AbstractContextManager[None]:
   """Inside, Beam's search for Google credentials says one line, not its
   retries' tracebacks."""
-  loggers = [logging.getLogger(name) for name in _CREDENTIAL_LOGGERS]
-  for logger in loggers:
-    logger.addFilter(_credentials_lookup_once)
-  try:
-    yield
-  finally:
-    for logger in loggers:
-      logger.removeFilter(_credentials_lookup_once)
+  return cli.logs_filtered(_credentials_lookup_once, _CREDENTIAL_LOGGERS)
 
 
 def _blob(path: str):

@@ -239,11 +239,5 @@ def _said_in_one_line_not_logged():
     return not ((error is not None and _said_in_one_line(error)) or
                 _said_in_one_line(RuntimeError(record.getMessage())))
 
-  loggers = [logging.getLogger(name) for name in _BEAM_WORKER_ERROR_LOGGERS]
-  for logger in loggers:
-    logger.addFilter(not_said)
-  try:
+  with cli.logs_filtered(not_said, _BEAM_WORKER_ERROR_LOGGERS):
     yield
-  finally:
-    for logger in loggers:
-      logger.removeFilter(not_said)

@@ -59,16 +59,25 @@ def _not_import_noise(record: logging.LogRecord) -> bool:
 
 
 @contextlib.contextmanager
-def import_noise_filtered() -> Iterator[None]:
-  """While inside, what libraries log at import about parts of them this
-  project never uses (Beam's "apitools not found") is dropped. For a
-  command module that must import such a library at its top."""
-  root = logging.getLogger()
-  root.addFilter(_not_import_noise)
+def logs_filtered(keep: Callable[[logging.LogRecord], bool],
+                  logger_names: Sequence[str] = ('',)) -> Iterator[None]:
+  """While inside, the records of these loggers (the root one by default)
+  that `keep` refuses are dropped; `keep` may also rewrite a record."""
+  loggers = [logging.getLogger(name) for name in logger_names]
+  for logger in loggers:
+    logger.addFilter(keep)
   try:
     yield
   finally:
-    root.removeFilter(_not_import_noise)
+    for logger in loggers:
+      logger.removeFilter(keep)
+
+
+def import_noise_filtered() -> contextlib.AbstractContextManager[None]:
+  """While inside, what libraries log at import about parts of them this
+  project never uses (Beam's "apitools not found") is dropped. For a
+  command module that must import such a library at its top."""
+  return logs_filtered(_not_import_noise)
 
 
 def asked_for_verbosity(argv: Sequence[str]) -> bool:
