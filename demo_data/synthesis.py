@@ -130,6 +130,18 @@ def family_models(name: str) -> list[SynthModel]:
   return importlib.import_module(family.models_module).models()
 
 
+def family_model(family: str, name: str) -> SynthModel:
+  """Model `name` of family `family`.
+
+  Raises:
+    SynthesisMissingError: see family_models; or no model of that name.
+  """
+  for model in family_models(family):
+    if model.name == name:
+      return model
+  raise SynthesisMissingError(f'--synthesis={family} has no model {name!r}')
+
+
 def split_of(index: int, count: int) -> str:
   """Of a model's `count` instruments the last is test, the one before valid."""
   if count >= 3:
@@ -194,7 +206,7 @@ def draw_instrument(family: str, model: SynthModel, index: int,
 def _drawn_in_worker(family: str, model_name: str, index: int,
                      sizes: SynthesisSizes):
   """draw_instrument in a pool's worker: (what it drew, its checks)."""
-  model = next(m for m in family_models(family) if m.name == model_name)
+  model = family_model(family, model_name)
   checks = ModelChecks()
   return draw_instrument(family, model, index, sizes, checks), checks
 

@@ -15,12 +15,8 @@ import numpy as np
 from demo_data import synthesis
 
 
-def _model(family: str, name: str):
-  return next(m for m in synthesis.family_models(family) if m.name == name)
-
-
 def _render(family: str, name: str, seed: int, notes, sliders) -> list:
-  model = _model(family, name)
+  model = synthesis.family_model(family, name)
   controls = model.draw(np.random.default_rng(seed))
   if sliders is not None:
     controls = dataclasses.replace(controls, slider_values=sliders)

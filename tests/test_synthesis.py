@@ -72,12 +72,7 @@ def test_every_model_plays_finite_sounding_notes_at_their_pitch(family, model):
 @pytest.mark.parametrize('family,name', [('stk', 'Brass'),
                                          ('faust', 'DrawbarOrgan')])
 def test_a_brass_and_an_organ_play_in_tune(family, name):
-  _check_plays_in_tune(family, next(
-      m for m in synthesis.family_models(family) if m.name == name))
-
-
-def _model(family, name):
-  return next(m for m in synthesis.family_models(family) if m.name == name)
+  _check_plays_in_tune(family, synthesis.family_model(family, name))
 
 
 def test_an_organ_sounding_from_its_16_foot_is_checked_an_octave_down():
@@ -94,7 +89,7 @@ def test_an_organ_sounding_from_its_16_foot_is_checked_an_octave_down():
 
 def test_faust_refuses_a_process_that_has_imported_tensorflow():
   import tensorflow  # noqa: F401  (the refusal's condition)
-  model = _model('faust', 'DrawbarOrgan')
+  model = synthesis.family_model('faust', 'DrawbarOrgan')
   with pytest.raises(faust_models.ToolkitConflictError,
                      match='DrawbarOrgan.*draw_isolated'):
     model.render(model.draw(np.random.default_rng(0)), 60, 100)
@@ -256,8 +251,7 @@ def test_entries_have_nsynth_schema_and_wavs(tiny_stk):
 def test_louder_velocities_are_never_quieter():
   peaks = [note_checks.velocity_peak(v) for v in demo_notes.NSYNTH_VELOCITIES]
   assert peaks == sorted(peaks) and len(set(peaks)) == len(peaks)
-  model = next(m for m in synthesis.family_models('stk')
-               if m.name == 'Rhodey')
+  model = synthesis.family_model('stk', 'Rhodey')
   sizes = dataclasses.replace(FEW, velocities=demo_notes.NSYNTH_VELOCITIES,
                               pitch_step=48)
   ((_, _, drawn, _),) = synthesis.draw_isolated('stk', [(model.name, 0)],
@@ -279,6 +273,12 @@ def test_a_missing_toolkit_says_how_to_install_it(monkeypatch):
     synthesis.family_models('faust')
   with pytest.raises(synthesis.SynthesisMissingError, match='unknown'):
     synthesis.family_models('csound')
+
+
+def test_an_unknown_model_is_named():
+  with pytest.raises(synthesis.SynthesisMissingError,
+                     match="--synthesis=stk has no model 'Theremin'"):
+    synthesis.family_model('stk', 'Theremin')
 
 
 def test_the_written_notes_are_the_checked_ones(tiny_stk):
