@@ -20,6 +20,7 @@ velocity (`velocity_peak`), so a louder velocity is never quieter.
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -98,6 +99,19 @@ def note_problem(raw: np.ndarray, pitch: int,
   if not abs(error) <= PITCH_TOLERANCE_CENTS:
     return 'off pitch'
   return None
+
+
+@functools.cache
+def compile_checks() -> None:
+  """Compiles the checks' numba code (librosa's YIN) in this process.
+
+  numba caches it beside librosa, and processes that compile it at once
+  can leave a cache that crashes every later process loading it (SIGSEGV
+  in YIN, seen on a fresh install). Calling this before starting workers
+  that run the checks leaves them a complete cache to load.
+  """
+  t = np.arange(DEFAULT_PITCH.sample_rate_hz * 4) / DEFAULT_PITCH.sample_rate_hz
+  note_problem(0.5 * np.sin(2 * np.pi * midi_hz(60) * t), 60)
 
 
 def velocity_peak(velocity: int) -> float:

@@ -223,6 +223,7 @@ def draw_isolated(family: str, plan: Sequence[tuple[str, int]],
   benchmark may have. Spawned workers start clean, and the draws, seeded
   by their keys, come out the same in any order.
   """
+  note_checks.compile_checks()   # one process writes numba's cache
   workers = max(1, min(len(plan), os.cpu_count() or 1))
   with concurrent.futures.ProcessPoolExecutor(
       max_workers=workers,

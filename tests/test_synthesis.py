@@ -275,6 +275,16 @@ def test_a_missing_toolkit_says_how_to_install_it(monkeypatch):
     synthesis.family_models('csound')
 
 
+def test_the_checks_are_compiled_before_the_workers_start(monkeypatch):
+  # Two workers compiling librosa's YIN at once left numba a cache that
+  # crashed every later process loading it: the caller compiles it first.
+  calls = []
+  monkeypatch.setattr(note_checks, 'compile_checks',
+                      lambda: calls.append('compiled'))
+  list(synthesis.draw_isolated('stk', [('Brass', 0)], FEW))
+  assert calls == ['compiled']
+
+
 def test_an_unknown_model_is_named():
   with pytest.raises(synthesis.SynthesisMissingError,
                      match="--synthesis=stk has no model 'Theremin'"):
